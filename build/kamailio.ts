@@ -1,0 +1,165 @@
+/**
+ * Starts and stops a real Kamailio running kamailio/kamailio.cfg with the routing bundle.
+ * Used by the KEMI type generator, `npm start` and the integration tests.
+ *
+ * Kamailio runs in the foreground (-DD) in its own process group, logging to stderr (-E),
+ * with its run directory, ctl socket and ports all chosen by the caller, so several
+ * instances can run side by side. stop() ends the whole group and waits for it.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdirSync, createWriteStream, type WriteStream } from "node:fs";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { REPO_ROOT } from "./bundle.js";
+
+const execFileP = promisify(execFile);
+export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
+
+export interface KamailioOptions {
+  /** Directory for pid, ctl socket, JSON-RPC FIFO and the log file. */
+  runDir: string;
+  /** WA_* settings (see kamailio.cfg); WA_RUN_DIR and WA_CTL_SOCKET are set from runDir. */
+  env: Record<string, string>;
+  cfg?: string;
+  /** How long to wait for the ctl socket to answer. */
+  startTimeoutMs?: number;
+  /** Also copy every log line here (e.g. process.stdout for `npm start`). */
+  echo?: NodeJS.WritableStream;
+}
+
+export class KamailioProcess {
+  readonly ctlSocket: string;
+  readonly logFile: string;
+  private log = "";
+  private exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
+
+  constructor(
+    private readonly child: ChildProcess,
+    runDir: string,
+    private readonly logStream: WriteStream,
+  ) {
+    this.ctlSocket = `unix:${join(runDir, "kamailio_ctl")}`;
+    this.logFile = join(runDir, "kamailio.log");
+    this.exited = new Promise((done) =>
+      child.on("exit", (code) => {
+        this.exitCode = code;
+        done(code);
+      }),
+    );
+  }
+
+  /** appendLog is called from the output pipes. */
+  appendLog(chunk: string): void {
+    this.log += chunk;
+    this.logStream.write(chunk);
+  }
+
+  /** Everything Kamailio logged so far. */
+  logText(): string {
+    return this.log;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Runs `kamcmd` against this instance's ctl socket. */
+  async rpc(command: string, ...args: string[]): Promise<string> {
+    const { stdout } = await execFileP("kamcmd", ["-s", this.ctlSocket, command, ...args], { timeout: 10_000 });
+    return stdout;
+  }
+
+  /** Waits until the log matches, or fails with the log's tail. */
+  async waitForLog(pattern: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.log.match(pattern);
+      if (m) return m;
+      if (Date.now() > deadline) {
+        throw new Error(`Kamailio log did not show ${pattern} within ${timeoutMs} ms; log tail:\n${this.log.slice(-3000)}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  /** SIGTERM to the whole process group, SIGKILL if it is still there after 5 s. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    killGroup(this.pid, "SIGTERM");
+    const timer = setTimeout(() => killGroup(this.pid, "SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(timer);
+    killGroup(this.pid, "SIGKILL"); // children that outlived the main process
+    await new Promise<void>((done) => this.logStream.end(done));
+  }
+
+  /** Resolves when the main process exits. */
+  whenExited(): Promise<number | null> {
+    return this.exited;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+const live = new Set<KamailioProcess>();
+process.on("exit", () => {
+  for (const k of live) killGroup(k.pid, "SIGKILL");
+});
+
+export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
+  mkdirSync(opts.runDir, { recursive: true });
+  const ctlPath = join(opts.runDir, "kamailio_ctl");
+  const env = {
+    ...process.env,
+    ...opts.env,
+    WA_RUN_DIR: opts.runDir,
+    WA_CTL_SOCKET: `unix:${ctlPath}`,
+  };
+  const cfg = opts.cfg ?? KAMAILIO_CFG;
+  const child = spawn(
+    "kamailio",
+    ["-f", cfg, "-DD", "-E", "-Y", opts.runDir, "-P", join(opts.runDir, "kamailio.pid")],
+    { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const k = new KamailioProcess(child, opts.runDir, createWriteStream(join(opts.runDir, "kamailio.log")));
+  live.add(k);
+  void k.whenExited().then(() => live.delete(k));
+  for (const stream of [child.stdout!, child.stderr!]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      k.appendLog(chunk);
+      opts.echo?.write(chunk);
+    });
+  }
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
+  for (;;) {
+    if (!k.running) {
+      throw new Error(`Kamailio exited during start-up (cfg ${cfg}); log tail:\n${k.logText().slice(-4000)}`);
+    }
+    try {
+      await k.rpc("core.uptime");
+      return k;
+    } catch {
+      if (Date.now() > deadline) {
+        await k.stop();
+        throw new Error(`Kamailio did not answer on ${ctlPath} in time; log tail:\n${k.logText().slice(-4000)}`);
+      }
+      await sleep(100);
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}

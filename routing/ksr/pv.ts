@@ -1,0 +1,13 @@
+/** Typed access to pseudo-variables (KSR.pv.get returns string | number | null). */
+
+/** The value as a string; "" when the variable is unset. */
+export function pvString(name: string): string {
+  const v = KSR.pv.get(name);
+  return v === null ? "" : String(v);
+}
+
+/** The value as an integer; NaN when unset or not a number. */
+export function pvInt(name: string): number {
+  const v = KSR.pv.get(name);
+  return typeof v === "number" ? v : parseInt(String(v), 10);
+}

@@ -1,0 +1,10 @@
+/**
+ * Entry of the routing bundle that app_jsdt loads (kamailio/kamailio.cfg): puts the
+ * callbacks Kamailio looks up by name on the global object.
+ */
+import { exportReplyRoute, exportRequestRoute } from "./runtime/callbacks";
+import { requestRoute } from "./request-route";
+import { replyRoute } from "./reply-route";
+
+exportRequestRoute("ksr_request_route", requestRoute);
+exportReplyRoute("ksr_reply_route", replyRoute);

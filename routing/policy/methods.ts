@@ -1,0 +1,53 @@
+/** What we do with an initial (out-of-dialog) request, by method. Pure: unit tests call it. */
+
+/** Methods of a WhatsApp call leg (Meta's Allow header lists the same). */
+export const ALLOWED_METHODS = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY"];
+export const ALLOW_HEADER = `Allow: ${ALLOWED_METHODS.join(", ")}`;
+
+export type InitialRequestDecision =
+  | { kind: "keepalive" }
+  | { kind: "call" }
+  | { kind: "absorb-ack" }
+  | { kind: "refuse"; code: number; reason: string; cause: string; headers: string[] };
+
+export function initialRequestDecision(method: string): InitialRequestDecision {
+  switch (method) {
+    case "OPTIONS":
+      return { kind: "keepalive" };
+    case "INVITE":
+      return { kind: "call" };
+    case "ACK":
+      return { kind: "absorb-ack" };
+    case "REGISTER":
+      return {
+        kind: "refuse",
+        code: 405,
+        reason: "Method Not Allowed - No Registrar Here",
+        cause: "REGISTER is not used by WhatsApp Business Calling (Meta never registers)",
+        headers: [ALLOW_HEADER],
+      };
+    case "BYE":
+    case "CANCEL":
+    case "NOTIFY":
+      return {
+        kind: "refuse",
+        code: 481,
+        reason: "Call/Transaction Does Not Exist",
+        cause: `${method} outside any dialog or transaction`,
+        headers: [],
+      };
+    default:
+      return {
+        kind: "refuse",
+        code: 405,
+        reason: "Method Not Allowed",
+        cause: `method ${method} is not part of a WhatsApp call`,
+        headers: [ALLOW_HEADER],
+      };
+  }
+}
+
+/** SIP scanners announce themselves; answering them only invites more traffic. */
+export function isScannerUserAgent(userAgent: string): boolean {
+  return /friendly-scanner|sipvicious|sipcli|sip-scan|sundayddr|iWar|VaxSIPUserAgent|pplsip/i.test(userAgent);
+}

@@ -1,0 +1,46 @@
+/**
+ * Puts routing functions on the global object under the names Kamailio calls
+ * (ksr_request_route, ksr_reply_route, and names given to t_on_failure/t_on_branch/…).
+ *
+ * Each callback runs guarded: an exception is logged with a readable stack and, for
+ * request-side routes, the request still gets a 500 — never silence. KSR.x.exit() unwinds
+ * by throwing EXIT_SENTINEL, which must pass through.
+ */
+import { describeError } from "./errors";
+import { answerOnce, wasAnswered } from "../sip/reply";
+
+export const EXIT_SENTINEL = "~~ksr~exit~~";
+
+type Route = () => void;
+const globalScope = globalThis as unknown as Record<string, unknown>;
+
+/** Request route, failure route, branch failure route: may still answer the request. */
+export function exportRequestRoute(name: string, route: Route): string {
+  globalScope[name] = function () {
+    runGuarded(name, route, answerAfterError);
+  };
+  return name;
+}
+
+/** Reply and branch routes: nothing can be answered there; the error is logged. */
+export function exportReplyRoute(name: string, route: Route): string {
+  globalScope[name] = function () {
+    runGuarded(name, route, function () {});
+  };
+  return name;
+}
+
+function runGuarded(name: string, route: Route, afterError: () => void): void {
+  try {
+    route();
+  } catch (err) {
+    if (err === EXIT_SENTINEL) throw err;
+    KSR.err(describeError(name, err));
+    afterError();
+  }
+}
+
+function answerAfterError(): void {
+  if (KSR.is_ACK() || wasAnswered()) return;
+  answerOnce(500, "Server Internal Error");
+}

@@ -1,0 +1,356 @@
+/**
+ * A double of Kamailio's KSR object for routing unit tests, built from the same
+ * app_jsdt.api_list as the declarations (types/kamailio-kemi/api.json): every exported
+ * function exists with its arity, nothing else does.
+ *
+ * It answers from a real SIP message given as text (parsed, never hand-filled) plus the
+ * transport it "arrived" on, and records what Kamailio would have done: replies, relays,
+ * header changes, rtpengine calls, exit/drop, log lines. Functions it does not simulate
+ * throw, so a test never passes on a made-up answer; give one with `answers`.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { REPO_ROOT } from "../../build/bundle.js";
+import type { KemiApi, KemiFunction } from "../../build/gen-kemi.js";
+import { header, headerValues, parseNameAddr, parseSipMessage, parseUri, type SipMessage } from "./sip-message.js";
+
+export const EXIT_SENTINEL = "~~ksr~exit~~";
+const api: KemiApi = JSON.parse(readFileSync(resolve(REPO_ROOT, "types/kamailio-kemi/api.json"), "utf8"));
+
+export interface Transport {
+  proto: "udp" | "tcp" | "tls";
+  srcIp: string;
+  srcPort: number;
+  rcvIp: string;
+  rcvPort: number;
+}
+
+export interface DoubleOptions {
+  /** The SIP message as it would arrive on the wire. */
+  message: string;
+  transport?: Partial<Transport>;
+  /** cfg defines visible through KSR.kx.get_def / ifdef. */
+  defines?: Record<string, string>;
+  /** Host names and addresses Kamailio considers its own (alias, listen). */
+  myself?: string[];
+  /** A transaction already exists for this message (CANCEL/ACK matching). */
+  transactionExists?: boolean;
+  /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
+  answers?: Record<string, (...args: unknown[]) => unknown>;
+}
+
+export interface Reply {
+  code: number;
+  reason: string;
+  /** Headers added with KSR.hdr.append_to_reply before this reply. */
+  headers: string[];
+  via: string;
+}
+
+export interface Relay {
+  via: string;
+  ruri: string;
+  duri: string | null;
+  failureRoute: string | null;
+}
+
+export interface KsrDouble {
+  KSR: typeof KSR;
+  message: SipMessage;
+  calls: Array<{ fn: string; args: unknown[] }>;
+  replies: Reply[];
+  relays: Relay[];
+  headerOps: Array<{ op: string; args: string[] }>;
+  rtpengine: Array<{ fn: string; flags: string }>;
+  logs: Array<{ level: string; text: string }>;
+  ended: "exit" | "drop" | null;
+  flags: Set<number>;
+  vars: Map<string, string | number | null>;
+}
+
+type Impl = (...args: any[]) => unknown;
+
+export function createKsrDouble(opts: DoubleOptions): KsrDouble {
+  const message = parseSipMessage(opts.message);
+  const transport: Transport = {
+    proto: "udp",
+    srcIp: "127.0.0.1",
+    srcPort: 5060,
+    rcvIp: "127.0.0.1",
+    rcvPort: 5060,
+    ...opts.transport,
+  };
+  const d: KsrDouble = {
+    KSR: {} as typeof KSR,
+    message,
+    calls: [],
+    replies: [],
+    relays: [],
+    headerOps: [],
+    rtpengine: [],
+    logs: [],
+    ended: null,
+    flags: new Set(),
+    vars: new Map(),
+  };
+  let pendingReplyHeaders: string[] = [];
+  let ruri = message.uri;
+  let duri: string | null = null;
+  let failureRoute: string | null = null;
+
+  const hdr = (name: string) => header(message, name);
+  const from = () => parseNameAddr(hdr("From") ?? "");
+  const to = () => parseNameAddr(hdr("To") ?? "");
+  const uriPart = (uri: string, part: "user" | "host" | "port") => {
+    try {
+      return parseUri(uri)[part] || null;
+    } catch {
+      return null;
+    }
+  };
+  const cseq = () => (hdr("CSeq") ?? "").split(/\s+/);
+  const methodIs = (m: string) => message.kind === "request" && message.method.toUpperCase() === m;
+
+  /** Pseudo-variables, named as in Kamailio's pv module. */
+  const pvGet = (name: string): string | number | null => {
+    const hdrMatch = name.match(/^\$hdr\(([^)]+)\)$/);
+    if (hdrMatch) return hdr(hdrMatch[1]) ?? null;
+    const hdrcMatch = name.match(/^\$hdrc\(([^)]+)\)$/);
+    if (hdrcMatch) return headerValues(message, hdrcMatch[1]).length;
+    if (/^\$(var|avp|xavp|dlg_var)\(/.test(name)) return d.vars.has(name) ? d.vars.get(name)! : name.startsWith("$var(") ? 0 : null;
+    const simple: Record<string, () => string | number | null> = {
+      $rm: () => (message.kind === "request" ? message.method : (cseq()[1] ?? null)),
+      $ru: () => ruri,
+      $rU: () => uriPart(ruri, "user"),
+      $rd: () => uriPart(ruri, "host"),
+      $rp: () => uriPart(ruri, "port") ?? 5060,
+      $du: () => duri,
+      $fu: () => from().uri,
+      $fU: () => uriPart(from().uri, "user"),
+      $fd: () => uriPart(from().uri, "host"),
+      $fn: () => from().display || null,
+      $ft: () => from().params.tag ?? null,
+      $tu: () => to().uri,
+      $tU: () => uriPart(to().uri, "user"),
+      $td: () => uriPart(to().uri, "host"),
+      $tt: () => to().params.tag ?? null,
+      $ci: () => hdr("Call-ID") ?? null,
+      $cs: () => parseInt(cseq()[0], 10),
+      $ua: () => hdr("User-Agent") ?? null,
+      $ct: () => hdr("Contact") ?? null,
+      $rb: () => message.body,
+      $cl: () => message.body.length,
+      $rs: () => (message.kind === "response" ? message.status : null),
+      $rr: () => (message.kind === "response" ? message.reason : null),
+      $mt: () => (message.kind === "request" ? 1 : 2),
+      $si: () => transport.srcIp,
+      $sp: () => transport.srcPort,
+      $Ri: () => transport.rcvIp,
+      $Rp: () => transport.rcvPort,
+      $pr: () => transport.proto,
+      $proto: () => transport.proto,
+    };
+    const fn = simple[name];
+    if (!fn) throw new Error(`KSR double: pseudo-variable ${name} is not simulated (test/support/ksr-double.ts)`);
+    return fn();
+  };
+  const pvSet = (name: string, value: string | number) => {
+    if (name === "$ru") ruri = String(value);
+    else if (name === "$du") duri = String(value);
+    else if (/^\$(var|avp|xavp|dlg_var)\(/.test(name)) d.vars.set(name, value);
+    else throw new Error(`KSR double: setting ${name} is not simulated`);
+    d.headerOps.push({ op: "set", args: [name, String(value)] });
+    return 1;
+  };
+
+  const end = (how: "exit" | "drop") => {
+    d.ended = how;
+    throw EXIT_SENTINEL;
+  };
+  const reply = (code: number, reason: string) => {
+    d.replies.push({ code, reason, headers: pendingReplyHeaders, via: "sl" });
+    pendingReplyHeaders = [];
+    return 1;
+  };
+  const relay = (via: string) => {
+    d.relays.push({ via, ruri, duri, failureRoute });
+    return 1;
+  };
+  const log = (level: string) => (text: string) => {
+    d.logs.push({ level, text });
+  };
+  const isMyself = (uri: string) => {
+    const host = uriPart(uri, "host");
+    return host !== null && (opts.myself ?? []).includes(host);
+  };
+
+  const impl: Record<string, Impl> = {
+    dbg: log("dbg"), info: log("info"), notice: log("notice"), warn: log("warn"), err: log("err"), crit: log("crit"),
+    log: (level: string, text: string) => log(level)(text),
+    setflag: (f: number) => (d.flags.add(f), true),
+    resetflag: (f: number) => (d.flags.delete(f), true),
+    isflagset: (f: number) => d.flags.has(f),
+    is_method_in: (letters: string) => letters.split("").some((c) => methodIs(METHOD_LETTERS[c] ?? "")),
+    is_UDP: () => transport.proto === "udp",
+    is_TCP: () => transport.proto === "tcp",
+    is_TLS: () => transport.proto === "tls",
+    is_WS: () => false, is_WSS: () => false, is_WSX: () => false, is_SCTP: () => false,
+    is_IPv4: () => !transport.srcIp.includes(":"),
+    is_IPv6: () => transport.srcIp.includes(":"),
+    is_myself: (uri: string) => isMyself(uri),
+    is_myself_ruri: () => isMyself(ruri),
+    is_myself_furi: () => isMyself(from().uri),
+    is_myself_turi: () => isMyself(to().uri),
+    is_myself_srcip: () => (opts.myself ?? []).includes(transport.srcIp),
+    seturi: (u: string) => pvSet("$ru", u),
+    setdsturi: (u: string) => pvSet("$du", u),
+
+    "pv.get": pvGet,
+    "pv.gete": (n: string) => pvGet(n) ?? "",
+    "pv.getw": (n: string) => pvGet(n) ?? "<null>",
+    "pv.geti": (n: string) => Number(pvGet(n) ?? 0),
+    "pv.sets": pvSet,
+    "pv.seti": pvSet,
+    "pv.unset": (n: string) => (d.vars.delete(n), 1),
+    "pv.is_null": (n: string) => pvGet(n) === null,
+
+    "hdr.get": (n: string) => hdr(n) ?? null,
+    "hdr.gete": (n: string) => hdr(n) ?? "",
+    "hdr.getw": (n: string) => hdr(n) ?? "<null>",
+    "hdr.is_present": (n: string) => (hdr(n) === undefined ? -1 : 1),
+    "hdr.append": (h: string) => (d.headerOps.push({ op: "append", args: [h] }), 1),
+    "hdr.insert": (h: string) => (d.headerOps.push({ op: "insert", args: [h] }), 1),
+    "hdr.remove": (n: string) => (d.headerOps.push({ op: "remove", args: [n] }), hdr(n) === undefined ? -1 : 1),
+    "hdr.append_to_reply": (h: string) => (pendingReplyHeaders.push(h.replace(/\r\n$/, "")), 1),
+
+    "kx.get_method": () => pvGet("$rm"),
+    "kx.get_ruri": () => ruri,
+    "kx.get_ruser": () => pvGet("$rU"),
+    "kx.get_rhost": () => pvGet("$rd"),
+    "kx.get_furi": () => pvGet("$fu"),
+    "kx.get_fuser": () => pvGet("$fU"),
+    "kx.get_fhost": () => pvGet("$fd"),
+    "kx.get_turi": () => pvGet("$tu"),
+    "kx.get_tuser": () => pvGet("$tU"),
+    "kx.get_thost": () => pvGet("$td"),
+    "kx.get_callid": () => pvGet("$ci"),
+    "kx.get_ua": () => pvGet("$ua"),
+    "kx.get_body": () => message.body,
+    "kx.get_srcip": () => transport.srcIp,
+    "kx.get_srcport": () => transport.srcPort,
+    "kx.get_rcvip": () => transport.rcvIp,
+    "kx.get_rcvport": () => transport.rcvPort,
+    "kx.get_proto": () => transport.proto,
+    "kx.get_def": (n: string) => opts.defines?.[n] ?? null,
+    "kx.ifdef": (n: string) => opts.defines?.[n] !== undefined,
+    "kx.ifndef": (n: string) => opts.defines?.[n] === undefined,
+
+    "sl.sl_send_reply": reply,
+    "sl.send_reply": reply,
+    "sl.sl_reply_error": () => reply(500, "Server Internal Error (sl_reply_error)"),
+    "tm.t_reply": reply,
+    "tm.t_send_reply": reply,
+    "tm.t_newtran": () => 1,
+    "tm.t_check_trans": () => (opts.transactionExists ? 1 : -1),
+    "tm.t_relay": () => relay("t_relay"),
+    "tm.t_on_failure": (name: string) => ((failureRoute = name), 1),
+
+    "siputils.has_totag": () => (to().params.tag ? 1 : -1),
+    "rr.loose_route": () => {
+      const route = headerValues(message, "Route")[0];
+      return route && isMyself(parseNameAddr(route).uri) ? 1 : -1;
+    },
+    "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
+
+    "maxfwd.process_maxfwd": (limit: number) => {
+      const raw = hdr("Max-Forwards");
+      if (raw === undefined) return (d.headerOps.push({ op: "append", args: [`Max-Forwards: ${limit}`] }), 2);
+      if (!/^\d{1,3}$/.test(raw)) return -2;
+      const value = parseInt(raw, 10);
+      if (value === 0) return -1;
+      d.headerOps.push({ op: "set", args: ["Max-Forwards", String(value - 1)] });
+      return 1;
+    },
+    "sanity.sanity_check": () => sanity(message, reply),
+    "sanity.sanity_reply": () => 1,
+    "pike.pike_check_req": () => 1,
+
+    ...Object.fromEntries(
+      ["rtpengine_offer", "rtpengine_answer", "rtpengine_delete", "rtpengine_manage"].map((fn) => [
+        `rtpengine.${fn}`,
+        (flags: string) => (d.rtpengine.push({ fn, flags }), 1),
+      ]),
+    ),
+  };
+  for (const method of Object.values(METHOD_LETTERS)) impl[`is_${method}`] = () => methodIs(method);
+  Object.assign(impl, opts.answers ?? {});
+
+  const ksr: Record<string, any> = {};
+  for (const f of api.functions) {
+    const target = f.module ? (ksr[f.module] ??= {}) : ksr;
+    target[f.name] = exported(f, impl[f.module ? `${f.module}.${f.name}` : f.name], d);
+  }
+  ksr.x = {
+    exit: () => end("exit"),
+    drop: () => end("drop"),
+    modf: (...args: unknown[]) => {
+      throw new Error(`KSR double: KSR.x.modf(${args.join(", ")}) is not simulated`);
+    },
+  };
+  d.KSR = ksr as typeof KSR;
+  return d;
+}
+
+/** Letters of KSR.is_method_in, as in Kamailio's core. */
+const METHOD_LETTERS: Record<string, string> = {
+  I: "INVITE", A: "ACK", B: "BYE", C: "CANCEL", R: "REGISTER", O: "OPTIONS", S: "SUBSCRIBE", P: "PUBLISH",
+  N: "NOTIFY", U: "UPDATE", F: "REFER", E: "INFO", M: "MESSAGE", K: "KDMQ", G: "GET", T: "POST", V: "PUT", D: "DELETE",
+};
+
+function exported(f: KemiFunction, implementation: Impl | undefined, d: KsrDouble): Impl {
+  const label = f.module ? `KSR.${f.module}.${f.name}` : `KSR.${f.name}`;
+  return (...args: unknown[]) => {
+    if (args.length !== f.params.length) {
+      throw new TypeError(`${label} takes ${f.params.length} parameter(s) (${f.params.join(", ")}), got ${args.length}`);
+    }
+    f.params.forEach((type, i) => {
+      const ok = type === "int" ? Number.isInteger(args[i]) : typeof args[i] === "string";
+      if (!ok) throw new TypeError(`${label}: parameter ${i + 1} must be ${type}, got ${JSON.stringify(args[i])}`);
+    });
+    d.calls.push({ fn: label.slice(4), args });
+    if (!implementation) {
+      throw new Error(`KSR double: ${label} is not simulated; pass it in 'answers' or add it to test/support/ksr-double.ts`);
+    }
+    return implementation(...args);
+  };
+}
+
+/** The checks of sanity_check(17895, 7) that the routing relies on, answered as sanity does. */
+function sanity(message: SipMessage, reply: (code: number, reason: string) => number): number {
+  if (message.kind !== "request") return 1;
+  const [num, method] = (header(message, "CSeq") ?? "").split(/\s+/);
+  if (!/^\d+$/.test(num ?? "")) return reply(400, "Bad CSeq Number"), -1;
+  if (method !== message.method) return reply(400, "CSeq method does not match request method"), -1;
+  const cl = header(message, "Content-Length");
+  if (cl !== undefined && parseInt(cl, 10) !== Buffer.byteLength(message.body)) return reply(400, "Content-Length mis-match"), -1;
+  try {
+    parseUri(message.uri);
+  } catch {
+    return reply(400, "Bad Request URI"), -1;
+  }
+  return 1;
+}
+
+/** Runs a routing callback the way app_jsdt does: the exit sentinel ends it quietly. */
+export function runRoute(d: KsrDouble, route: () => void): void {
+  const g = globalThis as unknown as { KSR?: typeof KSR };
+  const previous = g.KSR;
+  g.KSR = d.KSR;
+  try {
+    route();
+  } catch (err) {
+    if (err !== EXIT_SENTINEL) throw err;
+  } finally {
+    g.KSR = previous;
+  }
+}
