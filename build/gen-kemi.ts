@@ -107,7 +107,7 @@ export async function readInstalledApi(): Promise<KemiApi> {
   const work = mkdtempSync(join(tmpdir(), "gen-kemi-"));
   try {
     const bundle = join(work, "placeholder.js");
-    writeFileSync(bundle, "function ksr_request_route() {}\nfunction ksr_reply_route() {}\n");
+    writeFileSync(bundle, 'function ksr_request_route() { KSR.sl.sl_send_reply(200, "OK"); }\nfunction ksr_reply_route() {}\n');
     const { cert, key } = ensureSelfSignedCert(work, "tls", ["localhost", "127.0.0.1"]);
     const k = await startKamailio({
       runDir: join(work, "run"),

@@ -11,9 +11,12 @@ import { mkdirSync, createWriteStream, type WriteStream } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
+import { sipPing } from "./sip-ping.js";
 
 const execFileP = promisify(execFile);
 export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
+/** Per-process memory: TLS contexts and the JavaScript heap need more than the 8 MB default. */
+export const PKG_MEMORY_MB = 32;
 
 export interface KamailioOptions {
   /** Directory for pid, ctl socket, JSON-RPC FIFO and the log file. */
@@ -129,7 +132,7 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
   const cfg = opts.cfg ?? KAMAILIO_CFG;
   const child = spawn(
     "kamailio",
-    ["-f", cfg, "-DD", "-E", "-Y", opts.runDir, "-P", join(opts.runDir, "kamailio.pid")],
+    ["-f", cfg, "-DD", "-E", "-M", String(PKG_MEMORY_MB), "-Y", opts.runDir, "-P", join(opts.runDir, "kamailio.pid")],
     { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const k = new KamailioProcess(child, opts.runDir, createWriteStream(join(opts.runDir, "kamailio.log")));
@@ -148,7 +151,9 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
       throw new Error(`Kamailio exited during start-up (cfg ${cfg}); log tail:\n${k.logText().slice(-4000)}`);
     }
     try {
+      // Ready means SIP is answered: workers can still be in their start-up after ctl answers.
       await k.rpc("core.uptime");
+      await sipPing(env.WA_INTERNAL_IP ?? "127.0.0.1", Number(env.WA_INTERNAL_PORT ?? 5070), 500);
       return k;
     } catch {
       if (Date.now() > deadline) {

@@ -1,0 +1,52 @@
+/**
+ * A real Kamailio running kamailio/kamailio.cfg with a freshly built routing bundle, on free
+ * loopback ports in a temp dir; stopped and removed when the test ends.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBundle, DEFAULT_ENTRY } from "../../build/bundle.js";
+import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
+import { freePort } from "../../build/ports.js";
+import { ensureSelfSignedCert } from "../../build/tls-cert.js";
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface RoutingUnderTest {
+  kamailio: KamailioProcess;
+  workDir: string;
+  internal: { host: string; port: number };
+  tls: { host: string; port: number };
+}
+
+export async function startRoutingUnderTest(
+  t: Teardown,
+  opts: { entry?: string; env?: Record<string, string> } = {},
+): Promise<RoutingUnderTest> {
+  const workDir = mkdtempSync(join(tmpdir(), "wa-kamailio-"));
+  t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
+  const { outFile } = await buildBundle(opts.entry ?? DEFAULT_ENTRY, join(workDir, "routing.js"));
+  const { cert, key } = ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
+  const internal = { host: "127.0.0.1", port: await freePort() };
+  const tls = { host: "127.0.0.1", port: await freePort() };
+  const kamailio = await startKamailio({
+    runDir: join(workDir, "run"),
+    env: {
+      WA_PUBLIC_IP: tls.host,
+      WA_TLS_PORT: String(tls.port),
+      WA_INTERNAL_IP: internal.host,
+      WA_INTERNAL_PORT: String(internal.port),
+      WA_DOMAIN: "sip.example.com",
+      WA_TLS_CERT: cert,
+      WA_TLS_KEY: key,
+      WA_BUNDLE: outFile,
+      WA_CHILDREN: "2",
+      WA_RTPENGINE_SOCK: `udp:127.0.0.1:${await freePort()}`,
+      ...opts.env,
+    },
+  });
+  t.teardown(() => kamailio.stop());
+  return { kamailio, workDir, internal, tls };
+}
