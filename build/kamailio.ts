@@ -123,7 +123,7 @@ process.on("exit", () => {
 export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
   mkdirSync(opts.runDir, { recursive: true });
   const ctlPath = join(opts.runDir, "kamailio_ctl");
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...opts.env,
     WA_RUN_DIR: opts.runDir,

@@ -1,0 +1,67 @@
+/**
+ * Site configuration: the WA_* variables kamailio/kamailio.cfg reads, from an env file and
+ * the environment (the environment wins). Checked before Kamailio starts, with errors
+ * that name the key, instead of a Kamailio that starts half-configured.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { z } from "zod";
+
+const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");
+const port = z.coerce.number().int().min(1).max(65535);
+const file = z.string().refine((p) => existsSync(p), "file does not exist");
+
+export const siteConfigSchema = z.object({
+  WA_PUBLIC_IP: ip.default("127.0.0.1"),
+  WA_TLS_PORT: port.default(5061),
+  WA_ADVERTISE_IP: ip.optional(),
+  WA_INTERNAL_IP: ip.default("127.0.0.1"),
+  WA_INTERNAL_PORT: port.default(5070),
+  WA_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i, "must be a host name such as sip.example.com")
+    .default("sip.example.com"),
+  WA_TLS_CERT: file.optional(),
+  WA_TLS_KEY: file.optional(),
+  WA_RTPENGINE_SOCK: z
+    .string()
+    .regex(/^(udp6?|tcp):[^:]+:\d+$|^udp6?:\[[^\]]+\]:\d+$/, "must look like udp:127.0.0.1:2223")
+    .default("udp:127.0.0.1:2223"),
+  WA_LOG_LEVEL: z.coerce.number().int().min(-5).max(3).default(2),
+  WA_CHILDREN: z.coerce.number().int().min(1).max(64).default(4),
+});
+export type SiteConfig = z.infer<typeof siteConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** KEY=VALUE lines; # comments; values may be quoted. */
+export function parseEnvFile(text: string, label: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) return;
+    const m = line.match(/^(?:export\s+)?([A-Z_][A-Z0-9_]*)\s*=\s*(.*)$/);
+    if (!m) throw new ConfigError(`${label}:${i + 1}: expected KEY=VALUE, got '${line}'`);
+    out[m[1]] = m[2].replace(/^(["'])(.*)\1$/, "$2");
+  });
+  return out;
+}
+
+/** Reads the env file (if any) under the process environment and validates the WA_* keys. */
+export function loadSiteConfig(envFile: string | undefined, env: NodeJS.ProcessEnv = process.env): SiteConfig {
+  const fromFile = envFile ? parseEnvFile(readFileSync(envFile, "utf8"), envFile) : {};
+  const merged: Record<string, string> = { ...fromFile };
+  for (const [k, v] of Object.entries(env)) if (k.startsWith("WA_") && v !== undefined && v !== "") merged[k] = v;
+  const known = new Set(Object.keys(siteConfigSchema.shape));
+  const unknown = Object.keys(merged).filter((k) => !known.has(k) && k !== "WA_CONFIG");
+  if (unknown.length) throw new ConfigError(`unknown setting ${unknown.join(", ")} (known: ${[...known].join(", ")})`);
+  const parsed = siteConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}=${JSON.stringify(merged[String(i.path[0])] ?? "")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration${envFile ? ` (${envFile} and environment)` : ""}:\n${lines.join("\n")}`);
+  }
+  if (Boolean(parsed.data.WA_TLS_CERT) !== Boolean(parsed.data.WA_TLS_KEY)) {
+    throw new ConfigError("WA_TLS_CERT and WA_TLS_KEY must be set together");
+  }
+  return parsed.data;
+}
