@@ -1,7 +1,7 @@
 /** The real bundle in a real Kamailio, driven by SIPp over UDP on the internal listener. */
 import t from "tap";
 import { resolve } from "node:path";
-import { REPO_ROOT } from "../../build/bundle.js";
+import { buildBundle, REPO_ROOT } from "../../build/bundle.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "../support/routing-under-test.js";
 import { oneRequestScenario, requestTemplate, runSipp } from "../support/sipp.js";
 import { header } from "../support/sip-message.js";
@@ -84,4 +84,16 @@ ${requestTemplate("INFO")}
     t.same(info.received, [], "exit ended the script: no 500 from the guard, no other answer");
     t.notMatch(k.kamailio.logText(), /swallowed/);
   });
+});
+
+t.test("a rebuilt bundle is picked up by a running Kamailio after app_jsdt.reload", async (t) => {
+  const k = await startRoutingUnderTest(t);
+  const before = await exchange(k, requestTemplate("OPTIONS"), 200);
+  t.equal(before.run.exitCode, 0, before.run.output);
+  await buildBundle(resolve(REPO_ROOT, "test/fixtures/routing/throwing-main.ts"), k.bundle);
+  t.match(await k.kamailio.rpc("app_jsdt.reload"), /new: 1/);
+  for (let i = 0; i < 3; i++) {
+    const after = await exchange(k, requestTemplate("OPTIONS"), 500);
+    t.equal(after.run.exitCode, 0, `request ${i + 1} runs the new bundle: ${after.run.output}`);
+  }
 });

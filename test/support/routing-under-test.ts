@@ -17,6 +17,8 @@ interface Teardown {
 export interface RoutingUnderTest {
   kamailio: KamailioProcess;
   workDir: string;
+  /** The bundle file Kamailio loaded (WA_BUNDLE). */
+  bundle: string;
   internal: { host: string; port: number };
   tls: { host: string; port: number };
 }
@@ -48,5 +50,5 @@ export async function startRoutingUnderTest(
     },
   });
   t.teardown(() => kamailio.stop());
-  return { kamailio, workDir, internal, tls };
+  return { kamailio, workDir, bundle: outFile, internal, tls };
 }
