@@ -115,10 +115,20 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+// Kamailio runs in its own process group and would outlive us: kill it when we exit, and
+// when a signal ends us (a test runner's timeout) unless the program handles that signal.
 const live = new Set<KamailioProcess>();
-process.on("exit", () => {
+const killAll = () => {
   for (const k of live) killGroup(k.pid, "SIGKILL");
-});
+};
+process.on("exit", killAll);
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) > 1) return;
+    killAll();
+    process.exit(code);
+  });
+}
 
 export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
   mkdirSync(opts.runDir, { recursive: true });
