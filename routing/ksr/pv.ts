@@ -6,8 +6,3 @@ export function pvString(name: string): string {
   return v === null ? "" : String(v);
 }
 
-/** The value as an integer; NaN when unset or not a number. */
-export function pvInt(name: string): number {
-  const v = KSR.pv.get(name);
-  return typeof v === "number" ? v : parseInt(String(v), 10);
-}

@@ -59,7 +59,8 @@ export async function runSipp(opts: SippOptions): Promise<SippRun> {
   const received: SipMessage[] = [];
   const sent: string[] = [];
   for (const entry of log.split(/^-{20,} [^\n]*\n/m).slice(1)) {
-    const m = entry.match(/^\w+ message (received|sent) \[?\(?\d+\)?\]? ?bytes ?\)?:?\s*\n\n([\s\S]*)$/);
+    // "UDP message sent (257 bytes):" / "UDP message received [405] bytes :", a blank line, the message
+    const m = entry.match(/^\w+ message (received|sent) [^\n]*:\n\n([\s\S]*)$/);
     if (!m) continue;
     const text = m[2].replace(/\n+$/, "\n\n").replace(/\r?\n/g, "\r\n");
     if (m[1] === "sent") sent.push(text);
