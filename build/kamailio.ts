@@ -28,6 +28,8 @@ export interface KamailioOptions {
   startTimeoutMs?: number;
   /** Also copy every log line here (e.g. process.stdout for `npm start`). */
   echo?: NodeJS.WritableStream;
+  /** UDP listener that must answer OPTIONS before it counts as ready (default: WA_INTERNAL_*). */
+  probe?: { host: string; port: number };
 }
 
 export class KamailioProcess {
@@ -163,7 +165,8 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
     try {
       // Ready means SIP is answered: workers can still be in their start-up after ctl answers.
       await k.rpc("core.uptime");
-      await sipPing(env.WA_INTERNAL_IP ?? "127.0.0.1", Number(env.WA_INTERNAL_PORT ?? 5070), 500);
+      const probe = opts.probe ?? { host: env.WA_INTERNAL_IP ?? "127.0.0.1", port: Number(env.WA_INTERNAL_PORT ?? 5070) };
+      await sipPing(probe.host, probe.port, 500);
       return k;
     } catch {
       if (Date.now() > deadline) {

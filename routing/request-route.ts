@@ -3,10 +3,17 @@
  *
  *   reqinit ─► CANCEL ─► withindlg ─► initial request by method
  *                                      OPTIONS → 200 · INVITE → call routing · others → refused
+ *
+ * The public side is the TLS listener (Meta); the internal side is the UDP listener on
+ * loopback (the media agent and other internal UAs).
  */
 import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent } from "./policy/methods";
 import { pvString } from "./ksr/pv";
 import { answerOnce, dropSilently, refuse } from "./sip/reply";
+import { relay } from "./sip/relay";
+import { routingConfig } from "./config";
+import { userInitiatedCall } from "./wa/inbound";
+import { businessInitiatedCall } from "./wa/outbound";
 
 export function requestRoute(): void {
   reqinit();
@@ -17,8 +24,7 @@ export function requestRoute(): void {
 
 /** Drops floods and scanners, then lets sanity and Max-Forwards checks answer bad requests. */
 function reqinit(): void {
-  const fromPublicSide = KSR.is_TLS();
-  if (fromPublicSide && KSR.pike.pike_check_req() < 0) dropSilently("request rate over the pike limit");
+  if (fromPublicSide() && KSR.pike.pike_check_req() < 0) dropSilently("request rate over the pike limit");
   if (isScannerUserAgent(pvString("$ua"))) dropSilently(`scanner User-Agent '${pvString("$ua")}'`);
 
   // Bad request line, CSeq, Content-Length, URIs …: sanity answers 400 itself.
@@ -33,19 +39,20 @@ function reqinit(): void {
 
 /** CANCEL follows its INVITE transaction; without one there is nothing to cancel. */
 function cancel(): void {
-  if (KSR.tm.t_check_trans() > 0) {
-    relay();
-    return;
-  }
+  if (KSR.tm.t_check_trans() > 0) relay();
   refuse(481, "Call/Transaction Does Not Exist", "CANCEL matches no transaction");
 }
 
-/** In-dialog requests follow the route set; ACKs for our own negative replies are absorbed. */
+/**
+ * In-dialog requests follow the route set; ACKs for our own negative replies are absorbed.
+ * Meta answers re-INVITE and UPDATE with 500 and has no session timers or hold, so those
+ * never leave toward Meta: they are answered here.
+ */
 function withindlg(): void {
-  if (KSR.rr.loose_route() > 0) {
-    relay();
-    return;
+  if (!fromPublicSide() && KSR.is_method_in("IU")) {
+    refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${pvString("$rm")} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
+  if (KSR.rr.loose_route() > 0) relay();
   if (KSR.is_ACK()) {
     if (KSR.tm.t_check_trans() > 0) relay();
     else dropSilently("in-dialog ACK without route set or transaction");
@@ -66,15 +73,20 @@ function initialRequest(): void {
       else dropSilently("ACK matches no transaction");
       return;
     case "call":
-      refuse(503, "Service Unavailable - No Call Routing", "call routing is not configured in this build");
-      return;
+      return routeCall();
     case "refuse":
       refuse(decision.code, decision.reason, decision.cause, decision.headers);
   }
 }
 
-/** Stateful forwarding; tm answers itself when the next hop cannot be reached. */
-function relay(): void {
-  if (KSR.tm.t_relay() < 0) KSR.sl.sl_reply_error();
-  KSR.x.exit();
+/** Meta's calls arrive on the public TLS side; business-initiated ones on the internal side. */
+function routeCall(): void {
+  const cfg = routingConfig();
+  if (!cfg) refuse(503, "Service Unavailable - Configuration Error", "the WA_* routing settings are invalid (errors logged above)");
+  if (fromPublicSide()) userInitiatedCall(cfg);
+  else businessInitiatedCall(cfg);
+}
+
+function fromPublicSide(): boolean {
+  return KSR.is_TLS();
 }

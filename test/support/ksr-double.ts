@@ -33,6 +33,10 @@ export interface DoubleOptions {
   defines?: Record<string, string>;
   /** Host names and addresses Kamailio considers its own (alias, listen). */
   myself?: string[];
+  /** Environment visible through KSR.kx.get_env (the WA_* routing settings). */
+  env?: Record<string, string>;
+  /** Active dialogs per profile value, e.g. { "calls_per_number/+15550001111": 3 }. */
+  dialogProfiles?: Record<string, number>;
   /** A transaction already exists for this message (CANCEL/ACK matching). */
   transactionExists?: boolean;
   /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
@@ -66,6 +70,8 @@ export interface KsrDouble {
   ended: "exit" | "drop" | null;
   flags: Set<number>;
   vars: Map<string, string | number | null>;
+  /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
+  dialog: { managed: boolean; profiles: string[] };
 }
 
 type Impl = (...args: any[]) => unknown;
@@ -92,6 +98,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     ended: null,
     flags: new Set(),
     vars: new Map(),
+    dialog: { managed: false, profiles: [] },
   };
   let pendingReplyHeaders: string[] = [];
   let ruri = message.uri;
@@ -242,6 +249,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "kx.get_rcvport": () => transport.rcvPort,
     "kx.get_proto": () => transport.proto,
     "kx.get_def": (n: string) => opts.defines?.[n] ?? null,
+    "kx.get_env": (n: string) => opts.env?.[n] ?? null,
     "kx.ifdef": (n: string) => opts.defines?.[n] !== undefined,
     "kx.ifndef": (n: string) => opts.defines?.[n] === undefined,
 
@@ -261,6 +269,11 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
       return route && isMyself(parseNameAddr(route).uri) ? 1 : -1;
     },
     "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
+
+    "dialog.dlg_manage": () => (d.dialog.managed = true, 1),
+    "dialog.set_dlg_profile": (profile: string, value: string) => (d.dialog.profiles.push(`${profile}/${value}`), 1),
+    "dialog.get_profile_size": (profile: string, value: string, pv: string) =>
+      pvSet(pv, opts.dialogProfiles?.[`${profile}/${value}`] ?? 0),
 
     "maxfwd.process_maxfwd": (limit: number) => {
       const raw = hdr("Max-Forwards");

@@ -9,6 +9,7 @@ import { buildBundle, DEFAULT_ENTRY } from "../../build/bundle.js";
 import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
 import { freePort } from "../../build/ports.js";
 import { ensureSelfSignedCert } from "../../build/tls-cert.js";
+import { createTestCa, type TestCa } from "./test-ca.js";
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -21,16 +22,24 @@ export interface RoutingUnderTest {
   bundle: string;
   internal: { host: string; port: number };
   tls: { host: string; port: number };
+  /** The test CA, when the certificate came from one (caFor). */
+  ca?: TestCa;
 }
 
 export async function startRoutingUnderTest(
   t: Teardown,
-  opts: { entry?: string; env?: Record<string, string> } = {},
+  opts: {
+    entry?: string;
+    env?: Record<string, string>;
+    /** Make a test CA and take our certificate from it (else a self-signed one). */
+    caFor?: (ca: TestCa) => { cert: string; key: string };
+  } = {},
 ): Promise<RoutingUnderTest> {
   const workDir = mkdtempSync(join(tmpdir(), "wa-kamailio-"));
   t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
   const { outFile } = await buildBundle(opts.entry ?? DEFAULT_ENTRY, join(workDir, "routing.js"));
-  const { cert, key } = ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
+  const ca = opts.caFor ? createTestCa(workDir) : undefined;
+  const { cert, key } = ca ? opts.caFor!(ca) : ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
   const internal = { host: "127.0.0.1", port: await freePort() };
   const tls = { host: "127.0.0.1", port: await freePort() };
   const kamailio = await startKamailio({
@@ -50,5 +59,5 @@ export async function startRoutingUnderTest(
     },
   });
   t.teardown(() => kamailio.stop());
-  return { kamailio, workDir, bundle: outFile, internal, tls };
+  return { kamailio, workDir, bundle: outFile, internal, tls, ca };
 }

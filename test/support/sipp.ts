@@ -28,33 +28,48 @@ export interface SippOptions {
   service?: string;
   keys?: Record<string, string>;
   timeoutS?: number;
+  /** SIPp -cid_str: the Call-ID format ([call_id] in scenarios), e.g. Meta's "outgoing:wacid.%u-%p@%s". */
+  callIdFormat?: string;
+  /** Local address and port (a UAS that others must reach); free port on 127.0.0.1 if unset. */
+  local?: { host: string; port: number };
 }
 
+/** Runs SIPp to the end of its scenario (-m 1). */
 export async function runSipp(opts: SippOptions): Promise<SippRun> {
+  return (await startSipp(opts)).done;
+}
+
+/** Starts SIPp and returns once it runs; `done` resolves when it exits. */
+export async function startSipp(opts: SippOptions): Promise<{ done: Promise<SippRun> }> {
   const dir = mkdtempSync(join(opts.workDir, "sipp-"));
   const scenario = join(dir, "scenario.xml");
   const messageLog = join(dir, "messages.log");
   writeFileSync(scenario, opts.scenarioXml);
-  const localPort = await freePort();
+  const local = opts.local ?? { host: "127.0.0.1", port: await freePort() };
   const args = [
     `${opts.target.host}:${opts.target.port}`,
     "-sf", scenario,
     "-m", "1",
-    "-i", "127.0.0.1",
-    "-p", String(localPort),
+    "-i", local.host,
+    "-p", String(local.port),
     "-trace_msg", "-message_file", messageLog,
     "-timeout", `${opts.timeoutS ?? 10}s`, "-timeout_error",
     "-nostdin",
   ];
   if (opts.service) args.push("-s", opts.service);
+  if (opts.callIdFormat) args.push("-cid_str", opts.callIdFormat);
   for (const [k, v] of Object.entries(opts.keys ?? {})) args.push("-key", k, v);
 
   const child = spawn("sipp", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (b: Buffer) => (output += b.toString()));
   child.stderr.on("data", (b: Buffer) => (output += b.toString()));
-  const exitCode = await new Promise<number | null>((done) => child.on("exit", done));
+  const exited = new Promise<number | null>((done) => child.on("exit", done));
+  await new Promise((done) => setTimeout(done, 200)); // SIPp has bound its socket
+  return { done: exited.then((exitCode) => collect(exitCode, messageLog, output)) };
+}
 
+function collect(exitCode: number | null, messageLog: string, output: string): SippRun {
   const log = existsSync(messageLog) ? readFileSync(messageLog, "utf8") : "";
   const received: SipMessage[] = [];
   const sent: string[] = [];

@@ -1,0 +1,122 @@
+/**
+ * Routing settings, from the environment Kamailio was started with (WA_*; see README).
+ * Read and checked once per worker; app_jsdt.reload re-reads them. Pure parsing in
+ * parseRoutingConfig; errors name the key.
+ */
+import { isCidr } from "./policy/cidr";
+
+export interface BusinessNumber {
+  /** E.164 with "+", as Meta puts it in the Request-URI user. */
+  number: string;
+  /** Agent profile the media agent uses for calls to/from this number. */
+  profile: string;
+  /** The SIP password Meta generated for the number (digest both ways). */
+  password: string | null;
+}
+
+export type DigestAlgorithm = "MD5" | "SHA-256";
+
+export interface RoutingConfig {
+  numbers: { [number: string]: BusinessNumber };
+  /** Our SIP domain (WA_DOMAIN): From host toward Meta, realm of our challenges. */
+  domain: string;
+  metaPrefixes: string[];
+  /** Expected X-FB-External-Domain, and Meta's SIP domain in Request-URIs toward Meta. */
+  metaDomain: string;
+  /** Where business-initiated calls are sent: host:port (TLS). */
+  metaEdge: string;
+  /** Where user-initiated calls go: the media agent's SIP URI. */
+  agentUri: string;
+  /** Challenge Meta's INVITEs with digest (off when null). */
+  inboundAuth: DigestAlgorithm | null;
+  maxCallsPerNumber: number;
+}
+
+/**
+ * Meta's published IPv4 prefixes of AS32934 for the SIP edge, as of the docs in
+ * shared/docs/whatsapp-sip.md. Sites override them with WA_META_PREFIXES.
+ */
+export const META_PREFIXES_DEFAULT = [
+  "31.13.24.0/21", "31.13.64.0/18", "45.64.40.0/22", "57.144.0.0/14", "66.220.144.0/20",
+  "69.63.176.0/20", "69.171.224.0/19", "74.119.76.0/22", "102.132.96.0/20", "103.4.96.0/22",
+  "129.134.0.0/16", "147.75.208.0/20", "157.240.0.0/16", "163.70.128.0/17", "173.252.64.0/18",
+  "179.60.192.0/22", "185.60.216.0/22", "185.89.216.0/22", "199.201.64.0/22", "204.15.20.0/22",
+];
+
+export type ConfigResult = { config: RoutingConfig; errors: [] } | { config: null; errors: string[] };
+
+/** `key=value` pairs separated by commas; the value may contain "=" but not ",". */
+function pairs(text: string): string[][] {
+  return text
+    .split(",")
+    .map((s) => s.replace(/^\s+|\s+$/g, ""))
+    .filter((s) => s.length > 0)
+    .map((s) => {
+      const at = s.indexOf("=");
+      return at < 0 ? [s] : [s.slice(0, at), s.slice(at + 1)];
+    });
+}
+
+export function parseRoutingConfig(env: (name: string) => string | null): ConfigResult {
+  const errors: string[] = [];
+  const get = (name: string, fallback: string) => {
+    const v = env(name);
+    return v === null || v === "" ? fallback : v;
+  };
+  const numbers: { [n: string]: BusinessNumber } = {};
+  for (const p of pairs(get("WA_NUMBERS", ""))) {
+    if (p.length !== 2 || !/^\+[1-9]\d{6,14}$/.test(p[0]) || !/^[A-Za-z0-9_.-]+$/.test(p[1])) {
+      errors.push(`WA_NUMBERS: '${p.join("=")}' is not +E164=profile`);
+    } else numbers[p[0]] = { number: p[0], profile: p[1], password: null };
+  }
+  for (const p of pairs(get("WA_SIP_PASSWORDS", ""))) {
+    if (p.length !== 2 || !p[1]) errors.push(`WA_SIP_PASSWORDS: entry for '${p[0]}' is not +E164=password`);
+    else if (!numbers.hasOwnProperty(p[0])) errors.push(`WA_SIP_PASSWORDS: ${p[0]} is not in WA_NUMBERS`);
+    else numbers[p[0]].password = p[1];
+  }
+  const prefixesText = get("WA_META_PREFIXES", "");
+  const metaPrefixes = prefixesText ? pairs(prefixesText).map((p) => p.join("=")) : META_PREFIXES_DEFAULT;
+  for (const c of metaPrefixes) if (!isCidr(c)) errors.push(`WA_META_PREFIXES: '${c}' is not an address prefix`);
+  const auth = get("WA_INBOUND_AUTH", "off");
+  if (auth !== "off" && auth !== "MD5" && auth !== "SHA-256") errors.push(`WA_INBOUND_AUTH: '${auth}' is not off, MD5 or SHA-256`);
+  const limit = parseInt(get("WA_MAX_CALLS_PER_NUMBER", "1000"), 10);
+  if (!(limit > 0)) errors.push("WA_MAX_CALLS_PER_NUMBER: must be a positive integer");
+  const agentUri = get("WA_AGENT_URI", "sip:127.0.0.1:5080");
+  if (!/^sip:[^\s]+$/.test(agentUri)) errors.push(`WA_AGENT_URI: '${agentUri}' is not a sip: URI`);
+  const metaEdge = get("WA_META_EDGE", "wa.meta.vc:5061");
+  if (!/^[A-Za-z0-9.-]+:\d+$/.test(metaEdge)) errors.push(`WA_META_EDGE: '${metaEdge}' is not host:port`);
+
+  if (errors.length) return { config: null, errors };
+  return {
+    config: {
+      numbers,
+      domain: get("WA_DOMAIN", "sip.example.com"),
+      metaPrefixes,
+      metaDomain: get("WA_META_DOMAIN", "wa.meta.vc"),
+      metaEdge,
+      agentUri,
+      inboundAuth: auth === "off" ? null : (auth as DigestAlgorithm),
+      maxCallsPerNumber: limit,
+    },
+    errors: [],
+  };
+}
+
+let cached: ConfigResult | null = null;
+let cachedFor: typeof KSR | null = null;
+
+/**
+ * This worker's settings; logs the errors once and returns null when they are invalid.
+ * Read again only when the KSR object changes (a unit test's double).
+ */
+export function routingConfig(): RoutingConfig | null {
+  if (!cached || cachedFor !== KSR) {
+    cachedFor = KSR;
+    cached = parseRoutingConfig((name) => {
+      const v = KSR.kx.get_env(name);
+      return v === null ? null : String(v);
+    });
+    for (const e of cached.errors) KSR.err(`configuration error: ${e}\n`);
+  }
+  return cached.config;
+}

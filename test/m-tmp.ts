@@ -1,0 +1,13 @@
+import { startSipp, runSipp } from "./support/sipp.js";
+import { answerCall, META_CALL_ID, userCallsBusiness } from "./support/wa-scenarios.js";
+import { BUSINESS, startInterconnect, WA_USER } from "./support/wa-interconnect.js";
+const tds: Array<() => unknown> = [];
+const w = await startInterconnect({ teardown: (f) => tds.push(f) });
+const agent = await startSipp({ scenarioXml: answerCall("agent"), target: w.agent, local: w.agent, workDir: w.us.workDir, timeoutS: 6 });
+const user = await runSipp({ scenarioXml: userCallsBusiness(), target: w.edgeUdp, workDir: w.us.workDir, service: BUSINESS, keys: { biz_domain: "sip.example.com", caller: WA_USER }, callIdFormat: META_CALL_ID, timeoutS: 6 });
+const a = await agent.done;
+console.log("user", user.exitCode, "agent", a.exitCode);
+console.log("USER SENT ACK:\n", user.sent.find(s => s.startsWith("ACK")));
+console.log("US:\n", w.us.kamailio.logText().split("\n").filter(l => /ACK|BYE|ERROR|WARN|refused|dropped/.test(l) && !/tls_h_mod|openssl bug/.test(l)).slice(0,20).join("\n"));
+console.log("EDGE:\n", w.edge.logText().split("\n").filter(l => /ACK|BYE|ERROR|WARN/.test(l) && !/tls_h_mod|openssl bug/.test(l)).slice(0,20).join("\n"));
+for (const f of tds.reverse()) await f();

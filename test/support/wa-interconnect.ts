@@ -1,0 +1,80 @@
+/**
+ * Our Kamailio (real bundle) plus an independent Meta-edge peer (test/meta-edge/meta-edge.cfg),
+ * talking TLS with certificates from a test CA. Loopback aliases stand for the networks:
+ * 127.0.0.1 is our host, 127.0.0.2 Meta's edge (in WA_META_PREFIXES), 127.0.0.3 an outsider.
+ */
+import { join, resolve } from "node:path";
+import { REPO_ROOT } from "../../build/bundle.js";
+import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
+import { freePort } from "../../build/ports.js";
+import { startRoutingUnderTest, type RoutingUnderTest } from "./routing-under-test.js";
+import { issueCert } from "./test-ca.js";
+
+export const BUSINESS = "+15550001111";
+export const BUSINESS_PASSWORD = "s3cret-Meta-generated";
+export const WA_USER = "+15551234567";
+export const EDGE_IP = "127.0.0.2";
+export const OUTSIDER_IP = "127.0.0.3";
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface Interconnect {
+  us: RoutingUnderTest;
+  edge: KamailioProcess;
+  /** Where the WhatsApp user (SIPp) sends its requests: the edge's UDP side. */
+  edgeUdp: { host: string; port: number };
+  /** The media agent's address (a SIPp UAS in the tests). */
+  agent: { host: string; port: number };
+  /** The WhatsApp user's UAS for business-initiated calls. */
+  waUser: { host: string; port: number };
+}
+
+export async function startInterconnect(
+  t: Teardown,
+  opts: { digestAlgorithm?: "MD5" | "SHA-256"; edgePassword?: string; env?: Record<string, string> } = {},
+): Promise<Interconnect> {
+  const agent = { host: "127.0.0.1", port: await freePort() };
+  const waUser = { host: "127.0.0.1", port: await freePort() };
+  const edgeUdp = { host: EDGE_IP, port: await freePort(EDGE_IP) };
+  const edgeTlsPort = await freePort(EDGE_IP);
+  const outsiderTlsPort = await freePort(OUTSIDER_IP);
+
+  const us = await startRoutingUnderTest(t, {
+    env: {
+      WA_NUMBERS: `${BUSINESS}=sales,+15550002222=support`,
+      WA_SIP_PASSWORDS: `${BUSINESS}=${BUSINESS_PASSWORD}`,
+      WA_META_PREFIXES: `${EDGE_IP}/32`,
+      WA_META_EDGE: `${EDGE_IP}:${edgeTlsPort}`,
+      WA_AGENT_URI: `sip:${agent.host}:${agent.port}`,
+      ...opts.env,
+    },
+    caFor: (ca) => issueCert(ca, "us", ["sip.example.com", "127.0.0.1"]),
+  });
+  const edgeCert = issueCert(us.ca!, "edge", ["wa.meta.vc", EDGE_IP, OUTSIDER_IP]);
+  const edge = await startKamailio({
+    runDir: join(us.workDir, "edge"),
+    cfg: resolve(REPO_ROOT, "test/meta-edge/meta-edge.cfg"),
+    probe: edgeUdp,
+    env: {
+      EDGE_IP,
+      EDGE_UDP_PORT: String(edgeUdp.port),
+      EDGE_TLS_PORT: String(edgeTlsPort),
+      OUTSIDER_IP,
+      OUTSIDER_TLS_PORT: String(outsiderTlsPort),
+      EDGE_TLS_SOCKET: `tls:${EDGE_IP}:${edgeTlsPort}`,
+      OUTSIDER_TLS_SOCKET: `tls:${OUTSIDER_IP}:${outsiderTlsPort}`,
+      EDGE_TLS_CERT: edgeCert.cert,
+      EDGE_TLS_KEY: edgeCert.key,
+      BUSINESS_URI: `sip:${us.tls.host}:${us.tls.port};transport=tls`,
+      WA_USER_URI: `sip:${waUser.host}:${waUser.port}`,
+      EDGE_DIGEST_ALGORITHM: opts.digestAlgorithm ?? "MD5",
+      EDGE_DIGEST_USER: BUSINESS.slice(1),
+      EDGE_DIGEST_PASSWORD: opts.edgePassword ?? BUSINESS_PASSWORD,
+      EDGE_BUSINESS_DOMAIN: "sip.example.com",
+    },
+  });
+  t.teardown(() => edge.stop());
+  return { us, edge, edgeUdp, agent, waUser };
+}

@@ -1,0 +1,63 @@
+/** User-initiated calls through the request route, with Meta's INVITE as the docs show it. */
+import t from "tap";
+import { requestRoute } from "../../routing/request-route.js";
+import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
+import { sipFixture, withHeader } from "../support/fixtures.js";
+
+const META = { proto: "tls", srcIp: "157.240.19.130", srcPort: 5061, rcvIp: "203.0.113.5", rcvPort: 5061 } as const;
+const ENV = { WA_NUMBERS: "+15550001111=sales", WA_AGENT_URI: "sip:127.0.0.1:5080", WA_MAX_CALLS_PER_NUMBER: "2" };
+
+function route(opts: Partial<DoubleOptions> = {}) {
+  const d = createKsrDouble({ message: sipFixture("meta-invite"), transport: META, env: ENV, myself: ["sip.example.com"], ...opts });
+  runRoute(d, requestRoute);
+  return d;
+}
+
+t.test("Meta's INVITE goes to the agent with the profile, in a dialog, record-routed", async (t) => {
+  const d = route();
+  t.same(d.replies, []);
+  t.equal(d.relays.length, 1);
+  t.equal(d.relays[0].duri, "sip:127.0.0.1:5080");
+  t.equal(d.relays[0].ruri, "sip:+15550001111@sip.example.com;transport=tls", "R-URI untouched");
+  t.ok(d.dialog.managed);
+  t.same(d.dialog.profiles, ["calls_per_number/+15550001111"]);
+  t.ok(d.headerOps.some((h) => h.op === "record_route"));
+  t.same(d.headerOps.filter((h) => /X-WA-Profile/.test(h.args[0])).map((h) => h.op), ["remove", "append"], "a forged profile header is replaced");
+  t.ok(d.headerOps.some((h) => h.op === "append" && h.args[0] === "X-WA-Profile: sales\r\n"));
+  t.notOk(d.headerOps.some((h) => h.op === "remove" && /x-wa-meta|Record-Route/i.test(h.args[0])), "Meta's headers pass untouched");
+});
+
+t.test("user params in the Request-URI user are tolerated; a business-scoped user id as From works", async (t) => {
+  let msg = sipFixture("meta-invite").replace("INVITE sip:+15550001111@", "INVITE sip:+15550001111;tgrp=wacall@");
+  msg = withHeader(msg, "From", '"Ana" <sip:US.13491208655302741918@wa.meta.vc>;tag=9c1f6a2e');
+  const d = route({ message: msg });
+  t.same(d.replies, []);
+  t.equal(d.relays.length, 1);
+});
+
+t.test("each failed Meta check has its own answer", async (t) => {
+  t.same(route({ transport: { ...META, srcIp: "198.51.100.7" } }).replies.map((r) => [r.code, r.reason]), [[403, "Not From Meta Edge"]]);
+  t.same(route({ message: withHeader(sipFixture("meta-invite"), "X-FB-External-Domain", "evil.example") }).replies.map((r) => r.reason), ["Bad X-FB-External-Domain"]);
+  t.same(route({ message: withHeader(sipFixture("meta-invite"), "X-FB-External-Domain", null) }).replies.map((r) => r.reason), ["Bad X-FB-External-Domain"]);
+  const overUdp = route({ transport: { ...META, proto: "udp", srcIp: "127.0.0.1" } });
+  t.same(overUdp.replies.map((r) => [r.code, r.reason]), [[403, "Meta Traffic Must Use TLS"]]);
+});
+
+t.test("an unknown number gets 404; the call limit 486; bad settings 503", async (t) => {
+  const unknown = route({ message: sipFixture("meta-invite").replace(/\+15550001111/g, "+15550009999") });
+  t.same(unknown.replies.map((r) => [r.code, r.reason]), [[404, "Not Found - Unknown Business Number"]]);
+  const busy = route({ dialogProfiles: { "calls_per_number/+15550001111": 2 } });
+  t.same(busy.replies.map((r) => [r.code, r.reason]), [[486, "Busy Here - Call Limit Reached"]]);
+  t.equal(busy.relays.length, 0);
+  const misconfigured = route({ env: { WA_NUMBERS: "nonsense" } });
+  t.same(misconfigured.replies.map((r) => r.code), [503]);
+  t.match(misconfigured.logs.find((l) => l.level === "err")?.text, /configuration error: WA_NUMBERS/);
+});
+
+t.test("no re-INVITE or UPDATE goes toward Meta from our side", async (t) => {
+  const reinvite = withHeader(sipFixture("meta-invite"), "To", "<sip:+15550001111@sip.example.com>;tag=as58f4d2e1");
+  const d = route({ message: reinvite, transport: { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080 } });
+  t.same(d.replies.map((r) => r.code), [488]);
+  t.match(d.replies[0].reason, /No Session Updates Toward WhatsApp/);
+  t.equal(d.relays.length, 0);
+});

@@ -1,0 +1,71 @@
+import t from "tap";
+import { ipInAnyCidr, ipInCidr, isCidr } from "../../routing/policy/cidr.js";
+import { isFromMeta } from "../../routing/policy/meta-edge.js";
+import { digestUsername, lookupBusinessNumber, numberFromUser } from "../../routing/policy/numbers.js";
+import { META_PREFIXES_DEFAULT, parseRoutingConfig } from "../../routing/config.js";
+
+t.test("address prefixes, IPv4 and IPv6", async (t) => {
+  const cases: Array<[string, string, boolean]> = [
+    ["157.240.19.130", "157.240.0.0/16", true],
+    ["157.241.0.1", "157.240.0.0/16", false],
+    ["57.147.255.255", "57.144.0.0/14", true],
+    ["57.148.0.0", "57.144.0.0/14", false],
+    ["127.0.0.2", "127.0.0.2/32", true],
+    ["127.0.0.3", "127.0.0.2/32", false],
+    ["10.0.0.1", "0.0.0.0/0", true],
+    ["2a03:2880:f12c:83:face:b00c::25de", "2a03:2880::/32", true],
+    ["2a03:2881::1", "2a03:2880::/32", false],
+    ["::1", "::1/128", true],
+    ["157.240.19.130", "2a03:2880::/32", false],
+    ["not-an-ip", "0.0.0.0/0", false],
+    ["300.1.1.1", "0.0.0.0/0", false],
+  ];
+  for (const [ip, cidr, want] of cases) t.equal(ipInCidr(ip, cidr), want, `${ip} in ${cidr}`);
+  t.ok(ipInAnyCidr("163.70.130.1", META_PREFIXES_DEFAULT), "Meta's published prefixes are the default");
+  t.ok(isCidr("2a03:2880::/32") && isCidr("31.13.24.0/21"));
+  t.notOk(isCidr("31.13.24.0/33") || isCidr("31.13.24.0") || isCidr("wa.meta.vc/24"));
+});
+
+t.test("isFromMeta needs TLS, a Meta source and the header, each with its own answer", async (t) => {
+  const settings = { metaPrefixes: ["157.240.0.0/16"], metaDomain: "wa.meta.vc" };
+  const meta = { proto: "tls", srcIp: "157.240.19.130", externalDomain: "wa.meta.vc" };
+  t.same(isFromMeta(meta, settings), { fromMeta: true });
+  t.match(isFromMeta({ ...meta, proto: "udp" }, settings), { fromMeta: false, code: 403, reason: "Meta Traffic Must Use TLS" });
+  t.match(isFromMeta({ ...meta, proto: "udp", externalDomain: null }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7" }, settings), { reason: "Not From Meta Edge", cause: /forged/ });
+  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7", externalDomain: null }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, externalDomain: "evil.example" }, settings), { reason: "Bad X-FB-External-Domain", cause: /'evil.example'/ });
+  t.match(isFromMeta({ ...meta, externalDomain: null }, settings), { reason: "Bad X-FB-External-Domain", cause: /missing/ });
+});
+
+t.test("business numbers: user params tolerated, digest username without +", async (t) => {
+  const numbers = { "+15550001111": { number: "+15550001111", profile: "sales", password: null } };
+  t.equal(numberFromUser("+15550001111;tgrp=wacall"), "+15550001111");
+  t.equal(lookupBusinessNumber("+15550001111;tgrp=wacall", numbers)?.profile, "sales");
+  t.equal(lookupBusinessNumber("15550001111", numbers), null, "the + is part of the number");
+  t.equal(lookupBusinessNumber("toString", numbers), null, "no prototype keys");
+  t.equal(digestUsername("+15550001111"), "15550001111");
+});
+
+t.test("routing settings: parsed, defaulted, and every error names its key", async (t) => {
+  const env = (vars: Record<string, string>) => (n: string) => vars[n] ?? null;
+  const ok = parseRoutingConfig(env({ WA_NUMBERS: "+15550001111=sales, +15550002222=support", WA_SIP_PASSWORDS: "+15550001111=a=b" }));
+  t.same(ok.errors, []);
+  t.same(ok.config?.numbers["+15550001111"], { number: "+15550001111", profile: "sales", password: "a=b" });
+  t.equal(ok.config?.metaDomain, "wa.meta.vc");
+  t.equal(ok.config?.maxCallsPerNumber, 1000);
+  t.same(ok.config?.metaPrefixes, META_PREFIXES_DEFAULT);
+  const bad = parseRoutingConfig(env({
+    WA_NUMBERS: "15550001111=sales",
+    WA_SIP_PASSWORDS: "+15559999999=x",
+    WA_META_PREFIXES: "157.240.0.0/40",
+    WA_INBOUND_AUTH: "SHA1",
+    WA_MAX_CALLS_PER_NUMBER: "0",
+    WA_AGENT_URI: "127.0.0.1:5080",
+    WA_META_EDGE: "wa.meta.vc",
+  }));
+  t.equal(bad.config, null);
+  for (const key of ["WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_AGENT_URI", "WA_META_EDGE"]) {
+    t.ok(bad.errors.some((e) => e.startsWith(`${key}:`)), `${key} is named`);
+  }
+});
