@@ -7,7 +7,7 @@
  * instances can run side by side. stop() ends the whole group and waits for it.
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdirSync, createWriteStream, type WriteStream } from "node:fs";
+import { mkdirSync, createWriteStream, readFileSync, writeFileSync, type WriteStream } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
@@ -15,6 +15,8 @@ import { sipPing } from "./sip-ping.js";
 
 const execFileP = promisify(execFile);
 export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
+export const TLS_CFG_TEMPLATE = resolve(REPO_ROOT, "kamailio/tls.cfg");
+export const SYSTEM_CA_LIST = "/etc/ssl/certs/ca-certificates.crt";
 /** Per-process memory: TLS contexts and the JavaScript heap need more than the 8 MB default. */
 export const PKG_MEMORY_MB = 32;
 
@@ -132,16 +134,30 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]
   });
 }
 
+/** Writes kamailio/tls.cfg with the @WA_…@ values filled in; an unknown one is an error. */
+export function renderTlsConfig(values: Record<string, string | undefined>, outFile: string): string {
+  const text = readFileSync(TLS_CFG_TEMPLATE, "utf8").replace(/@(WA_[A-Z_]+)@/g, (_, key: string) => {
+    const v = key === "WA_META_CA_LIST" ? (values[key] ?? SYSTEM_CA_LIST) : values[key];
+    if (!v) throw new Error(`kamailio/tls.cfg needs ${key}`);
+    return v;
+  });
+  writeFileSync(outFile, text);
+  return outFile;
+}
+
 export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
   mkdirSync(opts.runDir, { recursive: true });
+  const cfg = opts.cfg ?? KAMAILIO_CFG;
+  const tlsConfig =
+    cfg === KAMAILIO_CFG && !opts.env.WA_TLS_CONFIG ? { WA_TLS_CONFIG: renderTlsConfig(opts.env, join(opts.runDir, "tls.cfg")) } : {};
   const ctlPath = join(opts.runDir, "kamailio_ctl");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...opts.env,
+    ...tlsConfig,
     WA_RUN_DIR: opts.runDir,
     WA_CTL_SOCKET: `unix:${ctlPath}`,
   };
-  const cfg = opts.cfg ?? KAMAILIO_CFG;
   const child = spawn(
     "kamailio",
     ["-f", cfg, "-DD", "-E", "-M", String(PKG_MEMORY_MB), "-Y", opts.runDir, "-P", join(opts.runDir, "kamailio.pid")],

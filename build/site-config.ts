@@ -6,6 +6,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { z } from "zod";
+import { parseRoutingConfig } from "../routing/config.js";
+
+/** Settings the routing reads itself (KSR.kx.get_env); checked here with its own parser. */
+const ROUTING_KEYS = [
+  "WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_META_DOMAIN", "WA_META_EDGE",
+  "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER",
+];
 
 const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");
 const port = z.coerce.number().int().min(1).max(65535);
@@ -23,6 +30,7 @@ export const siteConfigSchema = z.object({
     .default("sip.example.com"),
   WA_TLS_CERT: file.optional(),
   WA_TLS_KEY: file.optional(),
+  WA_META_CA_LIST: file.default("/etc/ssl/certs/ca-certificates.crt"),
   WA_RTPENGINE_SOCK: z
     .string()
     .regex(/^(udp6?|tcp):[^:]+:\d+$|^udp6?:\[[^\]]+\]:\d+$/, "must look like udp:127.0.0.1:2223")
@@ -30,7 +38,7 @@ export const siteConfigSchema = z.object({
   WA_LOG_LEVEL: z.coerce.number().int().min(-5).max(3).default(2),
   WA_CHILDREN: z.coerce.number().int().min(1).max(64).default(4),
 });
-export type SiteConfig = z.infer<typeof siteConfigSchema>;
+export type SiteConfig = z.infer<typeof siteConfigSchema> & { routing: Record<string, string> };
 
 export class ConfigError extends Error {}
 
@@ -52,16 +60,22 @@ export function loadSiteConfig(envFile: string | undefined, env: NodeJS.ProcessE
   const fromFile = envFile ? parseEnvFile(readFileSync(envFile, "utf8"), envFile) : {};
   const merged: Record<string, string> = { ...fromFile };
   for (const [k, v] of Object.entries(env)) if (k.startsWith("WA_") && v !== undefined && v !== "") merged[k] = v;
-  const known = new Set(Object.keys(siteConfigSchema.shape));
+  const known = new Set([...Object.keys(siteConfigSchema.shape), ...ROUTING_KEYS]);
   const unknown = Object.keys(merged).filter((k) => !known.has(k) && k !== "WA_CONFIG");
   if (unknown.length) throw new ConfigError(`unknown setting ${unknown.join(", ")} (known: ${[...known].join(", ")})`);
+  const routing: Record<string, string> = {};
+  for (const k of ROUTING_KEYS) if (merged[k] !== undefined) routing[k] = merged[k];
+  const routingErrors = parseRoutingConfig((name) => routing[name] ?? null).errors;
   const parsed = siteConfigSchema.safeParse(merged);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}=${JSON.stringify(merged[String(i.path[0])] ?? "")}: ${i.message}`);
+  if (!parsed.success || routingErrors.length) {
+    const lines = (parsed.success ? [] : parsed.error.issues).map(
+      (i) => `  ${i.path.join(".")}=${JSON.stringify(merged[String(i.path[0])] ?? "")}: ${i.message}`,
+    );
+    lines.push(...routingErrors.map((e) => `  ${e}`));
     throw new ConfigError(`invalid configuration${envFile ? ` (${envFile} and environment)` : ""}:\n${lines.join("\n")}`);
   }
   if (Boolean(parsed.data.WA_TLS_CERT) !== Boolean(parsed.data.WA_TLS_KEY)) {
     throw new ConfigError("WA_TLS_CERT and WA_TLS_KEY must be set together");
   }
-  return parsed.data;
+  return { ...parsed.data, routing };
 }

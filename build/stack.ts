@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   if (!cfg.WA_TLS_CERT) console.log(`TLS: self-signed certificate ${relative(process.cwd(), tls.cert)} (set WA_TLS_CERT/WA_TLS_KEY for Meta)`);
 
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(cfg)) if (v !== undefined) env[k] = String(v);
+  const { routing, ...kamailioSettings } = cfg;
+  for (const [k, v] of Object.entries({ ...kamailioSettings, ...routing })) if (v !== undefined) env[k] = String(v);
   Object.assign(env, { WA_TLS_CERT: tls.cert, WA_TLS_KEY: tls.key, WA_BUNDLE: bundle.outFile });
 
   const kamailio = await startKamailio({ runDir: join(runRoot, "kamailio"), env });

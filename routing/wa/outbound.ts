@@ -1,13 +1,155 @@
 /**
- * Business-initiated calls: an internal INVITE (the agent's outbound API, another internal
- * UA) → checks → Meta's edge over TLS, answering Meta's digest challenge.
+ * Business-initiated calls: an internal INVITE (the agent's outbound-call API, another
+ * internal UA) → checks → Meta's edge over TLS; Meta's digest challenge answered once.
+ *
+ *   business number (From) ─► user number (R-URI) ─► R-URI/To/From as Meta wants them
+ *     ─► dialog + Record-Route ─► TLS to the edge (SNI) ─► ksr_failure_meta answers 407/401
  */
-import type { RoutingConfig } from "../config";
+import { routingConfig, type BusinessNumber, type RoutingConfig } from "../config";
+import { lookupBusinessNumber, numberFromUser, digestUsername } from "../policy/numbers";
+import { digestCredentials, parseDigestChallenge, supportedAlgorithm, type HashFn } from "../policy/digest";
+import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
+import { relay } from "../sip/relay";
+import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
+import { certificateNameMatches } from "../policy/certificate";
 
-export function businessInitiatedCall(_cfg: RoutingConfig): void {
+const E164 = /^\+[1-9]\d{6,14}$/;
+const FAILURE_ROUTE = "ksr_failure_meta";
+const REPLY_ROUTE = "ksr_onreply_meta";
+
+export function businessInitiatedCall(cfg: RoutingConfig): void {
   if (KSR.hdr.is_present("X-FB-External-Domain") > 0) {
     refuse(403, "Meta Traffic Must Use TLS", "X-FB-External-Domain on the internal UDP side: Meta uses TLS only");
   }
-  refuse(503, "Service Unavailable - Business-Initiated Calls Not Enabled", "business-initiated calls are not implemented yet");
+  const business = lookupBusinessNumber(pvString("$fU"), cfg.numbers);
+  if (!business) refuse(403, "Forbidden - Unknown Business Number", `From user ${pvString("$fU")} is not in WA_NUMBERS`);
+  if (business.password === null) {
+    refuse(503, "Service Unavailable - No SIP Password", `${business.number} has no password in WA_SIP_PASSWORDS; Meta always challenges`);
+  }
+  const user = numberFromUser(pvString("$rU"));
+  if (!E164.test(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
+
+  // Meta's rules: R-URI with its domain (an IP gets 404), To equal to it, From our number@domain.
+  const metaUri = `sip:${user}@${cfg.metaDomain}`;
+  KSR.uac.uac_replace_from_uri(`sip:${business.number}@${cfg.domain}`);
+  KSR.uac.uac_replace_to_uri(metaUri);
+  KSR.pv.sets("$ru", `${metaUri};transport=tls`);
+  KSR.pv.sets("$du", `sip:${cfg.metaEdge};transport=tls`);
+  // SNI: Meta's edge is reached by name whatever address WA_META_EDGE resolves to.
+  KSR.pv.sets("$xavp(tls=>server_name)", cfg.metaDomain);
+
+  KSR.dialog.dlg_manage();
+  KSR.rr.record_route();
+  KSR.pv.sets("$avp(wa_business)", business.number);
+  KSR.tm.t_on_failure(FAILURE_ROUTE);
+  KSR.tm.t_on_reply(REPLY_ROUTE);
+  KSR.info(`business-initiated call from ${business.number} to ${user} → ${cfg.metaEdge}\n`);
+  relay();
 }
+
+/** Kamailio's native hashes, through the {s.md5}/{s.sha256} transformations. */
+const kamailioHash: HashFn = (algorithm, input) => {
+  KSR.pv.sets("$var(wa_digest_in)", input);
+  return pvString(algorithm === "MD5" ? "$(var(wa_digest_in){s.md5})" : "$(var(wa_digest_in){s.sha256})");
+};
+
+/**
+ * ksr_failure_meta: a 407/401 from Meta is answered once with the number's credentials.
+ * Another challenge after our answer, or a 403, ends the call with Meta's answer.
+ */
+function failureMeta(): void {
+  if (KSR.tm.t_is_canceled() > 0) return;
+  const status = KSR.tm.t_get_status_code();
+  const untrusted = pvString("$avp(wa_untrusted_peer)");
+  if (untrusted) {
+    KSR.tm.t_reply(502, "Bad Gateway - Meta Certificate Name Mismatch");
+    KSR.x.exit();
+  }
+  if (status !== 401 && status !== 407) {
+    KSR.notice(`business-initiated call to ${pvString("$rU")} ended by Meta: ${status} ${pvString("$T_reply_reason")}\n`);
+    return;
+  }
+  const business = lookupBusinessNumberForFailure();
+  if (!business || business.password === null) return;
+  if (KSR.pv.get("$avp(wa_digest_sent)") !== null) {
+    KSR.warn(`Meta challenged again after our digest answer for ${business.number}: wrong password in WA_SIP_PASSWORDS?\n`);
+    KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
+    KSR.x.exit();
+  }
+  const headerName = status === 407 ? "Proxy-Authenticate" : "WWW-Authenticate";
+  const challenge = parseDigestChallenge(pvString(`$T_rpl($hdr(${headerName}))`));
+  const algorithm = challenge && supportedAlgorithm(challenge.algorithm);
+  if (!challenge || !algorithm) {
+    KSR.err(`cannot answer Meta's ${status}: ${headerName} '${pvString(`$T_rpl($hdr(${headerName}))`)}'\n`);
+    KSR.tm.t_reply(500, "Server Error - Unusable Digest Challenge");
+    KSR.x.exit();
+  }
+  KSR.pv.seti("$avp(wa_digest_sent)", 1);
+  // MD5: uac_auth() also marks the transaction, so dialog (track_cseq_updates) gives the
+  // re-send a new CSeq and shifts the caller's later ACK/BYE to match. SHA-256: 5.6 offers
+  // no way to set that mark from KEMI, so the re-send keeps the CSeq (see README).
+  if (algorithm === "MD5") {
+    KSR.pv.sets("$avp(wa_auth_realm)", challenge.realm);
+    KSR.pv.sets("$avp(wa_auth_username)", digestUsername(business.number));
+    KSR.pv.sets("$avp(wa_auth_password)", business.password);
+    if (KSR.uac.uac_auth() < 0) {
+      KSR.tm.t_reply(500, "Server Error - Digest Answer Failed");
+      KSR.x.exit();
+    }
+  } else {
+    const credentials = digestCredentials(
+      challenge,
+      {
+        username: digestUsername(business.number),
+        password: business.password,
+        method: "INVITE",
+        uri: pvString("$ru"),
+        cnonce: randomHex(16),
+        nc: "00000001",
+      },
+      kamailioHash,
+    );
+    KSR.hdr.append(`${status === 407 ? "Proxy-Authorization" : "Authorization"}: ${credentials}\r\n`);
+  }
+  KSR.info(`answering Meta's ${status} (${algorithm}) for ${business.number}\n`);
+  // A failure route forwards only to destinations set anew (uac_auth sets the R-URI itself).
+  KSR.pv.sets("$ru", pvString("$ru"));
+  KSR.pv.sets("$du", pvString("$T_req($du)") || pvString("$du"));
+  KSR.tm.t_on_failure(FAILURE_ROUTE);
+  KSR.tm.t_on_reply(REPLY_ROUTE);
+  relay();
+}
+
+/**
+ * ksr_onreply_meta: replies from the edge. The tls module verified its certificate chain
+ * against WA_META_CA_LIST (our client side requires one); its name must also be Meta's
+ * domain. Otherwise nothing from it is trusted: provisional and 2xx answers are dropped,
+ * a final failure ends the call with 502 (ksr_failure_meta), and no credentials are sent.
+ */
+function onReplyMeta(): void {
+  const cfg = routingConfig();
+  const name = pvString("$tls_peer_san_hostname") || pvString("$tls_peer_subject_cn");
+  if (!cfg || certificateNameMatches(name, cfg.metaDomain)) return;
+  KSR.err(
+    `untrusted reply ${pvString("$rs")} from ${pvString("$si")}:${pvString("$sp")}: peer certificate is for '${name}', not ${cfg.metaDomain}\n`,
+  );
+  KSR.pv.seti("$avp(wa_untrusted_peer)", 1);
+  if ((KSR.pv.get("$rs") as number) < 300) KSR.x.drop();
+}
+
+/** The business number the request route chose, kept in the transaction's AVPs. */
+function lookupBusinessNumberForFailure(): BusinessNumber | null {
+  const number = pvString("$avp(wa_business)");
+  const cfg = routingConfig();
+  return cfg && cfg.numbers.hasOwnProperty(number) ? cfg.numbers[number] : null;
+}
+
+function randomHex(length: number): string {
+  let out = "";
+  while (out.length < length) out += Math.floor(Math.random() * 0x100000000).toString(16);
+  return out.slice(0, length);
+}
+
+exportRequestRoute(FAILURE_ROUTE, failureMeta);
+exportReplyRoute(REPLY_ROUTE, onReplyMeta);

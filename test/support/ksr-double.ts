@@ -268,6 +268,8 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
       const route = headerValues(message, "Route")[0];
       return route && isMyself(parseNameAddr(route).uri) ? 1 : -1;
     },
+    "uac.uac_replace_from_uri": (uri: string) => (d.headerOps.push({ op: "replace_from", args: [uri] }), 1),
+    "uac.uac_replace_to_uri": (uri: string) => (d.headerOps.push({ op: "replace_to", args: [uri] }), 1),
     "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
 
     "dialog.dlg_manage": () => (d.dialog.managed = true, 1),

@@ -55,6 +55,8 @@ export async function startRoutingUnderTest(
       WA_BUNDLE: outFile,
       WA_CHILDREN: "2",
       WA_RTPENGINE_SOCK: `udp:127.0.0.1:${await freePort()}`,
+      // Meta's edge in the tests presents a certificate from the same test CA.
+      ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),
       ...opts.env,
     },
   });

@@ -33,7 +33,13 @@ export interface Interconnect {
 
 export async function startInterconnect(
   t: Teardown,
-  opts: { digestAlgorithm?: "MD5" | "SHA-256"; edgePassword?: string; env?: Record<string, string> } = {},
+  opts: {
+    digestAlgorithm?: "MD5" | "SHA-256";
+    edgePassword?: string;
+    /** Names on the edge's certificate (default: wa.meta.vc and the loopback aliases). */
+    edgeCertHosts?: string[];
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Interconnect> {
   const agent = { host: "127.0.0.1", port: await freePort() };
   const waUser = { host: "127.0.0.1", port: await freePort() };
@@ -52,7 +58,7 @@ export async function startInterconnect(
     },
     caFor: (ca) => issueCert(ca, "us", ["sip.example.com", "127.0.0.1"]),
   });
-  const edgeCert = issueCert(us.ca!, "edge", ["wa.meta.vc", EDGE_IP, OUTSIDER_IP]);
+  const edgeCert = issueCert(us.ca!, "edge", opts.edgeCertHosts ?? ["wa.meta.vc", EDGE_IP, OUTSIDER_IP]);
   const edge = await startKamailio({
     runDir: join(us.workDir, "edge"),
     cfg: resolve(REPO_ROOT, "test/meta-edge/meta-edge.cfg"),

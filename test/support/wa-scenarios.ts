@@ -138,3 +138,71 @@ Content-Length: 0
 ]]></send>`,
   );
 }
+
+/** Requests of the agent (internal UAC) calling a WhatsApp user ([service] = user number). */
+function agentRequest(method: string, ruri: string, cseq: string, extra: string[]): string {
+  return [
+    `${method} ${ruri} SIP/2.0`,
+    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport",
+    "From: <sip:[business]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]",
+    "To: <sip:[service]@[remote_ip]:[remote_port]>" + (method === "INVITE" ? "" : "[peer_tag_param]"),
+    "Call-ID: [call_id]",
+    `CSeq: ${cseq}`,
+    "Max-Forwards: 70",
+    ...extra,
+  ].join("\n");
+}
+
+function agentInvite(): string {
+  return `<send retrans="500"><![CDATA[
+${agentRequest("INVITE", "sip:[service]@[remote_ip]:[remote_port]", "1 INVITE", [
+  "Contact: <sip:agent@[local_ip]:[local_port]>",
+  "Content-Type: application/sdp",
+  "Content-Length: [len]",
+])}
+
+${SDP}
+]]></send>
+<recv response="100" optional="true"/>
+<recv response="180" optional="true"/>
+<recv response="183" optional="true"/>`;
+}
+
+/** The agent places a business-initiated call: INVITE → 200 → ACK → BYE. */
+export function businessCallsUser(): string {
+  return xml(
+    "business calls a WhatsApp user",
+    `${agentInvite()}
+<recv response="200" rtd="true" rrs="true"/>
+<send><![CDATA[
+${agentRequest("ACK", "[next_url]", "1 ACK", ["[routes]", "Content-Length: 0"])}
+
+]]></send>
+<pause milliseconds="300"/>
+<send retrans="500"><![CDATA[
+${agentRequest("BYE", "[next_url]", "2 BYE", ["[routes]", "Content-Length: 0"])}
+
+]]></send>
+<recv response="200" crlf="true"/>`,
+  );
+}
+
+/** The agent's business-initiated call ends with `status`. */
+export function businessCallRefused(status: number): string {
+  return xml(
+    `business call refused with ${status}`,
+    `${agentInvite()}
+<recv response="${status}"/>
+<send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>`,
+  );
+}

@@ -3,6 +3,17 @@ import { ipInAnyCidr, ipInCidr, isCidr } from "../../routing/policy/cidr.js";
 import { isFromMeta } from "../../routing/policy/meta-edge.js";
 import { digestUsername, lookupBusinessNumber, numberFromUser } from "../../routing/policy/numbers.js";
 import { META_PREFIXES_DEFAULT, parseRoutingConfig } from "../../routing/config.js";
+import { certificateNameMatches } from "../../routing/policy/certificate.js";
+
+t.test("certificate names: exact or one-label wildcard", async (t) => {
+  t.ok(certificateNameMatches("wa.meta.vc", "wa.meta.vc"));
+  t.ok(certificateNameMatches("WA.Meta.VC", "wa.meta.vc"));
+  t.ok(certificateNameMatches("*.meta.vc", "wa.meta.vc"));
+  t.notOk(certificateNameMatches("*.meta.vc", "a.wa.meta.vc"));
+  t.notOk(certificateNameMatches("*.meta.vc", "meta.vc"));
+  t.notOk(certificateNameMatches("evil.example.net", "wa.meta.vc"));
+  t.notOk(certificateNameMatches("wa.meta.vc.evil.net", "wa.meta.vc"));
+});
 
 t.test("address prefixes, IPv4 and IPv6", async (t) => {
   const cases: Array<[string, string, boolean]> = [

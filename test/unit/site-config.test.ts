@@ -36,3 +36,9 @@ t.test("certificate and key go together", async (t) => {
   writeFileSync(cert, "x");
   t.throws(() => loadSiteConfig(undefined, { WA_TLS_CERT: cert }), /WA_TLS_CERT and WA_TLS_KEY must be set together/);
 });
+
+t.test("the routing's own settings are accepted and checked by the routing's parser", async (t) => {
+  const cfg = loadSiteConfig(undefined, { WA_NUMBERS: "+15550001111=sales", WA_SIP_PASSWORDS: "+15550001111=pw" });
+  t.same(cfg.routing, { WA_NUMBERS: "+15550001111=sales", WA_SIP_PASSWORDS: "+15550001111=pw" });
+  t.throws(() => loadSiteConfig(undefined, { WA_NUMBERS: "sales" }), /WA_NUMBERS: 'sales' is not \+E164=profile/);
+});

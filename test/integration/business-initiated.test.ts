@@ -1,0 +1,59 @@
+/**
+ * Business-initiated calls: SIPp (media agent) → our Kamailio → TLS → the Meta-edge peer,
+ * which challenges with digest, verifies our answer with its own auth module, checks
+ * Meta's From/To/R-URI rules, and forwards to SIPp (the WhatsApp user).
+ */
+import t from "tap";
+import { runSipp, startSipp } from "../support/sipp.js";
+import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
+import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
+import { header } from "../support/sip-message.js";
+
+async function businessCall(w: Interconnect, scenarioXml: string) {
+  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });
+}
+
+for (const algorithm of ["MD5", "SHA-256"] as const) {
+  t.test(`${algorithm} digest: a full call INVITE → 407 → INVITE with credentials → 200 → ACK → BYE`, async (t) => {
+    const w = await startInterconnect(t, { digestAlgorithm: algorithm });
+    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
+    const agent = await businessCall(w, businessCallsUser());
+    const userRun = await user.done;
+    t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
+    t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
+
+    const invite = userRun.received.find((m) => m.method === "INVITE")!;
+    t.equal(header(invite, "X-Edge-Verified"), BUSINESS.slice(1), "the edge's auth module accepted username = number without +");
+    t.match(invite.uri, /^sip:\+15551234567@/);
+    t.match(header(invite, "From"), /<sip:\+15550001111@sip\.example\.com>/, "From as Meta wants it");
+    t.match(header(invite, "To"), /<sip:\+15551234567@wa\.meta\.vc>/, "To consistent with the R-URI");
+    await w.edge.waitForLog(new RegExp(`edge: accepted business call from \\+15550001111 to \\+15551234567, digest user 15550001111`));
+    await w.us.kamailio.waitForLog(new RegExp(`answering Meta's 407 \\(${algorithm}\\) for \\+15550001111`));
+    t.ok(userRun.received.some((m) => m.method === "BYE"), "BYE reached the WhatsApp user");
+    if (algorithm === "MD5") {
+      // The digest re-send is a new transaction (CSeq 2); dialog shifts the agent's ACK to match
+      // and gives the agent its own CSeq back in the 200.
+      t.equal(header(invite, "CSeq"), "2 INVITE");
+      t.equal(header(userRun.received.find((m) => m.method === "ACK")!, "CSeq"), "2 ACK");
+      t.equal(header(agent.received.find((m) => m.status === 200)!, "CSeq"), "1 INVITE");
+    }
+  });
+}
+
+t.test("a wrong password ends the call with Meta's 403, answered once, no loop", async (t) => {
+  const w = await startInterconnect(t, { edgePassword: "not-what-we-have" });
+  const agent = await businessCall(w, businessCallRefused(403));
+  t.equal(agent.exitCode, 0, agent.output);
+  t.equal(agent.received.find((m) => m.status === 403)?.reason, "Forbidden");
+  t.equal((w.us.kamailio.logText().match(/answering Meta's 407/g) ?? []).length, 1, "one digest answer");
+  await w.us.kamailio.waitForLog(/business-initiated call to .* ended by Meta: 403 Forbidden/);
+});
+
+t.test("an edge whose certificate has a valid chain but is not for wa.meta.vc gets no credentials; the call ends 502", async (t) => {
+  const w = await startInterconnect(t, { edgeCertHosts: ["evil.example.net", "127.0.0.2"] });
+  const agent = await businessCall(w, businessCallRefused(502));
+  t.equal(agent.exitCode, 0, agent.output);
+  t.equal(agent.received.find((m) => m.status === 502)?.reason, "Bad Gateway - Meta Certificate Name Mismatch");
+  await w.us.kamailio.waitForLog(/untrusted reply 407 from 127\.0\.0\.2:\d+: peer certificate is for 'evil\.example\.net', not wa\.meta\.vc/);
+  t.notMatch(w.us.kamailio.logText(), /answering Meta's 407/, "no credentials were sent to it");
+});

@@ -1,0 +1,65 @@
+/** Business-initiated calls through the request route: an internal INVITE toward Meta. */
+import t from "tap";
+import { requestRoute } from "../../routing/request-route.js";
+import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
+
+const AGENT = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080, rcvIp: "127.0.0.1", rcvPort: 5070 } as const;
+const ENV = {
+  WA_NUMBERS: "+15550001111=sales,+15550002222=support",
+  WA_SIP_PASSWORDS: "+15550001111=pw",
+  WA_DOMAIN: "sip.example.com",
+  WA_META_EDGE: "wa.meta.vc:5061",
+};
+
+function agentInvite(user: string, from = "+15550001111", extra = ""): string {
+  return [
+    `INVITE sip:${user}@127.0.0.1:5070 SIP/2.0`,
+    "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-agent-1;rport",
+    "Max-Forwards: 70",
+    `From: <sip:${from}@127.0.0.1:5080>;tag=agent1`,
+    `To: <sip:${user}@127.0.0.1:5070>`,
+    "Call-ID: 3c1f0a9e-agent",
+    "CSeq: 1 INVITE",
+    "Contact: <sip:agent@127.0.0.1:5080>",
+    ...(extra ? [extra] : []),
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+function route(message: string, opts: Partial<DoubleOptions> = {}) {
+  const d = createKsrDouble({ message, transport: AGENT, env: ENV, myself: ["127.0.0.1"], ...opts });
+  runRoute(d, requestRoute);
+  return d;
+}
+
+t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS with SNI", async (t) => {
+  const d = route(agentInvite("+15551234567"));
+  t.same(d.replies, []);
+  t.same(d.relays, [{
+    via: "t_relay",
+    ruri: "sip:+15551234567@wa.meta.vc;transport=tls",
+    duri: "sip:wa.meta.vc:5061;transport=tls",
+    failureRoute: "ksr_failure_meta",
+  }]);
+  t.ok(d.headerOps.some((h) => h.op === "replace_from" && h.args[0] === "sip:+15550001111@sip.example.com"));
+  t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === "sip:+15551234567@wa.meta.vc"));
+  t.equal(d.vars.get("$xavp(tls=>server_name)"), "wa.meta.vc");
+  t.ok(d.dialog.managed);
+});
+
+t.test("refusals before anything goes to Meta", async (t) => {
+  const cases: Array<[string, number, RegExp]> = [
+    [agentInvite("+15551234567", "+15559999999"), 403, /Unknown Business Number/],
+    [agentInvite("+15551234567", "+15550002222"), 503, /No SIP Password/],
+    [agentInvite("15551234567"), 484, /E\.164/],
+    [agentInvite("+15551234567", "+15550001111", "X-FB-External-Domain: wa.meta.vc"), 403, /Meta Traffic Must Use TLS/],
+  ];
+  for (const [msg, code, reason] of cases) {
+    const d = route(msg);
+    t.equal(d.replies[0]?.code, code);
+    t.match(d.replies[0]?.reason, reason);
+    t.equal(d.relays.length, 0);
+  }
+});
