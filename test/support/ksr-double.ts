@@ -56,6 +56,7 @@ export interface Relay {
   ruri: string;
   duri: string | null;
   failureRoute: string | null;
+  replyRoute: string | null;
 }
 
 export interface KsrDouble {
@@ -104,6 +105,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   let ruri = message.uri;
   let duri: string | null = null;
   let failureRoute: string | null = null;
+  let replyRoute: string | null = null;
 
   const hdr = (name: string) => header(message, name);
   const from = () => parseNameAddr(hdr("From") ?? "");
@@ -180,7 +182,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     return 1;
   };
   const relay = (via: string) => {
-    d.relays.push({ via, ruri, duri, failureRoute });
+    d.relays.push({ via, ruri, duri, failureRoute, replyRoute });
     return 1;
   };
   const log = (level: string) => (text: string) => {
@@ -262,6 +264,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "tm.t_check_trans": () => (opts.transactionExists ? 1 : -1),
     "tm.t_relay": () => relay("t_relay"),
     "tm.t_on_failure": (name: string) => ((failureRoute = name), 1),
+    "tm.t_on_reply": (name: string) => ((replyRoute = name), 1),
 
     "siputils.has_totag": () => (to().params.tag ? 1 : -1),
     "rr.loose_route": () => {

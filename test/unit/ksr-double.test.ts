@@ -41,7 +41,7 @@ t.test("wrong arity or types fail like app_jsdt, and unsimulated calls fail loud
   const { KSR: ksr } = createKsrDouble({ message: sipFixture("meta-invite") });
   t.throws(() => (ksr.sl.sl_send_reply as any)(200), /takes 2 parameter/);
   t.throws(() => (ksr.sl.sl_send_reply as any)("200", "OK"), /parameter 1 must be int/);
-  t.throws(() => ksr.dialog.dlg_manage(), /KSR\.dialog\.dlg_manage is not simulated/);
+  t.throws(() => ksr.htable.sht_get("callback", "x"), /KSR\.htable\.sht_get is not simulated/);
   t.throws(() => ksr.pv.get("$sht(a=>b)"), /pseudo-variable \$sht\(a=>b\) is not simulated/);
 });
 
@@ -56,5 +56,5 @@ t.test("replies, relays, header changes and rtpengine calls are recorded", async
   t.same(d.replies, [{ code: 486, reason: "Busy Here", headers: ["Allow: INVITE"], via: "sl" }]);
   t.same(d.headerOps, [{ op: "append", args: ["X-Agent-Profile: sales\r\n"] }]);
   t.same(d.rtpengine, [{ fn: "rtpengine_offer", flags: "RTP/AVP replace-origin" }]);
-  t.same(d.relays, [{ via: "t_relay", ruri: "sip:+15550001111@sip.example.com;transport=tls", duri: null, failureRoute: "ksr_failure_meta" }]);
+  t.same(d.relays, [{ via: "t_relay", ruri: "sip:+15550001111@sip.example.com;transport=tls", duri: null, failureRoute: "ksr_failure_meta", replyRoute: null }]);
 });

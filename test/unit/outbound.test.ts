@@ -42,6 +42,7 @@ t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS wit
     ruri: "sip:+15551234567@wa.meta.vc;transport=tls",
     duri: "sip:wa.meta.vc:5061;transport=tls",
     failureRoute: "ksr_failure_meta",
+    replyRoute: "ksr_onreply_meta",
   }]);
   t.ok(d.headerOps.some((h) => h.op === "replace_from" && h.args[0] === "sip:+15550001111@sip.example.com"));
   t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === "sip:+15551234567@wa.meta.vc"));
