@@ -119,6 +119,7 @@ export async function readInstalledApi(): Promise<KemiApi> {
         WA_TLS_KEY: key,
         WA_BUNDLE: bundle,
         WA_CHILDREN: "1",
+        WA_API_PORT: String(await freePort()),
       },
     });
     try {

@@ -6,9 +6,9 @@
  * with its run directory, ctl socket and ports all chosen by the caller, so several
  * instances can run side by side. stop() ends the whole group and waits for it.
  */
-import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdirSync, createWriteStream, readFileSync, writeFileSync, type WriteStream } from "node:fs";
-import { join, resolve } from "node:path";
+import { spawn, execFile, execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, createWriteStream, readFileSync, writeFileSync, type WriteStream } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
 import { sipPing } from "./sip-ping.js";
@@ -105,6 +105,14 @@ export class KamailioProcess {
     await new Promise<void>((done) => this.logStream.end(done));
   }
 
+  /** Kills the whole group at once, as a crash would (nothing is flushed on the way out). */
+  async crash(): Promise<void> {
+    if (!this.running) return;
+    killGroup(this.pid, "SIGKILL");
+    await this.exited;
+    await new Promise<void>((done) => this.logStream.end(done));
+  }
+
   /** Resolves when the main process exits. */
   whenExited(): Promise<number | null> {
     return this.exited;
@@ -145,16 +153,30 @@ export function renderTlsConfig(values: Record<string, string | undefined>, outF
   return outFile;
 }
 
+/** The SQLite database behind the callback-state htable, created from the schema when missing. */
+export function ensureStateDb(file: string): string {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    execFileSync("sqlite3", [file], { input: readFileSync(resolve(REPO_ROOT, "kamailio/callback-state.sql")) });
+  }
+  return `sqlite://${file}`;
+}
+
 export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
   mkdirSync(opts.runDir, { recursive: true });
   const cfg = opts.cfg ?? KAMAILIO_CFG;
-  const tlsConfig =
-    cfg === KAMAILIO_CFG && !opts.env.WA_TLS_CONFIG ? { WA_TLS_CONFIG: renderTlsConfig(opts.env, join(opts.runDir, "tls.cfg")) } : {};
+  const ours = cfg === KAMAILIO_CFG;
+  const derived: Record<string, string> = {};
+  if (ours && !opts.env.WA_TLS_CONFIG) derived.WA_TLS_CONFIG = renderTlsConfig(opts.env, join(opts.runDir, "tls.cfg"));
+  if (ours) {
+    const url = opts.env.WA_STATE_DB_URL ?? `sqlite://${join(opts.runDir, "callback.sqlite")}`;
+    if (url.startsWith("sqlite://")) derived.WA_STATE_DB_URL = ensureStateDb(url.slice("sqlite://".length));
+  }
   const ctlPath = join(opts.runDir, "kamailio_ctl");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...opts.env,
-    ...tlsConfig,
+    ...derived,
     WA_RUN_DIR: opts.runDir,
     WA_CTL_SOCKET: `unix:${ctlPath}`,
   };

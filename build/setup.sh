@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   kamailio kamailio-tls-modules kamailio-extra-modules kamailio-utils-modules
+  kamailio-sqlite-modules sqlite3
   rtpengine-daemon sip-tester baresip-core espeak-ng sox openssl tshark ca-certificates
 )
 # Node.js: keep an installed one (>= 18.19); otherwise Debian's.

@@ -11,7 +11,8 @@ import { parseRoutingConfig } from "../routing/config.js";
 /** Settings the routing reads itself (KSR.kx.get_env); checked here with its own parser. */
 const ROUTING_KEYS = [
   "WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_META_DOMAIN", "WA_META_EDGE",
-  "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER",
+  "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_CALLBACK_DAILY_LIMIT",
+  "WA_CALLBACK_UNANSWERED_LIMIT",
 ];
 
 const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");
@@ -37,6 +38,8 @@ export const siteConfigSchema = z.object({
     .default("udp:127.0.0.1:2223"),
   WA_LOG_LEVEL: z.coerce.number().int().min(-5).max(3).default(2),
   WA_CHILDREN: z.coerce.number().int().min(1).max(64).default(4),
+  WA_API_PORT: port.default(5072),
+  WA_STATE_DB_URL: z.string().regex(/^sqlite:\/\/\//, "must be an SQLite URL such as sqlite:///var/lib/wa-voice/callback.sqlite").optional(),
 });
 export type SiteConfig = z.infer<typeof siteConfigSchema> & { routing: Record<string, string> };
 

@@ -4,6 +4,7 @@
  * parseRoutingConfig; errors name the key.
  */
 import { isCidr } from "./policy/cidr";
+import type { CallbackLimits } from "./policy/callback-rules";
 
 export interface BusinessNumber {
   /** E.164 with "+", as Meta puts it in the Request-URI user. */
@@ -30,6 +31,8 @@ export interface RoutingConfig {
   /** Challenge Meta's INVITEs with digest (off when null). */
   inboundAuth: DigestAlgorithm | null;
   maxCallsPerNumber: number;
+  /** Meta's callback rules as enforced here (WA_CALLBACK_*). */
+  callbackLimits: CallbackLimits;
 }
 
 /**
@@ -81,6 +84,10 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   if (auth !== "off" && auth !== "MD5" && auth !== "SHA-256") errors.push(`WA_INBOUND_AUTH: '${auth}' is not off, MD5 or SHA-256`);
   const limit = parseInt(get("WA_MAX_CALLS_PER_NUMBER", "1000"), 10);
   if (!(limit > 0)) errors.push("WA_MAX_CALLS_PER_NUMBER: must be a positive integer");
+  const dailyLimit = parseInt(get("WA_CALLBACK_DAILY_LIMIT", "10"), 10);
+  if (!(dailyLimit > 0)) errors.push("WA_CALLBACK_DAILY_LIMIT: must be a positive integer");
+  const unansweredLimit = parseInt(get("WA_CALLBACK_UNANSWERED_LIMIT", "2"), 10);
+  if (!(unansweredLimit > 0 && unansweredLimit < 4)) errors.push("WA_CALLBACK_UNANSWERED_LIMIT: must be 1, 2 or 3 (Meta revokes the permission at 4)");
   const agentUri = get("WA_AGENT_URI", "sip:127.0.0.1:5080");
   if (!/^sip:[^\s]+$/.test(agentUri)) errors.push(`WA_AGENT_URI: '${agentUri}' is not a sip: URI`);
   const metaEdge = get("WA_META_EDGE", "wa.meta.vc:5061");
@@ -97,6 +104,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       agentUri,
       inboundAuth: auth === "off" ? null : (auth as DigestAlgorithm),
       maxCallsPerNumber: limit,
+      callbackLimits: { dailyLimit, unansweredLimit },
     },
     errors: [],
   };

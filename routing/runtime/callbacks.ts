@@ -11,21 +11,22 @@ import { answerOnce, wasAnswered } from "../sip/reply";
 
 export const EXIT_SENTINEL = "~~ksr~exit~~";
 
-type Route = () => void;
+/** Event callbacks (dialog, xhttp) get the event name. */
+type Route = (event?: string) => void;
 const globalScope = globalThis as unknown as Record<string, unknown>;
 
 /** Request route, failure route, branch failure route: may still answer the request. */
 export function exportRequestRoute(name: string, route: Route): string {
-  globalScope[name] = function () {
-    runGuarded(name, route, answerAfterError);
+  globalScope[name] = function (event?: string) {
+    runGuarded(name, () => route(event), answerAfterError);
   };
   return name;
 }
 
 /** Reply and branch routes: nothing can be answered there; the error is logged. */
 export function exportReplyRoute(name: string, route: Route): string {
-  globalScope[name] = function () {
-    runGuarded(name, route, function () {});
+  globalScope[name] = function (event?: string) {
+    runGuarded(name, () => route(event), function () {});
   };
   return name;
 }

@@ -10,6 +10,7 @@ import { lookupBusinessNumber } from "../policy/numbers";
 import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
+import { pairKey, updateExistingPair } from "./callback-state";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
 const CALLS_PER_NUMBER = "calls_per_number";
@@ -29,6 +30,9 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
 
   const business = lookupBusinessNumber(pvString("$rU"), cfg.numbers);
   if (!business) refuse(404, "Not Found - Unknown Business Number", `${pvString("$rU")} is not in WA_NUMBERS`);
+
+  // The user calling the business clears the unanswered-calls guard for that pair.
+  updateExistingPair(pairKey(business.number, pvString("$fU")), { type: "user-called" });
 
   KSR.dialog.get_profile_size(CALLS_PER_NUMBER, business.number, "$var(active_calls)");
   if ((KSR.pv.get("$var(active_calls)") as number) >= cfg.maxCallsPerNumber) {

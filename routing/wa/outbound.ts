@@ -13,6 +13,8 @@ import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
 import { certificateNameMatches } from "../policy/certificate";
+import { classifyMetaFailure } from "../policy/callback-rules";
+import { admitCall, pairKey, updatePair } from "./callback-state";
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 const FAILURE_ROUTE = "ksr_failure_meta";
@@ -30,6 +32,11 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   const user = numberFromUser(pvString("$rU"));
   if (!E164.test(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
 
+  // Callback rules: refused here, nothing reaches Meta.
+  const pair = pairKey(business.number, user);
+  const admitted = admitCall(pair, pvString("$ci"), cfg.callbackLimits);
+  if (!admitted.allow) refuse(admitted.code, admitted.reason, `${business.number} → ${user}: ${admitted.cause}`);
+
   // Meta's rules: R-URI with its domain (an IP gets 404), To equal to it, From our number@domain.
   const metaUri = `sip:${user}@${cfg.metaDomain}`;
   KSR.uac.uac_replace_from_uri(`sip:${business.number}@${cfg.domain}`);
@@ -40,6 +47,8 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   KSR.pv.sets("$xavp(tls=>server_name)", cfg.metaDomain);
 
   KSR.dialog.dlg_manage();
+  KSR.pv.sets("$dlg_var(wa_pair)", pair);
+  KSR.pv.sets("$avp(wa_pair)", pair);
   KSR.rr.record_route();
   KSR.pv.sets("$avp(wa_business)", business.number);
   KSR.tm.t_on_failure(FAILURE_ROUTE);
@@ -59,21 +68,24 @@ const kamailioHash: HashFn = (algorithm, input) => {
  * Another challenge after our answer, or a 403, ends the call with Meta's answer.
  */
 function failureMeta(): void {
-  if (KSR.tm.t_is_canceled() > 0) return;
   const status = KSR.tm.t_get_status_code();
+  if (KSR.tm.t_is_canceled() > 0) return callOutcome("unanswered");
   const untrusted = pvString("$avp(wa_untrusted_peer)");
   if (untrusted) {
+    callOutcome("failed");
     KSR.tm.t_reply(502, "Bad Gateway - Meta Certificate Name Mismatch");
     KSR.x.exit();
   }
   if (status !== 401 && status !== 407) {
-    KSR.notice(`business-initiated call to ${pvString("$rU")} ended by Meta: ${status} ${pvString("$T_reply_reason")}\n`);
-    return;
+    const reason = pvString("$T_reply_reason");
+    KSR.notice(`business-initiated call to ${pvString("$rU")} ended by Meta: ${status} ${reason}\n`);
+    return callOutcome(classifyMetaFailure(status, reason));
   }
   const business = lookupBusinessNumberForFailure();
   if (!business || business.password === null) return;
   if (KSR.pv.get("$avp(wa_digest_sent)") !== null) {
     KSR.warn(`Meta challenged again after our digest answer for ${business.number}: wrong password in WA_SIP_PASSWORDS?\n`);
+    callOutcome("failed");
     KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
     KSR.x.exit();
   }
@@ -130,12 +142,25 @@ function failureMeta(): void {
 function onReplyMeta(): void {
   const cfg = routingConfig();
   const name = pvString("$tls_peer_san_hostname") || pvString("$tls_peer_subject_cn");
-  if (!cfg || certificateNameMatches(name, cfg.metaDomain)) return;
+  if (!cfg || certificateNameMatches(name, cfg.metaDomain)) {
+    const status = KSR.pv.get("$rs") as number;
+    if (status >= 200 && status < 300 && !pvString("$avp(wa_answered)")) {
+      KSR.pv.seti("$avp(wa_answered)", 1);
+      callOutcome("answered");
+    }
+    return;
+  }
   KSR.err(
     `untrusted reply ${pvString("$rs")} from ${pvString("$si")}:${pvString("$sp")}: peer certificate is for '${name}', not ${cfg.metaDomain}\n`,
   );
   KSR.pv.seti("$avp(wa_untrusted_peer)", 1);
   if ((KSR.pv.get("$rs") as number) < 300) KSR.x.drop();
+}
+
+/** Records how a business-initiated call went against its pair's callback state. */
+function callOutcome(type: "answered" | "unanswered" | "failed" | "meta-no-permission" | "meta-daily-limit"): void {
+  const pair = pvString("$avp(wa_pair)");
+  if (pair) updatePair(pair, { type, callId: pvString("$ci") });
 }
 
 /** The business number the request route chose, kept in the transaction's AVPs. */

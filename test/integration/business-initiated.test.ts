@@ -6,7 +6,7 @@
 import t from "tap";
 import { runSipp, startSipp } from "../support/sipp.js";
 import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
-import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
+import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
 import { header } from "../support/sip-message.js";
 
 async function businessCall(w: Interconnect, scenarioXml: string) {
@@ -16,6 +16,7 @@ async function businessCall(w: Interconnect, scenarioXml: string) {
 for (const algorithm of ["MD5", "SHA-256"] as const) {
   t.test(`${algorithm} digest: a full call INVITE → 407 → INVITE with credentials → 200 → ACK → BYE`, async (t) => {
     const w = await startInterconnect(t, { digestAlgorithm: algorithm });
+    await grantPermission(w, WA_USER);
     const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
     const agent = await businessCall(w, businessCallsUser());
     const userRun = await user.done;
@@ -42,6 +43,7 @@ for (const algorithm of ["MD5", "SHA-256"] as const) {
 
 t.test("a wrong password ends the call with Meta's 403, answered once, no loop", async (t) => {
   const w = await startInterconnect(t, { edgePassword: "not-what-we-have" });
+  await grantPermission(w, WA_USER);
   const agent = await businessCall(w, businessCallRefused(403));
   t.equal(agent.exitCode, 0, agent.output);
   t.equal(agent.received.find((m) => m.status === 403)?.reason, "Forbidden");
@@ -51,6 +53,7 @@ t.test("a wrong password ends the call with Meta's 403, answered once, no loop",
 
 t.test("an edge whose certificate has a valid chain but is not for wa.meta.vc gets no credentials; the call ends 502", async (t) => {
   const w = await startInterconnect(t, { edgeCertHosts: ["evil.example.net", "127.0.0.2"] });
+  await grantPermission(w, WA_USER);
   const agent = await businessCall(w, businessCallRefused(502));
   t.equal(agent.exitCode, 0, agent.output);
   t.equal(agent.received.find((m) => m.status === 502)?.reason, "Bad Gateway - Meta Certificate Name Mismatch");

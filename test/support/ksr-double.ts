@@ -37,6 +37,8 @@ export interface DoubleOptions {
   env?: Record<string, string>;
   /** Active dialogs per profile value, e.g. { "calls_per_number/+15550001111": 3 }. */
   dialogProfiles?: Record<string, number>;
+  /** htable contents by table name; changes are visible in `htables` afterwards. */
+  htables?: Record<string, Record<string, string>>;
   /** A transaction already exists for this message (CANCEL/ACK matching). */
   transactionExists?: boolean;
   /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
@@ -71,6 +73,8 @@ export interface KsrDouble {
   ended: "exit" | "drop" | null;
   flags: Set<number>;
   vars: Map<string, string | number | null>;
+  /** htable contents (the double's shared memory), by table and key. */
+  htables: Record<string, Record<string, string>>;
   /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
   dialog: { managed: boolean; profiles: string[] };
 }
@@ -100,7 +104,10 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     flags: new Set(),
     vars: new Map(),
     dialog: { managed: false, profiles: [] },
+    htables: opts.htables ?? {},
   };
+  const iterators: Record<string, { keys: string[]; table: string; at: number }> = {};
+  const table = (name: string) => (d.htables[name] ??= {});
   let pendingReplyHeaders: string[] = [];
   let ruri = message.uri;
   let duri: string | null = null;
@@ -126,6 +133,11 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     if (hdrMatch) return hdr(hdrMatch[1]) ?? null;
     const hdrcMatch = name.match(/^\$hdrc\(([^)]+)\)$/);
     if (hdrcMatch) return headerValues(message, hdrcMatch[1]).length;
+    const itKey = name.match(/^\$shtitkey\(([^)]+)\)$/);
+    if (itKey) {
+      const it = iterators[itKey[1]];
+      return it ? it.keys[it.at] ?? null : null;
+    }
     if (/^\$(var|avp|xavp|dlg_var)\(/.test(name)) return d.vars.has(name) ? d.vars.get(name)! : name.startsWith("$var(") ? 0 : null;
     const simple: Record<string, () => string | number | null> = {
       $rm: () => (message.kind === "request" ? message.method : (cseq()[1] ?? null)),
@@ -279,6 +291,15 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "dialog.set_dlg_profile": (profile: string, value: string) => (d.dialog.profiles.push(`${profile}/${value}`), 1),
     "dialog.get_profile_size": (profile: string, value: string, pv: string) =>
       pvSet(pv, opts.dialogProfiles?.[`${profile}/${value}`] ?? 0),
+
+    "htable.sht_get": (t: string, k: string) => table(t)[k] ?? null,
+    "htable.sht_sets": (t: string, k: string, v: string) => ((table(t)[k] = v), 1),
+    "htable.sht_lock": () => 1,
+    "jsonrpcs.exec": (cmd: string) => (d.calls.push({ fn: "rpc", args: [JSON.parse(cmd).method] }), 1),
+    "htable.sht_unlock": () => 1,
+    "htable.sht_iterator_start": (it: string, t: string) => ((iterators[it] = { keys: Object.keys(table(t)), table: t, at: -1 }), 1),
+    "htable.sht_iterator_next": (it: string) => (++iterators[it].at < iterators[it].keys.length ? 1 : -1),
+    "htable.sht_iterator_end": (it: string) => (delete iterators[it], 1),
 
     "maxfwd.process_maxfwd": (limit: number) => {
       const raw = hdr("Max-Forwards");

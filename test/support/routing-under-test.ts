@@ -24,6 +24,10 @@ export interface RoutingUnderTest {
   tls: { host: string; port: number };
   /** The test CA, when the certificate came from one (caFor). */
   ca?: TestCa;
+  /** Base URL of the permission API. */
+  api: string;
+  /** Kills Kamailio like a crash (SIGKILL) and starts it again with the same settings and state. */
+  crashAndRestart(): Promise<void>;
 }
 
 export async function startRoutingUnderTest(
@@ -42,7 +46,8 @@ export async function startRoutingUnderTest(
   const { cert, key } = ca ? opts.caFor!(ca) : ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
   const internal = { host: "127.0.0.1", port: await freePort() };
   const tls = { host: "127.0.0.1", port: await freePort() };
-  const kamailio = await startKamailio({
+  const apiPort = await freePort();
+  const options = {
     runDir: join(workDir, "run"),
     env: {
       WA_PUBLIC_IP: tls.host,
@@ -54,12 +59,26 @@ export async function startRoutingUnderTest(
       WA_TLS_KEY: key,
       WA_BUNDLE: outFile,
       WA_CHILDREN: "2",
+      WA_API_PORT: String(apiPort),
       WA_RTPENGINE_SOCK: `udp:127.0.0.1:${await freePort()}`,
       // Meta's edge in the tests presents a certificate from the same test CA.
       ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),
       ...opts.env,
     },
-  });
-  t.teardown(() => kamailio.stop());
-  return { kamailio, workDir, bundle: outFile, internal, tls, ca };
+  };
+  const under: RoutingUnderTest = {
+    kamailio: await startKamailio(options),
+    workDir,
+    bundle: outFile,
+    internal,
+    tls,
+    ca,
+    api: `http://127.0.0.1:${apiPort}`,
+    async crashAndRestart() {
+      await under.kamailio.crash();
+      under.kamailio = await startKamailio(options);
+    },
+  };
+  t.teardown(() => under.kamailio.stop());
+  return under;
 }

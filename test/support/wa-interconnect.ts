@@ -31,6 +31,16 @@ export interface Interconnect {
   waUser: { host: string; port: number };
 }
 
+/** Records a call permission through the permission API, as the business backend would. */
+export async function grantPermission(w: Interconnect, user: string, kind: "temporary" | "permanent" = "permanent"): Promise<unknown> {
+  const res = await fetch(`${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(user)}`, {
+    method: "PUT",
+    body: JSON.stringify({ kind }),
+  });
+  if (res.status !== 200) throw new Error(`grant failed: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
 export async function startInterconnect(
   t: Teardown,
   opts: {

@@ -61,3 +61,13 @@ t.test("no re-INVITE or UPDATE goes toward Meta from our side", async (t) => {
   t.match(d.replies[0].reason, /No Session Updates Toward WhatsApp/);
   t.equal(d.relays.length, 0);
 });
+
+t.test("the user calling the business clears the unanswered-calls guard for that pair", async (t) => {
+  const key = "+15550001111|+15551234567";
+  const state = { permission: "permanent", permissionExpires: null, connected: [], unanswered: 2, blockedUntil: null, activeCall: null };
+  const d = route({ htables: { wa_callback: { [key]: JSON.stringify(state) } } });
+  t.equal(d.relays.length, 1);
+  t.equal(JSON.parse(d.htables.wa_callback[key]).unanswered, 0);
+  const fresh = route();
+  t.same(fresh.htables.wa_callback ?? {}, {}, "no state is made up for users without any");
+});

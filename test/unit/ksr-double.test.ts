@@ -41,7 +41,7 @@ t.test("wrong arity or types fail like app_jsdt, and unsimulated calls fail loud
   const { KSR: ksr } = createKsrDouble({ message: sipFixture("meta-invite") });
   t.throws(() => (ksr.sl.sl_send_reply as any)(200), /takes 2 parameter/);
   t.throws(() => (ksr.sl.sl_send_reply as any)("200", "OK"), /parameter 1 must be int/);
-  t.throws(() => ksr.htable.sht_get("callback", "x"), /KSR\.htable\.sht_get is not simulated/);
+  t.throws(() => ksr.htable.sht_inc("callback", "x"), /KSR\.htable\.sht_inc is not simulated/);
   t.throws(() => ksr.pv.get("$sht(a=>b)"), /pseudo-variable \$sht\(a=>b\) is not simulated/);
 });
 

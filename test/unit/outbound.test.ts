@@ -28,8 +28,17 @@ function agentInvite(user: string, from = "+15550001111", extra = ""): string {
   ].join("\r\n");
 }
 
+/** The pair +15550001111 → +15551234567 with a permanent permission granted an hour ago. */
+const PERMITTED = {
+  wa_callback: {
+    "+15550001111|+15551234567": JSON.stringify({
+      permission: "permanent", permissionExpires: null, connected: [], unanswered: 0, blockedUntil: null, activeCall: null,
+    }),
+  },
+};
+
 function route(message: string, opts: Partial<DoubleOptions> = {}) {
-  const d = createKsrDouble({ message, transport: AGENT, env: ENV, myself: ["127.0.0.1"], ...opts });
+  const d = createKsrDouble({ message, transport: AGENT, env: ENV, myself: ["127.0.0.1"], htables: structuredClone(PERMITTED), ...opts });
   runRoute(d, requestRoute);
   return d;
 }
@@ -48,6 +57,18 @@ t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS wit
   t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === "sip:+15551234567@wa.meta.vc"));
   t.equal(d.vars.get("$xavp(tls=>server_name)"), "wa.meta.vc");
   t.ok(d.dialog.managed);
+  t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, "3c1f0a9e-agent", "the pair has its one active call");
+});
+
+t.test("callback rules refuse locally before anything goes to Meta", async (t) => {
+  const none = route(agentInvite("+15557654321"));
+  t.same(none.replies.map((r) => [r.code, r.reason]), [[403, "No Call Permission"]]);
+  t.equal(none.relays.length, 0);
+  t.match(none.logs.find((l) => l.level === "notice")?.text, /\+15550001111 → \+15557654321: no call permission on record/);
+
+  const busy = structuredClone(PERMITTED);
+  busy.wa_callback["+15550001111|+15551234567"] = busy.wa_callback["+15550001111|+15551234567"].replace('"activeCall":null', '"activeCall":"earlier-call"');
+  t.same(route(agentInvite("+15551234567"), { htables: busy }).replies.map((r) => r.code), [486]);
 });
 
 t.test("refusals before anything goes to Meta", async (t) => {

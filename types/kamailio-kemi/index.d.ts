@@ -691,6 +691,10 @@ declare namespace KSR {
     function uac_restore_from(): number;
     function uac_restore_to(): number;
   }
+  namespace xhttp {
+    function get_hu(): string | number | null;
+    function xhttp_reply(p1: number, p2: string, p3: string, p4: string): number;
+  }
   namespace xlog {
     function xalert(p1: string): number;
     function xcrit(p1: string): number;

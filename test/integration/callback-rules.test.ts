@@ -1,0 +1,57 @@
+/**
+ * Callback rules in the real Kamailio with the Meta-edge peer: the permission API, refusals
+ * that never reach Meta, state kept by the calls, and state that survives a restart.
+ */
+import t from "tap";
+import { runSipp, startSipp } from "../support/sipp.js";
+import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
+import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
+
+const pairUrl = (w: Interconnect, user = WA_USER) => `${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(user)}`;
+
+async function businessCall(w: Interconnect, scenarioXml: string) {
+  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });
+}
+
+t.test("callback rules with the Meta-edge peer", async (t) => {
+  const w = await startInterconnect(t, { env: { WA_CALLBACK_DAILY_LIMIT: "1" } });
+
+  t.test("without a permission the call is refused locally and never reaches Meta", async (t) => {
+    const run = await businessCall(w, businessCallRefused(403));
+    t.equal(run.exitCode, 0, run.output);
+    t.equal(run.received.find((m) => m.status === 403)?.reason, "No Call Permission");
+    t.notMatch(w.edge.logText(), /INVITE/, "the edge saw no INVITE");
+  });
+
+  t.test("the permission API grants, shows and validates", async (t) => {
+    const granted = await grantPermission(w, WA_USER, "temporary");
+    t.match(granted, { business: BUSINESS, user: WA_USER, permission: "temporary", connectedLast24h: 0 });
+    t.ok((granted as { permissionExpires: number }).permissionExpires > Date.now() / 1000 + 6.9 * 86400, "expires in 7 days");
+    const list = await (await fetch(`${w.us.api}/permissions`)).json();
+    t.match(list, [{ business: BUSINESS, user: WA_USER, permission: "temporary" }]);
+    const bad = await fetch(pairUrl(w, "12345"), { method: "PUT", body: '{"kind":"temporary"}' });
+    t.equal(bad.status, 400);
+    t.match(await bad.json(), { error: /not E\.164/ });
+    const badKind = await fetch(pairUrl(w), { method: "PUT", body: '{"kind":"forever"}' });
+    t.equal(badKind.status, 400);
+  });
+
+  t.test("a permitted call connects and counts; the daily limit (1 here) then refuses locally", async (t) => {
+    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
+    const call = await businessCall(w, businessCallsUser());
+    t.equal(call.exitCode, 0, call.output);
+    t.equal((await user.done).exitCode, 0);
+    const state = await (await fetch(pairUrl(w))).json();
+    t.match(state, { connectedLast24h: 1, activeCall: null, unansweredInARow: 0 }, "answered, then freed at BYE");
+    const second = await businessCall(w, businessCallRefused(403));
+    t.equal(second.received.find((m) => m.status === 403)?.reason, "Daily Call Limit Reached");
+  });
+
+  t.test("state survives Kamailio being killed and restarted", async (t) => {
+    await w.us.crashAndRestart();
+    const state = await (await fetch(pairUrl(w))).json();
+    t.match(state, { permission: "temporary", connectedLast24h: 1 });
+    const revoked = await (await fetch(pairUrl(w), { method: "DELETE" })).json();
+    t.match(revoked, { permission: null });
+  });
+});
