@@ -52,6 +52,7 @@ async function main(): Promise<void> {
       `  public  tls:${cfg.WA_PUBLIC_IP}:${cfg.WA_TLS_PORT}${cfg.WA_ADVERTISE_IP ? ` (advertised as ${cfg.WA_ADVERTISE_IP})` : ""}  domain ${cfg.WA_DOMAIN}  <- Meta's SIP edge`,
       `  internal udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT}  <- media agent and internal UAs`,
       `  rtpengine ${cfg.WA_RTPENGINE_SOCK}`,
+      `  permission API http://127.0.0.1:${cfg.WA_API_PORT}/permissions`,
       `  control  kamcmd -s ${kamailio.ctlSocket} app_jsdt.reload`,
       `  log      ${relative(process.cwd(), kamailio.logFile)}`,
       `OPTIONS to udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT} answered: ${probe.status} ${probe.reason}`,
