@@ -80,8 +80,10 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   const prefixesText = get("WA_META_PREFIXES", "");
   const metaPrefixes = prefixesText ? pairs(prefixesText).map((p) => p.join("=")) : META_PREFIXES_DEFAULT;
   for (const c of metaPrefixes) if (!isCidr(c)) errors.push(`WA_META_PREFIXES: '${c}' is not an address prefix`);
-  const auth = get("WA_INBOUND_AUTH", "off");
-  if (auth !== "off" && auth !== "MD5" && auth !== "SHA-256") errors.push(`WA_INBOUND_AUTH: '${auth}' is not off, MD5 or SHA-256`);
+  const auth = get("WA_INBOUND_AUTH", "");
+  if (auth !== "" && auth !== "MD5" && auth !== "SHA-256") {
+    errors.push(`WA_INBOUND_AUTH: '${auth}' is not MD5 or SHA-256 (leave it unset to not challenge Meta)`);
+  }
   const limit = parseInt(get("WA_MAX_CALLS_PER_NUMBER", "1000"), 10);
   if (!(limit > 0)) errors.push("WA_MAX_CALLS_PER_NUMBER: must be a positive integer");
   const dailyLimit = parseInt(get("WA_CALLBACK_DAILY_LIMIT", "10"), 10);
@@ -102,7 +104,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       metaDomain: get("WA_META_DOMAIN", "wa.meta.vc"),
       metaEdge,
       agentUri,
-      inboundAuth: auth === "off" ? null : (auth as DigestAlgorithm),
+      inboundAuth: auth === "" ? null : (auth as DigestAlgorithm),
       maxCallsPerNumber: limit,
       callbackLimits: { dailyLimit, unansweredLimit },
     },

@@ -6,7 +6,8 @@
  */
 import type { RoutingConfig } from "../config";
 import { isFromMeta } from "../policy/meta-edge";
-import { lookupBusinessNumber } from "../policy/numbers";
+import { digestUsername, lookupBusinessNumber } from "../policy/numbers";
+import type { BusinessNumber } from "../config";
 import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
@@ -31,6 +32,8 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
   const business = lookupBusinessNumber(pvString("$rU"), cfg.numbers);
   if (!business) refuse(404, "Not Found - Unknown Business Number", `${pvString("$rU")} is not in WA_NUMBERS`);
 
+  if (cfg.inboundAuth) authenticateMeta(business, cfg.domain);
+
   // The user calling the business clears the unanswered-calls guard for that pair.
   updateExistingPair(pairKey(business.number, pvString("$fU")), { type: "user-called" });
 
@@ -48,4 +51,35 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
   KSR.pv.sets("$du", cfg.agentUri);
   KSR.info(`user-initiated call from ${pvString("$fU")} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
   relay();
+}
+
+/** Results of auth's pv_auth_check (auth/api.h). */
+const AUTH_OK = 1;
+const AUTH_INVALID_PASSWORD = -2;
+const AUTH_STALE_NONCE = -4;
+const AUTH_NO_CREDENTIALS = -5;
+const AUTH_NONCE_REUSED = -6;
+
+/**
+ * Optional digest check of Meta's INVITE (WA_INBOUND_AUTH): realm WA_DOMAIN, username the
+ * number without "+", password the number's SIP password. No or stale credentials get a
+ * 407 challenge (qop=auth); wrong ones a 403.
+ */
+function authenticateMeta(business: BusinessNumber, realm: string): void {
+  if (business.password === null) {
+    refuse(503, "Service Unavailable - No SIP Password", `${business.number} has no password in WA_SIP_PASSWORDS to check Meta's digest`);
+  }
+  const rc = KSR.auth.pv_auth_check(realm, business.password, 0, 0);
+  if (rc === AUTH_OK) {
+    if (pvString("$au") !== digestUsername(business.number)) {
+      refuse(403, "Forbidden - Wrong Digest User", `digest user '${pvString("$au")}' is not ${digestUsername(business.number)}`);
+    }
+    KSR.auth.consume_credentials();
+    return;
+  }
+  if (rc === AUTH_NO_CREDENTIALS || rc === AUTH_STALE_NONCE || rc === AUTH_NONCE_REUSED) {
+    KSR.auth.auth_challenge(realm, rc === AUTH_STALE_NONCE ? 1 | 16 : 1);
+    KSR.x.exit();
+  }
+  refuse(403, "Forbidden - Digest Check Failed", rc === AUTH_INVALID_PASSWORD ? "wrong digest response (password)" : `digest check result ${rc}`);
 }

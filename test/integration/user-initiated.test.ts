@@ -55,3 +55,21 @@ t.test("WhatsApp user → Meta edge → our Kamailio → media agent", async (t)
     await w.us.kamailio.waitForLog(/refused INVITE .* from tls:127\.0\.0\.3:\d+ with 403 Not From Meta Edge: source 127\.0\.0\.3 is outside the Meta prefixes \(X-FB-External-Domain forged\?\)/);
   });
 });
+
+t.test("with WA_INBOUND_AUTH=MD5 Meta's INVITE is challenged and the call connects once Meta answers", async (t) => {
+  const w = await startInterconnect(t, { env: { WA_INBOUND_AUTH: "MD5" } });
+  const agent = await startSipp({ scenarioXml: answerCall("media agent"), target: w.agent, local: w.agent, workDir: w.us.workDir, timeoutS: 15 });
+  const user = await userCall(w, userCallsBusiness());
+  t.equal(user.exitCode, 0, user.output);
+  t.equal((await agent.done).exitCode, 0);
+  await w.edge.waitForLog(/edge: answered the business's challenge/);
+  t.notOk((await agent.done).received.some((m) => /Proxy-Authorization/i.test(m.headers.map((h) => h.name).join(" "))), "credentials are consumed, not passed to the agent");
+});
+
+t.test("with WA_INBOUND_AUTH=MD5 a wrong answer from 'Meta' is refused 403", async (t) => {
+  const w = await startInterconnect(t, { env: { WA_INBOUND_AUTH: "MD5" }, edgeAnswerPassword: "guessed" });
+  const run = await userCall(w, userCallRefused(403));
+  t.equal(run.exitCode, 0, run.output);
+  t.equal(run.received.find((m) => m.status === 403)?.reason, "Forbidden - Digest Check Failed");
+  await w.us.kamailio.waitForLog(/refused INVITE .* with 403 Forbidden - Digest Check Failed: wrong digest response/);
+});

@@ -158,6 +158,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
       $ci: () => hdr("Call-ID") ?? null,
       $cs: () => parseInt(cseq()[0], 10),
       $ua: () => hdr("User-Agent") ?? null,
+      $au: () => (hdr("Proxy-Authorization") ?? hdr("Authorization") ?? "").match(/username="([^"]*)"/)?.[1] ?? null,
       $ct: () => hdr("Contact") ?? null,
       $rb: () => message.body,
       $cl: () => message.body.length,
@@ -313,6 +314,8 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "sanity.sanity_check": () => sanity(message, reply),
     "sanity.sanity_reply": () => 1,
     "pike.pike_check_req": () => 1,
+    "auth.auth_challenge": (realm: string, flags: number) => reply(407, `Proxy Authentication Required (realm ${realm}, flags ${flags})`),
+    "auth.consume_credentials": () => (d.headerOps.push({ op: "remove", args: ["Proxy-Authorization"] }), 1),
 
     ...Object.fromEntries(
       ["rtpengine_offer", "rtpengine_answer", "rtpengine_delete", "rtpengine_manage"].map((fn) => [

@@ -46,6 +46,8 @@ export async function startInterconnect(
   opts: {
     digestAlgorithm?: "MD5" | "SHA-256";
     edgePassword?: string;
+    /** The password the edge answers our challenges with (WA_INBOUND_AUTH). */
+    edgeAnswerPassword?: string;
     /** Names on the edge's certificate (default: wa.meta.vc and the loopback aliases). */
     edgeCertHosts?: string[];
     env?: Record<string, string>;
@@ -89,6 +91,7 @@ export async function startInterconnect(
       EDGE_DIGEST_USER: BUSINESS.slice(1),
       EDGE_DIGEST_PASSWORD: opts.edgePassword ?? BUSINESS_PASSWORD,
       EDGE_BUSINESS_DOMAIN: "sip.example.com",
+      EDGE_UAC_CREDENTIAL: `${BUSINESS.slice(1)}:sip.example.com:${opts.edgeAnswerPassword ?? BUSINESS_PASSWORD}`,
     },
   });
   t.teardown(() => edge.stop());

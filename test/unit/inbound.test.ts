@@ -71,3 +71,24 @@ t.test("the user calling the business clears the unanswered-calls guard for that
   const fresh = route();
   t.same(fresh.htables.wa_callback ?? {}, {}, "no state is made up for users without any");
 });
+
+t.test("WA_INBOUND_AUTH: Meta's INVITE is challenged, checked, and the credentials consumed", async (t) => {
+  const env = { ...ENV, WA_INBOUND_AUTH: "SHA-256", WA_SIP_PASSWORDS: "+15550001111=pw", WA_DOMAIN: "sip.example.com" };
+  const challenged = route({ env, answers: { "auth.pv_auth_check": () => -5 } });
+  t.same(challenged.replies.map((r) => r.code), [407]);
+  t.match(challenged.replies[0].reason, /realm sip\.example\.com, flags 1/);
+  t.equal(challenged.relays.length, 0);
+
+  const withCredentials = withHeader(sipFixture("meta-invite"), "Proxy-Authorization", 'Digest username="15550001111", realm="sip.example.com"');
+  let checked: unknown[] = [];
+  const ok = route({ env, message: withCredentials, answers: { "auth.pv_auth_check": (...args: unknown[]) => ((checked = args), 1) } });
+  t.same(checked, ["sip.example.com", "pw", 0, 0], "realm = our domain, the number's password");
+  t.equal(ok.relays.length, 1);
+  t.ok(ok.headerOps.some((h) => h.op === "remove" && h.args[0] === "Proxy-Authorization"), "credentials do not travel on");
+
+  const wrongUser = withHeader(sipFixture("meta-invite"), "Proxy-Authorization", 'Digest username="15550002222"');
+  t.same(route({ env, message: wrongUser, answers: { "auth.pv_auth_check": () => 1 } }).replies.map((r) => r.reason), ["Forbidden - Wrong Digest User"]);
+  t.same(route({ env, message: withCredentials, answers: { "auth.pv_auth_check": () => -2 } }).replies.map((r) => r.reason), ["Forbidden - Digest Check Failed"]);
+  const stale = route({ env, message: withCredentials, answers: { "auth.pv_auth_check": () => -4 } });
+  t.match(stale.replies[0].reason, /flags 17/, "stale nonce: challenged again with stale=true");
+});

@@ -70,7 +70,7 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
     WA_NUMBERS: "15550001111=sales",
     WA_SIP_PASSWORDS: "+15559999999=x",
     WA_META_PREFIXES: "157.240.0.0/40",
-    WA_INBOUND_AUTH: "SHA1",
+    WA_INBOUND_AUTH: "off",
     WA_MAX_CALLS_PER_NUMBER: "0",
     WA_AGENT_URI: "127.0.0.1:5080",
     WA_META_EDGE: "wa.meta.vc",
