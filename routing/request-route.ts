@@ -14,6 +14,7 @@ import { relay } from "./sip/relay";
 import { routingConfig } from "./config";
 import { userInitiatedCall } from "./wa/inbound";
 import { businessInitiatedCall } from "./wa/outbound";
+import { shiftInDialogRequest } from "./wa/cseq-shift";
 
 export function requestRoute(): void {
   reqinit();
@@ -52,7 +53,10 @@ function withindlg(): void {
   if (!fromPublicSide() && KSR.is_method_in("IU")) {
     refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${pvString("$rm")} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
-  if (KSR.rr.loose_route() > 0) relay();
+  if (KSR.rr.loose_route() > 0) {
+    if (!fromPublicSide()) shiftInDialogRequest();
+    relay();
+  }
   if (KSR.is_ACK()) {
     if (KSR.tm.t_check_trans() > 0) relay();
     else dropSilently("in-dialog ACK without route set or transaction");

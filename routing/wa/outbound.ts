@@ -15,6 +15,7 @@ import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
 import { certificateNameMatches } from "../policy/certificate";
 import { classifyMetaFailure } from "../policy/callback-rules";
 import { admitCall, pairKey, updatePair } from "./callback-state";
+import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 const FAILURE_ROUTE = "ksr_failure_meta";
@@ -99,8 +100,8 @@ function failureMeta(): void {
   }
   KSR.pv.seti("$avp(wa_digest_sent)", 1);
   // MD5: uac_auth() also marks the transaction, so dialog (track_cseq_updates) gives the
-  // re-send a new CSeq and shifts the caller's later ACK/BYE to match. SHA-256: 5.6 offers
-  // no way to set that mark from KEMI, so the re-send keeps the CSeq (see README).
+  // re-send a new CSeq and shifts the caller's later ACK/BYE to match. SHA-256: the routing
+  // keeps that shift itself (cseq-shift.ts).
   if (algorithm === "MD5") {
     KSR.pv.sets("$avp(wa_auth_realm)", challenge.realm);
     KSR.pv.sets("$avp(wa_auth_username)", digestUsername(business.number));
@@ -123,6 +124,7 @@ function failureMeta(): void {
       kamailioHash,
     );
     KSR.hdr.append(`${status === 407 ? "Proxy-Authorization" : "Authorization"}: ${credentials}\r\n`);
+    shiftResentInvite();
   }
   KSR.info(`answering Meta's ${status} (${algorithm}) for ${business.number}\n`);
   // A failure route forwards only to destinations set anew (uac_auth sets the R-URI itself).
@@ -140,6 +142,7 @@ function failureMeta(): void {
  * a final failure ends the call with 502 (ksr_failure_meta), and no credentials are sent.
  */
 function onReplyMeta(): void {
+  restoreReplyCseq();
   const cfg = routingConfig();
   const name = pvString("$tls_peer_san_hostname") || pvString("$tls_peer_subject_cn");
   if (!cfg || certificateNameMatches(name, cfg.metaDomain)) {
