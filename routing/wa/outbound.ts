@@ -83,7 +83,10 @@ function failureMeta(): void {
     return callOutcome(classifyMetaFailure(status, reason));
   }
   const business = lookupBusinessNumberForFailure();
-  if (!business || business.password === null) return;
+  if (!business || business.password === null) {
+    KSR.err(`cannot answer Meta's ${status}: ${pvString("$avp(wa_business)")} has no password any more (settings reloaded?)\n`);
+    return callOutcome("failed");
+  }
   if (KSR.pv.get("$avp(wa_digest_sent)") !== null) {
     KSR.warn(`Meta challenged again after our digest answer for ${business.number}: wrong password in WA_SIP_PASSWORDS?\n`);
     callOutcome("failed");

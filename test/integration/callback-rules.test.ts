@@ -9,8 +9,8 @@ import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnec
 
 const pairUrl = (w: Interconnect, user = WA_USER) => `${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(user)}`;
 
-async function businessCall(w: Interconnect, scenarioXml: string) {
-  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });
+async function businessCall(w: Interconnect, scenarioXml: string, user = WA_USER) {
+  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: user, keys: { business: BUSINESS }, timeoutS: 15 });
 }
 
 t.test("callback rules with the Meta-edge peer", async (t) => {
@@ -45,6 +45,28 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
     t.match(state, { connectedLast24h: 1, activeCall: null, unansweredInARow: 0 }, "answered, then freed at BYE");
     const second = await businessCall(w, businessCallRefused(403));
     t.equal(second.received.find((m) => m.status === 403)?.reason, "Daily Call Limit Reached");
+  });
+
+  t.test("Meta's 403 No Approved Call Permission Found clears our permission", async (t) => {
+    const user = "+15550000403";
+    await grantPermission(w, user);
+    const run = await businessCall(w, businessCallRefused(403), user);
+    t.equal(run.received.find((m) => m.status === 403)?.reason, "No Approved Call Permission Found", "Meta's reason passed back");
+    t.match(await (await fetch(pairUrl(w, user))).json(), { permission: null, activeCall: null });
+    const next = await businessCall(w, businessCallRefused(403), user);
+    t.equal(next.received.find((m) => m.status === 403)?.reason, "No Call Permission", "the next call stops here");
+  });
+
+  t.test("unanswered calls (480) are counted; at the limit calls stop locally", async (t) => {
+    const user = "+15550000480";
+    await grantPermission(w, user);
+    for (let i = 1; i <= 2; i++) {
+      const run = await businessCall(w, businessCallRefused(480), user);
+      t.equal(run.exitCode, 0, run.output);
+      t.match(await (await fetch(pairUrl(w, user))).json(), { unansweredInARow: i, activeCall: null });
+    }
+    const third = await businessCall(w, businessCallRefused(403), user);
+    t.equal(third.received.find((m) => m.status === 403)?.reason, "Too Many Unanswered Calls", "our reason: it stopped here");
   });
 
   t.test("state survives Kamailio being killed and restarted", async (t) => {
