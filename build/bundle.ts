@@ -17,6 +17,7 @@ import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EXIT_SENTINEL } from "../routing/runtime/callbacks.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_ENTRY = resolve(REPO_ROOT, "routing/main.ts");
@@ -24,8 +25,6 @@ export const DEFAULT_OUT = resolve(REPO_ROOT, "build/out/routing.js");
 
 /** app_jsdt 5.6 reads the script into a fixed 128 KiB buffer and silently truncates beyond. */
 export const BUNDLE_LIMIT_BYTES = 128 * 1024;
-/** What KSR.x.exit() throws in app_jsdt; a catch that swallows it breaks `exit`. */
-export const EXIT_SENTINEL = "~~ksr~exit~~";
 /** Name of the appended line table that routing/runtime/errors.ts reads. */
 export const LINE_TABLE_GLOBAL = "__routingLineTable";
 

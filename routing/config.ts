@@ -4,6 +4,7 @@
  * parseRoutingConfig; errors name the key.
  */
 import { isCidr } from "./policy/cidr";
+import { isE164 } from "./policy/numbers";
 import type { CallbackLimits } from "./policy/callback-rules";
 
 export interface BusinessNumber {
@@ -68,7 +69,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   };
   const numbers: { [n: string]: BusinessNumber } = {};
   for (const p of pairs(get("WA_NUMBERS", ""))) {
-    if (p.length !== 2 || !/^\+[1-9]\d{6,14}$/.test(p[0]) || !/^[A-Za-z0-9_.-]+$/.test(p[1])) {
+    if (p.length !== 2 || !isE164(p[0]) || !/^[A-Za-z0-9_.-]+$/.test(p[1])) {
       errors.push(`WA_NUMBERS: '${p.join("=")}' is not +E164=profile`);
     } else numbers[p[0]] = { number: p[0], profile: p[1], password: null };
   }

@@ -1,6 +1,11 @@
 /** Business numbers in Request-URIs: Meta appends configured user params (";tgrp=wacall"). */
 import type { BusinessNumber } from "../config";
 
+/** A phone number as Meta writes it: E.164 with "+". */
+export function isE164(n: string): boolean {
+  return /^\+[1-9]\d{6,14}$/.test(n);
+}
+
 /** "+15550001111;tgrp=wacall" → "+15550001111". */
 export function numberFromUser(user: string): string {
   const semi = user.indexOf(";");

@@ -9,6 +9,7 @@
 import { describeError } from "./errors";
 import { answerOnce, wasAnswered } from "../sip/reply";
 
+/** What KSR.x.exit()/drop() throw in app_jsdt; the build makes every catch rethrow it. */
 export const EXIT_SENTINEL = "~~ksr~exit~~";
 
 /** Event callbacks (dialog, xhttp) get the event name. */

@@ -6,7 +6,7 @@
  *     ─► dialog + Record-Route ─► TLS to the edge (SNI) ─► ksr_failure_meta answers 407/401
  */
 import { routingConfig, type BusinessNumber, type RoutingConfig } from "../config";
-import { lookupBusinessNumber, numberFromUser, digestUsername } from "../policy/numbers";
+import { digestUsername, isE164, lookupBusinessNumber, numberFromUser } from "../policy/numbers";
 import { digestCredentials, parseDigestChallenge, supportedAlgorithm, type HashFn } from "../policy/digest";
 import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
@@ -17,7 +17,6 @@ import { classifyMetaFailure } from "../policy/callback-rules";
 import { admitCall, pairKey, updatePair } from "./callback-state";
 import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
 
-const E164 = /^\+[1-9]\d{6,14}$/;
 const FAILURE_ROUTE = "ksr_failure_meta";
 const REPLY_ROUTE = "ksr_onreply_meta";
 
@@ -31,7 +30,7 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
     refuse(503, "Service Unavailable - No SIP Password", `${business.number} has no password in WA_SIP_PASSWORDS; Meta always challenges`);
   }
   const user = numberFromUser(pvString("$rU"));
-  if (!E164.test(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
+  if (!isE164(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
 
   // Callback rules: refused here, nothing reaches Meta.
   const pair = pairKey(business.number, user);

@@ -13,8 +13,7 @@ import { routingConfig } from "../config";
 import { pvString } from "../ksr/pv";
 import { allPairs, nowSeconds, pairKey, readPair, updatePair } from "./callback-state";
 import { DAY, type PairState } from "../policy/callback-rules";
-
-const E164 = /^\+[1-9]\d{6,14}$/;
+import { isE164 } from "../policy/numbers";
 
 function reply(code: number, reason: string, body: unknown): void {
   KSR.xhttp.xhttp_reply(code, reason, "application/json", `${JSON.stringify(body)}\n`);
@@ -60,7 +59,7 @@ function handle(method: string, url: string): void {
   const cfg = routingConfig();
   if (!cfg) return reply(503, "Service Unavailable", { error: "routing settings are invalid (see the Kamailio log)" });
   if (!cfg.numbers.hasOwnProperty(business)) return reply(400, "Bad Request", { error: `business ${business} is not in WA_NUMBERS` });
-  if (!E164.test(user)) return reply(400, "Bad Request", { error: `user ${user} is not E.164 with +` });
+  if (!isE164(user)) return reply(400, "Bad Request", { error: `user ${user} is not E.164 with +` });
   const key = pairKey(business, user);
   switch (method) {
     case "GET": {

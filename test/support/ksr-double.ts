@@ -12,9 +12,9 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { REPO_ROOT } from "../../build/bundle.js";
 import type { KemiApi, KemiFunction } from "../../build/gen-kemi.js";
+import { EXIT_SENTINEL } from "../../routing/runtime/callbacks.js";
 import { header, headerValues, parseNameAddr, parseSipMessage, parseUri, type SipMessage } from "./sip-message.js";
 
-export const EXIT_SENTINEL = "~~ksr~exit~~";
 const api: KemiApi = JSON.parse(readFileSync(resolve(REPO_ROOT, "types/kamailio-kemi/api.json"), "utf8"));
 
 export interface Transport {
