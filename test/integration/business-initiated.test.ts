@@ -7,7 +7,7 @@ import t from "tap";
 import { runSipp, startSipp } from "../support/sipp.js";
 import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
 import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
-import { header } from "../support/sip-message.js";
+import { header } from "../../media-agent/src/sip/message.js";
 
 async function businessCall(w: Interconnect, scenarioXml: string) {
   return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { buildBundle, REPO_ROOT } from "../../build/bundle.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "../support/routing-under-test.js";
 import { oneRequestScenario, requestTemplate, runSipp } from "../support/sipp.js";
-import { header } from "../support/sip-message.js";
+import { header } from "../../media-agent/src/sip/message.js";
 
 async function exchange(k: RoutingUnderTest, request: string, expectStatus: number) {
   const run = await runSipp({ scenarioXml: oneRequestScenario(request, expectStatus), target: k.internal, workDir: k.workDir, service: "sip" });

@@ -6,7 +6,7 @@ import t from "tap";
 import { startSipp, runSipp } from "../support/sipp.js";
 import { answerCall, META_CALL_ID, userCallRefused, userCallsBusiness } from "../support/wa-scenarios.js";
 import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
-import { header, headerValues } from "../support/sip-message.js";
+import { header, headerValues } from "../../media-agent/src/sip/message.js";
 
 function callKeys(service = BUSINESS) {
   return { service, keys: { biz_domain: "sip.example.com", caller: WA_USER }, callIdFormat: META_CALL_ID };

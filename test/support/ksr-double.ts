@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import { REPO_ROOT } from "../../build/bundle.js";
 import type { KemiApi, KemiFunction } from "../../build/gen-kemi.js";
 import { EXIT_SENTINEL } from "../../routing/runtime/callbacks.js";
-import { header, headerValues, parseNameAddr, parseSipMessage, parseUri, type SipMessage } from "./sip-message.js";
+import { header, headerValues, parseNameAddr, parseSipMessage, parseUri, type SipMessage } from "../../media-agent/src/sip/message.js";
 
 const api: KemiApi = JSON.parse(readFileSync(resolve(REPO_ROOT, "types/kamailio-kemi/api.json"), "utf8"));
 

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../build/ports.js";
-import { parseSipMessage, type SipMessage } from "./sip-message.js";
+import { parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
 
 export interface SippRun {
   exitCode: number | null;

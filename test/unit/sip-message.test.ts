@@ -1,5 +1,5 @@
 import t from "tap";
-import { parseNameAddr, parseSipMessage, parseUri } from "../support/sip-message.js";
+import { parseNameAddr, parseSipMessage, parseUri } from "../../media-agent/src/sip/message.js";
 import { sipFixture } from "../support/fixtures.js";
 
 t.test("real messages parse", async (t) => {
