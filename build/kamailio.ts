@@ -12,6 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
 import { sipPing } from "./sip-ping.js";
+import { killGroup, trackGroup } from "./process-group.js";
 
 const execFileP = promisify(execFile);
 export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
@@ -119,29 +120,6 @@ export class KamailioProcess {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
-
-// Kamailio runs in its own process group and would outlive us: kill it when we exit, and
-// when a signal ends us (a test runner's timeout) unless the program handles that signal.
-const live = new Set<KamailioProcess>();
-const killAll = () => {
-  for (const k of live) killGroup(k.pid, "SIGKILL");
-};
-process.on("exit", killAll);
-for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) {
-  process.on(signal, () => {
-    if (process.listenerCount(signal) > 1) return;
-    killAll();
-    process.exit(code);
-  });
-}
-
 /** Writes kamailio/tls.cfg with the @WA_…@ values filled in; an unknown one is an error. */
 export function renderTlsConfig(values: Record<string, string | undefined>, outFile: string): string {
   const text = readFileSync(TLS_CFG_TEMPLATE, "utf8").replace(/@(WA_[A-Z_]+)@/g, (_, key: string) => {
@@ -186,8 +164,7 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
     { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const k = new KamailioProcess(child, opts.runDir, createWriteStream(join(opts.runDir, "kamailio.log")));
-  live.add(k);
-  void k.whenExited().then(() => live.delete(k));
+  trackGroup(k.pid, k.whenExited());
   for (const stream of [child.stdout!, child.stderr!]) {
     stream.setEncoding("utf8");
     stream.on("data", (chunk: string) => {

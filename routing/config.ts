@@ -6,6 +6,7 @@
 import { isCidr } from "./policy/cidr";
 import { isE164 } from "./policy/numbers";
 import type { CallbackLimits } from "./policy/callback-rules";
+import { parseMediaSettings, type MediaSettings } from "./policy/media";
 
 export interface BusinessNumber {
   /** E.164 with "+", as Meta puts it in the Request-URI user. */
@@ -34,6 +35,8 @@ export interface RoutingConfig {
   maxCallsPerNumber: number;
   /** Meta's callback rules as enforced here (WA_CALLBACK_*). */
   callbackLimits: CallbackLimits;
+  /** How rtpengine bridges Meta's SRTP and the agent's RTP (WA_SRTP_MODE, WA_RTPENGINE_DIRECTIONS). */
+  media: MediaSettings;
 }
 
 /**
@@ -96,6 +99,8 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   const metaEdge = get("WA_META_EDGE", "wa.meta.vc:5061");
   if (!/^[A-Za-z0-9.-]+:\d+$/.test(metaEdge)) errors.push(`WA_META_EDGE: '${metaEdge}' is not host:port`);
 
+  const media = parseMediaSettings(get("WA_SRTP_MODE", "SDES"), get("WA_RTPENGINE_DIRECTIONS", ""), errors);
+
   if (errors.length) return { config: null, errors };
   return {
     config: {
@@ -108,6 +113,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       inboundAuth: auth === "" ? null : (auth as DigestAlgorithm),
       maxCallsPerNumber: limit,
       callbackLimits: { dailyLimit, unansweredLimit },
+      media,
     },
     errors: [],
   };

@@ -15,6 +15,7 @@ import { routingConfig } from "./config";
 import { userInitiatedCall } from "./wa/inbound";
 import { businessInitiatedCall } from "./wa/outbound";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
+import { deleteMedia } from "./wa/media";
 
 export function requestRoute(): void {
   reqinit();
@@ -40,7 +41,10 @@ function reqinit(): void {
 
 /** CANCEL follows its INVITE transaction; without one there is nothing to cancel. */
 function cancel(): void {
-  if (KSR.tm.t_check_trans() > 0) relay();
+  if (KSR.tm.t_check_trans() > 0) {
+    deleteMedia("CANCEL");
+    relay();
+  }
   refuse(481, "Call/Transaction Does Not Exist", "CANCEL matches no transaction");
 }
 
@@ -54,6 +58,7 @@ function withindlg(): void {
     refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${pvString("$rm")} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
   if (KSR.rr.loose_route() > 0) {
+    if (KSR.is_BYE()) deleteMedia(`BYE from the ${fromPublicSide() ? "WhatsApp" : "agent"} side`);
     if (!fromPublicSide()) shiftInDialogRequest();
     relay();
   }

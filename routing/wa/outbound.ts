@@ -16,6 +16,7 @@ import { certificateNameMatches } from "../policy/certificate";
 import { classifyMetaFailure } from "../policy/callback-rules";
 import { admitCall, pairKey, updatePair } from "./callback-state";
 import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
+import { answerMedia, deleteMedia, offerMedia } from "./media";
 
 const FAILURE_ROUTE = "ksr_failure_meta";
 const REPLY_ROUTE = "ksr_onreply_meta";
@@ -46,6 +47,7 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   // SNI: Meta's edge is reached by name whatever address WA_META_EDGE resolves to.
   KSR.pv.sets("$xavp(tls=>server_name)", cfg.metaDomain);
 
+  offerMedia("business-initiated", cfg.media);
   KSR.dialog.dlg_manage();
   KSR.pv.sets("$dlg_var(wa_pair)", pair);
   KSR.pv.sets("$avp(wa_pair)", pair);
@@ -69,26 +71,26 @@ const kamailioHash: HashFn = (algorithm, input) => {
  */
 function failureMeta(): void {
   const status = KSR.tm.t_get_status_code();
-  if (KSR.tm.t_is_canceled() > 0) return callOutcome("unanswered");
+  if (KSR.tm.t_is_canceled() > 0) return endCall("unanswered");
   const untrusted = pvString("$avp(wa_untrusted_peer)");
   if (untrusted) {
-    callOutcome("failed");
+    endCall("failed");
     KSR.tm.t_reply(502, "Bad Gateway - Meta Certificate Name Mismatch");
     KSR.x.exit();
   }
   if (status !== 401 && status !== 407) {
     const reason = pvString("$T_reply_reason");
     KSR.notice(`business-initiated call to ${pvString("$rU")} ended by Meta: ${status} ${reason}\n`);
-    return callOutcome(classifyMetaFailure(status, reason));
+    return endCall(classifyMetaFailure(status, reason));
   }
   const business = lookupBusinessNumberForFailure();
   if (!business || business.password === null) {
     KSR.err(`cannot answer Meta's ${status}: ${pvString("$avp(wa_business)")} has no password any more (settings reloaded?)\n`);
-    return callOutcome("failed");
+    return endCall("failed");
   }
   if (KSR.pv.get("$avp(wa_digest_sent)") !== null) {
     KSR.warn(`Meta challenged again after our digest answer for ${business.number}: wrong password in WA_SIP_PASSWORDS?\n`);
-    callOutcome("failed");
+    endCall("failed");
     KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
     KSR.x.exit();
   }
@@ -97,6 +99,7 @@ function failureMeta(): void {
   const algorithm = challenge && supportedAlgorithm(challenge.algorithm);
   if (!challenge || !algorithm) {
     KSR.err(`cannot answer Meta's ${status}: ${headerName} '${pvString(`$T_rpl($hdr(${headerName}))`)}'\n`);
+    endCall("failed");
     KSR.tm.t_reply(500, "Server Error - Unusable Digest Challenge");
     KSR.x.exit();
   }
@@ -109,6 +112,7 @@ function failureMeta(): void {
     KSR.pv.sets("$avp(wa_auth_username)", digestUsername(business.number));
     KSR.pv.sets("$avp(wa_auth_password)", business.password);
     if (KSR.uac.uac_auth() < 0) {
+      endCall("failed");
       KSR.tm.t_reply(500, "Server Error - Digest Answer Failed");
       KSR.x.exit();
     }
@@ -149,6 +153,7 @@ function onReplyMeta(): void {
   const name = pvString("$tls_peer_san_hostname") || pvString("$tls_peer_subject_cn");
   if (!cfg || certificateNameMatches(name, cfg.metaDomain)) {
     const status = KSR.pv.get("$rs") as number;
+    if (cfg) answerMedia(cfg.media);
     if (status >= 200 && status < 300 && !pvString("$avp(wa_answered)")) {
       KSR.pv.seti("$avp(wa_answered)", 1);
       callOutcome("answered");
@@ -166,6 +171,12 @@ function onReplyMeta(): void {
 function callOutcome(type: "answered" | "unanswered" | "failed" | "meta-no-permission" | "meta-daily-limit"): void {
   const pair = pvString("$avp(wa_pair)");
   if (pair) updatePair(pair, { type, callId: pvString("$ci") });
+}
+
+/** The call failed for good (no re-send follows): its outcome counts, its media goes. */
+function endCall(type: Parameters<typeof callOutcome>[0]): void {
+  callOutcome(type);
+  deleteMedia(`business-initiated call failed: ${type}`);
 }
 
 /** The business number the request route chose, kept in the transaction's AVPs. */

@@ -13,3 +13,11 @@ export function withHeader(text: string, name: string, value: string | null): st
   if (value === null) return text.replace(re, "");
   return re.test(text) ? text.replace(re, `${name}: ${value}\r\n`) : text.replace("\r\n", `\r\n${name}: ${value}\r\n`);
 }
+
+/** What the media agent offers: plain RTP on loopback, Opus first. */
+export const AGENT_SDP = [
+  "v=0", "o=- 4021 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+  "m=audio 40000 RTP/AVP 111 8 0 126", "a=rtpmap:111 opus/48000/2", "a=rtpmap:8 PCMA/8000",
+  "a=rtpmap:0 PCMU/8000", "a=rtpmap:126 telephone-event/8000", "a=ptime:20", "a=sendrecv", "",
+].join("\r\n");
+

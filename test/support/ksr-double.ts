@@ -41,6 +41,8 @@ export interface DoubleOptions {
   htables?: Record<string, Record<string, string>>;
   /** A transaction already exists for this message (CANCEL/ACK matching). */
   transactionExists?: boolean;
+  /** Pseudo-variables already set (AVPs an earlier route of the transaction left). */
+  vars?: Record<string, string | number>;
   /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
   answers?: Record<string, (...args: unknown[]) => unknown>;
 }
@@ -102,7 +104,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     logs: [],
     ended: null,
     flags: new Set(),
-    vars: new Map(),
+    vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
     htables: opts.htables ?? {},
   };
@@ -323,6 +325,9 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
         (flags: string) => (d.rtpengine.push({ fn, flags }), 1),
       ]),
     ),
+    "rtpengine.rtpengine_delete0": () => (d.rtpengine.push({ fn: "rtpengine_delete", flags: "" }), 1),
+    "textops.has_body_type": (type: string) =>
+      message.body.length > 0 && (hdr("Content-Type") ?? "").split(";")[0].trim().toLowerCase() === type.toLowerCase() ? 1 : -1,
   };
   for (const method of Object.values(METHOD_LETTERS)) impl[`is_${method}`] = () => methodIs(method);
   Object.assign(impl, opts.answers ?? {});

@@ -2,6 +2,7 @@
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
 import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
+import { AGENT_SDP } from "../support/fixtures.js";
 
 const AGENT = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080, rcvIp: "127.0.0.1", rcvPort: 5070 } as const;
 const ENV = {
@@ -11,7 +12,7 @@ const ENV = {
   WA_META_EDGE: "wa.meta.vc:5061",
 };
 
-function agentInvite(user: string, from = "+15550001111", extra = ""): string {
+function agentInvite(user: string, from = "+15550001111", extra = "", sdp = AGENT_SDP): string {
   return [
     `INVITE sip:${user}@127.0.0.1:5070 SIP/2.0`,
     "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-agent-1;rport",
@@ -22,9 +23,10 @@ function agentInvite(user: string, from = "+15550001111", extra = ""): string {
     "CSeq: 1 INVITE",
     "Contact: <sip:agent@127.0.0.1:5080>",
     ...(extra ? [extra] : []),
-    "Content-Length: 0",
+    ...(sdp ? ["Content-Type: application/sdp"] : []),
+    `Content-Length: ${Buffer.byteLength(sdp)}`,
     "",
-    "",
+    sdp,
   ].join("\r\n");
 }
 

@@ -1,0 +1,86 @@
+/**
+ * rtpengine flags for the two call legs, as pure functions. Toward Meta: SRTP, either SDES
+ * (`RTP/SAVP` + a=crypto, the default: Meta recommends it against clipped call starts) or
+ * DTLS-SRTP with ICE (Meta's default, `UDP/TLS/RTP/SAVPF`; Meta is ICE-lite, so rtpengine, a
+ * full ICE agent, ends up controlling). Toward the agent: plain RTP on loopback.
+ *
+ * Codecs: Meta always has Opus 48000/2; the agent gets Opus when it offers/accepts it (no
+ * transcoding) and otherwise G.711, which rtpengine transcodes. rtpengine only transcodes
+ * where a flag asks it to, so the flags below add the codecs the other side may lack.
+ */
+
+export type SrtpMode = "SDES" | "DTLS";
+
+export interface MediaSettings {
+  srtpMode: SrtpMode;
+  /** rtpengine interface names for the Meta side and the agent side, when it has several. */
+  directions: { external: string; internal: string } | null;
+}
+
+/** Meta's Opus parameters (shared/docs/whatsapp-sip.md), for Opus that rtpengine adds itself. */
+export const META_OPUS_FMTP = "maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1";
+
+const COMMON = ["replace-origin", "replace-session-connection"];
+
+/** Crypto suites rtpengine could offer besides Meta's two: AES_CM_128_HMAC_SHA1_80 first, _32 accepted. */
+const SDES_SUITES_NOT_FOR_META = [
+  "AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_256_CM_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32",
+  "AES_192_CM_HMAC_SHA1_80", "AES_192_CM_HMAC_SHA1_32", "F8_128_HMAC_SHA1_80", "F8_128_HMAC_SHA1_32",
+  "NULL_HMAC_SHA1_80", "NULL_HMAC_SHA1_32",
+];
+
+/** The SRTP side as rtpengine must present it to Meta. */
+function metaSideFlags(mode: SrtpMode): string[] {
+  if (mode === "SDES") {
+    return ["RTP/SAVP", "DTLS=off", "ICE=remove"].concat(SDES_SUITES_NOT_FOR_META.map((s) => `SDES-no-${s}`));
+  }
+  return ["UDP/TLS/RTP/SAVPF", "ICE=force", "SDES-off", "rtcp-mux-require", "generate-mid"];
+}
+
+/** The plain side the agent sees: RTP/AVP, no ICE, no DTLS, separate RTCP. */
+const AGENT_SIDE = ["RTP/AVP", "DTLS=off", "ICE=remove", "rtcp-mux-demux"];
+
+function directionFlags(settings: MediaSettings, from: "external" | "internal"): string[] {
+  if (!settings.directions) return [];
+  const d = settings.directions;
+  return from === "external" ? [`direction=${d.external}`, `direction=${d.internal}`] : [`direction=${d.internal}`, `direction=${d.external}`];
+}
+
+/**
+ * User-initiated call, Meta's INVITE → agent: strip SRTP, and offer G.711 besides Meta's
+ * Opus so an agent without Opus can still answer (rtpengine then transcodes).
+ */
+export function offerTowardAgentFlags(settings: MediaSettings): string {
+  return COMMON.concat(AGENT_SIDE, ["codec-transcode=PCMA", "codec-transcode=PCMU"], directionFlags(settings, "external")).join(" ");
+}
+
+/** The agent's 200 OK → Meta: rtpengine answers in the profile Meta offered (SDES or DTLS). */
+export function answerTowardMetaFlags(settings: MediaSettings): string {
+  return COMMON.concat(settings.srtpMode === "DTLS" ? ["ICE=force"] : ["ICE=remove"]).join(" ");
+}
+
+/**
+ * Business-initiated call, agent's INVITE → Meta: SRTP toward Meta, and Opus offered even
+ * when the agent only has G.711 (Meta requires Opus; rtpengine transcodes).
+ */
+export function offerTowardMetaFlags(settings: MediaSettings): string {
+  return COMMON.concat(metaSideFlags(settings.srtpMode), ["codec-transcode=opus"], directionFlags(settings, "internal")).join(" ");
+}
+
+/** Meta's 200 OK → agent: back to plain RTP in what the agent offered. */
+export function answerTowardAgentFlags(): string {
+  return COMMON.concat(["ICE=remove"]).join(" ");
+}
+
+/** WA_SRTP_MODE and WA_RTPENGINE_DIRECTIONS ("external,internal" interface names, or empty). */
+export function parseMediaSettings(mode: string, directions: string, errors: string[]): MediaSettings {
+  if (mode !== "SDES" && mode !== "DTLS") errors.push(`WA_SRTP_MODE: '${mode}' is not SDES or DTLS`);
+  let pair: MediaSettings["directions"] = null;
+  if (directions) {
+    const names = directions.split(",");
+    if (names.length !== 2 || !/^[A-Za-z0-9_-]+$/.test(names[0]) || !/^[A-Za-z0-9_-]+$/.test(names[1])) {
+      errors.push(`WA_RTPENGINE_DIRECTIONS: '${directions}' is not "external,internal" (two rtpengine interface names)`);
+    } else pair = { external: names[0], internal: names[1] };
+  }
+  return { srtpMode: mode === "DTLS" ? "DTLS" : "SDES", directions: pair };
+}

@@ -1,0 +1,61 @@
+/**
+ * rtpengine at the edges of a call: offer on the INVITE, answer on the reply that carries the
+ * callee's SDP, delete when the call ends any way (BYE, CANCEL, failure, dialog timeout).
+ * The flags themselves are pure functions in policy/media.ts.
+ */
+import type { MediaSettings } from "../policy/media";
+import { answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags } from "../policy/media";
+import { pvString } from "../ksr/pv";
+import { refuse } from "../sip/reply";
+
+export type CallDirection = "user-initiated" | "business-initiated";
+
+/** Sends the INVITE's SDP through rtpengine; no SDP or no rtpengine refuses the call. */
+export function offerMedia(direction: CallDirection, settings: MediaSettings): void {
+  if (KSR.textops.has_body_type("application/sdp") < 0) {
+    refuse(488, "Not Acceptable Here - SDP Offer Required", `${direction} INVITE without an SDP offer (late offer is not supported)`);
+  }
+  const flags = direction === "user-initiated" ? offerTowardAgentFlags(settings) : offerTowardMetaFlags(settings);
+  if (KSR.rtpengine.rtpengine_offer(flags) < 0) {
+    refuse(503, "Service Unavailable - Media Relay Failed", `rtpengine_offer failed (${direction}); is rtpengine running on WA_RTPENGINE_SOCK?`);
+  }
+  KSR.pv.sets("$avp(wa_media)", direction);
+}
+
+/**
+ * In a reply route: a 18x/2xx with SDP gets rtpengine's answer. A failure here leaves the
+ * reply's SDP pointing at the callee directly, which cannot carry audio, so it is logged loudly.
+ */
+export function answerMedia(settings: MediaSettings): void {
+  const direction = pvString("$avp(wa_media)");
+  const status = KSR.pv.get("$rs") as number;
+  if (!direction || status >= 300 || KSR.textops.has_body_type("application/sdp") < 0) return;
+  const flags = direction === "user-initiated" ? answerTowardMetaFlags(settings) : answerTowardAgentFlags();
+  if (KSR.rtpengine.rtpengine_answer(flags) < 0) {
+    KSR.err(`rtpengine_answer failed for ${status} of call ${pvString("$ci")} (${direction}): the call will have no audio\n`);
+  }
+}
+
+/** Ends the call's media in rtpengine; the reason goes to the log. */
+export function deleteMedia(reason: string): void {
+  if (KSR.rtpengine.rtpengine_delete0() < 0) {
+    KSR.notice(`rtpengine had no media for call ${pvString("$ci")} (${reason})\n`);
+    return;
+  }
+  KSR.info(`media of call ${pvString("$ci")} deleted (${reason})\n`);
+}
+
+/**
+ * A dialog ended without a BYE passing the request route (the dialog timeout; dialog then
+ * sends the BYEs itself): the message is the dialog module's own, so the call is named.
+ */
+export function deleteMediaOfDialog(reason: string): void {
+  const callId = pvString("$dlg(callid)");
+  const fromTag = pvString("$dlg(from_tag)");
+  if (!callId) return;
+  if (KSR.rtpengine.rtpengine_delete(`call-id=${callId} from-tag=${fromTag}`) < 0) {
+    KSR.notice(`rtpengine had no media for call ${callId} (${reason})\n`);
+    return;
+  }
+  KSR.info(`media of call ${callId} deleted (${reason})\n`);
+}

@@ -1,0 +1,124 @@
+/**
+ * rtpengine in the call flow: which flags each leg gets (pure), and that the routing offers,
+ * answers and deletes at the right moments (KSR double with real SIP text).
+ */
+import t from "tap";
+import { requestRoute } from "../../routing/request-route.js";
+import {
+  answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, parseMediaSettings,
+} from "../../routing/policy/media.js";
+import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
+import { AGENT_SDP, sipFixture, withHeader } from "../support/fixtures.js";
+
+const SDES = { srtpMode: "SDES", directions: null } as const;
+const flags = (s: string) => s.split(" ");
+
+t.test("toward the agent: plain RTP, no ICE/DTLS, G.711 added for an agent without Opus", async (t) => {
+  const f = flags(offerTowardAgentFlags(SDES));
+  for (const want of ["RTP/AVP", "ICE=remove", "DTLS=off", "rtcp-mux-demux", "codec-transcode=PCMA", "codec-transcode=PCMU", "replace-origin"]) {
+    t.ok(f.includes(want), want);
+  }
+  t.notOk(f.some((x) => x.startsWith("direction=")), "one interface: no direction flags");
+  t.same(flags(answerTowardAgentFlags()), ["replace-origin", "replace-session-connection", "ICE=remove"]);
+});
+
+t.test("toward Meta: SDES keeps only AES_CM_128_HMAC_SHA1_80/_32, Opus always offered", async (t) => {
+  const f = flags(offerTowardMetaFlags(SDES));
+  t.ok(f.includes("RTP/SAVP") && f.includes("codec-transcode=opus"));
+  t.notOk(f.some((x) => /SDES-no-AES_CM_128_HMAC_SHA1_(80|32)$/.test(x)), "Meta's suites are not removed");
+  t.ok(f.includes("SDES-no-AEAD_AES_256_GCM") && f.includes("SDES-no-F8_128_HMAC_SHA1_80"));
+  t.same(flags(answerTowardMetaFlags(SDES)).slice(-1), ["ICE=remove"]);
+});
+
+t.test("DTLS mode and direction pairs are chosen by configuration; bad values name the key", async (t) => {
+  const errors: string[] = [];
+  const dtls = parseMediaSettings("DTLS", "public,loopback", errors);
+  t.same(errors, []);
+  const f = flags(offerTowardMetaFlags(dtls));
+  t.ok(f.includes("UDP/TLS/RTP/SAVPF") && f.includes("ICE=force") && f.includes("SDES-off"));
+  t.same(f.filter((x) => x.startsWith("direction=")), ["direction=loopback", "direction=public"], "agent → Meta: internal first");
+  t.same(flags(offerTowardAgentFlags(dtls)).filter((x) => x.startsWith("direction=")), ["direction=public", "direction=loopback"]);
+  t.same(flags(answerTowardMetaFlags(dtls)).slice(-1), ["ICE=force"], "rtpengine answers Meta's ICE-lite as full agent (controlling)");
+  parseMediaSettings("ZRTP", "a,b,c", errors);
+  t.same(errors, [
+    "WA_SRTP_MODE: 'ZRTP' is not SDES or DTLS",
+    `WA_RTPENGINE_DIRECTIONS: 'a,b,c' is not "external,internal" (two rtpengine interface names)`,
+  ]);
+});
+
+const META = { proto: "tls", srcIp: "157.240.19.130", srcPort: 5061, rcvIp: "203.0.113.5", rcvPort: 5061 } as const;
+const AGENT = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080, rcvIp: "127.0.0.1", rcvPort: 5070 } as const;
+const ENV = { WA_NUMBERS: "+15550001111=sales", WA_SIP_PASSWORDS: "+15550001111=pw", WA_AGENT_URI: "sip:127.0.0.1:5080" };
+
+function run(message: string, opts: Partial<DoubleOptions> = {}, route: () => void = requestRoute) {
+  const d = createKsrDouble({ message, transport: META, env: ENV, myself: ["sip.example.com", "127.0.0.1"], ...opts });
+  runRoute(d, route);
+  return d;
+}
+
+t.test("Meta's INVITE: rtpengine offer toward the agent, answer in the agent's reply route", async (t) => {
+  const d = run(sipFixture("meta-invite"));
+  t.same(d.rtpengine, [{ fn: "rtpengine_offer", flags: offerTowardAgentFlags(SDES) }]);
+  t.equal(d.relays[0].replyRoute, "ksr_onreply_agent");
+  t.equal(d.relays[0].failureRoute, "ksr_failure_agent");
+
+  const ok = agentOk();
+  const r = run(ok, { transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_agent"));
+  t.same(r.rtpengine, [{ fn: "rtpengine_answer", flags: answerTowardMetaFlags(SDES) }]);
+  const ringing = run(ok.replace("200 OK", "180 Ringing").replace(/Content-Type[^]*$/, "Content-Length: 0\r\n\r\n"), {
+    transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" },
+  }, callback("ksr_onreply_agent"));
+  t.same(ringing.rtpengine, [], "a reply without SDP is not an answer");
+});
+
+t.test("no SDP offer → 488; rtpengine down → 503 naming the cause; nothing is relayed", async (t) => {
+  const bare = withHeader(sipFixture("meta-invite"), "Content-Type", null).replace(/\r\n\r\n[^]*$/, "\r\n\r\n").replace(/Content-Length: \d+/, "Content-Length: 0");
+  const noSdp = run(bare);
+  t.same(noSdp.replies.map((r) => [r.code, r.reason]), [[488, "Not Acceptable Here - SDP Offer Required"]]);
+  const down = run(sipFixture("meta-invite"), { answers: { "rtpengine.rtpengine_offer": () => -1 } });
+  t.same(down.replies.map((r) => [r.code, r.reason]), [[503, "Service Unavailable - Media Relay Failed"]]);
+  t.match(down.logs.map((l) => l.text).join(""), /rtpengine_offer failed \(user-initiated\); is rtpengine running on WA_RTPENGINE_SOCK/);
+  t.same([...noSdp.relays, ...down.relays], []);
+});
+
+t.test("BYE from either side and CANCEL delete the call's media", async (t) => {
+  const bye = run(withHeader(sipFixture("meta-bye"), "Route", "<sip:sip.example.com;transport=tls;lr;r2=on>"));
+  t.same(bye.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
+  t.equal(bye.relays.length, 1);
+  t.match(bye.logs.map((l) => l.text).join(""), /deleted \(BYE from the WhatsApp side\)/);
+  const cancel = run(sipFixture("meta-invite").replace(/^INVITE/, "CANCEL").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"), {
+    transactionExists: true,
+  });
+  t.same(cancel.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
+  const failed = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => -1, "tm.t_get_status_code": () => 486 } }, callback("ksr_failure_agent"));
+  t.same(failed.rtpengine, [{ fn: "rtpengine_delete", flags: "" }], "agent refused: media deleted");
+  const canceled = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => 1, "tm.t_get_status_code": () => 487 } }, callback("ksr_failure_agent"));
+  t.same(canceled.rtpengine, [], "canceled: the CANCEL already deleted it");
+});
+
+t.test("business-initiated: offer toward Meta with SRTP; the agent's INVITE without SDP gets 488", async (t) => {
+  const htables = { wa_callback: { "+15550001111|+15551234567": JSON.stringify({ permission: "permanent", permissionExpires: null, connected: [], unanswered: 0, blockedUntil: null, activeCall: null }) } };
+  const invite = (sdp: string) => [
+    "INVITE sip:+15551234567@127.0.0.1:5070 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-m1", "Max-Forwards: 70",
+    "From: <sip:+15550001111@127.0.0.1:5080>;tag=a1", "To: <sip:+15551234567@127.0.0.1:5070>", "Call-ID: media-1", "CSeq: 1 INVITE",
+    "Contact: <sip:agent@127.0.0.1:5080>", ...(sdp ? ["Content-Type: application/sdp"] : []), `Content-Length: ${sdp.length}`, "", sdp,
+  ].join("\r\n");
+  const d = run(invite(AGENT_SDP), { transport: AGENT, htables: structuredClone(htables) });
+  t.same(d.rtpengine, [{ fn: "rtpengine_offer", flags: offerTowardMetaFlags(SDES) }]);
+  const late = run(invite(""), { transport: AGENT, htables: structuredClone(htables) });
+  t.same(late.replies.map((r) => r.code), [488]);
+});
+
+function callback(name: string): () => void {
+  return () => (globalThis as unknown as Record<string, () => void>)[name]();
+}
+
+function agentOk(): string {
+  return [
+    "SIP/2.0 200 OK",
+    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-k1", "Via: SIP/2.0/TLS 157.240.19.130:5061;branch=z9hG4bK-m1",
+    "From: <sip:+15551234567@wa.meta.vc>;tag=m1", "To: <sip:+15550001111@sip.example.com>;tag=ag1",
+    "Call-ID: media-call", "CSeq: 1 INVITE", "Contact: <sip:127.0.0.1:5080>", "Content-Type: application/sdp",
+    `Content-Length: ${AGENT_SDP.length}`, "", AGENT_SDP,
+  ].join("\r\n");
+}
