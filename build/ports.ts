@@ -24,3 +24,18 @@ function udpFree(host: string, port: number): Promise<boolean> {
     sock.bind(port, host, () => sock.close(() => done(true)));
   });
 }
+
+/**
+ * A block of `count` ports (even start) for rtpengine's media, chosen at random in the
+ * ephemeral-free range 20000–59999 and checked free at its edges and middle. rtpengine takes
+ * ports from it only when calls arrive, so this lowers (not removes) the chance of a clash.
+ */
+export async function freePortRange(count: number, host = "127.0.0.1"): Promise<{ min: number; max: number }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const min = 20000 + 2 * Math.floor(Math.random() * ((40000 - count) / 2));
+    const max = min + count - 1;
+    const probes = [min, min + 1, Math.floor((min + max) / 2), max];
+    if ((await Promise.all(probes.map((p) => udpFree(host, p)))).every(Boolean)) return { min, max };
+  }
+  throw new Error(`no free range of ${count} UDP ports on ${host}`);
+}

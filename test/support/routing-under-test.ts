@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBundle, DEFAULT_ENTRY } from "../../build/bundle.js";
 import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
-import { freePort } from "../../build/ports.js";
+import { freePort, freePortRange } from "../../build/ports.js";
+import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { ensureSelfSignedCert } from "../../build/tls-cert.js";
 import { createTestCa, type TestCa } from "./test-ca.js";
 
@@ -26,6 +27,8 @@ export interface RoutingUnderTest {
   ca?: TestCa;
   /** Base URL of the permission API. */
   api: string;
+  /** rtpengine (userspace) that the routing drives; interfaces "external" and "internal". */
+  rtpengine: RtpengineProcess;
   /** Kills Kamailio like a crash (SIGKILL) and starts it again with the same settings and state. */
   crashAndRestart(): Promise<void>;
 }
@@ -37,6 +40,8 @@ export async function startRoutingUnderTest(
     env?: Record<string, string>;
     /** Make a test CA and take our certificate from it (else a self-signed one). */
     caFor?: (ca: TestCa) => { cert: string; key: string };
+    /** rtpengine's interfaces (default: one, on 127.0.0.1). */
+    rtpInterfaces?: string[];
   } = {},
 ): Promise<RoutingUnderTest> {
   const workDir = mkdtempSync(join(tmpdir(), "wa-kamailio-"));
@@ -47,6 +52,15 @@ export async function startRoutingUnderTest(
   const internal = { host: "127.0.0.1", port: await freePort() };
   const tls = { host: "127.0.0.1", port: await freePort() };
   const apiPort = await freePort();
+  const ports = await freePortRange(200);
+  const rtpengine = await startRtpengine({
+    runDir: join(workDir, "rtpengine"),
+    interfaces: opts.rtpInterfaces ?? ["127.0.0.1"],
+    ng: { host: "127.0.0.1", port: await freePort() },
+    portMin: ports.min,
+    portMax: ports.max,
+  });
+  t.teardown(() => rtpengine.stop());
   const options = {
     runDir: join(workDir, "run"),
     env: {
@@ -60,7 +74,7 @@ export async function startRoutingUnderTest(
       WA_BUNDLE: outFile,
       WA_CHILDREN: "2",
       WA_API_PORT: String(apiPort),
-      WA_RTPENGINE_SOCK: `udp:127.0.0.1:${await freePort()}`,
+      WA_RTPENGINE_SOCK: rtpengine.sock,
       // Meta's edge in the tests presents a certificate from the same test CA.
       ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),
       ...opts.env,
@@ -74,6 +88,7 @@ export async function startRoutingUnderTest(
     tls,
     ca,
     api: `http://127.0.0.1:${apiPort}`,
+    rtpengine,
     async crashAndRestart() {
       await under.kamailio.crash();
       under.kamailio = await startKamailio(options);
