@@ -12,7 +12,7 @@ import { parseRoutingConfig } from "../routing/config.js";
 const ROUTING_KEYS = [
   "WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_META_DOMAIN", "WA_META_EDGE",
   "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_CALLBACK_DAILY_LIMIT",
-  "WA_CALLBACK_UNANSWERED_LIMIT",
+  "WA_CALLBACK_UNANSWERED_LIMIT", "WA_SRTP_MODE", "WA_RTPENGINE_DIRECTIONS",
 ];
 
 const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");
@@ -39,9 +39,17 @@ export const siteConfigSchema = z.object({
   WA_LOG_LEVEL: z.coerce.number().int().min(-5).max(3).default(2),
   WA_CHILDREN: z.coerce.number().int().min(1).max(64).default(4),
   WA_API_PORT: port.default(5072),
+  WA_MAX_CALL_SECONDS: z.coerce.number().int().min(10).default(14400),
+  /** rtpengine's media ports (started by `npm start`). */
+  WA_RTP_PORTS: z
+    .string()
+    .regex(/^\d+-\d+$/, "must be min-max, e.g. 30000-30999")
+    .refine((r) => Number(r.split("-")[0]) < Number(r.split("-")[1]), "min must be below max")
+    .default("30000-30999"),
   WA_STATE_DB_URL: z.string().regex(/^sqlite:\/\/\//, "must be an SQLite URL such as sqlite:///var/lib/wa-voice/callback.sqlite").optional(),
 });
-export type SiteConfig = z.infer<typeof siteConfigSchema> & { routing: Record<string, string> };
+/** WA_* for Kamailio and the routing; AGENT_* (checked by the media agent) passed through. */
+export type SiteConfig = z.infer<typeof siteConfigSchema> & { routing: Record<string, string>; agent: Record<string, string> };
 
 export class ConfigError extends Error {}
 
@@ -62,7 +70,14 @@ export function parseEnvFile(text: string, label: string): Record<string, string
 export function loadSiteConfig(envFile: string | undefined, env: NodeJS.ProcessEnv = process.env): SiteConfig {
   const fromFile = envFile ? parseEnvFile(readFileSync(envFile, "utf8"), envFile) : {};
   const merged: Record<string, string> = { ...fromFile };
-  for (const [k, v] of Object.entries(env)) if (k.startsWith("WA_") && v !== undefined && v !== "") merged[k] = v;
+  for (const [k, v] of Object.entries(env)) if (/^(WA|AGENT)_/.test(k) && v !== undefined && v !== "") merged[k] = v;
+  const agent: Record<string, string> = {};
+  for (const k of Object.keys(merged)) {
+    if (k.startsWith("AGENT_")) {
+      agent[k] = merged[k];
+      delete merged[k];
+    }
+  }
   const known = new Set([...Object.keys(siteConfigSchema.shape), ...ROUTING_KEYS]);
   const unknown = Object.keys(merged).filter((k) => !known.has(k) && k !== "WA_CONFIG");
   if (unknown.length) throw new ConfigError(`unknown setting ${unknown.join(", ")} (known: ${[...known].join(", ")})`);
@@ -80,5 +95,5 @@ export function loadSiteConfig(envFile: string | undefined, env: NodeJS.ProcessE
   if (Boolean(parsed.data.WA_TLS_CERT) !== Boolean(parsed.data.WA_TLS_KEY)) {
     throw new ConfigError("WA_TLS_CERT and WA_TLS_KEY must be set together");
   }
-  return { ...parsed.data, routing };
+  return { ...parsed.data, routing, agent };
 }

@@ -25,6 +25,8 @@ export interface Interconnect {
   edge: KamailioProcess;
   /** Where the WhatsApp user (SIPp) sends its requests: the edge's UDP side. */
   edgeUdp: { host: string; port: number };
+  /** The same for a TLS client (baresip). */
+  edgeUserTls: { host: string; port: number };
   /** The media agent's address (a SIPp UAS in the tests). */
   agent: { host: string; port: number };
   /** The WhatsApp user's UAS for business-initiated calls. */
@@ -51,12 +53,15 @@ export async function startInterconnect(
     /** Names on the edge's certificate (default: wa.meta.vc and the loopback aliases). */
     edgeCertHosts?: string[];
     env?: Record<string, string>;
+    /** Where the edge sends business-initiated calls (default: a SIPp UAS over UDP). */
+    waUserUri?: string;
   } = {},
 ): Promise<Interconnect> {
   const agent = { host: "127.0.0.1", port: await freePort() };
   const waUser = { host: "127.0.0.1", port: await freePort() };
   const edgeUdp = { host: EDGE_IP, port: await freePort(EDGE_IP) };
   const edgeTlsPort = await freePort(EDGE_IP);
+  const edgeUserTlsPort = await freePort(EDGE_IP);
   const outsiderTlsPort = await freePort(OUTSIDER_IP);
 
   const us = await startRoutingUnderTest(t, {
@@ -79,6 +84,7 @@ export async function startInterconnect(
       EDGE_IP,
       EDGE_UDP_PORT: String(edgeUdp.port),
       EDGE_TLS_PORT: String(edgeTlsPort),
+      EDGE_USER_TLS_PORT: String(edgeUserTlsPort),
       OUTSIDER_IP,
       OUTSIDER_TLS_PORT: String(outsiderTlsPort),
       EDGE_TLS_SOCKET: `tls:${EDGE_IP}:${edgeTlsPort}`,
@@ -86,7 +92,7 @@ export async function startInterconnect(
       EDGE_TLS_CERT: edgeCert.cert,
       EDGE_TLS_KEY: edgeCert.key,
       BUSINESS_URI: `sip:${us.tls.host}:${us.tls.port};transport=tls`,
-      WA_USER_URI: `sip:${waUser.host}:${waUser.port}`,
+      WA_USER_URI: opts.waUserUri ?? `sip:${waUser.host}:${waUser.port}`,
       EDGE_DIGEST_ALGORITHM: opts.digestAlgorithm ?? "MD5",
       EDGE_DIGEST_USER: BUSINESS.slice(1),
       EDGE_DIGEST_PASSWORD: opts.edgePassword ?? BUSINESS_PASSWORD,
@@ -95,5 +101,5 @@ export async function startInterconnect(
     },
   });
   t.teardown(() => edge.stop());
-  return { us, edge, edgeUdp, agent, waUser };
+  return { us, edge, edgeUdp, edgeUserTls: { host: EDGE_IP, port: edgeUserTlsPort }, agent, waUser };
 }

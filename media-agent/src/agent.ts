@@ -1,0 +1,336 @@
+/**
+ * The media agent: a SIP UA behind Kamailio whose calls each get a media session and a
+ * profile's audio. Inbound: INVITE → SDP answer → 200 and the first packet at once.
+ * Outbound: placeCall → INVITE through Kamailio → on 200 the agent speaks first.
+ * Calls end on BYE (either side), CANCEL, RTP timeout or the maximum duration.
+ */
+import { readFileSync } from "node:fs";
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { CallAudio, CallAudioFactory, CallInfo } from "./audio/call-audio.js";
+import { toFrames, readWav } from "./audio/wav.js";
+import { resample } from "./codecs/resample.js";
+import { SAMPLE_RATE, type PcmFrame } from "./audio/frames.js";
+import type { AgentConfig, ProfileSpec } from "./config.js";
+import { echoProfile } from "./profiles/echo.js";
+import { playRecordProfile } from "./profiles/play-record.js";
+import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
+import { acceptAnswer, answerOffer, createOffer, type LocalMedia } from "./sdp/negotiate.js";
+import { parseSdp, SdpParseError } from "./sdp/sdp.js";
+import { header, parseNameAddr, parseUri } from "./sip/message.js";
+import { SipTransport } from "./sip/transport.js";
+import { UserAgent, type IncomingInvite } from "./sip/user-agent.js";
+
+/** Header the routing sets on user-initiated calls (routing/wa/inbound.ts). */
+export const PROFILE_HEADER = "X-WA-Profile";
+
+export type CallStatus = "calling" | "ringing" | "answered" | "ended" | "failed";
+
+export interface CallRecord {
+  callId: string;
+  direction: "inbound" | "outbound";
+  status: CallStatus;
+  profile: string;
+  businessNumber: string;
+  remoteNumber: string;
+  codec?: string;
+  startedAt: string;
+  answeredAt?: string;
+  endedAt?: string;
+  /** Why it ended: "remote BYE", "local BYE: RTP timeout", "CANCEL", "486 Busy Here", … */
+  endReason?: string;
+  media?: ReturnType<MediaSession["stats"]>;
+}
+
+export interface AgentEvents {
+  answered: [CallRecord];
+  ended: [CallRecord];
+}
+
+export interface AgentHooks {
+  /** Replaces the configured profiles' audio (tests, and the voice pipeline later). */
+  audioFactory?: CallAudioFactory;
+  /** Network impairment between rtpengine and the agent (tests). */
+  impairRtp?: RtpImpairment;
+}
+
+interface LiveCall {
+  record: CallRecord;
+  media: MediaSession;
+  audio?: CallAudio;
+  maxDuration?: NodeJS.Timeout;
+  cancel?: () => void;
+}
+
+export class MediaAgent extends EventEmitter<AgentEvents> {
+  private readonly live = new Map<string, LiveCall>();
+  /** Every call since start, for the API (bounded). */
+  readonly calls = new Map<string, CallRecord>();
+  private readonly prompts = new Map<string, PcmFrame[]>();
+
+  private constructor(
+    readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly transport: SipTransport,
+    private readonly ua: UserAgent,
+    private readonly hooks: AgentHooks,
+  ) {
+    super();
+    ua.on("invite", (invite) => void this.incoming(invite));
+    ua.on("ended", (callId, reason) => void this.finish(callId, reason));
+    ua.on("ackTimeout", (callId) => void this.hangUp(callId, "no ACK"));
+  }
+
+  static async start(config: AgentConfig, log: Logger, hooks: AgentHooks = {}): Promise<MediaAgent> {
+    let agent: MediaAgent | undefined;
+    const transport = await SipTransport.open({
+      bind: config.AGENT_SIP,
+      kamailio: config.AGENT_KAMAILIO,
+      log,
+      onMessage: (msg) => agent!.ua.handle(msg),
+    });
+    const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
+    agent = new MediaAgent(config, log, transport, ua, hooks);
+    agent.loadPrompts();
+    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
+    return agent;
+  }
+
+  get sipAddress(): { host: string; port: number } {
+    return this.transport.local;
+  }
+
+  /** Prompts are read once at start, so a missing file is a start-up error naming the key. */
+  private loadPrompts(): void {
+    for (const [name, spec] of Object.entries(this.config.AGENT_PROFILES)) {
+      if (spec.kind !== "play-record") continue;
+      try {
+        const wav = readWav(readFileSync(spec.prompt));
+        const samples = wav.sampleRate === SAMPLE_RATE ? wav.samples : resample(wav.samples, wav.sampleRate, SAMPLE_RATE);
+        this.prompts.set(name, toFrames(samples));
+      } catch (err) {
+        throw new Error(`AGENT_PROFILES: profile '${name}' prompt ${spec.prompt}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async incoming(invite: IncomingInvite): Promise<void> {
+    const request = invite.request;
+    const profile = header(request, PROFILE_HEADER) ?? this.config.AGENT_DEFAULT_PROFILE;
+    const record = this.newRecord(invite.callId, "inbound", profile, parseUri(request.uri).user, userOf(header(request, "From")!));
+    const log = this.log.child({ callId: invite.callId });
+    if (!(profile in this.config.AGENT_PROFILES) && !this.hooks.audioFactory) {
+      log.warn({ profile }, "unknown agent profile");
+      return this.refuse(invite, record, 404, `Not Found - No Agent Profile '${profile}'`);
+    }
+    let offer;
+    try {
+      offer = parseSdp(request.body);
+    } catch (err) {
+      if (!(err instanceof SdpParseError)) throw err;
+      return this.refuse(invite, record, 400, `Bad Request - Bad SDP: ${(err as Error).message}`);
+    }
+    const media = await this.openMedia(log);
+    if (!media) return this.refuse(invite, record, 503, "Service Unavailable - No RTP Ports");
+    const negotiation = answerOffer(offer, this.localMedia(media));
+    if (!negotiation.ok) {
+      media.stop();
+      return this.refuse(invite, record, 488, `Not Acceptable Here - ${negotiation.reason}`);
+    }
+    if (invite.canceled) {
+      media.stop();
+      return;
+    }
+    invite.ringing();
+    invite.accept(negotiation.sdp);
+    this.begin(record, media, negotiation.media, log);
+  }
+
+  private refuse(invite: IncomingInvite, record: CallRecord, status: number, reason: string): void {
+    invite.reject(status, reason);
+    record.status = "failed";
+    record.endReason = `${status} ${reason}`;
+    record.endedAt = new Date().toISOString();
+    this.log.info({ callId: record.callId, status, reason }, "call refused");
+    this.emit("ended", record);
+  }
+
+  /**
+   * A business-initiated call. Resolves once the INVITE has left; the record follows the call
+   * (calling → answered → ended, or failed with Meta's/Kamailio's answer).
+   */
+  async placeCall(p: { to: string; number: string; profile: string }): Promise<CallRecord> {
+    if (!(p.profile in this.config.AGENT_PROFILES) && !this.hooks.audioFactory) {
+      throw new AgentRequestError(`no agent profile '${p.profile}' (AGENT_PROFILES)`);
+    }
+    const media = await this.openMedia(this.log);
+    if (!media) throw new AgentRequestError("no free RTP port pair", 503);
+    const k = this.config.AGENT_KAMAILIO;
+    const local = this.localMedia(media);
+    const call = this.ua.invite({
+      requestUri: `sip:${p.to}@${k.host}:${k.port}`,
+      from: `<sip:${p.number}@${k.host}>`,
+      to: `<sip:${p.to}@${k.host}>`,
+      sdp: createOffer(local),
+      headers: [{ name: PROFILE_HEADER, value: p.profile }],
+    });
+    const record = this.newRecord(call.callId, "outbound", p.profile, p.number, p.to);
+    const log = this.log.child({ callId: call.callId });
+    const live: LiveCall = { record, media, cancel: call.cancel };
+    this.live.set(call.callId, live);
+    void call.result.then((result) => {
+      if (result.status >= 300 || !result.dialog) {
+        media.stop();
+        this.live.delete(call.callId);
+        record.status = "failed";
+        record.endReason = `${result.status} ${result.reason}`;
+        record.endedAt = new Date().toISOString();
+        log.info({ status: result.status, reason: result.reason }, "outbound call failed");
+        this.emit("ended", record);
+        return;
+      }
+      let answer;
+      try {
+        answer = acceptAnswer(parseSdp(result.answerSdp ?? ""), local);
+      } catch (err) {
+        answer = { ok: false as const, reason: `bad SDP answer: ${(err as Error).message}` };
+      }
+      if (!answer.ok) {
+        log.error({ reason: answer.reason }, "unusable SDP answer");
+        void this.hangUp(call.callId, answer.reason);
+        return;
+      }
+      this.begin(record, media, answer.media, log);
+    });
+    return record;
+  }
+
+  /** Ends a call from our side: BYE when answered, CANCEL while it is still being set up. */
+  async hangUp(callId: string, reason: string): Promise<boolean> {
+    const live = this.live.get(callId);
+    if (!live) return false;
+    if (live.record.status === "calling" || live.record.status === "ringing") {
+      live.cancel?.();
+      return true;
+    }
+    void this.ua.bye(callId, `SIP;cause=200;text="${reason.replace(/"/g, "'")}"`);
+    await this.finish(callId, `local BYE: ${reason}`);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((id) => this.hangUp(id, "agent shutting down")));
+    this.ua.close();
+    this.transport.close();
+  }
+
+  private begin(record: CallRecord, media: MediaSession, negotiated: Parameters<MediaSession["start"]>[0], log: Logger): void {
+    record.status = "answered";
+    record.codec = negotiated.codec.name;
+    record.answeredAt = new Date().toISOString();
+    const info: CallInfo = {
+      callId: record.callId,
+      direction: record.direction,
+      profile: record.profile,
+      businessNumber: record.businessNumber,
+      remoteNumber: record.remoteNumber,
+      codec: negotiated.codec.name,
+    };
+    const control = { hangUp: (reason: string) => void this.hangUp(record.callId, reason) };
+    const audio = this.hooks.audioFactory?.(info, control) ?? this.profileAudio(info, control);
+    const live: LiveCall = this.live.get(record.callId) ?? { record, media };
+    live.audio = audio;
+    live.maxDuration = setTimeout(() => void this.hangUp(record.callId, "maximum call duration"), this.config.AGENT_MAX_CALL_S * 1000);
+    this.live.set(record.callId, live);
+    media.on("timeout", () => void this.hangUp(record.callId, "RTP timeout"));
+    media.on("dtmf", (digit) => log.info({ digit }, "DTMF"));
+    media.start(negotiated, audio);
+    log.info({ codec: negotiated.codec.name, remote: `${negotiated.remoteAddress}:${negotiated.remotePort}`, profile: record.profile }, "call answered, media flowing");
+    this.emit("answered", record);
+  }
+
+  private profileAudio(info: CallInfo, control: { hangUp(reason: string): void }): CallAudio {
+    const spec: ProfileSpec = this.config.AGENT_PROFILES[info.profile];
+    if (spec.kind === "echo") return echoProfile();
+    return playRecordProfile(info, control, {
+      prompt: this.prompts.get(info.profile)!,
+      recordDir: this.config.AGENT_RECORD_DIR,
+      hangUpAfterMs: this.config.AGENT_HANGUP_AFTER_PROMPT_MS ?? null,
+    });
+  }
+
+  private async finish(callId: string, reason: string): Promise<void> {
+    const live = this.live.get(callId);
+    if (!live) return;
+    this.live.delete(callId);
+    clearTimeout(live.maxDuration);
+    live.media.stop();
+    const record = live.record;
+    record.media = live.media.stats();
+    record.status = record.status === "answered" ? "ended" : "failed";
+    record.endReason = reason;
+    record.endedAt = new Date().toISOString();
+    try {
+      await live.audio?.close();
+    } catch (err) {
+      this.log.error({ callId, err }, "closing the call's audio failed");
+    }
+    this.log.info({ callId, reason, packetsIn: record.media.packetsIn, packetsOut: record.media.packetsOut }, "call ended");
+    this.emit("ended", record);
+  }
+
+  private async openMedia(log: Logger): Promise<MediaSession | null> {
+    try {
+      return await MediaSession.open({
+        host: this.config.AGENT_RTP_HOST,
+        ports: this.config.AGENT_RTP_PORTS,
+        log,
+        rtpTimeoutMs: this.config.AGENT_RTP_TIMEOUT_S * 1000,
+        impair: this.hooks.impairRtp,
+      });
+    } catch (err) {
+      log.error({ err }, "no RTP ports");
+      return null;
+    }
+  }
+
+  private localMedia(media: MediaSession): LocalMedia {
+    return {
+      address: this.config.AGENT_RTP_HOST,
+      rtpPort: media.localPort,
+      preferences: this.config.AGENT_CODECS,
+      sessionId: String(Date.now()),
+      sessionVersion: 1,
+    };
+  }
+
+  private newRecord(callId: string, direction: "inbound" | "outbound", profile: string, businessNumber: string, remoteNumber: string): CallRecord {
+    const record: CallRecord = {
+      callId,
+      direction,
+      status: direction === "inbound" ? "ringing" : "calling",
+      profile,
+      businessNumber,
+      remoteNumber,
+      startedAt: new Date().toISOString(),
+    };
+    this.calls.set(callId, record);
+    if (this.calls.size > 10_000) this.calls.delete(this.calls.keys().next().value!);
+    return record;
+  }
+}
+
+/** A request the API refuses (bad input), with the HTTP status to answer. */
+export class AgentRequestError extends Error {
+  constructor(message: string, readonly status = 400) {
+    super(message);
+  }
+}
+
+function userOf(nameAddr: string): string {
+  try {
+    return parseUri(parseNameAddr(nameAddr).uri).user;
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The agent's HTTP API on loopback, for the business backend:
+ *   POST /calls {to, number, profile}  → 202 {callId, status}  (business-initiated call)
+ *   GET  /calls/{callId}               → the call's record
+ *   GET  /calls                        → recent calls
+ *   DELETE /calls/{callId}             → hang up
+ * Bad input gets 400 with the field named; nothing is half-done.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { z } from "zod";
+import { AgentRequestError, type MediaAgent } from "../agent.js";
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+const placeCallBody = z.object({
+  to: z.string().regex(E164, "to: expected the WhatsApp user's number as +E.164"),
+  number: z.string().regex(E164, "number: expected the business number as +E.164"),
+  profile: z.string().min(1, "profile: required").optional(),
+});
+
+export function startApi(agent: MediaAgent, bind: { host: string; port: number }): Promise<Server> {
+  const server = createServer((req, res) => {
+    handle(agent, req, res).catch((err: unknown) => send(res, 500, { error: String((err as Error).message ?? err) }));
+  });
+  return new Promise((done, fail) => {
+    server.once("error", fail);
+    server.listen(bind.port, bind.host, () => done(server));
+  });
+}
+
+async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://agent");
+  const id = /^\/calls\/([^/]+)$/.exec(url.pathname)?.[1];
+  if (url.pathname === "/calls" && req.method === "POST") {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch {
+      return send(res, 400, { error: "body: expected JSON" });
+    }
+    const parsed = placeCallBody.safeParse(body);
+    if (!parsed.success) return send(res, 400, { error: parsed.error.issues.map((i) => i.message).join("; ") });
+    try {
+      const record = await agent.placeCall({ ...parsed.data, profile: parsed.data.profile ?? agent.config.AGENT_DEFAULT_PROFILE });
+      return send(res, 202, { callId: record.callId, status: record.status });
+    } catch (err) {
+      if (err instanceof AgentRequestError) return send(res, err.status, { error: err.message });
+      throw err;
+    }
+  }
+  if (url.pathname === "/calls" && req.method === "GET") return send(res, 200, { calls: [...agent.calls.values()].slice(-100) });
+  if (id && req.method === "GET") {
+    const record = agent.calls.get(decodeURIComponent(id));
+    return record ? send(res, 200, record) : send(res, 404, { error: `no call ${decodeURIComponent(id)}` });
+  }
+  if (id && req.method === "DELETE") {
+    const ended = await agent.hangUp(decodeURIComponent(id), "hung up through the API");
+    return ended ? send(res, 200, { callId: decodeURIComponent(id), status: "ending" }) : send(res, 404, { error: `no live call ${decodeURIComponent(id)}` });
+  }
+  send(res, 404, { error: `no such resource: ${req.method} ${url.pathname}` });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((done, fail) => {
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk: string) => {
+      text += chunk;
+      if (text.length > 65536) req.destroy(new Error("body too large"));
+    });
+    req.on("end", () => done(text));
+    req.on("error", fail);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "Content-Type": "application/json" });
+  res.end(JSON.stringify(body));
+}

@@ -1,0 +1,33 @@
+/**
+ * The seam between a call's media and what the agent does with it: every 20 ms the media
+ * session hands over one frame of the caller's audio and asks for one frame to send. The voice
+ * pipeline plugs in here; the built-in profiles (echo, play-and-record) prove the path.
+ */
+import type { PcmFrame } from "./frames.js";
+
+export interface CallInfo {
+  callId: string;
+  direction: "inbound" | "outbound";
+  /** The agent profile (X-WA-Profile from the routing, or the outbound request's). */
+  profile: string;
+  businessNumber: string;
+  remoteNumber: string;
+  codec: string;
+}
+
+export interface CallAudio {
+  /** One 20 ms frame of what the caller said, after the jitter buffer and decoding. */
+  onCallerFrame(frame: PcmFrame): void;
+  /** The next 20 ms the agent says; null means silence (RTP keeps flowing regardless). */
+  nextAgentFrame(): PcmFrame | null;
+  onDtmf?(digit: string): void;
+  /** The call ended: flush recordings, stop work. */
+  close(): Promise<void> | void;
+}
+
+export interface CallControl {
+  /** Ends the call from the agent's side (BYE). */
+  hangUp(reason: string): void;
+}
+
+export type CallAudioFactory = (call: CallInfo, control: CallControl) => CallAudio;

@@ -1,0 +1,80 @@
+/**
+ * The media agent's settings, from the environment (AGENT_*; see README). Checked once at
+ * start with zod; every error names its key.
+ */
+import { z } from "zod";
+
+const CODECS = ["opus", "PCMA", "PCMU"] as const;
+
+const hostPort = (key: string, fallback: string) =>
+  z.string().regex(/^[0-9.]+:\d{1,5}$/, `${key}: expected IPv4:port`).default(fallback).transform((s) => {
+    const [host, port] = s.split(":");
+    return { host, port: Number(port) };
+  });
+
+/** `name=echo` or `name=play-record:/path/prompt.wav` entries, comma-separated. */
+const profileSpec = z
+  .string()
+  .default("default=echo")
+  .transform((text, ctx) => {
+    const out: Record<string, ProfileSpec> = {};
+    for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const m = /^([A-Za-z0-9_.-]+)=(echo|play-record)(?::(.+))?$/.exec(entry);
+      if (!m || (m[2] === "play-record" && !m[3])) {
+        ctx.addIssue({ code: "custom", message: `AGENT_PROFILES: '${entry}' is not name=echo or name=play-record:/path/prompt.wav` });
+        continue;
+      }
+      out[m[1]] = m[2] === "echo" ? { kind: "echo" } : { kind: "play-record", prompt: m[3] };
+    }
+    return out;
+  });
+
+export type ProfileSpec = { kind: "echo" } | { kind: "play-record"; prompt: string };
+
+const schema = z
+  .object({
+    AGENT_SIP: hostPort("AGENT_SIP", "127.0.0.1:5080"),
+    AGENT_KAMAILIO: hostPort("AGENT_KAMAILIO", "127.0.0.1:5070"),
+    AGENT_RTP_HOST: z.string().regex(/^[0-9.]+$/, "AGENT_RTP_HOST: expected an IPv4 address").default("127.0.0.1"),
+    AGENT_RTP_PORTS: z
+      .string()
+      .regex(/^\d+-\d+$/, "AGENT_RTP_PORTS: expected min-max")
+      .default("31000-31999")
+      .transform((s) => {
+        const [min, max] = s.split("-").map(Number);
+        return { min, max };
+      })
+      .refine((r) => r.min % 2 === 0 && r.max > r.min + 1 && r.max < 65536, "AGENT_RTP_PORTS: min must be even and below max"),
+    AGENT_CODECS: z
+      .string()
+      .default("opus,PCMA,PCMU")
+      .transform((s) => s.split(",").map((c) => c.trim()))
+      .pipe(z.array(z.enum(CODECS, { message: `AGENT_CODECS: each must be one of ${CODECS.join(", ")}` })).min(1)),
+    AGENT_API: hostPort("AGENT_API", "127.0.0.1:5090"),
+    AGENT_PROFILES: profileSpec,
+    AGENT_DEFAULT_PROFILE: z.string().default("default"),
+    AGENT_RECORD_DIR: z.string().default("/var/lib/wa-media-agent/recordings"),
+    AGENT_RTP_TIMEOUT_S: z.coerce.number({ message: "AGENT_RTP_TIMEOUT_S: expected seconds" }).positive().default(30),
+    AGENT_MAX_CALL_S: z.coerce.number({ message: "AGENT_MAX_CALL_S: expected seconds" }).positive().default(3600),
+    /** After a play-record prompt ends, hang up this much later (unset: never). */
+    AGENT_HANGUP_AFTER_PROMPT_MS: z.coerce.number().int().positive().optional(),
+    AGENT_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
+  })
+  .refine((c) => c.AGENT_DEFAULT_PROFILE in c.AGENT_PROFILES, {
+    message: "AGENT_DEFAULT_PROFILE: not one of the names in AGENT_PROFILES",
+  });
+
+export type AgentConfig = z.output<typeof schema>;
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; errors: string[] };
+
+/** Reads AGENT_* from env; unset and empty values take the defaults. */
+export function parseAgentConfig(env: Record<string, string | undefined>): ConfigResult {
+  const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("AGENT_") && v !== undefined && v !== ""));
+  const result = schema.safeParse(picked);
+  if (result.success) return { ok: true, config: result.data };
+  return {
+    ok: false,
+    errors: result.error.issues.map((i) => (/^AGENT_[A-Z_]+:/.test(i.message) ? i.message : `${i.path.join(".") || "config"}: ${i.message}`)),
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Orders the caller's packets by sequence number (wraparound-aware) and plays one out per
+ * 20 ms tick after a target delay: reordered packets are put back in place, duplicates and
+ * late packets dropped, a gap becomes "lost" (the decoder conceals it), an SSRC change
+ * restarts the stream. Empty → "idle" until it has refilled to the target (re-buffering).
+ */
+import type { RtpPacket } from "./packet.js";
+
+export type JitterOutput = { kind: "packet"; packet: RtpPacket } | { kind: "lost" } | { kind: "idle" };
+
+export interface JitterStats {
+  received: number;
+  played: number;
+  lost: number;
+  late: number;
+  duplicates: number;
+  reordered: number;
+  overflow: number;
+  ssrcChanges: number;
+}
+
+export class JitterBuffer {
+  private readonly packets = new Map<number, RtpPacket>();
+  private ssrc: number | null = null;
+  /** Extended sequence number of the next packet to play; null before playout starts. */
+  private next: number | null = null;
+  /** Highest extended sequence number seen (the reference for unwrapping). */
+  private highest: number | null = null;
+  private buffering = true;
+  private readonly counters: JitterStats = { received: 0, played: 0, lost: 0, late: 0, duplicates: 0, reordered: 0, overflow: 0, ssrcChanges: 0 };
+  private readonly target: number;
+  private readonly max: number;
+
+  constructor(opts: { targetDelayFrames?: number; maxDelayFrames?: number } = {}) {
+    this.target = opts.targetDelayFrames ?? 3;
+    this.max = opts.maxDelayFrames ?? 15;
+  }
+
+  get stats(): JitterStats {
+    return { ...this.counters };
+  }
+
+  push(p: RtpPacket): void {
+    if (this.ssrc !== null && p.ssrc !== this.ssrc) {
+      this.counters.ssrcChanges++;
+      this.packets.clear();
+      this.next = null;
+      this.highest = null;
+      this.buffering = true;
+    }
+    this.ssrc = p.ssrc;
+    const ext = this.extend(p.sequence);
+    if ((this.next !== null && ext < this.next)) {
+      this.counters.late++;
+      return;
+    }
+    if (this.packets.has(ext)) {
+      this.counters.duplicates++;
+      return;
+    }
+    this.counters.received++;
+    if (this.highest !== null && ext < this.highest) this.counters.reordered++;
+    if (this.highest === null || ext > this.highest) this.highest = ext;
+    this.packets.set(ext, p);
+    while (this.packets.size > this.max) {
+      const oldest = Math.min(...this.packets.keys());
+      this.packets.delete(oldest);
+      this.counters.overflow++;
+      if (this.next !== null && this.next <= oldest) this.next = oldest + 1;
+    }
+  }
+
+  pop(): JitterOutput {
+    if (this.buffering) {
+      if (this.packets.size < this.target) return { kind: "idle" };
+      this.buffering = false;
+      if (this.next === null) this.next = Math.min(...this.packets.keys());
+    }
+    if (this.packets.size === 0) {
+      this.buffering = true;
+      return { kind: "idle" };
+    }
+    const seq = this.next!;
+    this.next = seq + 1;
+    const packet = this.packets.get(seq);
+    if (!packet) {
+      this.counters.lost++;
+      return { kind: "lost" };
+    }
+    this.packets.delete(seq);
+    this.counters.played++;
+    return { kind: "packet", packet };
+  }
+
+  /** 16-bit sequence → extended sequence closest to the highest seen. */
+  private extend(sequence: number): number {
+    if (this.highest === null) return sequence + 65536; // headroom for early reordering
+    const base = this.highest - (this.highest & 0xffff);
+    let ext = base + sequence;
+    if (ext - this.highest > 32768) ext -= 65536;
+    else if (this.highest - ext > 32768) ext += 65536;
+    return ext;
+  }
+}

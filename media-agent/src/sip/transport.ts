@@ -1,0 +1,108 @@
+/**
+ * SIP over UDP on loopback, talking only to Kamailio. Every datagram is parsed strictly; a
+ * malformed request gets a 400 naming the problem (never a crash), a request from any address
+ * other than Kamailio's gets a 403, and malformed responses are dropped with a log line.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import type { Logger } from "pino";
+import { buildResponse, parseSipDatagram, serializeSipMessage, SipParseError, type SipMessage } from "./message.js";
+
+export interface SipPeer {
+  host: string;
+  port: number;
+}
+
+export interface SipTransportOptions {
+  bind: SipPeer;
+  /** The only peer whose requests are served (Kamailio's internal listener). */
+  kamailio: SipPeer;
+  log: Logger;
+  onMessage: (msg: SipMessage, from: SipPeer) => void;
+}
+
+export class SipTransport {
+  private readonly socket: Socket;
+
+  private constructor(private readonly opts: SipTransportOptions, socket: Socket) {
+    this.socket = socket;
+    socket.on("message", (buf, rinfo) => this.receive(buf, { host: rinfo.address, port: rinfo.port }));
+  }
+
+  static async open(opts: SipTransportOptions): Promise<SipTransport> {
+    const socket = createSocket("udp4");
+    await new Promise<void>((done, fail) => {
+      socket.once("error", fail);
+      socket.bind(opts.bind.port, opts.bind.host, () => {
+        socket.off("error", fail);
+        done();
+      });
+    });
+    socket.on("error", (err) => opts.log.error({ err }, "SIP socket error"));
+    return new SipTransport(opts, socket);
+  }
+
+  get local(): SipPeer {
+    const a = this.socket.address();
+    return { host: a.address, port: a.port };
+  }
+
+  send(msg: SipMessage, to: SipPeer = this.opts.kamailio): void {
+    this.sendText(serializeSipMessage(msg), to);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private sendText(text: string, to: SipPeer): void {
+    this.socket.send(text, to.port, to.host);
+  }
+
+  private receive(buf: Buffer, from: SipPeer): void {
+    if (isKeepAlive(buf)) return;
+    let msg: SipMessage;
+    try {
+      msg = parseSipDatagram(buf);
+    } catch (err) {
+      const reason = err instanceof SipParseError ? err.message : String(err);
+      this.opts.log.warn({ from, reason }, "malformed SIP message");
+      const answer = salvagedBadRequest(buf.toString("utf8"), reason);
+      if (answer) this.sendText(answer, from);
+      return;
+    }
+    const fromKamailio = from.host === this.opts.kamailio.host && from.port === this.opts.kamailio.port;
+    if (!fromKamailio) {
+      this.opts.log.warn({ from, method: msg.method || msg.status }, "SIP message from an address other than Kamailio refused");
+      if (msg.kind === "request" && msg.method !== "ACK") {
+        this.send(buildResponse(msg, 403, "Forbidden - Only Kamailio May Talk To The Agent"), from);
+      }
+      return;
+    }
+    try {
+      this.opts.onMessage(msg, from);
+    } catch (err) {
+      this.opts.log.error({ err, callId: msg.headers.find((h) => h.name === "Call-ID")?.value }, "SIP handler failed");
+      if (msg.kind === "request" && msg.method !== "ACK") this.send(buildResponse(msg, 500, "Server Internal Error"), from);
+    }
+  }
+}
+
+/** CRLF keep-alives (RFC 5626) are not messages. */
+function isKeepAlive(buf: Buffer): boolean {
+  return buf.length <= 4 && /^[\r\n]*$/.test(buf.toString("latin1"));
+}
+
+/**
+ * A 400 for a request too broken to parse: built from whatever Via/From/To/Call-ID/CSeq lines
+ * it has, so the sender can match it. Responses and unaddressable garbage get nothing.
+ */
+export function salvagedBadRequest(text: string, reason: string): string | null {
+  const lines = text.split(/\r?\n/);
+  if (/^SIP\/2\.0 /.test(lines[0] ?? "")) return null;
+  const pick = (re: RegExp) => lines.filter((l) => re.test(l));
+  const via = pick(/^(Via|v)\s*:/i);
+  if (via.length === 0) return null;
+  const kept = [...via, ...pick(/^(From|f)\s*:/i), ...pick(/^(To|t)\s*:/i), ...pick(/^(Call-ID|i)\s*:/i), ...pick(/^CSeq\s*:/i)];
+  const safeReason = reason.replace(/[\r\n]+/g, " ").slice(0, 120);
+  return [`SIP/2.0 400 Bad Request - ${safeReason}`, ...kept, "Content-Length: 0", "", ""].join("\r\n");
+}

@@ -1,0 +1,161 @@
+/**
+ * End to end with real parts: baresip as the WhatsApp user (TLS, SRTP SDES) → the Meta-edge
+ * peer → our Kamailio → rtpengine → the media agent (play-record). What the agent recorded
+ * must be what baresip said, what baresip heard must be what the agent played, the external
+ * leg must carry SRTP, and hanging up must leave nothing behind.
+ */
+import t from "tap";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { listCalls } from "../../build/rtpengine-ng.js";
+import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
+import { recordingPaths } from "../../media-agent/src/profiles/play-record.js";
+import { parseRtp } from "../../media-agent/src/rtp/packet.js";
+import { captureUdp } from "../support/capture.js";
+import { businessUri, setUpMediaCall, wav16k } from "../support/media-call.js";
+import { sleep } from "../../build/kamailio.js";
+import { BUSINESS, grantPermission, WA_USER } from "../support/wa-interconnect.js";
+
+/** Figures are printed so a regression shows as a number, not only as pass/fail. */
+const MIN_SCORE = 0.6;
+
+function tempDir(t: { teardown(fn: () => unknown): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "wa-media-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test("user-initiated call with Opus: both directions' audio arrives, SRTP outside, nothing left after BYE", async (t) => {
+  const dir = tempDir(t);
+  const s = await setUpMediaCall(t, dir);
+  const capture = await captureUdp(t, dir, `udp and not port ${s.w.us.internal.port} and not port ${s.w.agent.port}`);
+
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  t.equal(record.codec, "opus", "the agent got Opus from WhatsApp's side without transcoding");
+  t.equal(record.profile, "sales", "X-WA-Profile chose the profile");
+
+  await sleep(6500); // the caller's sentence is ~5 s; the agent's prompt about as long
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await s.baresip.waitForEvent("CALL_CLOSED");
+  const done = await ended;
+  t.equal(done.endReason, "remote BYE");
+  t.same(await listCalls(s.w.us.rtpengine.ng), [], "rtpengine holds no session after the BYE");
+  t.equal(s.agent.calls.get(record.callId)?.status, "ended");
+
+  const files = recordingPaths(s.recordDir, record.callId);
+  const heardByAgent = bestCorrelation(wav16k(s.callerWav), wav16k(files.caller), 16000);
+  t.comment(`caller → agent: correlation ${heardByAgent.score.toFixed(3)} at ${heardByAgent.lagMs} ms`);
+  t.ok(heardByAgent.score > MIN_SCORE, `the agent heard what baresip said (score ${heardByAgent.score.toFixed(3)})`);
+
+  const dec = s.baresip.dumps().dec;
+  t.equal(dec.length, 1, "baresip dumped what it heard");
+  const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(dec[0]), 16000);
+  t.comment(`agent → caller: correlation ${heardByUser.score.toFixed(3)} at ${heardByUser.lagMs} ms`);
+  t.ok(heardByUser.score > MIN_SCORE, `baresip heard what the agent played (score ${heardByUser.score.toFixed(3)})`);
+
+  const datagrams = await capture.stop();
+  const agentSent = datagrams.filter((d) => d.srcPort >= s.agentRtp.min && d.srcPort <= s.agentRtp.max && d.srcPort % 2 === 0);
+  const toBaresip = datagrams.filter((d) => d.dstPort >= s.baresipRtp.min && d.dstPort <= s.baresipRtp.max && d.dstPort % 2 === 0);
+  t.ok(agentSent.length > 200, `the agent sent plain RTP (${agentSent.length} packets)`);
+  t.ok(toBaresip.length > 200, `rtpengine sent media to baresip (${toBaresip.length} packets)`);
+  const plainPayloads = new Set(agentSent.map((d) => Buffer.from(parseRtp(d.payload).payload).toString("hex")));
+  const external = toBaresip.map((d) => parseRtp(d.payload));
+  t.equal(external.filter((p) => plainPayloads.has(Buffer.from(p.payload).toString("hex"))).length, 0, "no plain payload crosses the external leg");
+  const plainSizes = agentSent.map((d) => parseRtp(d.payload).payload.length).sort((a, b) => a - b);
+  const srtpSizes = external.map((p) => p.payload.length).sort((a, b) => a - b);
+  t.equal(median(srtpSizes) - median(plainSizes), 10, "external payloads carry the 80-bit SRTP auth tag (AES_CM_128_HMAC_SHA1_80)");
+});
+
+t.test("G.711 forced on the WhatsApp side: rtpengine transcodes to the agent's Opus, audio still matches", async (t) => {
+  const dir = tempDir(t);
+  const s = await setUpMediaCall(t, dir, { baresipCodecs: ["PCMA/8000"], agentCodecs: "PCMA,PCMU" });
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  t.equal(record.codec, "PCMA");
+  await sleep(6500);
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await ended;
+  const files = recordingPaths(s.recordDir, record.callId);
+  const heard = bestCorrelation(wav16k(s.callerWav), wav16k(files.caller), 16000);
+  t.comment(`G.711 caller → agent: correlation ${heard.score.toFixed(3)}`);
+  t.ok(heard.score > MIN_SCORE);
+  const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
+  t.comment(`G.711 agent → caller: correlation ${heardByUser.score.toFixed(3)}`);
+  t.ok(heardByUser.score > MIN_SCORE);
+  t.same(await listCalls(s.w.us.rtpengine.ng), []);
+});
+
+t.test("loss and reordering between rtpengine and the agent: the agent's audio stays continuous", async (t) => {
+  const dir = tempDir(t);
+  let n = 0;
+  let held: Buffer | null = null;
+  const s = await setUpMediaCall(t, dir, {
+    hooks: {
+      // Every 10th packet dropped, every 7th held back and delivered after the next one.
+      impairRtp: (packet, deliver) => {
+        n++;
+        if (n % 10 === 0) return;
+        if (n % 7 === 0) {
+          held = packet;
+          return;
+        }
+        deliver(packet);
+        if (held) {
+          deliver(held);
+          held = null;
+        }
+      },
+    },
+  });
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  await sleep(6500);
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  const done = await ended;
+  const stats = done.media!;
+  t.comment(`jitter buffer: ${JSON.stringify(stats.jitter)}; concealed ${stats.concealed}`);
+  t.ok(stats.jitter.lost > 0 && stats.concealed > 0, "lost packets were concealed");
+  t.ok(stats.jitter.reordered > 0, "reordered packets were put back in order");
+  const files = recordingPaths(s.recordDir, record.callId);
+  const caller = wav16k(files.caller);
+  // Continuous: from the first frame to the last the agent got a frame every 20 ms.
+  const expectedFrames = (Date.parse(done.endedAt!) - Date.parse(done.answeredAt!)) / 20;
+  t.ok(caller.length / 320 > expectedFrames - 25, `no gaps: ${caller.length / 320} frames over ~${Math.round(expectedFrames)} ticks`);
+  const heard = bestCorrelation(wav16k(s.callerWav), caller, 16000);
+  t.comment(`with 10 % loss and reordering: correlation ${heard.score.toFixed(3)}`);
+  t.ok(heard.score > 0.5);
+});
+
+t.test("business-initiated call: the agent speaks first, baresip answers and hears it", async (t) => {
+  const dir = tempDir(t);
+  const s = await setUpMediaCall(t, dir, { answerMode: "auto", hangUpAfterPromptMs: 1500 });
+  await grantPermission(s.w, WA_USER);
+  const answered = s.nextAnswered();
+  const ended = s.nextEnded();
+  const record = await s.agent.placeCall({ to: WA_USER, number: BUSINESS, profile: "sales" });
+  t.equal(record.status, "calling");
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  await answered;
+  const done = await ended;
+  t.equal(done.endReason, "local BYE: prompt played", "the agent hung up after its prompt");
+  await s.baresip.waitForEvent("CALL_CLOSED");
+  const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
+  t.comment(`business-initiated agent → user: correlation ${heardByUser.score.toFixed(3)}`);
+  t.ok(heardByUser.score > MIN_SCORE, "the user heard the agent's prompt");
+  t.same(await listCalls(s.w.us.rtpengine.ng), []);
+});
+
+function median(sorted: number[]): number {
+  return sorted[Math.floor(sorted.length / 2)];
+}

@@ -1,0 +1,114 @@
+/**
+ * The whole media path for end-to-end tests: baresip (the WhatsApp user: TLS, SRTP SDES) →
+ * the Meta-edge peer → our Kamailio (real bundle, TLS) → rtpengine (userspace) → the media
+ * agent, run in-process with the play-record profile so both sides' audio lands on disk.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { freePort, freePortRange } from "../../build/ports.js";
+import { MediaAgent, type AgentHooks, type CallRecord } from "../../media-agent/src/agent.js";
+import { parseAgentConfig } from "../../media-agent/src/config.js";
+import { readWav } from "../../media-agent/src/audio/wav.js";
+import { resample } from "../../media-agent/src/codecs/resample.js";
+import { startBaresip, type Baresip } from "./baresip.js";
+import { issueCert } from "./test-ca.js";
+import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "./wa-interconnect.js";
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export const CALLER_TEXT = "Hello, I would like to know when your shop in Dusseldorf opens tomorrow morning.";
+export const AGENT_TEXT = "Welcome to the demo business. You are talking to the media agent on Kamailio.";
+
+/** Speech from espeak-ng as a 16-bit mono WAV at the given rate, with silence before it. */
+export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5): string {
+  const raw = `${file}.raw.wav`;
+  execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", raw, text]);
+  execFileSync("sox", [raw, "-r", String(rate), "-c", "1", "-b", "16", file, "pad", String(leadSilenceS), "0.5"]);
+  return file;
+}
+
+/** A WAV's samples at 16 kHz. */
+export function wav16k(file: string): Int16Array {
+  const w = readWav(readFileSync(file));
+  return w.sampleRate === 16000 ? w.samples : resample(w.samples, w.sampleRate, 16000);
+}
+
+export interface MediaCallSetup {
+  w: Interconnect;
+  agent: MediaAgent;
+  baresip: Baresip;
+  recordDir: string;
+  callerWav: string;
+  agentWav: string;
+  /** baresip's RTP port range (the external, SRTP leg ends there). */
+  baresipRtp: { min: number; max: number };
+  agentRtp: { min: number; max: number };
+  /** Resolves with the next call record the agent ends. */
+  nextEnded(): Promise<CallRecord>;
+  nextAnswered(): Promise<CallRecord>;
+}
+
+export async function setUpMediaCall(
+  t: Teardown,
+  dir: string,
+  opts: { baresipCodecs?: string[]; agentCodecs?: string; answerMode?: "auto" | "manual"; hooks?: AgentHooks; hangUpAfterPromptMs?: number } = {},
+): Promise<MediaCallSetup> {
+  mkdirSync(dir, { recursive: true });
+  const callerWav = speak(CALLER_TEXT, join(dir, "caller.wav"), 48000);
+  const agentWav = speak(AGENT_TEXT, join(dir, "agent.wav"), 16000, 0);
+  const recordDir = join(dir, "recordings");
+  const baresipHost = "127.0.0.1";
+  const baresipSipPort = await freePort(baresipHost);
+  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort};transport=tls` });
+
+  const agentRtp = await freePortRange(40);
+  const parsed = parseAgentConfig({
+    AGENT_SIP: `${w.agent.host}:${w.agent.port}`,
+    AGENT_KAMAILIO: `${w.us.internal.host}:${w.us.internal.port}`,
+    AGENT_RTP_PORTS: `${agentRtp.min}-${agentRtp.max}`,
+    AGENT_API: `127.0.0.1:${await freePort()}`,
+    AGENT_CODECS: opts.agentCodecs ?? "opus,PCMA,PCMU",
+    AGENT_PROFILES: `sales=play-record:${agentWav},support=echo,default=echo`,
+    AGENT_RECORD_DIR: recordDir,
+    AGENT_LOG_LEVEL: "warn",
+    ...(opts.hangUpAfterPromptMs ? { AGENT_HANGUP_AFTER_PROMPT_MS: String(opts.hangUpAfterPromptMs) } : {}),
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+  const log = pino({ level: "warn" }, pino.destination(join(dir, "agent.log")));
+  const agent = await MediaAgent.start(parsed.config, log, opts.hooks);
+  t.teardown(() => agent.stop());
+
+  const ca = w.us.ca!;
+  const userCert = issueCert(ca, "wa-user", [baresipHost]);
+  const baresipRtp = await freePortRange(10);
+  const baresip = await startBaresip(t, {
+    dir: join(dir, "baresip"),
+    host: baresipHost,
+    sipPort: baresipSipPort,
+    user: WA_USER,
+    outbound: w.edgeUserTls,
+    sourceWav: callerWav,
+    cert: userCert.cert,
+    key: userCert.key,
+    caFile: ca.cert,
+    codecs: opts.baresipCodecs ?? ["opus/48000/2"],
+    rtpPorts: baresipRtp,
+    answerMode: opts.answerMode,
+  });
+  const once = (event: "ended" | "answered") => () =>
+    new Promise<CallRecord>((done) => agent.once(event, (r) => done(r)));
+  return {
+    w, agent, baresip, recordDir, callerWav, agentWav, baresipRtp, agentRtp,
+    nextEnded: once("ended"),
+    nextAnswered: once("answered"),
+  };
+}
+
+/** The SIP URI baresip dials to call the business through the edge. */
+export function businessUri(w: Interconnect): string {
+  return `sip:${BUSINESS}@${w.edgeUserTls.host}`;
+}

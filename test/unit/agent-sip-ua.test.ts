@@ -1,0 +1,295 @@
+/**
+ * The media agent's SIP side over real UDP on loopback, with the test playing Kamailio:
+ * INVITE → 100/180/200 with SDP and RTP at once, retransmissions, ACK, BYE both ways,
+ * CANCEL, OPTIONS, malformed input, strangers, RTP timeout and maximum duration, and the
+ * outbound call API.
+ */
+import t from "tap";
+import { createSocket, type Socket } from "node:dgram";
+import { pino } from "pino";
+import { freePort, freePortRange } from "../../build/ports.js";
+import { sleep } from "../../build/kamailio.js";
+import { MediaAgent } from "../../media-agent/src/agent.js";
+import { startApi } from "../../media-agent/src/api/http.js";
+import { parseAgentConfig } from "../../media-agent/src/config.js";
+import { header, parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
+import { parseRtp } from "../../media-agent/src/rtp/packet.js";
+
+interface Peer {
+  socket: Socket;
+  port: number;
+  received: SipMessage[];
+  raw: string[];
+  send(text: string, to?: number): void;
+  next(pred: (m: SipMessage) => boolean, timeoutMs?: number): Promise<SipMessage>;
+}
+
+async function udpPeer(t: { teardown(fn: () => unknown): void }, agentPort: () => number): Promise<Peer> {
+  const socket = createSocket("udp4");
+  const port = await freePort();
+  await new Promise<void>((done) => socket.bind(port, "127.0.0.1", done));
+  t.teardown(() => socket.close());
+  const peer: Peer = {
+    socket,
+    port,
+    received: [],
+    raw: [],
+    send(text, to = agentPort()) {
+      socket.send(text.replace(/\r?\n/g, "\r\n"), to, "127.0.0.1");
+    },
+    async next(pred, timeoutMs = 3000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = peer.received.findIndex(pred);
+        if (i >= 0) return peer.received.splice(i, 1)[0];
+        if (Date.now() > deadline) throw new Error(`no matching message; got: ${peer.raw.map((r) => r.split("\r\n")[0]).join(" | ")}`);
+        await sleep(10);
+      }
+    },
+  };
+  socket.on("message", (buf) => {
+    peer.raw.push(buf.toString());
+    peer.received.push(parseSipMessage(buf.toString()));
+  });
+  return peer;
+}
+
+async function rtpSink(t: { teardown(fn: () => unknown): void }): Promise<{ port: number; packets: Buffer[]; firstAt: number | null }> {
+  const socket = createSocket("udp4");
+  const port = 2 * Math.floor((await freePort()) / 2);
+  const sink = { port, packets: [] as Buffer[], firstAt: null as number | null };
+  await new Promise<void>((done) => socket.bind(port, "127.0.0.1", done));
+  socket.on("message", (b) => {
+    sink.firstAt ??= Date.now();
+    sink.packets.push(b);
+  });
+  t.teardown(() => socket.close());
+  return sink;
+}
+
+async function startAgent(t: { teardown(fn: () => unknown): void }, kamailioPort: number, extra: Record<string, string> = {}) {
+  const ports = await freePortRange(20);
+  const parsed = parseAgentConfig({
+    AGENT_SIP: `127.0.0.1:${await freePort()}`,
+    AGENT_KAMAILIO: `127.0.0.1:${kamailioPort}`,
+    AGENT_RTP_PORTS: `${ports.min}-${ports.max}`,
+    AGENT_API: `127.0.0.1:${await freePort()}`,
+    AGENT_PROFILES: "sales=echo,default=echo",
+    ...extra,
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+  const agent = await MediaAgent.start(parsed.config, pino({ level: "silent" }));
+  t.teardown(() => agent.stop());
+  return agent;
+}
+
+function offer(rtpPort: number, formats = "111 8 0 126"): string {
+  return [
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+    `m=audio ${rtpPort} RTP/AVP ${formats}`, "a=rtpmap:111 opus/48000/2", "a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000",
+    "a=rtpmap:126 telephone-event/8000", "a=rtcp:" + (rtpPort + 1), "a=ptime:20", "a=sendrecv", "",
+  ].join("\r\n");
+}
+
+function invite(kamailioPort: number, callId: string, sdp: string, branch = "z9hG4bK-k1", extra: string[] = []): string {
+  return [
+    "INVITE sip:+15550001111@127.0.0.1 SIP/2.0",
+    `Via: SIP/2.0/UDP 127.0.0.1:${kamailioPort};branch=${branch}`,
+    "Via: SIP/2.0/TLS 157.240.19.130:5061;branch=z9hG4bK-meta1",
+    `Record-Route: <sip:127.0.0.1:${kamailioPort};r2=on;lr>`,
+    "Record-Route: <sip:203.0.113.5:5061;transport=tls;r2=on;lr>",
+    "Max-Forwards: 69",
+    "From: <sip:+15551234567@wa.meta.vc>;tag=meta1",
+    "To: <sip:+15550001111@sip.example.com>",
+    `Call-ID: ${callId}`,
+    "CSeq: 1 INVITE",
+    "Contact: <sip:157.240.19.130:5061;transport=tls>",
+    "X-WA-Profile: sales",
+    ...extra,
+    "Content-Type: application/sdp",
+    `Content-Length: ${Buffer.byteLength(sdp)}`,
+    "",
+    sdp,
+  ].join("\r\n");
+}
+
+function inDialog(method: string, kamailioPort: number, callId: string, toTag: string, cseq: number, branch: string): string {
+  return [
+    `${method} sip:agent@127.0.0.1 SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${kamailioPort};branch=${branch}`,
+    "Max-Forwards: 69",
+    "From: <sip:+15551234567@wa.meta.vc>;tag=meta1",
+    `To: <sip:+15550001111@sip.example.com>;tag=${toTag}`,
+    `Call-ID: ${callId}`,
+    `CSeq: ${cseq} ${method}`,
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+}
+
+t.test("INVITE: 100, 180, 200 with an Opus answer, and the first RTP packet leaves at once", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  const rtp = await rtpSink(t);
+  kamailio.send(invite(kamailio.port, "call-1", offer(rtp.port)));
+  await kamailio.next((m) => m.status === 100);
+  await kamailio.next((m) => m.status === 180);
+  const ok = await kamailio.next((m) => m.status === 200);
+  const okAt = Date.now();
+  t.match(ok.body, /m=audio \d+ RTP\/AVP 111 126/);
+  t.match(ok.body, /a=fmtp:111 maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1/);
+  t.equal(ok.headers.filter((h) => h.name === "Record-Route").length, 2, "Record-Route copied into the 200");
+  t.match(header(ok, "Contact"), /^<sip:agent@127\.0\.0\.1:\d+>$/);
+  await sleep(300);
+  t.ok(rtp.firstAt !== null && rtp.firstAt - okAt < 60, `first packet ${rtp.firstAt! - okAt} ms after the 200 OK`);
+  const first = parseRtp(rtp.packets[0]);
+  t.ok(first.marker, "marker bit on the first packet");
+  t.equal(first.payloadType, 111);
+  t.ok(rtp.packets.length >= 12 && rtp.packets.length <= 18, `about 15 packets in 300 ms (${rtp.packets.length}): silence keeps flowing`);
+
+  // The 2xx is retransmitted until the ACK arrives.
+  const toTag = /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1];
+  await kamailio.next((m) => m.status === 200, 1500);
+  kamailio.send(inDialog("ACK", kamailio.port, "call-1", toTag, 1, "z9hG4bK-ack1"));
+  await sleep(1200);
+  kamailio.received.length = 0;
+  await sleep(1500);
+  t.same(kamailio.received.map((m) => m.status), [], "no retransmission after the ACK");
+
+  const ended = new Promise((done) => agent.once("ended", done));
+  kamailio.send(inDialog("BYE", kamailio.port, "call-1", toTag, 2, "z9hG4bK-bye1"));
+  const byeOk = await kamailio.next((m) => m.status === 200 && /BYE/.test(header(m, "CSeq")!));
+  t.ok(byeOk);
+  await ended;
+  const count = rtp.packets.length;
+  await sleep(200);
+  t.equal(rtp.packets.length, count, "RTP stops with the BYE");
+  t.equal(agent.calls.get("call-1")?.status, "ended");
+});
+
+t.test("retransmitted INVITE gets the same answer; CANCEL before the answer gets 200 + 487", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  const rtp = await rtpSink(t);
+  const text = invite(kamailio.port, "call-2", offer(rtp.port, "18"), "z9hG4bK-k2");
+  kamailio.send(text);
+  const refused = await kamailio.next((m) => m.status === 488);
+  t.match(refused.reason, /^Not Acceptable Here - no common codec/);
+  kamailio.send(text);
+  const again = await kamailio.next((m) => m.status >= 200);
+  t.equal(again.status, 488, "the retransmission gets the same final answer");
+
+  // CANCEL: the agent answers at once, so cancel races with the 200; a CANCEL for an unknown
+  // transaction gets 481.
+  kamailio.send(inDialog("CANCEL", kamailio.port, "call-x", "", 1, "z9hG4bK-nothing").replace(";tag=", ""));
+  t.equal((await kamailio.next((m) => /CANCEL/.test(header(m, "CSeq")!))).status, 481);
+});
+
+t.test("OPTIONS, unknown methods, malformed messages and strangers", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  kamailio.send(inDialog("OPTIONS", kamailio.port, "opt-1", "", 1, "z9hG4bK-o1").replace(";tag=", ""));
+  const options = await kamailio.next((m) => /OPTIONS/.test(header(m, "CSeq")!));
+  t.equal(options.status, 200);
+  t.equal(header(options, "Allow"), "INVITE, ACK, BYE, CANCEL, OPTIONS");
+  kamailio.send(inDialog("SUBSCRIBE", kamailio.port, "sub-1", "", 1, "z9hG4bK-s1").replace(";tag=", ""));
+  t.equal((await kamailio.next((m) => /SUBSCRIBE/.test(header(m, "CSeq")!))).status, 405);
+
+  kamailio.send(inDialog("BYE", kamailio.port, "bad-1", "x", 1, "z9hG4bK-b1").replace("CSeq: 1 BYE", "CSeq: one BYE"));
+  const bad = await kamailio.next((m) => m.status === 400);
+  t.match(bad.reason, /^Bad Request - .*CSeq/i, `400 names the problem: ${bad.reason}`);
+  kamailio.send("\x00\x01garbage that is not SIP\r\n\r\n");
+  kamailio.send(inDialog("BYE", kamailio.port, "bad-2", "x", 1, "z9hG4bK-b2").replace("Content-Length: 0", "Content-Length: 50"));
+  t.equal((await kamailio.next((m) => m.status === 400 && header(m, "Call-ID") === "bad-2")).status, 400);
+
+  const stranger = await udpPeer(t, () => agent.sipAddress.port);
+  stranger.send(inDialog("OPTIONS", stranger.port, "s-1", "", 1, "z9hG4bK-x1").replace(";tag=", ""));
+  const refused = await stranger.next(() => true);
+  t.equal(refused.status, 403);
+  t.equal(refused.reason, "Forbidden - Only Kamailio May Talk To The Agent");
+  t.equal(agent.calls.size, 0);
+});
+
+t.test("RTP timeout and maximum call duration end the call with a BYE carrying the reason", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port, { AGENT_RTP_TIMEOUT_S: "1", AGENT_MAX_CALL_S: "30" });
+  const rtp = await rtpSink(t);
+  kamailio.send(invite(kamailio.port, "call-3", offer(rtp.port)));
+  const ok = await kamailio.next((m) => m.status === 200);
+  const toTag = /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1];
+  kamailio.send(inDialog("ACK", kamailio.port, "call-3", toTag, 1, "z9hG4bK-ack3"));
+  const bye = await kamailio.next((m) => m.method === "BYE", 3000);
+  t.match(header(bye, "Reason"), /RTP timeout/);
+  t.match(bye.uri, /^sip:157\.240\.19\.130:5061;transport=tls$/, "BYE to the caller's Contact");
+  t.same(bye.headers.filter((h) => h.name === "Route").map((h) => h.value), [
+    `<sip:127.0.0.1:${kamailio.port};r2=on;lr>`, "<sip:203.0.113.5:5061;transport=tls;r2=on;lr>",
+  ], "along the route set");
+  t.equal(header(bye, "To"), "<sip:+15551234567@wa.meta.vc>;tag=meta1");
+  kamailio.send(`SIP/2.0 200 OK\r\n${bye.headers.filter((h) => /^(Via|From|To|Call-ID|CSeq)$/.test(h.name)).map((h) => `${h.name}: ${h.value}`).join("\r\n")}\r\nContent-Length: 0\r\n\r\n`);
+  t.equal(agent.calls.get("call-3")?.endReason, "local BYE: RTP timeout");
+
+  agent = await startAgent(t, kamailio.port, { AGENT_MAX_CALL_S: "1" });
+  kamailio.send(invite(kamailio.port, "call-4", offer(rtp.port), "z9hG4bK-k4"));
+  await kamailio.next((m) => m.status === 200 && header(m, "Call-ID") === "call-4");
+  const maxBye = await kamailio.next((m) => m.method === "BYE" && header(m, "Call-ID") === "call-4", 3000);
+  t.match(header(maxBye, "Reason"), /maximum call duration/);
+});
+
+t.test("POST /calls places an outbound call: INVITE with an offer, ACK for 200, failed on 486", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  const api = await startApi(agent, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => api.close());
+  const base = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+
+  const bad = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "12345", number: "+15550001111" }) });
+  t.equal(bad.status, 400);
+  t.match(((await bad.json()) as { error: string }).error, /to: expected the WhatsApp user's number as \+E\.164/);
+  const unknown = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "+15551234567", number: "+15550001111", profile: "nope" }) });
+  t.equal(unknown.status, 400);
+
+  const res = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "+15551234567", number: "+15550001111", profile: "sales" }) });
+  t.equal(res.status, 202);
+  const { callId } = (await res.json()) as { callId: string };
+  const inv = await kamailio.next((m) => m.method === "INVITE");
+  t.equal(header(inv, "Call-ID"), callId);
+  t.match(inv.uri, /^sip:\+15551234567@127\.0\.0\.1:\d+$/);
+  t.match(header(inv, "From"), /^<sip:\+15550001111@127\.0\.0\.1>;tag=/);
+  t.equal(header(inv, "X-WA-Profile"), "sales");
+  t.match(inv.body, /m=audio (\d+) RTP\/AVP 111 8 0 126/);
+  const rtp = await rtpSink(t);
+  const via = header(inv, "Via")!;
+  const answer = offer(rtp.port, "111 126");
+  kamailio.send([
+    "SIP/2.0 200 OK", `Via: ${via}`, `From: ${header(inv, "From")}`, `To: ${header(inv, "To")};tag=meta9`, `Call-ID: ${callId}`,
+    `CSeq: ${header(inv, "CSeq")}`, `Record-Route: <sip:127.0.0.1:${kamailio.port};lr>`, "Contact: <sip:+15551234567@127.0.0.2>",
+    "Content-Type: application/sdp", `Content-Length: ${answer.length}`, "", answer,
+  ].join("\r\n"));
+  const ack = await kamailio.next((m) => m.method === "ACK");
+  t.equal(ack.uri, "sip:+15551234567@127.0.0.2");
+  t.equal(header(ack, "Route"), `<sip:127.0.0.1:${kamailio.port};lr>`);
+  await sleep(200);
+  t.ok(rtp.packets.length > 5, "the agent speaks first on the answered call");
+  const status = (await (await fetch(`${base}/calls/${encodeURIComponent(callId)}`)).json()) as { status: string; codec: string };
+  t.same([status.status, status.codec], ["answered", "opus"]);
+  const hangUp = await fetch(`${base}/calls/${encodeURIComponent(callId)}`, { method: "DELETE" });
+  t.equal(hangUp.status, 200);
+  t.equal((await kamailio.next((m) => m.method === "BYE")).method, "BYE");
+
+  await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "+15557654321", number: "+15550001111" }) });
+  const inv2 = await kamailio.next((m) => m.method === "INVITE");
+  kamailio.send([
+    "SIP/2.0 486 Busy Here", `Via: ${header(inv2, "Via")}`, `From: ${header(inv2, "From")}`, `To: ${header(inv2, "To")};tag=b1`,
+    `Call-ID: ${header(inv2, "Call-ID")}`, `CSeq: ${header(inv2, "CSeq")}`, "Content-Length: 0", "", "",
+  ].join("\r\n"));
+  const ack2 = await kamailio.next((m) => m.method === "ACK");
+  t.equal(header(ack2, "Via"), header(inv2, "Via"), "ACK for a failure reuses the INVITE's branch");
+  await sleep(50);
+  t.same([agent.calls.get(header(inv2, "Call-ID")!)?.status, agent.calls.get(header(inv2, "Call-ID")!)?.endReason], ["failed", "486 Busy Here"]);
+});
