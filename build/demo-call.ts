@@ -10,7 +10,7 @@ import type { MediaAgent } from "../media-agent/src/agent.js";
 import { bestCorrelation } from "../media-agent/src/audio/compare.js";
 import { recordingPaths } from "../media-agent/src/profiles/play-record.js";
 import { startBaresip } from "../test/support/baresip.js";
-import { CALLER_TEXT, speak, wav16k } from "../test/support/media-call.js";
+import { CALLER_TEXT, speakForBaresip, wav16k } from "../test/support/media-call.js";
 import { createTestCa, issueCert } from "../test/support/test-ca.js";
 import { REPO_ROOT } from "./bundle.js";
 import { sleep, startKamailio, type KamailioProcess } from "./kamailio.js";
@@ -76,7 +76,7 @@ export async function runDemoCall(p: {
     cleanups.push(() => edge.stop());
     p.log(`demo: stand-in Meta edge (test peer, not Meta) on tls:${DEMO_EDGE_IP}:${edgeUserTls}`);
 
-    const callerWav = speak(CALLER_TEXT, join(dir, "caller.wav"), 48000);
+    const callerWav = speakForBaresip(CALLER_TEXT, join(dir, "caller.wav"), "opus/48000/2");
     const baresip = await startBaresip(teardown, {
       dir: join(dir, "baresip"),
       host: "127.0.0.1",

@@ -22,7 +22,7 @@ const MIN_SCORE = 0.6;
 
 function tempDir(t: { teardown(fn: () => unknown): void }): string {
   const dir = mkdtempSync(join(tmpdir(), "wa-media-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  if (!process.env.WA_KEEP_TEST_DIRS) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -51,6 +51,8 @@ t.test("user-initiated call with Opus: both directions' audio arrives, SRTP outs
   const heardByAgent = bestCorrelation(wav16k(s.callerWav), wav16k(files.caller), 16000);
   t.comment(`caller → agent: correlation ${heardByAgent.score.toFixed(3)} at ${heardByAgent.lagMs} ms`);
   t.ok(heardByAgent.score > MIN_SCORE, `the agent heard what baresip said (score ${heardByAgent.score.toFixed(3)})`);
+  const wrongReference = bestCorrelation(wav16k(s.agentWav), wav16k(files.caller), 16000);
+  t.ok(wrongReference.score < 0.5, `the measure tells speech apart: the agent's own prompt scores ${wrongReference.score.toFixed(3)} against the caller's recording`);
 
   const dec = s.baresip.dumps().dec;
   t.equal(dec.length, 1, "baresip dumped what it heard");

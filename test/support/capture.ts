@@ -26,7 +26,7 @@ export interface Capture {
 
 export async function captureUdp(t: Teardown, dir: string, bpf: string): Promise<Capture> {
   const file = join(dir, "capture.pcap");
-  const child = spawn("dumpcap", ["-q", "-i", "lo", "-F", "pcap", "-f", bpf, "-w", file], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("dumpcap", ["-q", "-i", "lo", "-P", "-f", bpf, "-w", file], { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   child.stderr!.on("data", (c: Buffer) => (log += c.toString()));
   const exited = new Promise<void>((done) => child.on("exit", () => done()));

@@ -23,12 +23,18 @@ interface Teardown {
 export const CALLER_TEXT = "Hello, I would like to know when your shop in Dusseldorf opens tomorrow morning.";
 export const AGENT_TEXT = "Welcome to the demo business. You are talking to the media agent on Kamailio.";
 
-/** Speech from espeak-ng as a 16-bit mono WAV at the given rate, with silence before it. */
-export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5): string {
+/** Speech from espeak-ng as a 16-bit WAV at the given rate, with silence before it. */
+export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5, channels = 1): string {
   const raw = `${file}.raw.wav`;
   execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", raw, text]);
-  execFileSync("sox", [raw, "-r", String(rate), "-c", "1", "-b", "16", file, "pad", String(leadSilenceS), "0.5"]);
+  execFileSync("sox", [raw, "-r", String(rate), "-c", String(channels), "-b", "16", file, "pad", String(leadSilenceS), "0.5"]);
   return file;
+}
+
+/** baresip 1.0's aufile source must match the codec's rate and channels exactly. */
+export function speakForBaresip(text: string, file: string, codec: string): string {
+  const [, rate = "8000", channels = "1"] = codec.split("/");
+  return speak(text, file, Number(rate), 0.5, Number(channels));
 }
 
 /** A WAV's samples at 16 kHz. */
@@ -58,7 +64,8 @@ export async function setUpMediaCall(
   opts: { baresipCodecs?: string[]; agentCodecs?: string; answerMode?: "auto" | "manual"; hooks?: AgentHooks; hangUpAfterPromptMs?: number } = {},
 ): Promise<MediaCallSetup> {
   mkdirSync(dir, { recursive: true });
-  const callerWav = speak(CALLER_TEXT, join(dir, "caller.wav"), 48000);
+  const baresipCodecs = opts.baresipCodecs ?? ["opus/48000/2"];
+  const callerWav = speakForBaresip(CALLER_TEXT, join(dir, "caller.wav"), baresipCodecs[0]);
   const agentWav = speak(AGENT_TEXT, join(dir, "agent.wav"), 16000, 0);
   const recordDir = join(dir, "recordings");
   const baresipHost = "127.0.0.1";
@@ -95,7 +102,7 @@ export async function setUpMediaCall(
     cert: userCert.cert,
     key: userCert.key,
     caFile: ca.cert,
-    codecs: opts.baresipCodecs ?? ["opus/48000/2"],
+    codecs: baresipCodecs,
     rtpPorts: baresipRtp,
     answerMode: opts.answerMode,
   });

@@ -45,7 +45,8 @@ export async function startRoutingUnderTest(
   } = {},
 ): Promise<RoutingUnderTest> {
   const workDir = mkdtempSync(join(tmpdir(), "wa-kamailio-"));
-  t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
+  // WA_KEEP_TEST_DIRS=1 keeps the logs of a failing run for a look.
+  if (!process.env.WA_KEEP_TEST_DIRS) t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
   const { outFile } = await buildBundle(opts.entry ?? DEFAULT_ENTRY, join(workDir, "routing.js"));
   const ca = opts.caFor ? createTestCa(workDir) : undefined;
   const { cert, key } = ca ? opts.caFor!(ca) : ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
