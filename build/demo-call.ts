@@ -48,7 +48,8 @@ export async function runDemoCall(p: {
     const edgeUdp = await freePort(DEMO_EDGE_IP);
     const edgeTls = await freePort(DEMO_EDGE_IP);
     const edgeUserTls = await freePort(DEMO_EDGE_IP);
-    const userSip = await freePort();
+    // baresip listens for SIP on the port and for SIP over TLS on the port + 1.
+    const userSip = (await freePortRange(2)).min;
     const edge: KamailioProcess = await startKamailio({
       runDir: join(dir, "edge"),
       cfg: join(REPO_ROOT, "test/meta-edge/meta-edge.cfg"),
@@ -65,7 +66,7 @@ export async function runDemoCall(p: {
         EDGE_TLS_CERT: edgeCert.cert,
         EDGE_TLS_KEY: edgeCert.key,
         BUSINESS_URI: `sip:${p.ourTls.host}:${p.ourTls.port};transport=tls`,
-        WA_USER_URI: `sip:127.0.0.1:${userSip};transport=tls`,
+        WA_USER_URI: `sip:127.0.0.1:${userSip + 1};transport=tls`,
         EDGE_DIGEST_ALGORITHM: "MD5",
         EDGE_DIGEST_USER: DEMO_BUSINESS.slice(1),
         EDGE_DIGEST_PASSWORD: "demo",

@@ -236,7 +236,8 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       remoteNumber: record.remoteNumber,
       codec: negotiated.codec.name,
     };
-    const control = { hangUp: (reason: string) => void this.hangUp(record.callId, reason) };
+    // Deferred: a profile may ask from inside the media tick that the hang-up stops.
+    const control = { hangUp: (reason: string) => void setImmediate(() => void this.hangUp(record.callId, reason)) };
     const audio = this.hooks.audioFactory?.(info, control) ?? this.profileAudio(info, control);
     const live: LiveCall = this.live.get(record.callId) ?? { record, media };
     live.audio = audio;

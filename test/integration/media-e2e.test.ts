@@ -73,27 +73,34 @@ t.test("user-initiated call with Opus: both directions' audio arrives, SRTP outs
   t.equal(median(srtpSizes) - median(plainSizes), 10, "external payloads carry the 80-bit SRTP auth tag (AES_CM_128_HMAC_SHA1_80)");
 });
 
-t.test("G.711 forced on the WhatsApp side: rtpengine transcodes to the agent's Opus, audio still matches", async (t) => {
-  const dir = tempDir(t);
-  const s = await setUpMediaCall(t, dir, { baresipCodecs: ["PCMA/8000"], agentCodecs: "PCMA,PCMU" });
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await answered;
-  t.equal(record.codec, "PCMA");
-  await sleep(6500);
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
-  const files = recordingPaths(s.recordDir, record.callId);
-  const heard = bestCorrelation(wav16k(s.callerWav), wav16k(files.caller), 16000);
-  t.comment(`G.711 caller → agent: correlation ${heard.score.toFixed(3)}`);
-  t.ok(heard.score > MIN_SCORE);
-  const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
-  t.comment(`G.711 agent → caller: correlation ${heardByUser.score.toFixed(3)}`);
-  t.ok(heardByUser.score > MIN_SCORE);
-  t.same(await listCalls(s.w.us.rtpengine.ng), []);
-});
+const G711_CASES = [
+  { name: "an agent with only G.711: rtpengine transcodes WhatsApp's Opus to PCMA", baresipCodecs: ["opus/48000/2"], agentCodecs: "PCMA,PCMU" },
+  { name: "G.711 forced on the WhatsApp side: the agent gets PCMA", baresipCodecs: ["PCMA/8000"], agentCodecs: "opus,PCMA,PCMU" },
+];
+
+for (const c of G711_CASES) {
+  t.test(c.name, async (t) => {
+    const dir = tempDir(t);
+    const s = await setUpMediaCall(t, dir, { baresipCodecs: c.baresipCodecs, agentCodecs: c.agentCodecs });
+    const answered = s.nextAnswered();
+    s.baresip.dial(businessUri(s.w));
+    await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+    const record = await answered;
+    t.equal(record.codec, "PCMA");
+    await sleep(6500);
+    const ended = s.nextEnded();
+    s.baresip.hangup();
+    await ended;
+    const files = recordingPaths(s.recordDir, record.callId);
+    const heard = bestCorrelation(wav16k(s.callerWav), wav16k(files.caller), 16000);
+    t.comment(`${c.baresipCodecs[0]} caller → PCMA agent: correlation ${heard.score.toFixed(3)}`);
+    t.ok(heard.score > MIN_SCORE, `the agent heard the caller (score ${heard.score.toFixed(3)})`);
+    const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
+    t.comment(`PCMA agent → ${c.baresipCodecs[0]} caller: correlation ${heardByUser.score.toFixed(3)}`);
+    t.ok(heardByUser.score > MIN_SCORE, `the caller heard the agent (score ${heardByUser.score.toFixed(3)})`);
+    t.same(await listCalls(s.w.us.rtpengine.ng), []);
+  });
+}
 
 t.test("loss and reordering between rtpengine and the agent: the agent's audio stays continuous", async (t) => {
   const dir = tempDir(t);
@@ -151,6 +158,11 @@ t.test("business-initiated call: the agent speaks first, baresip answers and hea
   await answered;
   const done = await ended;
   t.equal(done.endReason, "local BYE: prompt played", "the agent hung up after its prompt");
+  // Meta expects the business to send first: the agent's first packet leaves as the 200 OK
+  // arrives (baresip, like any UA, may start sending as soon as it answers).
+  const firstOut = done.media!.firstSentAt! - Date.parse(done.answeredAt!);
+  t.comment(`first packet out ${firstOut} ms after the 200 OK reached the agent`);
+  t.ok(firstOut >= 0 && firstOut < 20, `the agent's first packet left within one frame of the answer (${firstOut} ms)`);
   await s.baresip.waitForEvent("CALL_CLOSED");
   const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
   t.comment(`business-initiated agent → user: correlation ${heardByUser.score.toFixed(3)}`);

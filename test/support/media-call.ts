@@ -24,17 +24,20 @@ export const CALLER_TEXT = "Hello, I would like to know when your shop in Dussel
 export const AGENT_TEXT = "Welcome to the demo business. You are talking to the media agent on Kamailio.";
 
 /** Speech from espeak-ng as a 16-bit WAV at the given rate, with silence before it. */
-export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5, channels = 1): string {
+export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5, channels = 1, trailSilenceS = 0.5): string {
   const raw = `${file}.raw.wav`;
   execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", raw, text]);
-  execFileSync("sox", [raw, "-r", String(rate), "-c", String(channels), "-b", "16", file, "pad", String(leadSilenceS), "0.5"]);
+  execFileSync("sox", [raw, "-r", String(rate), "-c", String(channels), "-b", "16", file, "pad", String(leadSilenceS), String(trailSilenceS)]);
   return file;
 }
 
-/** baresip 1.0's aufile source must match the codec's rate and channels exactly. */
+/**
+ * baresip 1.0's aufile source must match the codec's rate and channels exactly, and baresip
+ * hangs up when the file ends: 6 s of silence after the speech keep the call up.
+ */
 export function speakForBaresip(text: string, file: string, codec: string): string {
   const [, rate = "8000", channels = "1"] = codec.split("/");
-  return speak(text, file, Number(rate), 0.5, Number(channels));
+  return speak(text, file, Number(rate), 0.5, Number(channels), 6);
 }
 
 /** A WAV's samples at 16 kHz. */
@@ -69,8 +72,9 @@ export async function setUpMediaCall(
   const agentWav = speak(AGENT_TEXT, join(dir, "agent.wav"), 16000, 0);
   const recordDir = join(dir, "recordings");
   const baresipHost = "127.0.0.1";
-  const baresipSipPort = await freePort(baresipHost);
-  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort};transport=tls` });
+  // baresip listens for SIP on the port and for SIP over TLS on the port + 1.
+  const baresipSipPort = (await freePortRange(2, baresipHost)).min;
+  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort + 1};transport=tls` });
 
   const agentRtp = await freePortRange(40);
   const parsed = parseAgentConfig({

@@ -28,7 +28,7 @@ export function envelope(samples: Int16Array, sampleRate: number): Float64Array 
 }
 
 export function bestCorrelation(reference: Int16Array, recorded: Int16Array, sampleRate: number, opts: { maxLagMs?: number } = {}): Match {
-  const ref = envelope(reference, sampleRate);
+  const ref = trimSilence(envelope(reference, sampleRate));
   const rec = envelope(recorded, sampleRate);
   const maxLag = Math.round((opts.maxLagMs ?? 5000) / FRAME_MS);
   let best: Match = { score: -1, lagMs: 0 };
@@ -41,6 +41,17 @@ export function bestCorrelation(reference: Int16Array, recorded: Int16Array, sam
     if (score > best.score) best = { score, lagMs: lag * FRAME_MS };
   }
   return best;
+}
+
+/** The reference without its leading and trailing silence (padding is not what is compared). */
+function trimSilence(env: Float64Array): Float64Array {
+  const peak = Math.max(...env);
+  const loud = (v: number) => v > peak - 35;
+  let first = 0;
+  let last = env.length - 1;
+  while (first < last && !loud(env[first])) first++;
+  while (last > first && !loud(env[last])) last--;
+  return env.slice(first, last + 1);
 }
 
 function ncc(a: Float64Array, b: Float64Array, from: number, to: number, lag: number): number {

@@ -38,6 +38,9 @@ export interface MediaStats {
   malformed: number;
   unexpectedPayloadType: number;
   concealed: number;
+  /** Wall-clock ms of the first packet sent and the first received (null: none). */
+  firstSentAt: number | null;
+  firstReceivedAt: number | null;
   jitter: JitterStats;
 }
 
@@ -53,7 +56,8 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   private lastPacketAt: number;
   private lastRtcpAt = 0;
   private timedOut = false;
-  private readonly counters = { packetsIn: 0, malformed: 0, unexpectedPayloadType: 0, concealed: 0 };
+  private stopped = false;
+  private readonly counters = { packetsIn: 0, malformed: 0, unexpectedPayloadType: 0, concealed: 0, firstSentAt: null as number | null, firstReceivedAt: null as number | null };
 
   private constructor(
     private readonly rtp: Socket,
@@ -113,7 +117,9 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.pacer = new RtpPacer({
       payloadType: media.codec.payloadType,
       ticksPerFrame: this.codec.ticksPerFrame,
-      send: (packet) => this.rtp.send(packet, media.remotePort, media.remoteAddress),
+      send: (packet) => {
+        if (!this.stopped) this.rtp.send(packet, media.remotePort, media.remoteAddress);
+      },
     });
     this.lastPacketAt = this.clock.now();
     this.frameClock = new FrameClock(() => this.tick(), this.clock);
@@ -121,8 +127,10 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   }
 
   stop(): void {
+    if (this.stopped) return;
     this.frameClock?.stop();
     if (this.pacer && this.media) this.sendRtcp(); // a last report with the final counts
+    this.stopped = true;
     this.rtp.close();
     this.rtcp.close();
   }
@@ -143,6 +151,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     }
     this.lastPacketAt = this.clock.now();
     this.counters.packetsIn++;
+    this.counters.firstReceivedAt ??= Date.now();
     const media = this.media;
     if (!media) return;
     if (media.telephoneEvent && packet.payloadType === media.telephoneEvent.payloadType) {
@@ -162,11 +171,13 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
 
   /** Every 20 ms: one frame in (if the caller's stream has started), one frame out. */
   private tick(): void {
+    if (this.stopped) return;
     const codec = this.codec!;
     const audio = this.audio!;
     const callerFrame = this.nextCallerFrame(codec);
     if (callerFrame) audio.onCallerFrame(callerFrame);
     this.pacer!.sendFrame(codec.encode(audio.nextAgentFrame() ?? silentFrame()));
+    this.counters.firstSentAt ??= Date.now();
 
     const now = this.clock.now();
     if (now - this.lastRtcpAt >= RTCP_INTERVAL_MS) this.sendRtcp();
