@@ -14,20 +14,20 @@ export function dtmfDigit(event: number): string | null {
 export class DtmfReceiver {
   private current: { timestamp: number; event: number; reported: boolean } | null = null;
 
-  /** Returns the digit when an event completes, null otherwise. */
-  push(p: RtpPacket): string | null {
-    if (p.payload.length < 4) return null;
+  /** The digits this packet completes (usually none or one). */
+  push(p: RtpPacket): string[] {
+    if (p.payload.length < 4) return [];
     const event = p.payload[0];
     const end = (p.payload[1] & 0x80) !== 0;
-    let unreported: string | null = null;
+    const done: Array<string | null> = [];
     if (!this.current || this.current.timestamp !== p.timestamp) {
-      if (this.current && !this.current.reported) unreported = dtmfDigit(this.current.event);
+      if (this.current && !this.current.reported) done.push(dtmfDigit(this.current.event));
       this.current = { timestamp: p.timestamp, event, reported: false };
     }
     if (end && !this.current.reported) {
       this.current.reported = true;
-      return unreported ?? dtmfDigit(event);
+      done.push(dtmfDigit(event));
     }
-    return unreported;
+    return done.filter((d): d is string => d !== null);
   }
 }

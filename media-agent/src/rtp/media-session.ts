@@ -155,8 +155,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const media = this.media;
     if (!media) return;
     if (media.telephoneEvent && packet.payloadType === media.telephoneEvent.payloadType) {
-      const digit = this.dtmf.push(packet);
-      if (digit) {
+      for (const digit of this.dtmf.push(packet)) {
         this.audio?.onDtmf?.(digit);
         this.emit("dtmf", digit);
       }

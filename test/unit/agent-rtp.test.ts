@@ -1,0 +1,146 @@
+/** RTP stages of the media agent: packets, jitter buffer, pacer and frame clock, RTCP, DTMF. */
+import t from "tap";
+import { DtmfReceiver } from "../../media-agent/src/rtp/dtmf.js";
+import { FrameClock, type Clock } from "../../media-agent/src/rtp/frame-clock.js";
+import { JitterBuffer, type JitterOutput } from "../../media-agent/src/rtp/jitter-buffer.js";
+import { isRtcp, parseRtp, RtpParseError, serializeRtp, type RtpPacket } from "../../media-agent/src/rtp/packet.js";
+import { buildSenderReport, parseRtcp } from "../../media-agent/src/rtp/rtcp.js";
+import { RtpPacer } from "../../media-agent/src/rtp/rtp-pacer.js";
+
+function packet(sequence: number, opts: Partial<RtpPacket> = {}): RtpPacket {
+  return { marker: false, payloadType: 111, sequence, timestamp: sequence * 960, ssrc: 0x1234, csrc: [], payload: new Uint8Array([sequence & 0xff]), ...opts };
+}
+
+t.test("RTP packets: round trip, extension and padding skipped, malformed input refused", async (t) => {
+  const p = packet(65535, { marker: true, timestamp: 0xfffffff0, payload: new Uint8Array([1, 2, 3]) });
+  t.same(parseRtp(serializeRtp(p)), { ...p, payload: new Uint8Array([1, 2, 3]) });
+  // Header extension (1 word) + 2 bytes padding, as some stacks send.
+  const raw = Buffer.from([0xb0, 0x08, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0xbe, 0xde, 0, 1, 9, 9, 9, 9, 0xaa, 0xbb, 0, 2]);
+  const parsed = parseRtp(raw);
+  t.same([...parsed.payload], [0xaa, 0xbb]);
+  t.equal(parsed.payloadType, 8);
+  for (const [bad, why] of [
+    [Buffer.alloc(5), "short"],
+    [Buffer.from([0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), "version 1"],
+    [Buffer.from([0x8f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), "CSRC list missing"],
+    [Buffer.from([0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 99]), "padding longer than the packet"],
+  ] as const) {
+    t.throws(() => parseRtp(bad), RtpParseError, why);
+  }
+  t.ok(isRtcp(buildSenderReport({ ssrc: 1, ntpMs: 0, rtpTimestamp: 0, packetCount: 0, octetCount: 0, cname: "x" })));
+  t.notOk(isRtcp(serializeRtp(p)));
+});
+
+function drain(jb: JitterBuffer, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const o: JitterOutput = jb.pop();
+    out.push(o.kind === "packet" ? String(o.packet.sequence) : o.kind);
+  }
+  return out;
+}
+
+t.test("jitter buffer: waits for its depth, reorders, drops duplicates and late packets, conceals gaps", async (t) => {
+  const jb = new JitterBuffer({ targetDelayFrames: 3 });
+  t.same(drain(jb, 1), ["idle"], "idle before the target depth");
+  for (const s of [10, 12, 11]) jb.push(packet(s));
+  jb.push(packet(11)); // duplicate
+  t.same(drain(jb, 3), ["10", "11", "12"], "reordered back");
+  for (const s of [13, 15, 16, 17]) jb.push(packet(s));
+  t.same(drain(jb, 5), ["13", "lost", "15", "16", "17"], "the gap at 14 is reported lost, playout continues");
+  jb.push(packet(14)); // too late now
+  t.same(drain(jb, 1), ["idle"], "drained: re-buffering");
+  t.match(jb.stats, { duplicates: 1, late: 1, lost: 1, reordered: 1, played: 7 });
+});
+
+t.test("jitter buffer: sequence wraparound, SSRC change and overflow", async (t) => {
+  const jb = new JitterBuffer({ targetDelayFrames: 2, maxDelayFrames: 4 });
+  for (const s of [65534, 0, 65535, 1]) jb.push(packet(s));
+  t.same(drain(jb, 4), ["65534", "65535", "0", "1"], "65535 → 0 in order");
+  for (const s of [500, 501]) jb.push(packet(s, { ssrc: 0x9999 }));
+  t.same(drain(jb, 2), ["500", "501"], "a new SSRC restarts the stream");
+  for (let s = 600; s < 608; s++) jb.push(packet(s, { ssrc: 0x9999 }));
+  t.equal(jb.stats.overflow, 4, "beyond the maximum depth the oldest go");
+  t.same(drain(jb, 4), ["604", "605", "606", "607"]);
+  t.equal(jb.stats.ssrcChanges, 1);
+});
+
+t.test("pacer: +1 sequence and +960 timestamp per packet across both wraparounds, marker only first", async (t) => {
+  const sent: Buffer[] = [];
+  const pacer = new RtpPacer({ payloadType: 111, ticksPerFrame: 960, ssrc: 7, initialSequence: 65534, initialTimestamp: 0xffffffff - 1000, send: (b) => sent.push(b) });
+  for (let i = 0; i < 4; i++) pacer.sendFrame(new Uint8Array([i, i]));
+  const packets = sent.map((b) => parseRtp(b));
+  t.same(packets.map((p) => p.sequence), [65534, 65535, 0, 1]);
+  t.same(packets.map((p) => p.timestamp), [0xffffffff - 1000, 0xffffffff - 40, 919, 1879]);
+  t.same(packets.map((p) => p.marker), [true, false, false, false]);
+  t.equal(pacer.packetCount, 4);
+  t.equal(pacer.octetCount, 8);
+  const random = new RtpPacer({ payloadType: 0, ticksPerFrame: 160, send: () => {} });
+  t.not(random.ssrc, new RtpPacer({ payloadType: 0, ticksPerFrame: 160, send: () => {} }).ssrc, "random SSRC per stream");
+});
+
+/** A clock the test moves by hand; timers fire when their time comes. */
+function fakeClock(): Clock & { advance(ms: number, step?: number): void } {
+  let now = 0;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  let id = 0;
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => (timers.set(++id, { at: now + ms, fn }), id),
+    clearTimeout: (h) => void timers.delete(h as number),
+    advance(ms, step = 1) {
+      for (const end = now + ms; now < end; ) {
+        now = Math.min(end, now + step);
+        for (const [k, timer] of [...timers]) {
+          if (timer.at <= now) {
+            timers.delete(k);
+            timer.fn();
+          }
+        }
+      }
+    },
+  };
+}
+
+t.test("frame clock: first tick at once, then every 20 ms without drift; a stall is caught up", async (t) => {
+  const clock = fakeClock();
+  const ticks: number[] = [];
+  const fc = new FrameClock(() => ticks.push(clock.now()), clock);
+  fc.start();
+  t.same(ticks, [0], "the first frame goes at start");
+  clock.advance(1000, 7); // coarse timer granularity: ticks still land on their schedule
+  t.equal(ticks.length, 51, "50 more ticks in one second");
+  t.ok(ticks.every((at, i) => at >= i * 20 && at < i * 20 + 7), "each tick within the timer's granularity of its slot");
+  clock.advance(100, 100); // a 100 ms stall
+  t.equal(ticks.length, 56, "the five overdue ticks run back to back");
+  fc.stop();
+  clock.advance(100);
+  t.equal(ticks.length, 56, "stopped");
+});
+
+t.test("RTCP sender report: RFC 3550 layout, NTP time, counts, CNAME", async (t) => {
+  const sr = buildSenderReport({ ssrc: 0xdeadbeef, ntpMs: 1_700_000_000_500, rtpTimestamp: 123456, packetCount: 50, octetCount: 4000, cname: "agent@127.0.0.1" });
+  t.equal(sr.length % 4, 0);
+  t.equal(sr.readUInt32BE(8), 1_700_000_000 + 2208988800, "NTP seconds since 1900");
+  t.equal(sr.readUInt32BE(12), 2 ** 31, "half a second as NTP fraction");
+  const parsed = parseRtcp(sr);
+  t.same(parsed.map((p) => p.type), ["SR", "SDES"]);
+  t.match(parsed[0], { ssrc: 0xdeadbeef, packetCount: 50, octetCount: 4000 });
+  t.ok(sr.includes(Buffer.from("agent@127.0.0.1")));
+  t.throws(() => parseRtcp(sr.subarray(0, 20)), /claims 28 bytes/);
+});
+
+function dtmf(event: number, timestamp: number, end: boolean): RtpPacket {
+  return packet(timestamp, { payloadType: 126, timestamp, payload: new Uint8Array([event, end ? 0x8a : 0x0a, 0, 160]) });
+}
+
+t.test("DTMF (RFC 4733): one digit per event despite repeated end packets; lost ends still count", async (t) => {
+  const rx = new DtmfReceiver();
+  const digits = [
+    dtmf(5, 1000, false), dtmf(5, 1000, false), dtmf(5, 1000, true), dtmf(5, 1000, true), dtmf(5, 1000, true),
+    dtmf(11, 3000, false), dtmf(11, 3000, true),
+    dtmf(1, 5000, false), // its end packets are lost
+    dtmf(0, 7000, true),
+  ].flatMap((p) => rx.push(p));
+  t.same(digits, ["5", "#", "1", "0"], "5, #, the 1 whose end was lost (reported when the next event starts), 0");
+});
