@@ -137,11 +137,16 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       media.stop();
       return this.refuse(invite, record, 488, `Not Acceptable Here - ${negotiation.reason}`);
     }
+    invite.ringing();
+    if (this.config.AGENT_ANSWER_DELAY_MS > 0) await new Promise((done) => setTimeout(done, this.config.AGENT_ANSWER_DELAY_MS));
     if (invite.canceled) {
       media.stop();
+      record.status = "failed";
+      record.endReason = "CANCEL";
+      record.endedAt = new Date().toISOString();
+      this.emit("ended", record);
       return;
     }
-    invite.ringing();
     invite.accept(negotiation.sdp);
     this.begin(record, media, negotiation.media, log);
   }

@@ -55,6 +55,8 @@ const schema = z
     AGENT_DEFAULT_PROFILE: z.string().default("default"),
     AGENT_RECORD_DIR: z.string().default("/var/lib/wa-media-agent/recordings"),
     AGENT_RTP_TIMEOUT_S: z.coerce.number({ message: "AGENT_RTP_TIMEOUT_S: expected seconds" }).positive().default(30),
+    /** Ring this long (180) before answering; 0 answers at once. */
+    AGENT_ANSWER_DELAY_MS: z.coerce.number({ message: "AGENT_ANSWER_DELAY_MS: expected milliseconds" }).int().min(0).max(60_000).default(0),
     AGENT_MAX_CALL_S: z.coerce.number({ message: "AGENT_MAX_CALL_S: expected seconds" }).positive().default(3600),
     /** After a play-record prompt ends, hang up this much later (unset: never). */
     AGENT_HANGUP_AFTER_PROMPT_MS: z.coerce.number().int().positive().optional(),

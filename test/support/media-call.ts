@@ -64,7 +64,17 @@ export interface MediaCallSetup {
 export async function setUpMediaCall(
   t: Teardown,
   dir: string,
-  opts: { baresipCodecs?: string[]; agentCodecs?: string; answerMode?: "auto" | "manual"; hooks?: AgentHooks; hangUpAfterPromptMs?: number } = {},
+  opts: {
+    baresipCodecs?: string[];
+    agentCodecs?: string;
+    answerMode?: "auto" | "manual";
+    hooks?: AgentHooks;
+    hangUpAfterPromptMs?: number;
+    /** Extra AGENT_* settings. */
+    agentEnv?: Record<string, string>;
+    /** Extra WA_* settings for our Kamailio. */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<MediaCallSetup> {
   mkdirSync(dir, { recursive: true });
   const baresipCodecs = opts.baresipCodecs ?? ["opus/48000/2"];
@@ -74,7 +84,7 @@ export async function setUpMediaCall(
   const baresipHost = "127.0.0.1";
   // baresip listens for SIP on the port and for SIP over TLS on the port + 1.
   const baresipSipPort = (await freePortRange(2, baresipHost)).min;
-  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort + 1};transport=tls` });
+  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort + 1};transport=tls`, env: opts.env });
 
   const agentRtp = await freePortRange(40);
   const parsed = parseAgentConfig({
@@ -87,6 +97,7 @@ export async function setUpMediaCall(
     AGENT_RECORD_DIR: recordDir,
     AGENT_LOG_LEVEL: "warn",
     ...(opts.hangUpAfterPromptMs ? { AGENT_HANGUP_AFTER_PROMPT_MS: String(opts.hangUpAfterPromptMs) } : {}),
+    ...opts.agentEnv,
   });
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));
   const log = pino({ level: "warn" }, pino.destination(join(dir, "agent.log")));
@@ -120,6 +131,6 @@ export async function setUpMediaCall(
 }
 
 /** The SIP URI baresip dials to call the business through the edge. */
-export function businessUri(w: Interconnect): string {
-  return `sip:${BUSINESS}@${w.edgeUserTls.host}`;
+export function businessUri(w: Interconnect, number = BUSINESS): string {
+  return `sip:${number}@${w.edgeUserTls.host}`;
 }
