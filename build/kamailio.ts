@@ -12,7 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
 import { sipPing } from "./sip-ping.js";
-import { killGroup, trackGroup } from "./process-group.js";
+import { GroupProcess, killGroup } from "./process-group.js";
 
 const execFileP = promisify(execFile);
 export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
@@ -35,45 +35,23 @@ export interface KamailioOptions {
   probe?: { host: string; port: number };
 }
 
-export class KamailioProcess {
+export class KamailioProcess extends GroupProcess {
   readonly ctlSocket: string;
   readonly logFile: string;
-  private log = "";
-  private exited: Promise<number | null>;
-  private exitCode: number | null | undefined;
 
   constructor(
-    private readonly child: ChildProcess,
+    child: ChildProcess,
     runDir: string,
     private readonly logStream: WriteStream,
   ) {
+    super(child);
     this.ctlSocket = `unix:${join(runDir, "kamailio_ctl")}`;
     this.logFile = join(runDir, "kamailio.log");
-    this.exited = new Promise((done) =>
-      child.on("exit", (code) => {
-        this.exitCode = code;
-        done(code);
-      }),
-    );
   }
 
-  /** appendLog is called from the output pipes. */
-  appendLog(chunk: string): void {
-    this.log += chunk;
+  override appendLog(chunk: string): void {
+    super.appendLog(chunk);
     this.logStream.write(chunk);
-  }
-
-  /** Everything Kamailio logged so far. */
-  logText(): string {
-    return this.log;
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get running(): boolean {
-    return this.exitCode === undefined;
   }
 
   /** Runs `kamcmd` against this instance's ctl socket. */
@@ -86,10 +64,10 @@ export class KamailioProcess {
   async waitForLog(pattern: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.log.match(pattern);
+      const m = this.logText().match(pattern);
       if (m) return m;
       if (Date.now() > deadline) {
-        throw new Error(`Kamailio log did not show ${pattern} within ${timeoutMs} ms; log tail:\n${this.log.slice(-3000)}`);
+        throw new Error(`Kamailio log did not show ${pattern} within ${timeoutMs} ms; log tail:\n${this.logText().slice(-3000)}`);
       }
       await sleep(50);
     }
@@ -98,11 +76,7 @@ export class KamailioProcess {
   /** SIGTERM to the whole process group, SIGKILL if it is still there after 5 s. */
   async stop(): Promise<void> {
     if (!this.running) return;
-    killGroup(this.pid, "SIGTERM");
-    const timer = setTimeout(() => killGroup(this.pid, "SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(timer);
-    killGroup(this.pid, "SIGKILL"); // children that outlived the main process
+    await this.stopGroup();
     await new Promise<void>((done) => this.logStream.end(done));
   }
 
@@ -164,7 +138,6 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
     { env, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const k = new KamailioProcess(child, opts.runDir, createWriteStream(join(opts.runDir, "kamailio.log")));
-  trackGroup(k.pid, k.whenExited());
   for (const stream of [child.stdout!, child.stderr!]) {
     stream.setEncoding("utf8");
     stream.on("data", (chunk: string) => {

@@ -30,3 +30,51 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]
     process.exit(code);
   });
 }
+
+/**
+ * A daemon we run in the foreground in its own process group (Kamailio, rtpengine): its exit,
+ * its collected output, and a stop that reaches every child.
+ */
+export class GroupProcess {
+  readonly exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
+  private log = "";
+
+  constructor(protected readonly child: import("node:child_process").ChildProcess) {
+    this.exited = new Promise((done) =>
+      child.on("exit", (code) => {
+        this.exitCode = code;
+        done(code);
+      }),
+    );
+    trackGroup(child.pid!, this.exited);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** Called from the output pipes. */
+  appendLog(chunk: string): void {
+    this.log += chunk;
+  }
+
+  /** Everything it printed so far. */
+  logText(): string {
+    return this.log;
+  }
+
+  /** SIGTERM to the whole group, SIGKILL if it is still there after 5 s. */
+  protected async stopGroup(): Promise<void> {
+    if (!this.running) return;
+    killGroup(this.pid, "SIGTERM");
+    const timer = setTimeout(() => killGroup(this.pid, "SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(timer);
+    killGroup(this.pid, "SIGKILL"); // children that outlived the main process
+  }
+}

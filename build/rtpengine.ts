@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { killGroup, trackGroup } from "./process-group.js";
+import { GroupProcess } from "./process-group.js";
 import { ngCommand } from "./rtpengine-ng.js";
 import { sleep } from "./kamailio.js";
 
@@ -23,34 +23,13 @@ export interface RtpengineOptions {
   echo?: NodeJS.WritableStream;
 }
 
-export class RtpengineProcess {
-  private log = "";
-  private exitCode: number | null | undefined;
-  readonly exited: Promise<number | null>;
-
+export class RtpengineProcess extends GroupProcess {
   constructor(
-    private readonly child: ChildProcess,
+    child: ChildProcess,
     readonly ng: { host: string; port: number },
     readonly logFile: string,
   ) {
-    this.exited = new Promise((done) =>
-      child.on("exit", (code) => {
-        this.exitCode = code;
-        done(code);
-      }),
-    );
-  }
-
-  appendLog(chunk: string): void {
-    this.log += chunk;
-  }
-
-  logText(): string {
-    return this.log;
-  }
-
-  get running(): boolean {
-    return this.exitCode === undefined;
+    super(child);
   }
 
   /** The `udp:host:port` Kamailio's rtpengine module talks to. */
@@ -58,12 +37,8 @@ export class RtpengineProcess {
     return `udp:${this.ng.host}:${this.ng.port}`;
   }
 
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    killGroup(this.child.pid!, "SIGTERM");
-    const timer = setTimeout(() => killGroup(this.child.pid!, "SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.stopGroup();
   }
 }
 
@@ -89,7 +64,6 @@ export async function startRtpengine(opts: RtpengineOptions): Promise<RtpengineP
   const logFile = join(opts.runDir, "rtpengine.log");
   const logStream = createWriteStream(logFile);
   const r = new RtpengineProcess(child, opts.ng, logFile);
-  trackGroup(child.pid!, r.exited);
   for (const stream of [child.stdout!, child.stderr!]) {
     stream.setEncoding("utf8");
     stream.on("data", (chunk: string) => {

@@ -5,9 +5,7 @@
  * leg must carry SRTP, and hanging up must leave nothing behind.
  */
 import t from "tap";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { tempDir } from "../support/temp-dir.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { recordingPaths } from "../../media-agent/src/profiles/play-record.js";
@@ -20,14 +18,9 @@ import { BUSINESS, grantPermission, WA_USER } from "../support/wa-interconnect.j
 /** Figures are printed so a regression shows as a number, not only as pass/fail. */
 const MIN_SCORE = 0.6;
 
-function tempDir(t: { teardown(fn: () => unknown): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "wa-media-"));
-  if (!process.env.WA_KEEP_TEST_DIRS) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 t.test("user-initiated call with Opus: both directions' audio arrives, SRTP outside, nothing left after BYE", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "wa-media-");
   const s = await setUpMediaCall(t, dir);
   const capture = await captureUdp(t, dir, `udp and not port ${s.w.us.internal.port} and not port ${s.w.agent.port}`);
 
@@ -80,7 +73,7 @@ const G711_CASES = [
 
 for (const c of G711_CASES) {
   t.test(c.name, async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, "wa-media-");
     const s = await setUpMediaCall(t, dir, { baresipCodecs: c.baresipCodecs, agentCodecs: c.agentCodecs });
     const answered = s.nextAnswered();
     s.baresip.dial(businessUri(s.w));
@@ -103,7 +96,7 @@ for (const c of G711_CASES) {
 }
 
 t.test("loss and reordering between rtpengine and the agent: the agent's audio stays continuous", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "wa-media-");
   let n = 0;
   let held: Buffer | null = null;
   const s = await setUpMediaCall(t, dir, {
@@ -147,7 +140,7 @@ t.test("loss and reordering between rtpengine and the agent: the agent's audio s
 });
 
 t.test("business-initiated call: the agent speaks first, baresip answers and hears it", async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, "wa-media-");
   const s = await setUpMediaCall(t, dir, { answerMode: "auto", hangUpAfterPromptMs: 1500 });
   await grantPermission(s.w, WA_USER);
   const answered = s.nextAnswered();

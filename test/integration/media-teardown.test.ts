@@ -4,18 +4,11 @@
  * (dialog timeout: dialog sends the BYEs itself and the routing frees the media).
  */
 import t from "tap";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { tempDir } from "../support/temp-dir.js";
 import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
 import { businessUri, setUpMediaCall } from "../support/media-call.js";
 
-function tempDir(t: { teardown(fn: () => unknown): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), "wa-media-"));
-  if (!process.env.WA_KEEP_TEST_DIRS) t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** rtpengine needs a moment after the last SIP message to process the delete. */
 async function callsLeft(ng: { host: string; port: number }): Promise<string[]> {
@@ -28,7 +21,7 @@ async function callsLeft(ng: { host: string; port: number }): Promise<string[]> 
 }
 
 t.test("the agent refuses a call (no profile for the number): the failure route frees the media", async (t) => {
-  const s = await setUpMediaCall(t, tempDir(t), { agentEnv: { AGENT_PROFILES: "default=echo" } });
+  const s = await setUpMediaCall(t, tempDir(t, "wa-media-"), { agentEnv: { AGENT_PROFILES: "default=echo" } });
   const ended = s.nextEnded();
   s.baresip.dial(businessUri(s.w, "+15550002222"));
   const record = await ended;
@@ -39,7 +32,7 @@ t.test("the agent refuses a call (no profile for the number): the failure route 
 });
 
 t.test("the caller cancels while the agent rings: CANCEL frees the media", async (t) => {
-  const s = await setUpMediaCall(t, tempDir(t), { agentEnv: { AGENT_ANSWER_DELAY_MS: "3000" } });
+  const s = await setUpMediaCall(t, tempDir(t, "wa-media-"), { agentEnv: { AGENT_ANSWER_DELAY_MS: "3000" } });
   const ended = s.nextEnded();
   s.baresip.dial(businessUri(s.w));
   await s.baresip.waitForEvent("CALL_RINGING");
@@ -52,7 +45,7 @@ t.test("the caller cancels while the agent rings: CANCEL frees the media", async
 });
 
 t.test("WA_MAX_CALL_SECONDS: Kamailio ends a long call with BYEs both ways and frees the media", async (t) => {
-  const s = await setUpMediaCall(t, tempDir(t), { env: { WA_MAX_CALL_SECONDS: "3" } });
+  const s = await setUpMediaCall(t, tempDir(t, "wa-media-"), { env: { WA_MAX_CALL_SECONDS: "3" } });
   const ended = s.nextEnded();
   s.baresip.dial(businessUri(s.w));
   await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);

@@ -10,10 +10,8 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { freePort } from "../../build/ports.js";
 import { sleep } from "../../build/kamailio.js";
+import type { Teardown } from "./teardown.js";
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface BaresipOptions {
   dir: string;

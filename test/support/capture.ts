@@ -6,10 +6,8 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../build/kamailio.js";
+import type { Teardown } from "./teardown.js";
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface UdpDatagram {
   src: string;

@@ -15,10 +15,8 @@ import { resample } from "../../media-agent/src/codecs/resample.js";
 import { startBaresip, type Baresip } from "./baresip.js";
 import { issueCert } from "./test-ca.js";
 import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "./wa-interconnect.js";
+import type { Teardown } from "./teardown.js";
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export const CALLER_TEXT = "Hello, I would like to know when your shop in Dusseldorf opens tomorrow morning.";
 export const AGENT_TEXT = "Welcome to the demo business. You are talking to the media agent on Kamailio.";

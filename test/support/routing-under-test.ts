@@ -2,8 +2,6 @@
  * A real Kamailio running kamailio/kamailio.cfg with a freshly built routing bundle, on free
  * loopback ports in a temp dir; stopped and removed when the test ends.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBundle, DEFAULT_ENTRY } from "../../build/bundle.js";
 import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
@@ -11,10 +9,9 @@ import { freePort, freePortRange } from "../../build/ports.js";
 import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { ensureSelfSignedCert } from "../../build/tls-cert.js";
 import { createTestCa, type TestCa } from "./test-ca.js";
+import type { Teardown } from "./teardown.js";
+import { tempDir } from "./temp-dir.js";
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface RoutingUnderTest {
   kamailio: KamailioProcess;
@@ -44,9 +41,7 @@ export async function startRoutingUnderTest(
     rtpInterfaces?: string[];
   } = {},
 ): Promise<RoutingUnderTest> {
-  const workDir = mkdtempSync(join(tmpdir(), "wa-kamailio-"));
-  // WA_KEEP_TEST_DIRS=1 keeps the logs of a failing run for a look.
-  if (!process.env.WA_KEEP_TEST_DIRS) t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
+  const workDir = tempDir(t, "wa-kamailio-");
   const { outFile } = await buildBundle(opts.entry ?? DEFAULT_ENTRY, join(workDir, "routing.js"));
   const ca = opts.caFor ? createTestCa(workDir) : undefined;
   const { cert, key } = ca ? opts.caFor!(ca) : ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);

@@ -9,6 +9,7 @@ import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
 import { freePort } from "../../build/ports.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "./routing-under-test.js";
 import { issueCert } from "./test-ca.js";
+import type { Teardown } from "./teardown.js";
 
 export const BUSINESS = "+15550001111";
 export const BUSINESS_PASSWORD = "s3cret-Meta-generated";
@@ -16,9 +17,6 @@ export const WA_USER = "+15551234567";
 export const EDGE_IP = "127.0.0.2";
 export const OUTSIDER_IP = "127.0.0.3";
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface Interconnect {
   us: RoutingUnderTest;
