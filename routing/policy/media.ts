@@ -34,7 +34,7 @@ function metaSideFlags(mode: SrtpMode): string[] {
   if (mode === "SDES") {
     return ["RTP/SAVP", "DTLS=off", "ICE=remove"].concat(SDES_SUITES_NOT_FOR_META.map((s) => `SDES-no-${s}`));
   }
-  return ["UDP/TLS/RTP/SAVPF", "ICE=force", "SDES-off", "rtcp-mux-require", "generate-mid"];
+  return ["UDP/TLS/RTP/SAVPF", "ICE=force", "SDES-off", "rtcp-mux-offer", "generate-mid"];
 }
 
 /** The plain side the agent sees: RTP/AVP, no ICE, no DTLS, separate RTCP. */

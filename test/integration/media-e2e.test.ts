@@ -160,6 +160,7 @@ t.test("business-initiated call: the agent speaks first, baresip answers and hea
   const heardByUser = bestCorrelation(wav16k(s.agentWav), wav16k(s.baresip.dumps().dec[0]), 16000);
   t.comment(`business-initiated agent → user: correlation ${heardByUser.score.toFixed(3)}`);
   t.ok(heardByUser.score > MIN_SCORE, "the user heard the agent's prompt");
+  t.match(s.baresip.logText(), /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/, "our SDES offer leads with AES_CM_128_HMAC_SHA1_80");
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
 });
 

@@ -31,6 +31,8 @@ export interface BaresipOptions {
   /** Codecs in order, e.g. ["opus/48000/2"] or ["PCMA/8000"]. */
   codecs: string[];
   answerMode?: "manual" | "auto";
+  /** SRTP key exchange: SDES (`srtp-mand`, default) or DTLS-SRTP (`dtls_srtp`). */
+  mediaEncryption?: "srtp-mand" | "dtls_srtp";
 }
 
 export interface BaresipEvent {
@@ -144,6 +146,8 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
     join(confDir, "config"),
     [
       "poll_method epoll",
+      // Advertise loopback in SDP (not the machine's first interface), as rtpengine listens there.
+      `net_interface ${opts.host}`,
       `sip_listen ${opts.host}:${sipPort}`,
       `sip_certificate ${certFile}`,
       `sip_cafile ${opts.caFile}`,
@@ -164,6 +168,8 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
       "module aubridge.so",
       "module sndfile.so",
       "module srtp.so",
+      "module dtls_srtp.so",
+      "module ice.so",
       "module_app account.so",
       "module_app ctrl_tcp.so",
       "module_app menu.so",
@@ -175,7 +181,9 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
   const params = [
     "regint=0",
     `outbound="sip:${opts.outbound.host}:${opts.outbound.port};transport=tls"`,
-    "mediaenc=srtp-mand",
+    `mediaenc=${opts.mediaEncryption ?? "srtp-mand"}`,
+    // DTLS-SRTP as Meta does it: with ICE (Meta is ICE-lite, we are controlling).
+    ...(opts.mediaEncryption === "dtls_srtp" ? ["medianat=ice"] : []),
     `audio_codecs=${opts.codecs.join(",")}`,
     `answermode=${opts.answerMode ?? "manual"}`,
   ];

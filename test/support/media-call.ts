@@ -72,6 +72,7 @@ export async function setUpMediaCall(
     agentEnv?: Record<string, string>;
     /** Extra WA_* settings for our Kamailio. */
     env?: Record<string, string>;
+    mediaEncryption?: "srtp-mand" | "dtls_srtp";
   } = {},
 ): Promise<MediaCallSetup> {
   mkdirSync(dir, { recursive: true });
@@ -118,6 +119,7 @@ export async function setUpMediaCall(
     codecs: baresipCodecs,
     rtpPorts: baresipRtp,
     answerMode: opts.answerMode,
+    mediaEncryption: opts.mediaEncryption,
   });
   const once = (event: "ended" | "answered") => () =>
     new Promise<CallRecord>((done) => agent.once(event, (r) => done(r)));
