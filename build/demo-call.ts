@@ -9,9 +9,9 @@ import { join, relative } from "node:path";
 import type { MediaAgent } from "../media-agent/src/agent.js";
 import { bestCorrelation } from "../media-agent/src/audio/compare.js";
 import { recordingPaths } from "../media-agent/src/profiles/play-record.js";
-import { startBaresip } from "../test/support/baresip.js";
-import { CALLER_TEXT, speakForBaresip, wav16k } from "../test/support/media-call.js";
-import { createTestCa, issueCert } from "../test/support/test-ca.js";
+import { startBaresip } from "./baresip.js";
+import { speakForBaresip, wav16k } from "./speech.js";
+import { createTestCa, issueCert } from "./test-ca.js";
 import { REPO_ROOT } from "./bundle.js";
 import { sleep, startKamailio, type KamailioProcess } from "./kamailio.js";
 import { freePort, freePortRange } from "./ports.js";
@@ -19,6 +19,7 @@ import { freePort, freePortRange } from "./ports.js";
 export const DEMO_EDGE_IP = "127.0.0.2";
 export const DEMO_BUSINESS = "+15550001111";
 const DEMO_USER = "+15551234567";
+const DEMO_CALLER_TEXT = "Hello, I would like to know when your shop opens tomorrow morning.";
 
 export interface DemoResult {
   callId: string;
@@ -77,7 +78,7 @@ export async function runDemoCall(p: {
     cleanups.push(() => edge.stop());
     p.log(`demo: stand-in Meta edge (test peer, not Meta) on tls:${DEMO_EDGE_IP}:${edgeUserTls}`);
 
-    const callerWav = speakForBaresip(CALLER_TEXT, join(dir, "caller.wav"), "opus/48000/2");
+    const callerWav = speakForBaresip(DEMO_CALLER_TEXT, join(dir, "caller.wav"), "opus/48000/2");
     const baresip = await startBaresip(teardown, {
       dir: join(dir, "baresip"),
       host: "127.0.0.1",

@@ -17,7 +17,7 @@ import { pino } from "pino";
 import { MediaAgent } from "../media-agent/src/agent.js";
 import { startApi } from "../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../media-agent/src/config.js";
-import { speak } from "../test/support/media-call.js";
+import { speak } from "./speech.js";
 import { DEMO_BUSINESS, DEMO_EDGE_IP, runDemoCall } from "./demo-call.js";
 import { startRtpengine } from "./rtpengine.js";
 import { buildBundle, describeSize, REPO_ROOT } from "./bundle.js";

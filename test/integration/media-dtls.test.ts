@@ -7,7 +7,8 @@ import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { recordingPaths } from "../../media-agent/src/profiles/play-record.js";
-import { businessUri, setUpMediaCall, wav16k } from "../support/media-call.js";
+import { wav16k } from "../../build/speech.js";
+import { businessUri, setUpMediaCall } from "../support/media-call.js";
 import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS, grantPermission, WA_USER } from "../support/wa-interconnect.js";
 

@@ -11,7 +11,8 @@ import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { recordingPaths } from "../../media-agent/src/profiles/play-record.js";
 import { parseRtp } from "../../media-agent/src/rtp/packet.js";
 import { captureUdp } from "../support/capture.js";
-import { businessUri, setUpMediaCall, wav16k } from "../support/media-call.js";
+import { wav16k } from "../../build/speech.js";
+import { businessUri, setUpMediaCall } from "../support/media-call.js";
 import { sleep } from "../../build/kamailio.js";
 import { BUSINESS, grantPermission, WA_USER } from "../support/wa-interconnect.js";
 

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../build/kamailio.js";
-import type { Teardown } from "./teardown.js";
+import type { Teardown } from "../../build/teardown.js";
 
 
 export interface UdpDatagram {

@@ -3,46 +3,21 @@
  * the Meta-edge peer → our Kamailio (real bundle, TLS) → rtpengine (userspace) → the media
  * agent, run in-process with the play-record profile so both sides' audio lands on disk.
  */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { MediaAgent, type AgentHooks, type CallRecord } from "../../media-agent/src/agent.js";
 import { parseAgentConfig } from "../../media-agent/src/config.js";
-import { readWav } from "../../media-agent/src/audio/wav.js";
-import { resample } from "../../media-agent/src/codecs/resample.js";
-import { startBaresip, type Baresip } from "./baresip.js";
-import { issueCert } from "./test-ca.js";
+import { speak, speakForBaresip } from "../../build/speech.js";
+import { startBaresip, type Baresip } from "../../build/baresip.js";
+import { issueCert } from "../../build/test-ca.js";
 import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "./wa-interconnect.js";
-import type { Teardown } from "./teardown.js";
+import type { Teardown } from "../../build/teardown.js";
 
 
 export const CALLER_TEXT = "Hello, I would like to know when your shop in Dusseldorf opens tomorrow morning.";
 export const AGENT_TEXT = "Welcome to the demo business. You are talking to the media agent on Kamailio.";
-
-/** Speech from espeak-ng as a 16-bit WAV at the given rate, with silence before it. */
-export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5, channels = 1, trailSilenceS = 0.5): string {
-  const raw = `${file}.raw.wav`;
-  execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", raw, text]);
-  execFileSync("sox", [raw, "-r", String(rate), "-c", String(channels), "-b", "16", file, "pad", String(leadSilenceS), String(trailSilenceS)]);
-  return file;
-}
-
-/**
- * baresip 1.0's aufile source must match the codec's rate and channels exactly, and baresip
- * hangs up when the file ends: 6 s of silence after the speech keep the call up.
- */
-export function speakForBaresip(text: string, file: string, codec: string): string {
-  const [, rate = "8000", channels = "1"] = codec.split("/");
-  return speak(text, file, Number(rate), 0.5, Number(channels), 6);
-}
-
-/** A WAV's samples at 16 kHz. */
-export function wav16k(file: string): Int16Array {
-  const w = readWav(readFileSync(file));
-  return w.sampleRate === 16000 ? w.samples : resample(w.samples, w.sampleRate, 16000);
-}
 
 export interface MediaCallSetup {
   w: Interconnect;

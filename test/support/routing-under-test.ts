@@ -8,8 +8,8 @@ import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { ensureSelfSignedCert } from "../../build/tls-cert.js";
-import { createTestCa, type TestCa } from "./test-ca.js";
-import type { Teardown } from "./teardown.js";
+import { createTestCa, type TestCa } from "../../build/test-ca.js";
+import type { Teardown } from "../../build/teardown.js";
 import { tempDir } from "./temp-dir.js";
 
 

@@ -8,8 +8,8 @@ import { REPO_ROOT } from "../../build/bundle.js";
 import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
 import { freePort } from "../../build/ports.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "./routing-under-test.js";
-import { issueCert } from "./test-ca.js";
-import type { Teardown } from "./teardown.js";
+import { issueCert } from "../../build/test-ca.js";
+import type { Teardown } from "../../build/teardown.js";
 
 export const BUSINESS = "+15550001111";
 export const BUSINESS_PASSWORD = "s3cret-Meta-generated";

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { freePort } from "../../build/ports.js";
-import { sleep } from "../../build/kamailio.js";
+import { freePort } from "./ports.js";
+import { sleep } from "./kamailio.js";
 import type { Teardown } from "./teardown.js";
 
 
