@@ -1,0 +1,47 @@
+/** Text to speech: Piper over HTTP (both endpoint generations) and built-in espeak-ng, at 16 kHz. */
+import t from "tap";
+import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
+import { EspeakTts, PiperTts, TtsError } from "../../media-agent/src/pipeline/tts.js";
+import { startPiperDouble } from "../support/piper-double.js";
+import { freePort } from "../../build/ports.js";
+
+const TEXT = "It is fourteen degrees and raining in Düsseldorf.";
+const never = new AbortController().signal;
+
+t.test("espeak-ng speaks the sentence as 16 kHz samples", async (t) => {
+  const speech = await new EspeakTts({ voice: "en-us", speed: 160 }).synthesize(TEXT, never);
+  const seconds = speech.samples.length / 16000;
+  t.ok(seconds > 1.5 && seconds < 6, `${seconds.toFixed(2)} s of speech`);
+  t.comment(`espeak-ng synthesis took ${speech.synthesisMs.toFixed(0)} ms`);
+});
+
+t.test("Piper: /synthesize, WAV resampled from 22050 Hz; the same words as espeak say", async (t) => {
+  const piper = await startPiperDouble(t);
+  const speech = await new PiperTts({ baseUrl: piper.url, voice: "en_US-lessac-medium", timeoutMs: 5000 }).synthesize(TEXT, never);
+  t.same(piper.requests, [{ path: "/synthesize", body: { text: TEXT, voice: "en_US-lessac-medium" } }]);
+  const reference = await new EspeakTts({ voice: "en-us", speed: 175 }).synthesize(TEXT, never);
+  const match = bestCorrelation(reference.samples, speech.samples, 16000, { maxLagMs: 1000 });
+  t.ok(match.score > 0.8, `the audio is that sentence (${match.score.toFixed(3)})`);
+});
+
+t.test("Piper: an older server's POST / is found after a 404, and remembered", async (t) => {
+  const piper = await startPiperDouble(t, { legacy: true });
+  const tts = new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 });
+  await tts.synthesize("Hello.", never);
+  await tts.synthesize("Goodbye.", never);
+  t.same(piper.requests.map((r) => r.path), ["/", "/"], "one 404, then straight to /");
+});
+
+t.test("failures name their cause; abort stops a request", async (t) => {
+  const port = await freePort();
+  const down = new PiperTts({ baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 1000 });
+  const refused = await down.synthesize("Hello.", never).catch((e: unknown) => e);
+  t.ok(refused instanceof TtsError);
+  t.match((refused as Error).message, new RegExp(`Piper at http://127\\.0\\.0\\.1:${port}/synthesize: .*ECONNREFUSED`));
+  const piper = await startPiperDouble(t);
+  await t.rejects(new PiperTts({ baseUrl: piper.url, timeoutMs: 1000 }).synthesize("", never), /answered 400: text is required/);
+  const abort = new AbortController();
+  const pending = new EspeakTts({ voice: "en-us", speed: 160 }).synthesize("A long sentence that takes a while. ".repeat(20), abort.signal);
+  abort.abort();
+  await t.rejects(pending, { name: "AbortError" });
+});
