@@ -1,0 +1,53 @@
+/** Voice activity (libfvad) and turn detection on real espeak-ng speech with pauses and noise. */
+import t from "tap";
+import { execFileSync } from "node:child_process";
+import { toFrames } from "../../media-agent/src/audio/wav.js";
+import { readWav } from "../../media-agent/src/audio/wav.js";
+import { resample } from "../../media-agent/src/codecs/resample.js";
+import { TurnDetector, WebRtcVad, type TurnEvent } from "../../media-agent/src/pipeline/vad.js";
+
+function espeak(text: string): Int16Array {
+  const w = readWav(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]));
+  return resample(w.samples, w.sampleRate, 16000);
+}
+
+function concat(...parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const silence = (s: number) => new Int16Array(Math.round(16000 * s));
+let seed = 3;
+const noise = (s: number, amplitude: number) => Int16Array.from({ length: Math.round(16000 * s) }, () => Math.round((((seed = (seed * 69069 + 1) >>> 0) / 2 ** 32) - 0.5) * amplitude));
+
+async function turns(audio: Int16Array, opts = {}): Promise<TurnEvent[]> {
+  const detector = new TurnDetector(await WebRtcVad.create(3), opts);
+  return toFrames(audio).map((f) => detector.push(f)).filter((e): e is TurnEvent => e !== null);
+}
+
+t.test("two sentences with a long pause are two turns; a short pause inside one is not a turn end", async (t) => {
+  const first = espeak("What is the weather in Dusseldorf?");
+  const audio = concat(silence(0.5), first, silence(1.2), espeak("And tomorrow, please."), silence(1));
+  const events = await turns(audio);
+  t.same(events.map((e) => e.type), ["speech-start", "turn", "speech-start", "turn"]);
+  const turn = events[1] as Extract<TurnEvent, { type: "turn" }>;
+  t.ok(Math.abs(turn.startFrame * 20 - 500) <= 120, `first turn starts at ${turn.startFrame * 20} ms (speech at 500 ms)`);
+  t.ok(turn.audio.length >= first.length, "the turn's audio holds the whole sentence, pre-roll included");
+  t.ok(turn.speechMs > 1000, `${turn.speechMs} ms of speech`);
+});
+
+t.test("hangover: a caller's 600 ms pause mid-sentence ends the turn only when the hangover is shorter", async (t) => {
+  const audio = concat(silence(0.3), espeak("I would like"), silence(0.6), espeak("to order a taxi."), silence(1.5));
+  t.equal((await turns(audio, { hangoverMs: 1000 })).filter((e) => e.type === "turn").length, 1, "1000 ms hangover: one turn");
+  t.equal((await turns(audio, { hangoverMs: 300 })).filter((e) => e.type === "turn").length, 2, "300 ms hangover: cut in two");
+});
+
+t.test("clicks and background noise are not turns", async (t) => {
+  const click = Int16Array.from({ length: 800 }, (_, i) => (i % 40 < 20 ? 12000 : -12000));
+  t.same(await turns(concat(silence(0.5), click, silence(1), noise(2, 300), silence(0.5))), [], "a 50 ms click and quiet hiss");
+});
