@@ -34,7 +34,7 @@ export class WebRtcVad implements FrameClassifier {
   ) {}
 
   static async create(mode: 0 | 1 | 2 | 3 = 2): Promise<WebRtcVad> {
-    wasm ??= (fvadModule as unknown as () => Promise<FvadWasm>)();
+    wasm ??= fvadModule() as Promise<FvadWasm>;
     const m = await wasm;
     const inst = m._fvad_new();
     if (!inst || m._fvad_set_mode(inst, mode) !== 0 || m._fvad_set_sample_rate(inst, SAMPLE_RATE) !== 0) {
