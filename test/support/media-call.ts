@@ -48,11 +48,13 @@ export async function setUpMediaCall(
     /** Extra WA_* settings for our Kamailio. */
     env?: Record<string, string>;
     mediaEncryption?: "srtp-mand" | "dtls_srtp";
+    /** baresip's microphone (a WAV in its codec's rate and channels); default: CALLER_TEXT spoken. */
+    callerWav?: string;
   } = {},
 ): Promise<MediaCallSetup> {
   mkdirSync(dir, { recursive: true });
   const baresipCodecs = opts.baresipCodecs ?? ["opus/48000/2"];
-  const callerWav = speakForBaresip(CALLER_TEXT, join(dir, "caller.wav"), baresipCodecs[0]);
+  const callerWav = opts.callerWav ?? speakForBaresip(CALLER_TEXT, join(dir, "caller.wav"), baresipCodecs[0]);
   const agentWav = speak(AGENT_TEXT, join(dir, "agent.wav"), 16000, 0);
   const recordDir = join(dir, "recordings");
   const baresipHost = "127.0.0.1";

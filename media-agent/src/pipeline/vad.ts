@@ -10,6 +10,7 @@ import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/fr
 
 export interface FrameClassifier {
   isSpeech(frame: PcmFrame): boolean;
+  close?(): void;
 }
 
 interface FvadWasm {
@@ -24,6 +25,7 @@ interface FvadWasm {
 }
 
 let wasm: Promise<FvadWasm> | null = null;
+let loaded: FvadWasm | null = null;
 
 /** libfvad; mode 0 (least aggressive) … 3 (most aggressive about calling noise non-speech). */
 export class WebRtcVad implements FrameClassifier {
@@ -35,7 +37,14 @@ export class WebRtcVad implements FrameClassifier {
 
   static async create(mode: 0 | 1 | 2 | 3 = 2): Promise<WebRtcVad> {
     wasm ??= fvadModule() as Promise<FvadWasm>;
-    const m = await wasm;
+    loaded = await wasm;
+    return WebRtcVad.createLoaded(mode);
+  }
+
+  /** Once create() has loaded the WASM module: a detector without waiting (per call). */
+  static createLoaded(mode: 0 | 1 | 2 | 3 = 2): WebRtcVad {
+    if (!loaded) throw new Error("libfvad is not loaded yet: await WebRtcVad.create() once at start");
+    const m = loaded;
     const inst = m._fvad_new();
     if (!inst || m._fvad_set_mode(inst, mode) !== 0 || m._fvad_set_sample_rate(inst, SAMPLE_RATE) !== 0) {
       throw new Error(`libfvad refused mode ${mode} at ${SAMPLE_RATE} Hz`);
