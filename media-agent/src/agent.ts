@@ -15,6 +15,9 @@ import type { AgentConfig, ProfileSpec } from "./config.js";
 import { echoProfile } from "./profiles/echo.js";
 import { playRecordProfile } from "./profiles/play-record.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
+import { VoicePipeline } from "./pipeline/voice-pipeline.js";
+import { loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
+import { WebRtcVad } from "./pipeline/vad.js";
 import { acceptAnswer, answerOffer, createOffer, type LocalMedia } from "./sdp/negotiate.js";
 import { parseSdp, SdpParseError } from "./sdp/sdp.js";
 import { header, parseNameAddr, parseUri } from "./sip/message.js";
@@ -67,6 +70,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
   /** Every call since start, for the API (bounded). */
   readonly calls = new Map<string, CallRecord>();
   private readonly prompts = new Map<string, PcmFrame[]>();
+  private voiceProfiles: Record<string, VoiceProfileSpec> = {};
 
   private constructor(
     readonly config: AgentConfig,
@@ -92,6 +96,13 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
     agent = new MediaAgent(config, log, transport, ua, hooks);
     agent.loadPrompts();
+    if (config.AGENT_VOICE_PROFILES) {
+      agent.voiceProfiles = loadVoiceProfiles(config.AGENT_VOICE_PROFILES);
+      await WebRtcVad.create(); // loads the VAD's WASM once, so calls start without waiting
+      if (!agent.hasProfile(config.AGENT_DEFAULT_PROFILE)) {
+        throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
+      }
+    }
     log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
     return agent;
   }
@@ -119,7 +130,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     const profile = header(request, PROFILE_HEADER) ?? this.config.AGENT_DEFAULT_PROFILE;
     const record = this.newRecord(invite.callId, "inbound", profile, parseUri(request.uri).user, userOf(header(request, "From")!));
     const log = this.log.child({ callId: invite.callId });
-    if (!(profile in this.config.AGENT_PROFILES) && !this.hooks.audioFactory) {
+    if (!this.hasProfile(profile) && !this.hooks.audioFactory) {
       log.warn({ profile }, "unknown agent profile");
       return this.refuse(invite, record, 404, `Not Found - No Agent Profile '${profile}'`);
     }
@@ -165,7 +176,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
    * (calling → answered → ended, or failed with Meta's/Kamailio's answer).
    */
   async placeCall(p: { to: string; number: string; profile: string }): Promise<CallRecord> {
-    if (!(p.profile in this.config.AGENT_PROFILES) && !this.hooks.audioFactory) {
+    if (!this.hasProfile(p.profile) && !this.hooks.audioFactory) {
       throw new AgentRequestError(`no agent profile '${p.profile}' (AGENT_PROFILES)`);
     }
     const media = await this.openMedia(this.log);
@@ -255,7 +266,13 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     this.emit("answered", record);
   }
 
+  private hasProfile(name: string): boolean {
+    return name in this.config.AGENT_PROFILES || name in this.voiceProfiles;
+  }
+
   private profileAudio(info: CallInfo, control: { hangUp(reason: string): void }): CallAudio {
+    const voice = this.voiceProfiles[info.profile];
+    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), WebRtcVad.createLoaded(3));
     const spec: ProfileSpec = this.config.AGENT_PROFILES[info.profile];
     if (spec.kind === "echo") return echoProfile();
     return playRecordProfile(info, control, {

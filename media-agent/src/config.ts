@@ -60,9 +60,13 @@ const schema = z
     AGENT_MAX_CALL_S: z.coerce.number({ message: "AGENT_MAX_CALL_S: expected seconds" }).positive().default(3600),
     /** After a play-record prompt ends, hang up this much later (unset: never). */
     AGENT_HANGUP_AFTER_PROMPT_MS: z.coerce.number().int().positive().optional(),
+    /** JSON file of voice AI profiles (README, "Voice profiles"); their names join AGENT_PROFILES'. */
+    AGENT_VOICE_PROFILES: z.string().optional(),
+    /** Per-call turn traces (JSON lines) and each turn's caller audio. */
+    AGENT_TRACE_DIR: z.string().default("/var/lib/wa-media-agent/traces"),
     AGENT_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
   })
-  .refine((c) => c.AGENT_DEFAULT_PROFILE in c.AGENT_PROFILES, {
+  .refine((c) => c.AGENT_DEFAULT_PROFILE in c.AGENT_PROFILES || c.AGENT_VOICE_PROFILES !== undefined, {
     message: "AGENT_DEFAULT_PROFILE: not one of the names in AGENT_PROFILES",
   });
 

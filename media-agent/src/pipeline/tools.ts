@@ -1,0 +1,139 @@
+/**
+ * Tools the LLM may call, per profile. Arguments are checked against the tool's schema before
+ * anything runs; an unknown tool, bad arguments, a failure or a timeout become a short message
+ * for the model (which then says so), never an exception in the call.
+ */
+import { z } from "zod";
+import type { ToolCall } from "./llm-client.js";
+
+export interface ToolSpec {
+  type: "function";
+  function: { name: string; description: string; parameters: Record<string, unknown> };
+}
+
+export interface ToolContext {
+  signal: AbortSignal;
+  now(): Date;
+  endCall(reason: string): void;
+  transfer(target: string): Promise<string>;
+}
+
+export interface Tool {
+  spec: ToolSpec;
+  schema: z.ZodType;
+  run(args: unknown, ctx: ToolContext): Promise<string>;
+}
+
+export interface ToolResult {
+  name: string;
+  ok: boolean;
+  content: string;
+}
+
+const TOOL_TIMEOUT_MS = 5000;
+
+export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolContext): Promise<ToolResult> {
+  const name = call.function.name;
+  const tool = enabled.find((t) => t.spec.function.name === name);
+  if (!tool) return { name, ok: false, content: `There is no tool called ${name}.` };
+  const args = tool.schema.safeParse(call.function.arguments);
+  if (!args.success) {
+    return { name, ok: false, content: `The arguments for ${name} were not valid: ${args.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}.` };
+  }
+  try {
+    const content = await Promise.race([
+      tool.run(args.data, ctx),
+      new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`no result within ${TOOL_TIMEOUT_MS} ms`)), TOOL_TIMEOUT_MS).unref()),
+    ]);
+    return { name, ok: true, content };
+  } catch (err) {
+    return { name, ok: false, content: `${name} failed: ${(err as Error).message}` };
+  }
+}
+
+/** WMO weather interpretation codes (Open-Meteo `weather_code`) in words. */
+const WEATHER_CODES: Record<number, string> = {
+  0: "clear sky", 1: "mainly clear", 2: "partly cloudy", 3: "overcast", 45: "fog", 48: "freezing fog",
+  51: "light drizzle", 53: "drizzle", 55: "dense drizzle", 61: "light rain", 63: "rain", 65: "heavy rain",
+  66: "freezing rain", 67: "heavy freezing rain", 71: "light snow", 73: "snow", 75: "heavy snow", 77: "snow grains",
+  80: "light showers", 81: "showers", 82: "violent showers", 85: "snow showers", 86: "heavy snow showers",
+  95: "thunderstorm", 96: "thunderstorm with hail", 99: "thunderstorm with heavy hail",
+};
+
+const geocoding = z.object({
+  results: z.array(z.object({ name: z.string(), latitude: z.number(), longitude: z.number(), country: z.string().optional() })).optional(),
+});
+const forecast = z.object({
+  current: z.object({ temperature_2m: z.number(), weather_code: z.number(), wind_speed_10m: z.number() }),
+});
+
+async function getJson(url: string, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+  if (!res.ok) throw new Error(`${new URL(url).host} answered ${res.status}`);
+  return res.json();
+}
+
+/** Open-Meteo: geocoding, then the current conditions at the place found. */
+export function getWeatherTool(cfg: { geocodingUrl: string; forecastUrl: string; timeoutMs: number }): Tool {
+  const schema = z.object({ city: z.string().min(1).max(100) });
+  return {
+    spec: {
+      type: "function",
+      function: {
+        name: "get_weather",
+        description: "Current weather for a city",
+        parameters: { type: "object", properties: { city: { type: "string", description: "City name" } }, required: ["city"] },
+      },
+    },
+    schema,
+    async run(args, ctx) {
+      const { city } = args as z.infer<typeof schema>;
+      const geo = geocoding.parse(await getJson(`${cfg.geocodingUrl}/v1/search?name=${encodeURIComponent(city)}&count=1&language=en&format=json`, ctx.signal, cfg.timeoutMs));
+      const place = geo.results?.[0];
+      if (!place) return `No place called ${city} was found.`;
+      const now = forecast.parse(
+        await getJson(`${cfg.forecastUrl}/v1/forecast?latitude=${place.latitude}&longitude=${place.longitude}&current=temperature_2m,weather_code,wind_speed_10m&timezone=auto`, ctx.signal, cfg.timeoutMs),
+      ).current;
+      const sky = WEATHER_CODES[now.weather_code] ?? `weather code ${now.weather_code}`;
+      return `${place.name}${place.country ? `, ${place.country}` : ""}: ${now.temperature_2m} °C, ${sky}, wind ${now.wind_speed_10m} km/h.`;
+    },
+  };
+}
+
+export function getTimeTool(timezone: string): Tool {
+  const schema = z.object({}).passthrough();
+  return {
+    spec: { type: "function", function: { name: "get_time", description: "The current date and time", parameters: { type: "object", properties: {} } } },
+    schema,
+    async run(_args, ctx) {
+      return new Intl.DateTimeFormat("en-GB", { dateStyle: "full", timeStyle: "short", timeZone: timezone }).format(ctx.now());
+    },
+  };
+}
+
+export function endCallTool(): Tool {
+  const schema = z.object({ reason: z.string().max(200).optional() });
+  return {
+    spec: {
+      type: "function",
+      function: { name: "end_call", description: "End the call after saying goodbye", parameters: { type: "object", properties: { reason: { type: "string" } } } },
+    },
+    schema,
+    async run(args, ctx) {
+      ctx.endCall((args as z.infer<typeof schema>).reason ?? "caller is done");
+      return "The call will end after the goodbye.";
+    },
+  };
+}
+
+export function transferCallTool(target: string): Tool {
+  const schema = z.object({}).passthrough();
+  return {
+    spec: { type: "function", function: { name: "transfer_call", description: "Transfer the caller to a person", parameters: { type: "object", properties: {} } } },
+    schema,
+    async run(_args, ctx) {
+      if (!target) return "No transfer target is configured for this line.";
+      return ctx.transfer(target);
+    },
+  };
+}

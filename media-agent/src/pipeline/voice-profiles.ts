@@ -1,0 +1,103 @@
+/**
+ * Voice profiles (AGENT_VOICE_PROFILES: a JSON file): per business number's profile the
+ * greeting, prompt, language, engines, tools and thresholds. Checked at start; every error
+ * names the profile and the field.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { getTimeTool, getWeatherTool, endCallTool, transferCallTool, type Tool } from "./tools.js";
+import { EspeakTts, PiperTts, type TtsEngine } from "./tts.js";
+import type { VoiceProfile } from "./voice-pipeline.js";
+
+const url = z.string().url();
+
+const profileSchema = z.object({
+  greeting: z.string().min(1),
+  systemPrompt: z.string().min(1),
+  language: z.string().regex(/^[a-z]{2}$/, "an ISO 639-1 code such as en"),
+  stt: z.object({ url, model: z.string().default("Systran/faster-whisper-small"), timeoutMs: z.number().int().positive().default(4000) }),
+  llm: z.object({
+    url,
+    model: z.string(),
+    temperature: z.number().min(0).max(2).default(0.4),
+    numPredict: z.number().int().positive().default(160),
+    keepAlive: z.union([z.string(), z.number()]).default(-1),
+    timeoutMs: z.number().int().positive().default(6000),
+  }),
+  tts: z.discriminatedUnion("engine", [
+    z.object({ engine: z.literal("espeak-ng"), voice: z.string().default("en-us"), speed: z.number().int().min(80).max(400).default(165) }),
+    z.object({ engine: z.literal("piper"), url, voice: z.string().optional(), timeoutMs: z.number().int().positive().default(4000) }),
+  ]),
+  tools: z.array(z.enum(["get_weather", "get_time", "end_call", "transfer_call"])).default([]),
+  weather: z.object({ geocodingUrl: url, forecastUrl: url, timeoutMs: z.number().int().positive().default(3000) }).default({
+    geocodingUrl: "https://geocoding-api.open-meteo.com",
+    forecastUrl: "https://api.open-meteo.com",
+    timeoutMs: 3000,
+  }),
+  transferTarget: z.string().optional(),
+  timezone: z.string().default("UTC"),
+  turns: z.object({ hangoverMs: z.number().int().min(100).max(2000).default(400), minSpeechMs: z.number().int().min(60).default(200), preRollMs: z.number().int().min(0).default(200) }).default({ hangoverMs: 400, minSpeechMs: 200, preRollMs: 200 }),
+  bargeIn: z.object({ minSpeechMs: z.number().int().min(60).default(300), echoGuardMs: z.number().int().min(0).default(250) }).default({ minSpeechMs: 300, echoGuardMs: 250 }),
+  filler: z.string().default("One moment."),
+  fillerAfterMs: z.number().int().positive().default(1500),
+  askToRepeat: z.string().default("Sorry, I did not catch that. Could you say it again?"),
+  maxRepeats: z.number().int().min(1).default(3),
+  fallback: z.string().default("I am having trouble understanding. You can also write to us on WhatsApp."),
+  apology: z.string().default("Sorry, I have a technical problem right now. Please try again in a moment."),
+  goodbye: z.string().default("Thank you for calling. Goodbye!"),
+  maxToolRounds: z.number().int().min(0).max(5).default(2),
+});
+
+export type VoiceProfileSpec = z.output<typeof profileSchema>;
+
+export function parseVoiceProfiles(text: string, label: string): Record<string, VoiceProfileSpec> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`AGENT_VOICE_PROFILES: ${label} is not JSON: ${(err as Error).message}`);
+  }
+  const result = z.record(z.string(), profileSchema).safeParse(json);
+  if (!result.success) {
+    throw new Error(`AGENT_VOICE_PROFILES: ${label}: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return result.data;
+}
+
+export function loadVoiceProfiles(file: string): Record<string, VoiceProfileSpec> {
+  return parseVoiceProfiles(readFileSync(file, "utf8"), file);
+}
+
+/** The running form of a profile for one call. */
+export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoiceProfile {
+  const tts: TtsEngine =
+    spec.tts.engine === "piper"
+      ? new PiperTts({ baseUrl: spec.tts.url, voice: spec.tts.voice, timeoutMs: spec.tts.timeoutMs })
+      : new EspeakTts({ voice: spec.tts.voice, speed: spec.tts.speed });
+  const available: Record<string, () => Tool> = {
+    get_weather: () => getWeatherTool(spec.weather),
+    get_time: () => getTimeTool(spec.timezone),
+    end_call: () => endCallTool(),
+    transfer_call: () => transferCallTool(spec.transferTarget ?? ""),
+  };
+  return {
+    greeting: spec.greeting,
+    systemPrompt: spec.systemPrompt,
+    language: spec.language,
+    stt: { baseUrl: spec.stt.url, model: spec.stt.model, language: spec.language, timeoutMs: spec.stt.timeoutMs },
+    llm: { baseUrl: spec.llm.url, model: spec.llm.model, keepAlive: spec.llm.keepAlive, temperature: spec.llm.temperature, numPredict: spec.llm.numPredict, timeoutMs: spec.llm.timeoutMs },
+    tts,
+    tools: spec.tools.map((name) => available[name]()),
+    turns: spec.turns,
+    bargeIn: spec.bargeIn,
+    filler: spec.filler,
+    fillerAfterMs: spec.fillerAfterMs,
+    askToRepeat: spec.askToRepeat,
+    maxRepeats: spec.maxRepeats,
+    fallback: spec.fallback,
+    apology: spec.apology,
+    goodbye: spec.goodbye,
+    maxToolRounds: spec.maxToolRounds,
+    traceDir,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * An Ollama-compatible `/api/chat` server speaking the streaming NDJSON protocol, scripted per
+ * test (one reply per request, in order), recording every request body for assertions.
+ */
+import { createServer } from "node:http";
+import type { Teardown } from "../../build/teardown.js";
+import type { ToolCall } from "../../media-agent/src/pipeline/llm-client.js";
+
+export interface ScriptedReply {
+  text?: string;
+  toolCalls?: ToolCall[];
+  firstTokenDelayMs?: number;
+  chunkDelayMs?: number;
+}
+
+export interface OllamaDouble {
+  url: string;
+  /** Chat requests (warm-ups with empty messages are not listed). */
+  requests: Array<Record<string, unknown>>;
+  setDown(down: boolean): void;
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedReply[] }): Promise<OllamaDouble> {
+  const requests: OllamaDouble["requests"] = [];
+  let down = false;
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (c: Buffer) => (raw += c.toString()));
+    req.on("end", async () => {
+      if (down) return res.writeHead(503).end(JSON.stringify({ error: "ollama is down" }));
+      if (req.method !== "POST" || req.url !== "/api/chat") return res.writeHead(404).end("404 page not found");
+      const body = JSON.parse(raw) as { model: string; messages: unknown[] };
+      const line = (o: object) => res.write(`${JSON.stringify({ model: body.model, created_at: new Date().toISOString(), ...o })}\n`);
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      if (body.messages.length === 0) {
+        line({ message: { role: "assistant", content: "" }, done_reason: "load", done: true });
+        return res.end();
+      }
+      const reply = opts.script[requests.length] ?? { text: "I have nothing more to say." };
+      requests.push(body as Record<string, unknown>);
+      let closed = false;
+      res.on("close", () => (closed = true));
+      await sleep(reply.firstTokenDelayMs ?? 30);
+      for (const word of (reply.text ?? "").match(/\S+\s*/g) ?? []) {
+        if (closed) return;
+        line({ message: { role: "assistant", content: word }, done: false });
+        await sleep(reply.chunkDelayMs ?? 15);
+      }
+      if (reply.toolCalls) line({ message: { role: "assistant", content: "", tool_calls: reply.toolCalls }, done: false });
+      line({ message: { role: "assistant", content: "" }, done_reason: "stop", done: true, total_duration: 5e8, load_duration: 1e6, eval_count: 20, eval_duration: 4e8 });
+      res.end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, setDown: (d) => (down = d) };
+}
