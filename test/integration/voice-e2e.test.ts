@@ -33,6 +33,25 @@ function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
   return { wav, question16k: wav16k(question) };
 }
 
+function profileJson(stt: string, ollama: string, weather: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    weather: {
+      greeting: GREETING,
+      systemPrompt: "You are the weather line. Answer in one short sentence.",
+      language: "en",
+      stt: { url: stt, model: "Systran/faster-whisper-small" },
+      llm: { url: ollama, model: "llama3.2:3b", timeoutMs: 2000 },
+      tts: { engine: "espeak-ng", voice: "en-us", speed: SPEED },
+      tools: ["get_weather", "end_call"],
+      weather: { geocodingUrl: weather, forecastUrl: weather },
+      ...extra,
+    },
+  });
+}
+
+const espeak = new EspeakTts({ voice: "en-us", speed: SPEED });
+const say = async (text: string) => (await espeak.synthesize(text, new AbortController().signal)).samples;
+
 t.test("greeting, a weather question answered through get_weather, the answer heard by the caller", async (t) => {
   const dir = tempDir(t, "wa-voice-");
   const caller = callerAudio(dir);
@@ -45,18 +64,7 @@ t.test("greeting, a weather question answered through get_weather, the answer he
     ],
   });
   const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, JSON.stringify({
-    weather: {
-      greeting: GREETING,
-      systemPrompt: "You are the weather line. Answer in one short sentence.",
-      language: "en",
-      stt: { url: stt.url, model: "Systran/faster-whisper-small" },
-      llm: { url: ollama.url, model: "llama3.2:3b" },
-      tts: { engine: "espeak-ng", voice: "en-us", speed: SPEED },
-      tools: ["get_weather"],
-      weather: { geocodingUrl: weather.url, forecastUrl: weather.url },
-    },
-  }));
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url));
   const traceDir = join(dir, "traces");
   const s = await setUpMediaCall(t, dir, {
     callerWav: caller.wav,
@@ -83,9 +91,8 @@ t.test("greeting, a weather question answered through get_weather, the answer he
 
   const heard = wav16k(s.baresip.dumps().dec[0]);
   // References made the way the agent speaks: the same engine, voice and speed.
-  const espeak = new EspeakTts({ voice: "en-us", speed: SPEED });
-  const greeting = (await espeak.synthesize(GREETING, new AbortController().signal)).samples;
-  const answer = (await espeak.synthesize(ANSWER, new AbortController().signal)).samples;
+  const greeting = await say(GREETING);
+  const answer = await say(ANSWER);
   const greetingMatch = bestCorrelation(greeting, heard, 16000, { maxLagMs: 15_000 });
   const answerMatch = bestCorrelation(answer, heard, 16000, { maxLagMs: 15_000 });
   t.comment(`caller heard the greeting at ${greetingMatch.lagMs} ms (score ${greetingMatch.score.toFixed(3)}), the answer at ${answerMatch.lagMs} ms (score ${answerMatch.score.toFixed(3)})`);
@@ -99,5 +106,58 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   t.equal(turn.stt.text.trim(), QUESTION);
   t.same(turn.toolResults.map((r: { name: string; ok: boolean }) => [r.name, r.ok]), [["get_weather", true]]);
   t.ok(turn.llm[0].firstTokenMs >= 0 && turn.tts.length > 0 && turn.firstPacketOutMs !== undefined, "LLM, TTS and first-packet times are recorded");
+  t.same(await listCalls(s.w.us.rtpengine.ng), []);
+});
+
+t.test("the LLM is down: the caller hears an apology, the call goes on", async (t) => {
+  const dir = tempDir(t, "wa-voice-");
+  const caller = callerAudio(dir);
+  const stt = await startSttDouble(t, { phrases: [{ text: ` ${QUESTION}`, samples16k: caller.question16k }] });
+  const weather = await startWeatherDouble(t);
+  const ollama = await startOllamaDouble(t, { script: [] });
+  ollama.setDown(true);
+  const profiles = join(dir, "voice-profiles.json");
+  const APOLOGY = "Sorry, the assistant is not available right now.";
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { apology: APOLOGY }));
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: caller.wav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather` },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: join(dir, "traces") },
+  });
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  await sleep(10_000);
+  t.same(s.baresip.eventTypes().filter((e) => e === "CALL_CLOSED"), [], "the call is still up");
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await ended;
+  const apology = bestCorrelation(await say(APOLOGY), wav16k(s.baresip.dumps().dec[0]), 16000, { maxLagMs: 15_000 });
+  t.comment(`apology heard at ${apology.lagMs} ms (score ${apology.score.toFixed(3)})`);
+  t.ok(apology.score > 0.6, "the caller heard the apology");
+});
+
+t.test("end_call: the agent says goodbye, then hangs up with a BYE", async (t) => {
+  const dir = tempDir(t, "wa-voice-");
+  const caller = callerAudio(dir);
+  const stt = await startSttDouble(t, { phrases: [{ text: ` ${QUESTION}`, samples16k: caller.question16k }] });
+  const weather = await startWeatherDouble(t);
+  const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [{ function: { name: "end_call", arguments: { reason: "caller said goodbye" } } }] }] });
+  const profiles = join(dir, "voice-profiles.json");
+  const GOODBYE = "Thank you for calling the weather line. Goodbye!";
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { goodbye: GOODBYE }));
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: caller.wav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather` },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: join(dir, "traces") },
+  });
+  const ended = s.nextEnded();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await ended;
+  t.match(record.endReason, /^local BYE: end_call: caller said goodbye/);
+  await s.baresip.waitForEvent("CALL_CLOSED");
+  const goodbye = bestCorrelation(await say(GOODBYE), wav16k(s.baresip.dumps().dec[0]), 16000, { maxLagMs: 15_000 });
+  t.comment(`goodbye heard at ${goodbye.lagMs} ms (score ${goodbye.score.toFixed(3)})`);
+  t.ok(goodbye.score > 0.6, "the goodbye was heard before the BYE");
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
 });
