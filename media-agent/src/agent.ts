@@ -15,8 +15,9 @@ import type { AgentConfig, ProfileSpec } from "./config.js";
 import { echoProfile } from "./profiles/echo.js";
 import { playRecordProfile } from "./profiles/play-record.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
+import { warmUp } from "./pipeline/llm-client.js";
 import { VoicePipeline } from "./pipeline/voice-pipeline.js";
-import { loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
+import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
 import { WebRtcVad } from "./pipeline/vad.js";
 import { acceptAnswer, answerOffer, createOffer, type LocalMedia } from "./sdp/negotiate.js";
 import { parseSdp, SdpParseError } from "./sdp/sdp.js";
@@ -102,6 +103,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       if (!agent.hasProfile(config.AGENT_DEFAULT_PROFILE)) {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }
+      agent.warmLlms();
     }
     log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
     return agent;
@@ -109,6 +111,25 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
 
   get sipAddress(): { host: string; port: number } {
     return this.transport.local;
+  }
+
+  /**
+   * Loads each profile's model into Ollama and keeps it there, so the first caller does not wait
+   * for a model load. An engine that is down at start is logged, not fatal: calls then get the
+   * profile's apology until it is back.
+   */
+  private warmLlms(): void {
+    const seen = new Set<string>();
+    for (const [name, spec] of Object.entries(this.voiceProfiles)) {
+      const key = `${spec.llm.url} ${spec.llm.model}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const started = performance.now();
+      warmUp(llmConfig(spec)).then(
+        () => this.log.info({ profile: name, llm: spec.llm.url, model: spec.llm.model, ms: Math.round(performance.now() - started) }, "LLM model loaded"),
+        (err: Error) => this.log.warn({ profile: name, llm: spec.llm.url, model: spec.llm.model, err: err.message }, "LLM warm-up failed; calls get the apology until the engine answers"),
+      );
+    }
   }
 
   /** Prompts are read once at start, so a missing file is a start-up error naming the key. */

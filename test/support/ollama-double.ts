@@ -11,12 +11,16 @@ export interface ScriptedReply {
   toolCalls?: ToolCall[];
   firstTokenDelayMs?: number;
   chunkDelayMs?: number;
+  /** Ollama's mid-stream failure: an `{"error": …}` line after the text, then the stream ends. */
+  error?: string;
 }
 
 export interface OllamaDouble {
   url: string;
   /** Chat requests (warm-ups with empty messages are not listed). */
   requests: Array<Record<string, unknown>>;
+  /** Warm-up requests (empty messages): the model names loaded, in order. */
+  warmUps: string[];
   setDown(down: boolean): void;
 }
 
@@ -24,6 +28,7 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedReply[] }): Promise<OllamaDouble> {
   const requests: OllamaDouble["requests"] = [];
+  const warmUps: string[] = [];
   let down = false;
   const server = createServer((req, res) => {
     let raw = "";
@@ -35,6 +40,7 @@ export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedRep
       const line = (o: object) => res.write(`${JSON.stringify({ model: body.model, created_at: new Date().toISOString(), ...o })}\n`);
       res.writeHead(200, { "Content-Type": "application/x-ndjson" });
       if (body.messages.length === 0) {
+        warmUps.push(body.model);
         line({ message: { role: "assistant", content: "" }, done_reason: "load", done: true });
         return res.end();
       }
@@ -48,6 +54,10 @@ export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedRep
         line({ message: { role: "assistant", content: word }, done: false });
         await sleep(reply.chunkDelayMs ?? 15);
       }
+      if (reply.error) {
+        res.write(`${JSON.stringify({ error: reply.error })}\n`);
+        return res.end();
+      }
       if (reply.toolCalls) line({ message: { role: "assistant", content: "", tool_calls: reply.toolCalls }, done: false });
       line({ message: { role: "assistant", content: "" }, done_reason: "stop", done: true, total_duration: 5e8, load_duration: 1e6, eval_count: 20, eval_duration: 4e8 });
       res.end();
@@ -55,5 +65,5 @@ export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedRep
   });
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   t.teardown(() => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, setDown: (d) => (down = d) };
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, warmUps, setDown: (d) => (down = d) };
 }

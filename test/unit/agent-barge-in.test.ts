@@ -1,6 +1,6 @@
 /** Barge-in decisions frame by frame (a fake 20 ms clock), and what the caller actually heard. */
 import t from "tap";
-import { BargeInDetector, heardText } from "../../media-agent/src/pipeline/barge-in.js";
+import { BargeInDetector, DEFAULT_BACKCHANNELS, heardText, isBackchannel } from "../../media-agent/src/pipeline/barge-in.js";
 
 /** Runs frames given as a pattern: "." silence, "s" speech (20 ms each); returns the frame index of a barge-in. */
 function run(d: BargeInDetector, pattern: string): number {
@@ -42,4 +42,22 @@ t.test("heard text: whole pieces played, then the played share of the interrupte
   t.equal(heardText(pieces, 3500), "In Düsseldorf it is 14 degrees, with light rain and a…");
   t.equal(heardText(pieces, 100), "", "too little to have heard a word");
   t.equal(heardText(pieces, 9000), "In Düsseldorf it is 14 degrees, with light rain and a fresh breeze from the west. Take an umbrella!");
+});
+
+t.test("backchannels: only acknowledgement lets the reply go on", async (t) => {
+  const words = ["mhm", "okay", "yes", "uh huh", "right"];
+  const cases: Array<[string, boolean]> = [
+    ["Okay.", true],
+    [" Yes, yes.", true],
+    ["Uh-huh", true],
+    ["okay right", true],
+    ["Mhm!", true],
+    ["Okay, but what about Berlin?", false],
+    ["Yesterday", false],
+    ["Stop.", false],
+    ["", false],
+    ["...", false],
+  ];
+  for (const [text, expected] of cases) t.equal(isBackchannel(text, words), expected, JSON.stringify(text));
+  t.equal(isBackchannel("genau", DEFAULT_BACKCHANNELS), true, "the defaults include German acknowledgements");
 });

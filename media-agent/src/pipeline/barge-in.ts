@@ -3,8 +3,11 @@
  * (the caller is taking the turn). Ignored: speech starting within echoGuardMs of the agent
  * starting to speak (the phone leg's echo of our own voice), and shorter bursts (a cough, a
  * "mhm" — backchannels). Driven by the 20 ms frame clock with the VAD's per-frame decision, so
- * the decision lands within one frame of the threshold being reached.
+ * the decision lands within one frame of the threshold being reached. Longer acknowledgements
+ * ("okay", "yes, yes") are told apart once transcribed (isBackchannel): the agent pauses at the
+ * barge-in and goes on if that is all the caller said.
  */
+import { normaliseText } from "./transcript-filter.js";
 
 export interface BargeInOptions {
   minSpeechMs: number;
@@ -20,6 +23,8 @@ export class BargeInDetector {
   private speaking = false;
   private sinceAgentStartMs = 0;
   private speechRunMs = 0;
+  /** At the last barge-in: how long before it the caller's speech began. */
+  onsetAgoMs = 0;
   private readonly opts: BargeInOptions;
 
   constructor(opts: Partial<BargeInOptions> = {}) {
@@ -50,11 +55,33 @@ export class BargeInDetector {
     this.speechRunMs += this.opts.frameMs;
     if (runStartMs < this.opts.echoGuardMs) return null;
     if (this.speechRunMs >= this.opts.minSpeechMs) {
+      this.onsetAgoMs = this.speechRunMs;
       this.agentStopped();
       return "barge-in";
     }
     return null;
   }
+}
+
+/** Default words that acknowledge rather than interrupt. */
+export const DEFAULT_BACKCHANNELS = ["mhm", "mm", "hmm", "uh huh", "okay", "ok", "yes", "yeah", "right", "sure", "ja", "genau"];
+
+/**
+ * Whether an utterance over the agent was only acknowledgement ("okay", "yes, yes", "mhm"):
+ * then the agent's reply goes on where it paused. Compared without case and punctuation.
+ */
+export function isBackchannel(text: string, backchannels: string[]): boolean {
+  const words = normaliseText(text);
+  if (!words) return false;
+  const known = backchannels.map(normaliseText);
+  // "yes yes", "okay right": every part must be a backchannel on its own
+  let rest = words;
+  while (rest) {
+    const hit = known.filter((k) => k && (rest === k || rest.startsWith(`${k} `))).sort((a, b) => b.length - a.length)[0];
+    if (!hit) return false;
+    rest = rest.slice(hit.length).trim();
+  }
+  return true;
 }
 
 export interface SpokenPiece {

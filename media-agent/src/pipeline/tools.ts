@@ -32,7 +32,7 @@ export interface ToolResult {
 
 const TOOL_TIMEOUT_MS = 5000;
 
-export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolContext): Promise<ToolResult> {
+export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolContext, timeoutMs = TOOL_TIMEOUT_MS): Promise<ToolResult> {
   const name = call.function.name;
   const tool = enabled.find((t) => t.spec.function.name === name);
   if (!tool) return { name, ok: false, content: `There is no tool called ${name}.` };
@@ -40,14 +40,17 @@ export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolCont
   if (!args.success) {
     return { name, ok: false, content: `The arguments for ${name} were not valid: ${args.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}.` };
   }
+  let timer: NodeJS.Timeout | undefined;
   try {
     const content = await Promise.race([
       tool.run(args.data, ctx),
-      new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`no result within ${TOOL_TIMEOUT_MS} ms`)), TOOL_TIMEOUT_MS).unref()),
+      new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error(`no result within ${timeoutMs} ms`)), timeoutMs))),
     ]);
     return { name, ok: true, content };
   } catch (err) {
     return { name, ok: false, content: `${name} failed: ${(err as Error).message}` };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -50,14 +50,15 @@ export const SILENCE_PHRASES = [
   "thank you", "thank you very much", "thanks for watching", "thank you for watching",
   "please subscribe", "subtitles by the amara org community", "you", "bye", "okay",
   "vielen dank", "untertitel im auftrag des zdf", "merci", "gracias",
-].map(normalise);
+].map(normaliseText);
 
-function normalise(text: string): string {
+/** Lower case, no punctuation, single spaces: how transcripts are compared with word lists. */
+export function normaliseText(text: string): string {
   return text.toLowerCase().replace(/[^\p{L}\p{N}\s]/gu, " ").replace(/\s+/g, " ").trim();
 }
 
 function segmentProblem(s: SttSegment, speechMs: number, t: FilterThresholds): string | null {
-  const text = normalise(s.text);
+  const text = normaliseText(s.text);
   if (!text) return "empty";
   if (s.no_speech_prob > t.noSpeechProb && s.avg_logprob < t.avgLogprob) {
     return `no_speech_prob ${s.no_speech_prob.toFixed(2)} > ${t.noSpeechProb} with avg_logprob ${s.avg_logprob.toFixed(2)} < ${t.avgLogprob}`;

@@ -1,21 +1,23 @@
 /**
  * One call's conversation, as the call's audio (CallAudio): caller frames → VAD/turns → STT →
  * transcript filter → LLM (streaming, tools) → chunker → TTS → a playback queue the media
- * session drains one 20 ms frame at a time. Each turn runs under one AbortController: barge-in
- * empties the queue at once (the next frame is already silence) and aborts LLM and TTS.
- * Every turn leaves a trace record (JSON line) and its caller audio (WAV) beside it.
+ * session drains one 20 ms frame at a time. Each turn runs under one AbortController.
+ * Barge-in pauses playback at once (the next frame is already silence); when the caller's words
+ * are transcribed, a backchannel or noise lets the reply go on, anything else ends it: the queue
+ * is emptied, the reply's LLM and TTS requests are aborted and only the heard words stay in the
+ * conversation. Every turn leaves a trace record (JSON line) and its caller audio (WAV) beside it.
  */
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
 import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { toFrames, writeWav } from "../audio/wav.js";
-import { BargeInDetector, heardText, type SpokenPiece } from "./barge-in.js";
+import { BargeInDetector, heardText, isBackchannel, type SpokenPiece } from "./barge-in.js";
 import { SentenceChunker } from "./chunker.js";
 import { chatStream, type ChatMessage, type LlmConfig, type ToolCall } from "./llm-client.js";
 import { transcribe, type SttConfig } from "./stt-client.js";
 import { runToolCall, type Tool, type ToolContext } from "./tools.js";
-import { judgeTranscript, DEFAULT_THRESHOLDS } from "./transcript-filter.js";
+import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
 import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
 
@@ -28,7 +30,8 @@ export interface VoiceProfile {
   tts: TtsEngine;
   tools: Tool[];
   turns: TurnOptions;
-  bargeIn: { minSpeechMs: number; echoGuardMs: number };
+  bargeIn: { minSpeechMs: number; echoGuardMs: number; backchannels: string[] };
+  transcriptFilter: FilterThresholds;
   /** Said when the LLM's first clause is later than fillerAfterMs. */
   filler: string;
   fillerAfterMs: number;
@@ -45,8 +48,10 @@ export interface VoiceProfile {
 interface QueuedPiece extends SpokenPiece {
   frames: PcmFrame[];
   played: number;
+  trace: TurnTrace;
 }
 
+/** One JSON line per turn; times in ms are from the end of the caller's speech (turn 0: call start). */
 interface TurnTrace {
   turn: number;
   speechStart?: string;
@@ -56,11 +61,23 @@ interface TurnTrace {
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
   llm: Array<{ requestAt: string; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
   toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
-  tts: Array<{ text: string; engine: string; synthesisMs?: number; error?: string }>;
+  tts: Array<{ text: string; engine: string; requestMs: number; synthesisMs?: number; error?: string }>;
   firstPacketOutMs?: number;
-  bargeIn?: { atMs: number; heard: string };
+  /** The caller spoke over this turn's reply: onset → detection → last agent packet. */
+  bargeIn?: { onsetMs: number; detectedMs: number; lastPacketMs: number; stopMs: number; heard: string; outcome?: string };
+  /** This turn was spoken over the agent and let its reply go on. */
+  resumedReply?: string;
   spoken?: string;
+  /** performance.now() at the end of the caller's speech; not written. */
+  t0: number;
 }
+
+interface Paused {
+  heard: string;
+  trace: TurnTrace;
+}
+
+type Recognised = { kind: "verdict"; verdict: TranscriptVerdict } | { kind: "error" } | { kind: "aborted" };
 
 export class VoicePipeline implements CallAudio {
   private readonly turns: TurnDetector;
@@ -70,12 +87,13 @@ export class VoicePipeline implements CallAudio {
   private replyPieces: QueuedPiece[] = [];
   private readonly history: ChatMessage[];
   private turnAbort = new AbortController();
+  /** The turn spoken over the agent, while it is decided whether it barged in. */
+  private interruptionAbort: AbortController | null = null;
   private turnIndex = 0;
   private failures = 0;
-  private frameCount = 0;
   private speaking = false;
-  private current: TurnTrace | null = null;
-  private replyStartedAtFrame: number | null = null;
+  private paused: Paused | null = null;
+  private lastAudioOutAt = 0;
   private closed = false;
   private readonly traceFile: string;
 
@@ -91,23 +109,24 @@ export class VoicePipeline implements CallAudio {
     mkdirSync(profile.traceDir, { recursive: true });
     this.traceFile = join(profile.traceDir, `${safe(call.callId)}.jsonl`);
     // The business speaks first: the greeting is synthesised at once.
-    this.current = this.newTrace();
-    void this.say([profile.greeting], this.turnAbort.signal).then(() => this.finishTrace(profile.greeting));
+    const greeting = this.newTrace();
+    void this.say([profile.greeting], this.turnAbort.signal, greeting).then(() => this.finishTrace(greeting, profile.greeting));
     this.history.push({ role: "assistant", content: profile.greeting });
   }
 
   // ----- CallAudio
 
   onCallerFrame(frame: PcmFrame): void {
-    this.frameCount++;
     const event = this.turns.push(frame);
-    if (this.speaking && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.interrupt();
+    if (this.speaking && !this.paused && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.pause();
     if (!event || event.type === "speech-start") return;
-    if (this.speaking) return; // speech over the agent that did not barge in (echo, backchannel)
+    if (this.paused) return void this.handleInterruption(event.audio, event.speechMs);
+    if (this.speaking) return; // speech over the agent that did not barge in (echo, a short backchannel)
     void this.handleTurn(event.audio, event.speechMs);
   }
 
   nextAgentFrame(): PcmFrame | null {
+    if (this.paused) return null;
     while (this.queue.length && this.queue[0].played >= this.queue[0].frames.length) this.queue.shift();
     const piece = this.queue[0];
     if (!piece) {
@@ -121,15 +140,15 @@ export class VoicePipeline implements CallAudio {
       this.speaking = true;
       this.bargeIn.agentStarted();
     }
-    if (this.current && this.current.firstPacketOutMs === undefined && this.replyStartedAtFrame !== null) {
-      this.current.firstPacketOutMs = (this.frameCount - this.replyStartedAtFrame) * FRAME_MS;
-    }
+    this.lastAudioOutAt = performance.now();
+    piece.trace.firstPacketOutMs ??= Math.round(this.lastAudioOutAt - piece.trace.t0);
     return piece.frames[piece.played++];
   }
 
   close(): void {
     this.closed = true;
     this.turnAbort.abort();
+    this.interruptionAbort?.abort();
     this.queue.length = 0;
     this.vad.close?.();
   }
@@ -140,37 +159,83 @@ export class VoicePipeline implements CallAudio {
     this.turnAbort.abort();
     this.turnAbort = new AbortController();
     const signal = this.turnAbort.signal;
-    const trace = (this.current = this.newTrace());
+    const trace = this.startTurn(audio, speechMs);
+    const recognised = await this.recognise(audio, speechMs, trace, signal);
+    await this.answer(recognised, trace, signal);
+  }
+
+  /** Speech that paused the agent: a backchannel or noise lets the reply go on, anything else takes the turn. */
+  private async handleInterruption(audio: Int16Array, speechMs: number): Promise<void> {
+    const paused = this.paused!;
+    const next = (this.interruptionAbort = new AbortController());
+    const trace = this.startTurn(audio, speechMs);
+    const recognised = await this.recognise(audio, speechMs, trace, next.signal);
+    this.interruptionAbort = null;
+    if (recognised.kind === "aborted" || this.closed) return;
+    const goOn = this.goesOn(recognised);
+    if (goOn) {
+      paused.trace.bargeIn!.outcome = `reply went on: ${goOn}`;
+      trace.resumedReply = goOn;
+      this.paused = null;
+      this.finishTrace(trace, "");
+      return;
+    }
+    paused.trace.bargeIn!.outcome = "reply stopped";
+    this.stopReply(paused);
+    this.turnAbort = next;
+    await this.answer(recognised, trace, next.signal);
+  }
+
+  private goesOn(recognised: Recognised): string | null {
+    if (recognised.kind !== "verdict") return null;
+    const { verdict } = recognised;
+    if (verdict.kind === "ignore") return "no speech";
+    if (verdict.kind === "use" && isBackchannel(verdict.text, this.profile.bargeIn.backchannels)) return `backchannel '${verdict.text}'`;
+    return null;
+  }
+
+  private startTurn(audio: Int16Array, speechMs: number): TurnTrace {
+    const trace = this.newTrace();
     trace.speechMs = speechMs;
     trace.speechEnd = new Date().toISOString();
-    trace.speechStart = new Date(Date.now() - audio.length / 16).toISOString();
+    trace.speechStart = new Date(Date.now() - (audio.length / SAMPLE_RATE) * 1000).toISOString();
     trace.audio = `${safe(this.call.callId)}-turn-${trace.turn}.wav`;
     writeFileSync(join(this.profile.traceDir, trace.audio), writeWav(audio, SAMPLE_RATE));
-    this.replyStartedAtFrame = this.frameCount;
+    return trace;
+  }
 
+  private async recognise(audio: Int16Array, speechMs: number, trace: TurnTrace, signal: AbortSignal): Promise<Recognised> {
     const requestAt = new Date();
-    let verdict;
     try {
       const result = await transcribe(audio, this.profile.stt, signal);
-      verdict = judgeTranscript(result.segments, speechMs, DEFAULT_THRESHOLDS);
-      trace.stt = { requestAt: requestAt.toISOString(), responseMs: result.requestMs, text: result.text, segments: result.segments, dropped: verdict.dropped, verdict: verdict.kind };
+      const verdict = judgeTranscript(result.segments, speechMs, this.profile.transcriptFilter);
+      trace.stt = { requestAt: requestAt.toISOString(), responseMs: Math.round(result.requestMs), text: result.text, segments: result.segments, dropped: verdict.dropped, verdict: verdict.kind };
+      return { kind: "verdict", verdict };
     } catch (err) {
-      if (signal.aborted) return;
+      if (signal.aborted) return { kind: "aborted" };
       trace.stt = { requestAt: requestAt.toISOString(), responseMs: Date.now() - requestAt.getTime(), text: "", segments: [], dropped: [], verdict: "error", error: String((err as Error).message) };
-      await this.say([this.profile.apology], signal);
-      return this.finishTrace(this.profile.apology);
+      return { kind: "error" };
     }
-    if (verdict.kind === "ignore") return this.finishTrace("");
+  }
+
+  private async answer(recognised: Recognised, trace: TurnTrace, signal: AbortSignal): Promise<void> {
+    if (recognised.kind === "aborted") return;
+    if (recognised.kind === "error") return this.sayAndFinish(this.profile.apology, trace, signal);
+    const { verdict } = recognised;
+    if (verdict.kind === "ignore") return this.finishTrace(trace, "");
     if (verdict.kind === "ask-to-repeat") {
       this.failures++;
-      const line = this.failures >= this.profile.maxRepeats ? this.profile.fallback : this.profile.askToRepeat;
-      await this.say([line], signal);
-      return this.finishTrace(line);
+      return this.sayAndFinish(this.failures >= this.profile.maxRepeats ? this.profile.fallback : this.profile.askToRepeat, trace, signal);
     }
     this.failures = 0;
     this.history.push({ role: "user", content: verdict.text });
     const reply = await this.respond(signal, trace);
-    if (reply !== null) this.finishTrace(reply);
+    if (reply !== null) this.finishTrace(trace, reply);
+  }
+
+  private async sayAndFinish(line: string, trace: TurnTrace, signal: AbortSignal): Promise<void> {
+    await this.say([line], signal, trace);
+    this.finishTrace(trace, line);
   }
 
   /** LLM rounds (tool calls in between) streamed into speech; returns what was said. */
@@ -178,44 +243,42 @@ export class VoicePipeline implements CallAudio {
     const chunker = new SentenceChunker();
     const spoken: string[] = [];
     const speaking: Array<Promise<void>> = [];
+    const sayPiece = (piece: string) => {
+      spoken.push(piece);
+      speaking.push(this.say([piece], signal, trace));
+    };
     const filler = setTimeout(() => {
-      if (spoken.length === 0 && !signal.aborted) speaking.push(this.say([this.profile.filler], signal));
+      if (spoken.length === 0 && !signal.aborted) speaking.push(this.say([this.profile.filler], signal, trace));
     }, this.profile.fillerAfterMs);
     try {
       for (let round = 0; round <= this.profile.maxToolRounds; round++) {
-        const record: TurnTrace["llm"][number] = { requestAt: new Date().toISOString(), messages: [...this.history], tools: this.profile.tools.map((x) => x.spec.function.name), text: "", toolCalls: [] };
+        const offerTools = round < this.profile.maxToolRounds ? this.profile.tools.map((x) => x.spec) : [];
+        const record: TurnTrace["llm"][number] = { requestAt: new Date().toISOString(), messages: [...this.history], tools: offerTools.map((x) => x.function.name), text: "", toolCalls: [] };
         trace.llm.push(record);
         const started = performance.now();
-        const offerTools = round < this.profile.maxToolRounds ? this.profile.tools.map((x) => x.spec) : [];
         for await (const part of chatStream(this.history, offerTools, this.profile.llm, signal)) {
-          record.firstTokenMs ??= performance.now() - started;
+          record.firstTokenMs ??= Math.round(performance.now() - started);
           if (part.type === "text") {
             record.text += part.text;
-            for (const piece of chunker.push(part.text)) {
-              spoken.push(piece);
-              speaking.push(this.say([piece], signal));
-            }
+            chunker.push(part.text).forEach(sayPiece);
           } else if (part.type === "tool_calls") record.toolCalls.push(...part.calls);
-          else record.doneMs = performance.now() - started;
+          else record.doneMs = Math.round(performance.now() - started);
         }
         if (record.toolCalls.length === 0) break;
         this.history.push({ role: "assistant", content: record.text, tool_calls: record.toolCalls });
         for (const call of record.toolCalls) {
-          const result = await runToolCall(call, this.profile.tools, this.toolContext(signal));
+          const result = await runToolCall(call, this.profile.tools, this.toolContext(signal, trace));
           trace.toolResults.push({ name: call.function.name, arguments: call.function.arguments, ok: result.ok, content: result.content });
           this.history.push({ role: "tool", tool_name: result.name, content: result.content });
         }
       }
-      for (const piece of chunker.flush()) {
-        spoken.push(piece);
-        speaking.push(this.say([piece], signal));
-      }
+      chunker.flush().forEach(sayPiece);
       await Promise.all(speaking);
     } catch (err) {
       if (signal.aborted) return null;
       const last = trace.llm[trace.llm.length - 1];
       if (last) last.error = String((err as Error).message);
-      await this.say([this.profile.apology], signal);
+      await this.say([this.profile.apology], signal, trace);
       spoken.push(this.profile.apology);
     } finally {
       clearTimeout(filler);
@@ -225,29 +288,29 @@ export class VoicePipeline implements CallAudio {
     return text;
   }
 
-  private toolContext(signal: AbortSignal): ToolContext {
+  private toolContext(signal: AbortSignal, trace: TurnTrace): ToolContext {
     return {
       signal,
       now: () => new Date(),
       endCall: (reason: string) => {
         // Say goodbye, then hang up once it has been played.
-        void this.say([this.profile.goodbye], signal).then(() => this.afterPlayback(() => this.control.hangUp(`end_call: ${reason}`)));
+        void this.say([this.profile.goodbye], signal, trace).then(() => this.afterPlayback(() => this.control.hangUp(`end_call: ${reason}`)));
       },
       transfer: async (target: string) => `transfer to ${target} is not available on this line`,
     };
   }
 
   /** Synthesises the pieces in order and queues them; failures are traced, never thrown. */
-  private async say(texts: string[], signal: AbortSignal): Promise<void> {
+  private async say(texts: string[], signal: AbortSignal, trace: TurnTrace): Promise<void> {
     for (const text of texts) {
-      const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name };
-      this.current?.tts.push(entry);
+      const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name, requestMs: Math.round(performance.now() - trace.t0) };
+      trace.tts.push(entry);
       try {
         const speech = await this.profile.tts.synthesize(text, signal);
         entry.synthesisMs = Math.round(speech.synthesisMs);
         if (signal.aborted || this.closed) return;
-        const piece: QueuedPiece = { text, frames: toFrames(speech.samples), played: 0, durationMs: (speech.samples.length / SAMPLE_RATE) * 1000 };
-        if (this.queue.length === 0) this.replyPieces = [];
+        const piece: QueuedPiece = { text, frames: toFrames(speech.samples), played: 0, durationMs: (speech.samples.length / SAMPLE_RATE) * 1000, trace };
+        if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
         this.queue.push(piece);
         this.replyPieces.push(piece);
       } catch (err) {
@@ -258,37 +321,52 @@ export class VoicePipeline implements CallAudio {
   }
 
   private afterPlayback(fn: () => void): void {
-    const check = () => (this.queue.length === 0 || this.closed ? fn() : setTimeout(check, FRAME_MS));
+    const check = () => ((this.queue.length === 0 && !this.paused) || this.closed ? fn() : setTimeout(check, FRAME_MS));
     check();
   }
 
-  /** Barge-in: silence from the next frame on, the turn's requests aborted, only the heard words kept. */
-  private interrupt(): void {
+  /** Barge-in: silence from the next frame on, until the caller's words are known. */
+  private pause(): void {
+    const now = performance.now();
     const playedMs = this.replyPieces.reduce((ms, p) => ms + p.played * FRAME_MS, 0);
+    const trace = this.replyPieces[this.replyPieces.length - 1]?.trace ?? this.newTrace();
+    const onsetAt = now - this.bargeIn.onsetAgoMs;
     const heard = heardText(this.replyPieces, playedMs);
+    trace.bargeIn = {
+      onsetMs: Math.round(onsetAt - trace.t0),
+      detectedMs: Math.round(now - trace.t0),
+      lastPacketMs: Math.round(this.lastAudioOutAt - trace.t0),
+      stopMs: Math.round(this.lastAudioOutAt - onsetAt),
+      heard,
+    };
+    this.paused = { heard, trace };
+  }
+
+  /** The caller took the turn: the rest of the reply is dropped, its requests aborted, only the heard words kept. */
+  private stopReply(paused: Paused): void {
     this.queue.length = 0;
+    this.replyPieces = [];
     this.speaking = false;
+    this.paused = null;
     this.turnAbort.abort();
-    this.turnAbort = new AbortController();
     const last = this.history[this.history.length - 1];
-    if (last?.role === "assistant") last.content = heard;
-    else this.history.push({ role: "assistant", content: heard });
-    if (this.current) {
-      this.current.bargeIn = { atMs: this.frameCount * FRAME_MS, heard };
-      this.finishTrace(heard);
-    }
+    if (last?.role === "assistant") last.content = paused.heard;
+    else this.history.push({ role: "assistant", content: paused.heard });
+    this.finishTrace(paused.trace, paused.heard);
   }
 
   private newTrace(): TurnTrace {
-    return { turn: this.turnIndex++, llm: [], toolResults: [], tts: [] };
+    return { turn: this.turnIndex++, llm: [], toolResults: [], tts: [], t0: performance.now() };
   }
 
   /** The record is written once its reply has been played (or cut), so it holds the first-packet time. */
-  private finishTrace(spoken: string): void {
-    const trace = this.current;
-    if (!trace || trace.spoken !== undefined) return;
+  private finishTrace(trace: TurnTrace, spoken: string): void {
+    if (trace.spoken !== undefined) return;
     trace.spoken = spoken;
-    this.afterPlayback(() => appendFileSync(this.traceFile, `${JSON.stringify(trace)}\n`));
+    this.afterPlayback(() => {
+      const { t0: _t0, ...record } = trace;
+      appendFileSync(this.traceFile, `${JSON.stringify(record)}\n`);
+    });
   }
 }
 

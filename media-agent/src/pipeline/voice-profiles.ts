@@ -5,6 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { DEFAULT_BACKCHANNELS, DEFAULT_BARGE_IN } from "./barge-in.js";
+import type { LlmConfig } from "./llm-client.js";
+import { DEFAULT_THRESHOLDS } from "./transcript-filter.js";
 import { getTimeTool, getWeatherTool, endCallTool, transferCallTool, type Tool } from "./tools.js";
 import { EspeakTts, PiperTts, type TtsEngine } from "./tts.js";
 import type { VoiceProfile } from "./voice-pipeline.js";
@@ -37,7 +40,22 @@ const profileSchema = z.object({
   transferTarget: z.string().optional(),
   timezone: z.string().default("UTC"),
   turns: z.object({ hangoverMs: z.number().int().min(100).max(2000).default(400), minSpeechMs: z.number().int().min(60).default(200), preRollMs: z.number().int().min(0).default(200) }).default({ hangoverMs: 400, minSpeechMs: 200, preRollMs: 200 }),
-  bargeIn: z.object({ minSpeechMs: z.number().int().min(60).default(300), echoGuardMs: z.number().int().min(0).default(250) }).default({ minSpeechMs: 300, echoGuardMs: 250 }),
+  bargeIn: z
+    .object({
+      minSpeechMs: z.number().int().min(60).default(DEFAULT_BARGE_IN.minSpeechMs),
+      echoGuardMs: z.number().int().min(0).default(DEFAULT_BARGE_IN.echoGuardMs),
+      backchannels: z.array(z.string().min(1)).default(DEFAULT_BACKCHANNELS),
+    })
+    .prefault({}),
+  transcriptFilter: z
+    .object({
+      noSpeechProb: z.number().min(0).max(1).default(DEFAULT_THRESHOLDS.noSpeechProb),
+      avgLogprob: z.number().max(0).default(DEFAULT_THRESHOLDS.avgLogprob),
+      compressionRatio: z.number().positive().default(DEFAULT_THRESHOLDS.compressionRatio),
+      realSpeechMs: z.number().int().min(0).default(DEFAULT_THRESHOLDS.realSpeechMs),
+      maxWordsPerSecond: z.number().positive().default(DEFAULT_THRESHOLDS.maxWordsPerSecond),
+    })
+    .prefault({}),
   filler: z.string().default("One moment."),
   fillerAfterMs: z.number().int().positive().default(1500),
   askToRepeat: z.string().default("Sorry, I did not catch that. Could you say it again?"),
@@ -68,6 +86,11 @@ export function loadVoiceProfiles(file: string): Record<string, VoiceProfileSpec
   return parseVoiceProfiles(readFileSync(file, "utf8"), file);
 }
 
+export function llmConfig(spec: VoiceProfileSpec): LlmConfig {
+  const { url, model, keepAlive, temperature, numPredict, timeoutMs } = spec.llm;
+  return { baseUrl: url, model, keepAlive, temperature, numPredict, timeoutMs };
+}
+
 /** The running form of a profile for one call. */
 export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoiceProfile {
   const tts: TtsEngine =
@@ -85,11 +108,12 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     systemPrompt: spec.systemPrompt,
     language: spec.language,
     stt: { baseUrl: spec.stt.url, model: spec.stt.model, language: spec.language, timeoutMs: spec.stt.timeoutMs },
-    llm: { baseUrl: spec.llm.url, model: spec.llm.model, keepAlive: spec.llm.keepAlive, temperature: spec.llm.temperature, numPredict: spec.llm.numPredict, timeoutMs: spec.llm.timeoutMs },
+    llm: llmConfig(spec),
     tts,
     tools: spec.tools.map((name) => available[name]()),
     turns: spec.turns,
     bargeIn: spec.bargeIn,
+    transcriptFilter: spec.transcriptFilter,
     filler: spec.filler,
     fillerAfterMs: spec.fillerAfterMs,
     askToRepeat: spec.askToRepeat,

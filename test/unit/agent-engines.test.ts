@@ -1,0 +1,123 @@
+/**
+ * The engine clients against doubles that speak the engines' protocols: speech-to-text
+ * (OpenAI-compatible multipart, verbose_json) and Ollama's streaming /api/chat.
+ */
+import t from "tap";
+import { createServer } from "node:http";
+import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
+import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
+import { chatStream, warmUp, LlmError, type ChatPart, type LlmConfig } from "../../media-agent/src/pipeline/llm-client.js";
+import { startSttDouble } from "../support/stt-double.js";
+import { startOllamaDouble } from "../support/ollama-double.js";
+import type { Teardown } from "../../build/teardown.js";
+
+const never = new AbortController().signal;
+const speech = async (text: string) => (await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never)).samples;
+
+function sttConfig(baseUrl: string, timeoutMs = 3000): SttConfig {
+  return { baseUrl, model: "Systran/faster-whisper-small", language: "de", timeoutMs };
+}
+
+function llmConfig(baseUrl: string, timeoutMs = 2000): LlmConfig {
+  return { baseUrl, model: "llama3.2:3b", keepAlive: -1, temperature: 0.3, numPredict: 120, timeoutMs };
+}
+
+async function collect(stream: AsyncGenerator<ChatPart>): Promise<ChatPart[]> {
+  const parts: ChatPart[] = [];
+  for await (const part of stream) parts.push(part);
+  return parts;
+}
+
+/** A server that accepts and never answers: for timeouts. */
+async function silentServer(t: Teardown): Promise<string> {
+  const server = createServer(() => undefined);
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => { server.closeAllConnections(); server.close(() => done()); }));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+t.test("STT: the turn goes as a WAV with model, language and verbose_json; segments come back", async (t) => {
+  const question = await speech("What is the weather in Berlin?");
+  const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Berlin?", samples16k: question, segment: { avg_logprob: -0.31, no_speech_prob: 0.02 } }] });
+  const result = await transcribe(question, sttConfig(stt.url), never);
+  t.equal(result.text, " What is the weather in Berlin?");
+  t.match(result.segments, [{ text: " What is the weather in Berlin?", avg_logprob: -0.31, no_speech_prob: 0.02, compression_ratio: 1.2 }]);
+  t.match(stt.requests, [{ model: "Systran/faster-whisper-small", language: "de", responseFormat: "verbose_json", matched: " What is the weather in Berlin?" }]);
+  t.ok(result.requestMs >= 0);
+});
+
+t.test("STT: a down server, a timeout and an abort each fail clearly", async (t) => {
+  const stt = await startSttDouble(t, { phrases: [] });
+  stt.setDown(true);
+  const audio = new Int16Array(16000);
+  await t.rejects(transcribe(audio, sttConfig(stt.url), never), { name: "SttError", message: /answered 503: .*model not loaded/ });
+  const silent = await silentServer(t);
+  await t.rejects(transcribe(audio, sttConfig(silent, 300), never), { name: "SttError", message: /no answer within 300 ms/ });
+  await t.rejects(transcribe(audio, sttConfig("http://127.0.0.1:1"), never), SttError, "connection refused is an SttError");
+  const abort = new AbortController();
+  const pending = transcribe(audio, sttConfig(silent, 5000), abort.signal);
+  abort.abort();
+  await t.rejects(pending, { name: "AbortError" }, "an abort is not reported as an engine failure");
+});
+
+t.test("LLM: text streams in parts, the request has Ollama's fields, the done line's timings are read", async (t) => {
+  const ollama = await startOllamaDouble(t, { script: [{ text: "It is sunny. Fourteen degrees." }] });
+  const tools = [{ type: "function" as const, function: { name: "get_time", description: "time", parameters: { type: "object", properties: {} } } }];
+  const parts = await collect(chatStream([{ role: "user", content: "Hi" }], tools, llmConfig(ollama.url), never));
+  const text = parts.filter((p) => p.type === "text").map((p) => (p as { text: string }).text);
+  t.ok(text.length > 1, "several text parts, as streamed");
+  t.equal(text.join(""), "It is sunny. Fourteen degrees.");
+  t.match(parts[parts.length - 1], { type: "done", stats: { totalMs: 500, evalCount: 20 } });
+  t.match(ollama.requests[0], { model: "llama3.2:3b", stream: true, think: false, keep_alive: -1, options: { temperature: 0.3, num_predict: 120 }, tools, messages: [{ role: "user", content: "Hi" }] });
+});
+
+t.test("LLM: a tool call arrives with its arguments as an object; no tools offered means no tools field", async (t) => {
+  const call = { function: { name: "get_weather", arguments: { city: "Düsseldorf" } } };
+  const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [call] }] });
+  const parts = await collect(chatStream([{ role: "user", content: "Weather?" }], [], llmConfig(ollama.url), never));
+  t.same(parts.filter((p) => p.type === "tool_calls"), [{ type: "tool_calls", calls: [call] }]);
+  t.notOk("tools" in ollama.requests[0], "no tools field when none are offered");
+});
+
+t.test("LLM: down, no first token in time, a mid-stream error line and an abort", async (t) => {
+  const down = await startOllamaDouble(t, { script: [] });
+  down.setDown(true);
+  await t.rejects(collect(chatStream([{ role: "user", content: "x" }], [], llmConfig(down.url), never)), { name: "LlmError", message: /answered 503/ });
+
+  const slow = await startOllamaDouble(t, { script: [{ text: "late", firstTokenDelayMs: 1500 }] });
+  await t.rejects(collect(chatStream([{ role: "user", content: "x" }], [], llmConfig(slow.url, 300), never)), { name: "LlmError", message: /within 300 ms/ });
+
+  const broken = await startOllamaDouble(t, { script: [{ text: "Half a", error: "an error was encountered while running the model: CUDA error" }] });
+  const seen: string[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const part of chatStream([{ role: "user", content: "x" }], [], llmConfig(broken.url), never)) if (part.type === "text") seen.push(part.text);
+    })(),
+    { name: "LlmError", message: /CUDA error/ },
+  );
+  t.equal(seen.join(""), "Half a", "the text before the error line was delivered");
+
+  const long = await startOllamaDouble(t, { script: [{ text: "one two three four five six seven eight nine ten", chunkDelayMs: 100 }] });
+  const abort = new AbortController();
+  const got: string[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const part of chatStream([{ role: "user", content: "x" }], [], llmConfig(long.url), abort.signal)) {
+        if (part.type === "text") got.push(part.text);
+        if (got.length === 2) abort.abort();
+      }
+    })(),
+    { name: "AbortError" },
+  );
+  t.equal(got.length, 2, "nothing is read after the abort");
+});
+
+t.test("LLM: warm-up loads the model with empty messages and keep_alive", async (t) => {
+  const ollama = await startOllamaDouble(t, { script: [] });
+  await warmUp(llmConfig(ollama.url));
+  t.same(ollama.warmUps, ["llama3.2:3b"]);
+  t.same(ollama.requests, [], "a warm-up is not a chat turn");
+  await t.rejects(warmUp(llmConfig("http://127.0.0.1:1")), Error);
+  ollama.setDown(true);
+  await t.rejects(warmUp(llmConfig(ollama.url)), LlmError);
+});

@@ -1,0 +1,88 @@
+/**
+ * Tool calls: arguments validated before anything runs, only the profile's tools, failures and
+ * timeouts turned into messages for the model; the weather tool against an Open-Meteo double.
+ */
+import t from "tap";
+import { endCallTool, getTimeTool, getWeatherTool, runToolCall, transferCallTool, type Tool, type ToolContext } from "../../media-agent/src/pipeline/tools.js";
+import { startWeatherDouble } from "../support/weather-double.js";
+
+function context(over: Partial<ToolContext> = {}): ToolContext & { ended: string[]; transfers: string[] } {
+  const ended: string[] = [];
+  const transfers: string[] = [];
+  return {
+    signal: new AbortController().signal,
+    now: () => new Date("2026-11-23T15:04:00Z"),
+    endCall: (reason) => ended.push(reason),
+    transfer: async (target) => {
+      transfers.push(target);
+      return `Transferring to ${target}.`;
+    },
+    ended,
+    transfers,
+    ...over,
+  };
+}
+
+const call = (name: string, args: Record<string, unknown>) => ({ function: { name, arguments: args } });
+
+t.test("arguments are checked against the tool's schema before it runs", async (t) => {
+  let runs = 0;
+  const counting: Tool = { ...getTimeTool("UTC"), spec: { ...getTimeTool("UTC").spec }, run: async () => String(++runs) };
+  const weather = getWeatherTool({ geocodingUrl: "http://127.0.0.1:1", forecastUrl: "http://127.0.0.1:1", timeoutMs: 500 });
+  const cases: Array<[string, ReturnType<typeof call>, RegExp]> = [
+    ["no city", call("get_weather", {}), /arguments for get_weather were not valid: city/],
+    ["a number for a city", call("get_weather", { city: 42 }), /city .*string/i],
+    ["an empty city", call("get_weather", { city: "" }), /city/],
+    ["a city too long", call("get_weather", { city: "x".repeat(101) }), /city/],
+    ["end_call with a non-string reason", call("end_call", { reason: { a: 1 } }), /arguments for end_call were not valid: reason/],
+  ];
+  for (const [label, c, message] of cases) {
+    const result = await runToolCall(c, [weather, endCallTool(), counting], context());
+    t.equal(result.ok, false, `${label}: refused`);
+    t.match(result.content, message, `${label}: ${result.content}`);
+  }
+  t.equal(runs, 0, "no tool ran");
+});
+
+t.test("a tool the profile does not enable is not run, even if the model asks for it", async (t) => {
+  const ctx = context();
+  const result = await runToolCall(call("end_call", { reason: "x" }), [getTimeTool("UTC")], ctx);
+  t.same(result, { name: "end_call", ok: false, content: "There is no tool called end_call." });
+  t.same(ctx.ended, []);
+});
+
+t.test("a tool that fails or hangs becomes a message, within the timeout", async (t) => {
+  const failing: Tool = { ...getTimeTool("UTC"), run: async () => { throw new Error("backend said no"); } };
+  t.same(await runToolCall(call("get_time", {}), [failing], context()), { name: "get_time", ok: false, content: "get_time failed: backend said no" });
+  const hanging: Tool = { ...getTimeTool("UTC"), run: () => new Promise(() => undefined) };
+  const started = Date.now();
+  const result = await runToolCall(call("get_time", {}), [hanging], context(), 200);
+  t.match(result, { ok: false, content: "get_time failed: no result within 200 ms" });
+  t.ok(Date.now() - started < 2000);
+});
+
+t.test("get_weather: geocoding then the current conditions, from an Open-Meteo-compatible API", async (t) => {
+  const api = await startWeatherDouble(t);
+  const tool = getWeatherTool({ geocodingUrl: api.url, forecastUrl: api.url, timeoutMs: 2000 });
+  const result = await runToolCall(call("get_weather", { city: "Düsseldorf" }), [tool], context());
+  t.same(result.ok, true);
+  t.match(result.content, /^Düsseldorf, Germany: [\d.]+ °C, [a-z ]+, wind [\d.]+ km\/h\.$/);
+  t.match(api.requests[0], /^\/v1\/search\?name=D%C3%BCsseldorf&count=1/);
+  t.match(api.requests[1], /^\/v1\/forecast\?latitude=51\.\d+&longitude=6\.\d+&current=temperature_2m,weather_code,wind_speed_10m/);
+  const nowhere = await runToolCall(call("get_weather", { city: "Atlantis" }), [tool], context());
+  t.same(nowhere, { name: "get_weather", ok: true, content: "No place called Atlantis was found." });
+  const down = getWeatherTool({ geocodingUrl: "http://127.0.0.1:1", forecastUrl: "http://127.0.0.1:1", timeoutMs: 500 });
+  const failed = await runToolCall(call("get_weather", { city: "Berlin" }), [down], context());
+  t.match(failed, { ok: false, content: /^get_weather failed: / });
+});
+
+t.test("get_time in the profile's time zone; end_call and transfer_call reach the call", async (t) => {
+  t.match((await runToolCall(call("get_time", {}), [getTimeTool("Europe/Berlin")], context())).content, /Monday, 23 November 2026 at 16:04/);
+  const ctx = context();
+  const ended = await runToolCall(call("end_call", { reason: "caller said bye" }), [endCallTool()], ctx);
+  t.same([ended.ok, ctx.ended], [true, ["caller said bye"]]);
+  const transferred = await runToolCall(call("transfer_call", {}), [transferCallTool("sip:+4921112345@pbx.example")], ctx);
+  t.same([transferred.content, ctx.transfers], ["Transferring to sip:+4921112345@pbx.example.", ["sip:+4921112345@pbx.example"]]);
+  const unset = await runToolCall(call("transfer_call", {}), [transferCallTool("")], ctx);
+  t.equal(unset.content, "No transfer target is configured for this line.");
+});

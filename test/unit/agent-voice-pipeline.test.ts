@@ -1,0 +1,115 @@
+/**
+ * The voice pipeline alone, on a 20 ms clock in real time (no SIP, no RTP): caller frames in,
+ * agent frames out, with the engine doubles (recognising STT, scripted Ollama) and espeak-ng.
+ * Barge-in with a backchannel lets the reply go on; a real interruption stops it within one
+ * frame and the LLM gets only the words that were heard.
+ */
+import t from "tap";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
+import { toFrames } from "../../media-agent/src/audio/wav.js";
+import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
+import { WebRtcVad } from "../../media-agent/src/pipeline/vad.js";
+import { VoicePipeline } from "../../media-agent/src/pipeline/voice-pipeline.js";
+import { parseVoiceProfiles, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
+import { startOllamaDouble } from "../support/ollama-double.js";
+import { startSttDouble } from "../support/stt-double.js";
+import { tempDir } from "../support/temp-dir.js";
+import type { Teardown } from "../../build/teardown.js";
+
+const GREETING = "Hello, this is the weather line. You can ask me about the weather in any city in Germany, today or tomorrow.";
+const never = new AbortController().signal;
+const speech = async (text: string) => (await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never)).samples;
+const silence = (ms: number) => new Int16Array((ms / 20) * FRAME_SAMPLES);
+
+function concat(...parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+interface Run {
+  /** Per agent frame slot: whether audio went out. */
+  out: boolean[];
+  trace: Array<Record<string, any>>;
+}
+
+/** Plays the caller's audio into a pipeline frame by frame, 20 ms apart, collecting what it says. */
+async function converse(t: Teardown, caller: Int16Array, stt: string, ollama: string, tailMs: number): Promise<Run> {
+  const dir = tempDir(t, "wa-pipeline-");
+  const spec = parseVoiceProfiles(
+    JSON.stringify({
+      weather: {
+        greeting: GREETING,
+        systemPrompt: "Weather line.",
+        language: "en",
+        stt: { url: stt },
+        llm: { url: ollama, model: "llama3.2:3b" },
+        tts: { engine: "espeak-ng", speed: 165 },
+      },
+    }),
+    "test",
+  ).weather;
+  const pipeline = new VoicePipeline(
+    { callId: "call-1", direction: "inbound", profile: "weather", businessNumber: "+4921100000", remoteNumber: "+4917600000", codec: "opus" },
+    { hangUp: () => undefined },
+    voiceProfile(spec, dir),
+    await WebRtcVad.create(3),
+  );
+  const frames = toFrames(concat(caller, silence(tailMs)));
+  const out: boolean[] = [];
+  const started = performance.now();
+  for (let i = 0; i < frames.length; i++) {
+    pipeline.onCallerFrame(frames[i] as PcmFrame);
+    out.push(pipeline.nextAgentFrame() !== null);
+    const wait = started + (i + 1) * 20 - performance.now();
+    await new Promise((done) => setTimeout(done, Math.max(0, wait)));
+  }
+  await pipeline.close();
+  const trace = readFileSync(join(dir, "call-1.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  return { out, trace };
+}
+
+t.test("'Yes, yes.' over the greeting pauses it, then the greeting goes on to the end; nothing reaches the LLM", async (t) => {
+  const yes = await speech("Yes, yes.");
+  const greetingFrames = toFrames(await speech(GREETING)).length;
+  const stt = await startSttDouble(t, { phrases: [{ text: " Yes, yes.", samples16k: yes }] });
+  const ollama = await startOllamaDouble(t, { script: [] });
+  const run = await converse(t, concat(silence(2000), yes), stt.url, ollama.url, 9000);
+  const spoken = run.out.filter(Boolean).length;
+  t.equal(spoken, greetingFrames, `every frame of the greeting went out (${spoken} of ${greetingFrames})`);
+  const firstGap = run.out.indexOf(false, run.out.indexOf(true));
+  const resumedAt = run.out.indexOf(true, firstGap);
+  t.ok(resumedAt - firstGap > 20, `the greeting paused for ${(resumedAt - firstGap) * 20} ms while the caller's words were checked`);
+  t.same(ollama.requests, [], "a backchannel is not a turn for the LLM");
+  const greeting = run.trace.find((r) => r.turn === 0)!;
+  t.match(greeting.bargeIn, { outcome: "reply went on: backchannel 'Yes, yes.'" });
+  t.equal(greeting.spoken, GREETING);
+  t.match(run.trace.find((r) => r.turn === 1), { resumedReply: "backchannel 'Yes, yes.'", stt: { text: " Yes, yes." } });
+});
+
+t.test("a question over the greeting stops it within one frame; the LLM gets the heard part and the question", async (t) => {
+  const question = await speech("What about the weather in Berlin?");
+  const stt = await startSttDouble(t, { phrases: [{ text: " What about the weather in Berlin?", samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: [{ text: "Berlin is cloudy." }] });
+  const onsetFrame = 2000 / 20;
+  const run = await converse(t, concat(silence(2000), question), stt.url, ollama.url, 4000);
+  const lastGreetingFrame = run.out.lastIndexOf(true, onsetFrame + 50);
+  const stopFrames = lastGreetingFrame - onsetFrame + 1;
+  t.comment(`agent audio stopped ${stopFrames * 20} ms after the caller's speech began (barge-in threshold 300 ms, VAD onset included)`);
+  t.ok(stopFrames * 20 <= 300 + 100, "stopped right after the 300 ms barge-in threshold");
+  t.equal(ollama.requests.length, 1);
+  const messages = (ollama.requests[0] as { messages: Array<{ role: string; content: string }> }).messages;
+  const assistant = messages[messages.length - 2];
+  t.equal(assistant.role, "assistant");
+  t.ok(assistant.content.length < GREETING.length && assistant.content.endsWith("…") && GREETING.startsWith(assistant.content.split(" ")[0]), `the truncated greeting: '${assistant.content}'`);
+  t.same(messages[messages.length - 1], { role: "user", content: "What about the weather in Berlin?" });
+  const greeting = run.trace.find((r) => r.turn === 0)!;
+  t.match(greeting.bargeIn, { outcome: "reply stopped", heard: assistant.content });
+  t.ok(greeting.bargeIn.stopMs <= 320, `trace: stop ${greeting.bargeIn.stopMs} ms after onset`);
+});

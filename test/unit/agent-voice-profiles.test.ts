@@ -1,0 +1,48 @@
+/** AGENT_VOICE_PROFILES: defaults filled in, and every error names the profile and the field. */
+import t from "tap";
+import { parseVoiceProfiles, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
+
+const minimal = {
+  greeting: "Hello.",
+  systemPrompt: "Be brief.",
+  language: "de",
+  stt: { url: "http://127.0.0.1:8000" },
+  llm: { url: "http://127.0.0.1:11434", model: "qwen2.5:3b" },
+  tts: { engine: "espeak-ng" },
+};
+
+t.test("a minimal profile gets the documented defaults", async (t) => {
+  const spec = parseVoiceProfiles(JSON.stringify({ line: minimal }), "profiles.json").line;
+  t.match(spec, {
+    stt: { model: "Systran/faster-whisper-small", timeoutMs: 4000 },
+    llm: { keepAlive: -1, numPredict: 160, timeoutMs: 6000 },
+    tts: { engine: "espeak-ng", voice: "en-us", speed: 165 },
+    tools: [],
+    turns: { hangoverMs: 400, minSpeechMs: 200 },
+    bargeIn: { minSpeechMs: 300, echoGuardMs: 250, backchannels: ["mhm", "mm", "hmm", "uh huh", "okay", "ok", "yes", "yeah", "right", "sure", "ja", "genau"] },
+    transcriptFilter: { noSpeechProb: 0.6, avgLogprob: -1, compressionRatio: 2.4, realSpeechMs: 700 },
+    maxToolRounds: 2,
+  });
+  const running = voiceProfile(spec, "/tmp/traces");
+  t.match(running, { stt: { language: "de" }, llm: { baseUrl: "http://127.0.0.1:11434", model: "qwen2.5:3b" }, tools: [] });
+  t.equal(running.tts.name, "espeak-ng");
+});
+
+t.test("only the tools a profile names are offered", async (t) => {
+  const spec = parseVoiceProfiles(JSON.stringify({ line: { ...minimal, tools: ["get_time", "end_call"] } }), "p.json").line;
+  t.same(voiceProfile(spec, "/tmp").tools.map((x) => x.spec.function.name), ["get_time", "end_call"]);
+});
+
+t.test("errors name the file, the profile and the field", async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ line: { ...minimal, language: "English" } }, /p\.json: line\.language: .*ISO 639-1/],
+    [{ line: { ...minimal, tools: ["get_stock_price"] } }, /line\.tools\.0: /],
+    [{ line: { ...minimal, tts: { engine: "piper" } } }, /line\.tts\.url: /],
+    [{ line: { ...minimal, llm: { url: "not a url", model: "x" } } }, /line\.llm\.url: /],
+    [{ line: { ...minimal, bargeIn: { minSpeechMs: 10 } } }, /line\.bargeIn\.minSpeechMs: /],
+    [{ line: { ...minimal, transcriptFilter: { noSpeechProb: 3 } } }, /line\.transcriptFilter\.noSpeechProb: /],
+    [{ line: { ...minimal, greeting: undefined } }, /line\.greeting: /],
+  ];
+  for (const [json, message] of cases) t.throws(() => parseVoiceProfiles(JSON.stringify(json), "p.json"), { message }, String(message));
+  t.throws(() => parseVoiceProfiles("{ nope", "p.json"), { message: /^AGENT_VOICE_PROFILES: p\.json is not JSON/ });
+});
