@@ -12,7 +12,8 @@ import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
 import { speak, wav16k } from "../../build/speech.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
-import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
+import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
+import { startPiperDouble } from "../support/piper-double.js";
 import { startOllamaDouble } from "../support/ollama-double.js";
 import { businessUri, setUpMediaCall } from "../support/media-call.js";
 import { startSttDouble } from "../support/stt-double.js";
@@ -25,12 +26,40 @@ const GREETING = "Hello, this is the weather line.";
 const ANSWER = "In Düsseldorf it is fourteen degrees with light rain.";
 const SPEED = 165;
 
-/** baresip's microphone: silence while the greeting plays, the question, then silence. */
-function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
-  const question = speak(QUESTION, join(dir, "question16k.wav"), 16000, 0, 1, 0);
+type TrackPart = string | { silenceS: number } | { noiseS: number };
+
+/**
+ * baresip's microphone as a 48 kHz stereo WAV: spoken lines (espeak-ng), silences and noise
+ * bursts in order. Returns each spoken line at 16 kHz (for the STT double) and where it starts.
+ */
+function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lines: Map<string, { samples16k: Int16Array; startS: number }> } {
+  const lines = new Map<string, { samples16k: Int16Array; startS: number }>();
+  const files: string[] = [];
+  let at = 0;
+  parts.forEach((part, i) => {
+    const file = join(dir, `part${i}.wav`);
+    if (typeof part === "string") {
+      speak(part, file, 16000, 0, 1, 0);
+      const samples16k = wav16k(file);
+      lines.set(part, { samples16k, startS: at });
+    } else if ("silenceS" in part) {
+      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "trim", "0", String(part.silenceS)]);
+    } else {
+      // A burst of noise (a rustle, a breath): the VAD takes it for speech, Whisper invents text on it.
+      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "synth", String(part.noiseS), "brownnoise", "vol", "0.3"]);
+    }
+    files.push(file);
+    at += wav16k(file).length / 16000;
+  });
   const wav = join(dir, "caller48k.wav");
-  execFileSync("sox", [question, "-r", "48000", "-c", "2", "-b", "16", wav, "pad", "3.5", "12"]);
-  return { wav, question16k: wav16k(question) };
+  execFileSync("sox", [...files, "-r", "48000", "-c", "2", "-b", "16", wav]);
+  return { wav, lines };
+}
+
+/** The question after the greeting, then silence. */
+function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
+  const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 12 }]);
+  return { wav: track.wav, question16k: track.lines.get(QUESTION)!.samples16k };
 }
 
 function profileJson(stt: string, ollama: string, weather: string, extra: Record<string, unknown> = {}): string {
@@ -80,6 +109,7 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   s.baresip.hangup();
   await ended;
 
+  t.same(ollama.warmUps, ["llama3.2:3b"], "the model was loaded when the agent started");
   t.equal(stt.requests.length, 1, "one turn went to speech-to-text");
   t.match(stt.requests[0], { model: "Systran/faster-whisper-small", language: "en", responseFormat: "verbose_json", matched: ` ${QUESTION}` });
   t.comment(`STT double recognised the caller's turn with score ${stt.requests[0].score.toFixed(3)}`);
@@ -160,4 +190,121 @@ t.test("end_call: the agent says goodbye, then hangs up with a BYE", async (t) =
   t.comment(`goodbye heard at ${goodbye.lagMs} ms (score ${goodbye.score.toFixed(3)})`);
   t.ok(goodbye.score > 0.6, "the goodbye was heard before the BYE");
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
+});
+
+/** The trace records of a call (one JSON line per turn). */
+function traceOf(traceDir: string, callId: string): Array<Record<string, any>> {
+  return readFileSync(join(traceDir, `${callId.replace(/[^A-Za-z0-9._-]/g, "_")}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** Where audio stops in a recording: the end of the last 20 ms frame above the noise floor in [fromMs, toMs). */
+function lastSoundMs(samples: Int16Array, fromMs: number, toMs: number): number {
+  let last = fromMs;
+  for (let ms = fromMs; ms < toMs; ms += 20) {
+    const frame = samples.subarray((ms * 16), (ms + 20) * 16);
+    let energy = 0;
+    for (const x of frame) energy += x * x;
+    if (frame.length && Math.sqrt(energy / frame.length) > 300) last = ms + 20;
+  }
+  return last;
+}
+
+t.test("barge-in during a long answer: the agent's audio stops at once, the next LLM request carries only what was heard", async (t) => {
+  const dir = tempDir(t, "wa-voice-");
+  const INTERRUPTION = "Stop please. What about Berlin?";
+  const LONG = "In Düsseldorf it is fourteen degrees with light rain. Tomorrow the rain moves east and the sun comes out in the afternoon. " +
+    "On Thursday it gets colder, with frost in the night and a strong wind from the north. The weekend stays dry but cloudy everywhere.";
+  const BERLIN = "In Berlin it is nine degrees and cloudy.";
+  const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 5 }, INTERRUPTION, { silenceS: 9 }]);
+  const stt = await startSttDouble(t, {
+    phrases: [QUESTION, INTERRUPTION].map((text) => ({ text: ` ${text}`, samples16k: track.lines.get(text)!.samples16k })),
+  });
+  const weather = await startWeatherDouble(t);
+  const ollama = await startOllamaDouble(t, { script: [{ text: LONG }, { text: BERLIN }] });
+  const profiles = join(dir, "voice-profiles.json");
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url));
+  const traceDir = join(dir, "traces");
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: track.wav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather` },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
+  });
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  await sleep(19_000);
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await ended;
+
+  t.equal(ollama.requests.length, 2, "the question and the interruption each went to the LLM");
+  const messages = (ollama.requests[1] as { messages: Array<{ role: string; content: string }> }).messages;
+  const cut = messages[messages.length - 2];
+  t.equal(cut.role, "assistant");
+  t.ok(cut.content.endsWith("…") && cut.content.length < LONG.length / 2 && LONG.startsWith(cut.content.split(" ").slice(0, 3).join(" ")), `the reply as far as it was heard: '${cut.content}'`);
+  t.same(messages[messages.length - 1], { role: "user", content: INTERRUPTION });
+
+  const trace = traceOf(traceDir, record.callId);
+  const interrupted = trace.find((r) => r.bargeIn);
+  t.match(interrupted, { bargeIn: { outcome: "reply stopped", heard: cut.content } });
+
+  // The same moment as baresip lived it: its microphone (enc) and what it heard (dec) start together.
+  const sent = wav16k(s.baresip.dumps().enc[0]);
+  const heard = wav16k(s.baresip.dumps().dec[0]);
+  const onset = bestCorrelation(track.lines.get(INTERRUPTION)!.samples16k, sent, 16000, { maxLagMs: 20_000 });
+  const stoppedAt = lastSoundMs(heard, onset.lagMs, onset.lagMs + 1500);
+  t.comment(`barge-in: caller speech began at ${onset.lagMs} ms; agent audio at baresip ended ${stoppedAt - onset.lagMs} ms later; ` +
+    `agent side (trace): last packet ${interrupted!.bargeIn.stopMs} ms after the onset the VAD saw, detection at the 300 ms threshold`);
+  // A drained buffer would have played the rest of the answer (several seconds): the sentences after the cut are not heard.
+  t.ok(stoppedAt - onset.lagMs < 1500, "the agent's audio stopped instead of draining its buffer");
+  const weekend = bestCorrelation(await say("The weekend stays dry but cloudy everywhere."), heard, 16000, { maxLagMs: 25_000 });
+  t.ok(weekend.score < 0.6, `the end of the long answer was never played (best match ${weekend.score.toFixed(3)})`);
+  const berlin = bestCorrelation(await say(BERLIN), heard, 16000, { maxLagMs: 25_000 });
+  t.ok(berlin.score > 0.6 && berlin.lagMs > onset.lagMs, `the answer to the interruption was heard (score ${berlin.score.toFixed(3)})`);
+});
+
+t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speech makes the agent (Piper voice) ask to repeat", async (t) => {
+  const dir = tempDir(t, "wa-voice-");
+  const MUMBLE = "I would like to ask you about something.";
+  const ASK = "Sorry, I did not catch that. Could you say it again?";
+  const track = callerTrack(dir, [{ silenceS: 3.5 }, { noiseS: 0.45 }, { silenceS: 2.5 }, MUMBLE, { silenceS: 8 }]);
+  const stt = await startSttDouble(t, {
+    // Real speech that Whisper is unsure of: confidences under the filter's thresholds.
+    phrases: [{ text: ` ${MUMBLE}`, samples16k: track.lines.get(MUMBLE)!.samples16k, segment: { avg_logprob: -1.45, no_speech_prob: 0.71 } }],
+    hallucination: { text: " Thank you.", segment: { avg_logprob: -0.7, no_speech_prob: 0.42 } },
+  });
+  const weather = await startWeatherDouble(t);
+  const ollama = await startOllamaDouble(t, { script: [] });
+  const piper = await startPiperDouble(t);
+  const profiles = join(dir, "voice-profiles.json");
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { tts: { engine: "piper", url: piper.url, voice: "en_US-lessac-medium" }, askToRepeat: ASK }));
+  const traceDir = join(dir, "traces");
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: track.wav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather` },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
+  });
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  await sleep(14_000);
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await ended;
+
+  t.match(stt.requests, [{ matched: null }, { matched: ` ${MUMBLE}` }], "two turns transcribed: the noise (not recognised) and the unclear sentence");
+  t.same(ollama.requests, [], "no dropped text reached the LLM");
+  const trace = traceOf(traceDir, record.callId);
+  const noise = trace.find((r) => r.stt?.text === " Thank you.");
+  t.match(noise, { stt: { verdict: "ignore", dropped: [{ text: "Thank you.", reason: /known silence phrase/ }] }, spoken: "" });
+  const unclear = trace.find((r) => r.stt?.verdict === "ask-to-repeat");
+  t.match(unclear, { stt: { dropped: [{ reason: /no_speech_prob 0\.71 > 0\.6 with avg_logprob -1\.45/ }] }, spoken: ASK });
+  t.same(piper.requests.map((r) => [r.path, r.body.text]), [["/synthesize", GREETING], ["/synthesize", ASK]], "Piper spoke the greeting and the request to repeat, nothing else");
+
+  const heard = wav16k(s.baresip.dumps().dec[0]);
+  const ask = bestCorrelation((await new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 }).synthesize(ASK, new AbortController().signal)).samples, heard, 16000, { maxLagMs: 20_000 });
+  t.comment(`the request to repeat (Piper) was heard at ${ask.lagMs} ms (score ${ask.score.toFixed(3)})`);
+  t.ok(ask.score > 0.6, "the caller heard the agent ask to repeat");
 });
