@@ -21,13 +21,13 @@ export interface BaresipOptions {
   /** RTP ports baresip may use (a capture can then tell its leg apart). */
   rtpPorts: { min: number; max: number };
   user: string;
-  /** Where calls go: the Meta-edge peer's user-side TLS listener. */
-  outbound: { host: string; port: number };
+  /**
+   * WhatsApp user (default): calls go over TLS to the Meta-edge peer's user-side listener,
+   * media is SRTP. A plain phone (a PBX extension): SIP over UDP, plain RTP, no outbound.
+   */
+  role: { kind: "wa-user"; outbound: { host: string; port: number }; cert: string; key: string; caFile: string } | { kind: "plain-phone" };
   /** The microphone: a WAV file (16-bit PCM). */
   sourceWav: string;
-  cert: string;
-  key: string;
-  caFile: string;
   /** Codecs in order, e.g. ["opus/48000/2"] or ["PCMA/8000"]. */
   codecs: string[];
   answerMode?: "manual" | "auto";
@@ -139,9 +139,14 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
   mkdirSync(dumpDir, { recursive: true });
   const sipPort = opts.sipPort;
   const ctrlPort = await freePort();
-  // baresip wants certificate and key in one PEM file.
-  const certFile = join(confDir, "cert.pem");
-  writeFileSync(certFile, `${readFileSync(opts.cert, "utf8")}${readFileSync(opts.key, "utf8")}`);
+  const role = opts.role;
+  const tlsLines: string[] = [];
+  if (role.kind === "wa-user") {
+    // baresip wants certificate and key in one PEM file.
+    const certFile = join(confDir, "cert.pem");
+    writeFileSync(certFile, `${readFileSync(role.cert, "utf8")}${readFileSync(role.key, "utf8")}`);
+    tlsLines.push(`sip_certificate ${certFile}`, `sip_cafile ${role.caFile}`);
+  }
   writeFileSync(
     join(confDir, "config"),
     [
@@ -149,8 +154,7 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
       // Advertise loopback in SDP (not the machine's first interface), as rtpengine listens there.
       `net_interface ${opts.host}`,
       `sip_listen ${opts.host}:${sipPort}`,
-      `sip_certificate ${certFile}`,
-      `sip_cafile ${opts.caFile}`,
+      ...tlsLines,
       `audio_source aufile,${opts.sourceWav}`,
       "audio_player aubridge,sink",
       "audio_alert aubridge,alert",
@@ -177,13 +181,17 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
       "",
     ].join("\n"),
   );
-  const aor = `<sip:${opts.user}@${opts.outbound.host};transport=tls>`;
+  const aor = role.kind === "wa-user" ? `<sip:${opts.user}@${role.outbound.host};transport=tls>` : `<sip:${opts.user}@${opts.host}:${sipPort}>`;
   const params = [
     "regint=0",
-    `outbound="sip:${opts.outbound.host}:${opts.outbound.port};transport=tls"`,
-    `mediaenc=${opts.mediaEncryption ?? "srtp-mand"}`,
-    // DTLS-SRTP as Meta does it: with ICE (Meta is ICE-lite, we are controlling).
-    ...(opts.mediaEncryption === "dtls_srtp" ? ["medianat=ice"] : []),
+    ...(role.kind === "wa-user"
+      ? [
+          `outbound="sip:${role.outbound.host}:${role.outbound.port};transport=tls"`,
+          `mediaenc=${opts.mediaEncryption ?? "srtp-mand"}`,
+          // DTLS-SRTP as Meta does it: with ICE (Meta is ICE-lite, we are controlling).
+          ...(opts.mediaEncryption === "dtls_srtp" ? ["medianat=ice"] : []),
+        ]
+      : []),
     `audio_codecs=${opts.codecs.join(",")}`,
     `answermode=${opts.answerMode ?? "manual"}`,
   ];

@@ -1,16 +1,17 @@
 /**
  * The demo call of `npm start`: a stand-in for Meta's edge (the test peer, a native Kamailio on
- * 127.0.0.2, clearly not Meta) and baresip as a WhatsApp user call the stack over TLS with SRTP.
- * The agent's demo profile plays a prompt and records the caller; baresip records what it heard.
- * Both recordings stay on disk, and how well each matches what was sent is printed.
+ * 127.0.0.2, clearly not Meta) and baresip as a WhatsApp user call the stack over TLS with SRTP
+ * and talk to the voice agent: a question about the weather, then goodbye. The agent answers
+ * with the configured engines, or with the demo stand-ins (build/demo-engines.ts). The
+ * conversation is printed from the agent's turn trace; baresip's recording of what the caller
+ * heard and the trace (with each turn's caller audio) stay on disk.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { MediaAgent } from "../media-agent/src/agent.js";
-import { bestCorrelation } from "../media-agent/src/audio/compare.js";
-import { recordingPaths } from "../media-agent/src/profiles/play-record.js";
+import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { startBaresip } from "./baresip.js";
-import { speakForBaresip, wav16k } from "./speech.js";
+import { callerTrack } from "./speech.js";
 import { createTestCa, issueCert } from "./test-ca.js";
 import { REPO_ROOT } from "./bundle.js";
 import { sleep, startKamailio, type KamailioProcess } from "./kamailio.js";
@@ -19,14 +20,19 @@ import { freePort, freePortRange } from "./ports.js";
 export const DEMO_EDGE_IP = "127.0.0.2";
 export const DEMO_BUSINESS = "+15550001111";
 const DEMO_USER = "+15551234567";
-const DEMO_CALLER_TEXT = "Hello, I would like to know when your shop opens tomorrow morning.";
+export const DEMO_CALLER_LINES = ["What is the weather in Dusseldorf?", "Thank you, that is all. Goodbye!"];
+
+/** The demo caller's microphone: quiet through the greeting, the question, quiet through the answer, goodbye. */
+export function demoCallerTrack(dir: string): ReturnType<typeof callerTrack> {
+  const [question, goodbye] = DEMO_CALLER_LINES;
+  return callerTrack(dir, [{ silenceS: 9 }, question, { silenceS: 12 }, goodbye, { silenceS: 10 }]);
+}
 
 export interface DemoResult {
   callId: string;
-  callerRecording: string;
+  trace: TraceRecord[];
+  /** What the caller heard. */
   baresipRecording: string;
-  callerScore: number;
-  agentScore: number;
 }
 
 /** Runs one call from baresip through the demo edge into the stack; cleans up its processes. */
@@ -34,7 +40,8 @@ export async function runDemoCall(p: {
   runDir: string;
   agent: MediaAgent;
   ourTls: { host: string; port: number };
-  agentPrompt: string;
+  callerWav: string;
+  traceDir: string;
   log: (line: string) => void;
 }): Promise<DemoResult> {
   const dir = join(p.runDir, "demo");
@@ -78,18 +85,14 @@ export async function runDemoCall(p: {
     cleanups.push(() => edge.stop());
     p.log(`demo: stand-in Meta edge (test peer, not Meta) on tls:${DEMO_EDGE_IP}:${edgeUserTls}`);
 
-    const callerWav = speakForBaresip(DEMO_CALLER_TEXT, join(dir, "caller.wav"), "opus/48000/2");
     const baresip = await startBaresip(teardown, {
       dir: join(dir, "baresip"),
       host: "127.0.0.1",
       sipPort: userSip,
       rtpPorts: await freePortRange(10),
       user: DEMO_USER,
-      outbound: { host: DEMO_EDGE_IP, port: edgeUserTls },
-      sourceWav: callerWav,
-      cert: userCert.cert,
-      key: userCert.key,
-      caFile: ca.cert,
+      sourceWav: p.callerWav,
+      role: { kind: "wa-user", outbound: { host: DEMO_EDGE_IP, port: edgeUserTls }, cert: userCert.cert, key: userCert.key, caFile: ca.cert },
       codecs: ["opus/48000/2"],
     });
     const answered = new Promise<string>((done) => p.agent.once("answered", (r) => done(r.callId)));
@@ -98,23 +101,35 @@ export async function runDemoCall(p: {
     baresip.dial(`sip:${DEMO_BUSINESS}@${DEMO_EDGE_IP}`);
     await baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
     const callId = await answered;
-    p.log("demo: call answered; both sides talk for 7 s");
-    await sleep(7000);
-    baresip.hangup();
-    await ended;
-    const files = recordingPaths(p.agent.config.AGENT_RECORD_DIR, callId);
+    p.log("demo: call answered; the caller asks about the weather, then says goodbye");
+    // The agent ends the call after its goodbye; baresip hangs up if it has not by the end of its track.
+    const hungUp = await Promise.race([ended.then(() => true), sleep(45_000).then(() => false)]);
+    if (!hungUp) {
+      baresip.hangup();
+      await ended;
+    }
+    const trace = readTrace(p.traceDir, callId);
     const baresipRecording = baresip.dumps().dec[0];
-    const callerScore = bestCorrelation(wav16k(callerWav), wav16k(files.caller), 16000).score;
-    const agentScore = bestCorrelation(wav16k(p.agentPrompt), wav16k(baresipRecording), 16000).score;
-    p.log(
-      [
-        `demo: call ${callId} ended`,
-        `  the agent recorded the caller:  ${relative(process.cwd(), files.caller)} (match with what baresip sent: ${callerScore.toFixed(2)})`,
-        `  baresip recorded the agent:     ${relative(process.cwd(), baresipRecording)} (match with the agent's prompt: ${agentScore.toFixed(2)})`,
-      ].join("\n"),
-    );
-    return { callId, callerRecording: files.caller, baresipRecording, callerScore, agentScore };
+    p.log([`demo: call ${callId} ended (${hungUp ? "the agent hung up after its goodbye" : "baresip hung up"})`, ...conversation(trace)].join("\n"));
+    p.log(`  turn trace:                ${relative(process.cwd(), traceFileOf(p.traceDir, callId))} (each turn's caller audio beside it)`);
+    p.log(`  what the caller heard:     ${relative(process.cwd(), baresipRecording)}`);
+    return { callId, trace, baresipRecording };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
+}
+
+/** The trace as a transcript with the figures that matter for latency. */
+function conversation(trace: TraceRecord[]): string[] {
+  const lines: string[] = [];
+  for (const r of trace) {
+    if (r.stt) {
+      const dropped = r.stt.dropped.length ? ` (dropped: ${JSON.stringify(r.stt.dropped)})` : "";
+      lines.push(`  caller: ${r.stt.text.trim() || "(nothing usable)"}   [STT ${r.stt.responseMs} ms, ${r.stt.verdict}]${dropped}`);
+    }
+    for (const tool of r.toolResults) lines.push(`    tool ${tool.name}(${JSON.stringify(tool.arguments)}) -> ${tool.content}`);
+    const llm = r.llm.map((x) => x.firstTokenMs ?? "-").join(" + ");
+    if (r.spoken) lines.push(`  agent:  ${r.spoken}   [${llm ? `LLM first token ${llm} ms; ` : ""}first audio ${r.firstPacketOutMs ?? "-"} ms after ${r.stt ? "the caller stopped" : "answer"}]`);
+  }
+  return lines;
 }

@@ -12,7 +12,7 @@ import { parseRoutingConfig } from "../routing/config.js";
 const ROUTING_KEYS = [
   "WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_META_DOMAIN", "WA_META_EDGE",
   "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_CALLBACK_DAILY_LIMIT",
-  "WA_CALLBACK_UNANSWERED_LIMIT", "WA_SRTP_MODE", "WA_RTPENGINE_DIRECTIONS",
+  "WA_CALLBACK_UNANSWERED_LIMIT", "WA_SRTP_MODE", "WA_RTPENGINE_DIRECTIONS", "WA_TRANSFER_PROXY",
 ];
 
 const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");

@@ -3,7 +3,8 @@
  * consumer needs, and WAVs read back at the agent's 16 kHz for comparison.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { readWav } from "../media-agent/src/audio/wav.js";
 import { resample } from "../media-agent/src/codecs/resample.js";
 
@@ -30,3 +31,34 @@ export function wav16k(file: string): Int16Array {
   return w.sampleRate === 16000 ? w.samples : resample(w.samples, w.sampleRate, 16000);
 }
 
+
+export type TrackPart = string | { silenceS: number } | { noiseS: number };
+
+/**
+ * baresip's microphone (Opus) as a 48 kHz stereo WAV: spoken lines (espeak-ng), silences and noise
+ * bursts in order. Returns each spoken line at 16 kHz (for the STT double) and where it starts.
+ */
+export function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lines: Map<string, { samples16k: Int16Array; startS: number }> } {
+  const lines = new Map<string, { samples16k: Int16Array; startS: number }>();
+  const files: string[] = [];
+  let at = 0;
+  mkdirSync(dir, { recursive: true });
+  parts.forEach((part, i) => {
+    const file = join(dir, `part${i}.wav`);
+    if (typeof part === "string") {
+      speak(part, file, 16000, 0, 1, 0);
+      const samples16k = wav16k(file);
+      lines.set(part, { samples16k, startS: at });
+    } else if ("silenceS" in part) {
+      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "trim", "0", String(part.silenceS)]);
+    } else {
+      // A burst of noise (a rustle, a breath): the VAD takes it for speech, Whisper invents text on it.
+      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "synth", String(part.noiseS), "brownnoise", "vol", "0.3"]);
+    }
+    files.push(file);
+    at += wav16k(file).length / 16000;
+  });
+  const wav = join(dir, "caller48k.wav");
+  execFileSync("sox", [...files, "-r", "48000", "-c", "2", "-b", "16", wav]);
+  return { wav, lines };
+}

@@ -3,7 +3,8 @@
  * (userspace), Kamailio with the bundle, and the media agent.
  *
  *   npm start                          demo: the stack plus one demo call from baresip through a
- *                                      stand-in Meta edge (recordings left in .run/recordings)
+ *                                      stand-in Meta edge, talking to the voice agent (demo
+ *                                      engine stand-ins unless AGENT_VOICE_PROFILES is set)
  *   npm start -- --config site.env     a site: settings from an env file (the environment
  *                                      wins), no demo call unless --demo
  *   npm start -- --once                stop after start-up (and the demo call): a smoke run
@@ -11,14 +12,19 @@
  * Without WA_TLS_CERT/WA_TLS_KEY a self-signed certificate for WA_DOMAIN is made under
  * .run/ — fine for trying it out, never for Meta (Meta checks the certificate).
  */
+import { writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { MediaAgent } from "../media-agent/src/agent.js";
 import { startApi } from "../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../media-agent/src/config.js";
-import { speak } from "./speech.js";
-import { DEMO_BUSINESS, DEMO_EDGE_IP, runDemoCall } from "./demo-call.js";
+import { loadVoiceProfiles } from "../media-agent/src/pipeline/voice-profiles.js";
+import { DEMO_BUSINESS, DEMO_CALLER_LINES, DEMO_EDGE_IP, demoCallerTrack, runDemoCall, type DemoResult } from "./demo-call.js";
+import { DEMO_PROFILE, DEMO_VOICE, startDemoEngines } from "./demo-engines.js";
+import { bestCorrelation } from "../media-agent/src/audio/compare.js";
+import { EspeakTts } from "../media-agent/src/pipeline/tts.js";
+import { wav16k } from "./speech.js";
 import { startRtpengine } from "./rtpengine.js";
 import { buildBundle, describeSize, REPO_ROOT } from "./bundle.js";
 import { startKamailio } from "./kamailio.js";
@@ -33,18 +39,9 @@ async function main(): Promise<void> {
   const siteFile = values.config ?? process.env.WA_CONFIG;
   const demo = values.demo ?? !siteFile;
   const runRoot = resolve(REPO_ROOT, ".run");
-  const demoPrompt = join(runRoot, "demo-prompt.wav");
-  // The demo's own number, edge address and agent profile; anything set in the environment wins.
-  const demoDefaults: Record<string, string> = demo
-    ? {
-        WA_NUMBERS: `${DEMO_BUSINESS}=demo`,
-        WA_META_PREFIXES: `${DEMO_EDGE_IP}/32`,
-        AGENT_PROFILES: `demo=play-record:${speak(DEMO_PROMPT, demoPrompt, 16000, 0)}`,
-        AGENT_DEFAULT_PROFILE: "demo",
-        AGENT_RECORD_DIR: join(runRoot, "recordings"),
-      }
-    : {};
-  const cfg = loadSiteConfig(siteFile, { ...demoDefaults, ...process.env });
+  const cleanups: Array<() => unknown> = [];
+  const demoSetup = demo ? await prepareDemo(runRoot, loadSiteConfig(siteFile, process.env).agent, cleanups) : null;
+  const cfg = loadSiteConfig(siteFile, { ...demoSetup?.defaults, ...process.env });
   const agentSettings = parseAgentConfig({
     AGENT_SIP: agentSipAddress(cfg.routing.WA_AGENT_URI ?? "sip:127.0.0.1:5080"),
     AGENT_KAMAILIO: `${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT}`,
@@ -87,6 +84,7 @@ async function main(): Promise<void> {
     await agent.stop();
     await kamailio.stop();
     await rtpengine.stop();
+    for (const fn of cleanups.reverse()) await fn();
     process.exit(code);
   };
   process.on("SIGINT", () => void stop());
@@ -99,7 +97,7 @@ async function main(): Promise<void> {
       `  public  tls:${cfg.WA_PUBLIC_IP}:${cfg.WA_TLS_PORT}${cfg.WA_ADVERTISE_IP ? ` (advertised as ${cfg.WA_ADVERTISE_IP})` : ""}  domain ${cfg.WA_DOMAIN}  <- Meta's SIP edge`,
       `  internal udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT}  <- media agent and internal UAs`,
       `  rtpengine ${cfg.WA_RTPENGINE_SOCK}  interfaces ${interfaces.join(" ")}  ports ${cfg.WA_RTP_PORTS}  log ${relative(process.cwd(), rtpengine.logFile)}`,
-      `  media agent sip:${agent.sipAddress.host}:${agent.sipAddress.port}  codecs ${agentSettings.config.AGENT_CODECS.join(",")}  profiles ${Object.keys(agentSettings.config.AGENT_PROFILES).join(",")}  log ${relative(process.cwd(), join(runRoot, "media-agent.log"))}`,
+      `  media agent sip:${agent.sipAddress.host}:${agent.sipAddress.port}  codecs ${agentSettings.config.AGENT_CODECS.join(",")}  profiles ${agent.profileNames.join(",")}  log ${relative(process.cwd(), join(runRoot, "media-agent.log"))}`,
       `  call API http://${agentSettings.config.AGENT_API.host}:${agentSettings.config.AGENT_API.port}/calls`,
       `  permission API http://127.0.0.1:${cfg.WA_API_PORT}/permissions`,
       `  control  kamcmd -s ${kamailio.ctlSocket} app_jsdt.reload`,
@@ -107,10 +105,18 @@ async function main(): Promise<void> {
       `OPTIONS to udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT} answered: ${probe.status} ${probe.reason}`,
     ].join("\n"),
   );
-  if (demo) {
-    const result = await runDemoCall({ runDir: runRoot, agent, ourTls: { host: cfg.WA_PUBLIC_IP, port: cfg.WA_TLS_PORT }, agentPrompt: demoPrompt, log: (l) => console.log(l) });
-    if (result.callerScore < 0.5 || result.agentScore < 0.5) {
-      console.error("demo: the recordings do not match what was sent: the media path is broken");
+  if (demoSetup) {
+    const result = await runDemoCall({
+      runDir: runRoot,
+      agent,
+      ourTls: { host: cfg.WA_PUBLIC_IP, port: cfg.WA_TLS_PORT },
+      callerWav: demoSetup.callerWav,
+      traceDir: agentSettings.config.AGENT_TRACE_DIR,
+      log: (l) => console.log(l),
+    });
+    const problem = await demoSetup.check(result);
+    if (problem) {
+      console.error(`demo: ${problem}`);
       return stop(1);
     }
   }
@@ -121,7 +127,52 @@ async function main(): Promise<void> {
   process.exit(1);
 }
 
-const DEMO_PROMPT = "Hello, this is the demo media agent on Kamailio. Your call came in over TLS and SRTP. Goodbye for now.";
+/**
+ * The demo's settings: its business number routed to a voice profile, the caller's track, and —
+ * when no AGENT_VOICE_PROFILES is configured — the demo engine stand-ins with a profile for them.
+ * check() says what went wrong after the call, or null.
+ */
+async function prepareDemo(
+  runRoot: string,
+  agentSettings: Record<string, string>,
+  cleanups: Array<() => unknown>,
+): Promise<{ defaults: Record<string, string>; callerWav: string; check(result: DemoResult): Promise<string | null> }> {
+  const track = demoCallerTrack(join(runRoot, "demo-audio"));
+  const traceDir = join(runRoot, "traces");
+  const common = { WA_META_PREFIXES: `${DEMO_EDGE_IP}/32`, AGENT_RECORD_DIR: join(runRoot, "recordings"), AGENT_TRACE_DIR: traceDir };
+  const configured = agentSettings.AGENT_VOICE_PROFILES;
+  if (configured) {
+    const names = Object.keys(loadVoiceProfiles(configured));
+    const profile = agentSettings.AGENT_DEFAULT_PROFILE && names.includes(agentSettings.AGENT_DEFAULT_PROFILE) ? agentSettings.AGENT_DEFAULT_PROFILE : names[0];
+    console.log(`demo: the caller talks to voice profile '${profile}' of ${configured} (your engines)`);
+    return {
+      defaults: { ...common, WA_NUMBERS: `${DEMO_BUSINESS}=${profile}`, AGENT_DEFAULT_PROFILE: profile },
+      callerWav: track.wav,
+      check: async (result) => (result.trace.some((r) => r.stt?.text.trim()) ? null : "no caller turn was transcribed: look at the STT engine and the turn trace"),
+    };
+  }
+  const lines = new Map([...track.lines].map(([text, line]) => [text, line.samples16k]));
+  const engines = await startDemoEngines({ teardown: (fn) => void cleanups.push(fn) }, lines);
+  const profiles = join(runRoot, "demo-voice-profiles.json");
+  writeFileSync(profiles, engines.profilesJson);
+  console.log(`demo: no AGENT_VOICE_PROFILES configured: DEMO stand-ins for speech-to-text and the LLM (not real engines), espeak-ng speaking; profile ${relative(process.cwd(), profiles)}`);
+  return {
+    defaults: { ...common, WA_NUMBERS: `${DEMO_BUSINESS}=${DEMO_PROFILE}`, AGENT_VOICE_PROFILES: profiles, AGENT_DEFAULT_PROFILE: DEMO_PROFILE },
+    callerWav: track.wav,
+    check: async (result) => {
+      // The demo STT recognises the caller's lines only if their audio arrived intact, and the
+      // caller must have heard the weather answer: both media directions are proven.
+      const recognised = engines.recognised().filter((r) => r.text !== null).length;
+      if (recognised < DEMO_CALLER_LINES.length) return `the demo STT recognised ${recognised} of ${DEMO_CALLER_LINES.length} caller lines: the media path toward the agent is broken`;
+      const weather = result.trace.find((r) => r.toolResults.some((x) => x.name === "get_weather" && x.ok));
+      if (!weather?.spoken) return "get_weather was not called or its answer not spoken: see the turn trace";
+      const reference = await new EspeakTts(DEMO_VOICE).synthesize(weather.spoken, new AbortController().signal);
+      const heard = bestCorrelation(reference.samples, wav16k(result.baresipRecording), 16000, { maxLagMs: 60_000 });
+      console.log(`demo: the caller heard the weather answer (match ${heard.score.toFixed(2)} at ${(heard.lagMs / 1000).toFixed(1)} s)`);
+      return heard.score < 0.5 ? "the caller did not hear the agent's answer: the media path toward the caller is broken" : null;
+    },
+  };
+}
 
 /** WA_AGENT_URI (sip:host:port) as the agent's host:port. */
 function agentSipAddress(uri: string): string {

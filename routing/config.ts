@@ -37,6 +37,8 @@ export interface RoutingConfig {
   callbackLimits: CallbackLimits;
   /** How rtpengine bridges Meta's SRTP and the agent's RTP (WA_SRTP_MODE, WA_RTPENGINE_DIRECTIONS). */
   media: MediaSettings;
+  /** Next hop (sip: URI) for the agent's transfer legs to people (WA_TRANSFER_PROXY); null: no transfers. */
+  transferProxy: string | null;
 }
 
 /**
@@ -100,6 +102,10 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   if (!/^[A-Za-z0-9.-]+:\d+$/.test(metaEdge)) errors.push(`WA_META_EDGE: '${metaEdge}' is not host:port`);
 
   const media = parseMediaSettings(get("WA_SRTP_MODE", "SDES"), get("WA_RTPENGINE_DIRECTIONS", ""), errors);
+  const transferProxy = get("WA_TRANSFER_PROXY", "");
+  if (transferProxy && !/^sip:[A-Za-z0-9.:\[\]-]+(;transport=(udp|tcp))?$/.test(transferProxy)) {
+    errors.push(`WA_TRANSFER_PROXY: '${transferProxy}' is not sip:host[:port][;transport=udp|tcp]`);
+  }
 
   if (errors.length) return { config: null, errors };
   return {
@@ -114,6 +120,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       maxCallsPerNumber: limit,
       callbackLimits: { dailyLimit, unansweredLimit },
       media,
+      transferProxy: transferProxy || null,
     },
     errors: [],
   };

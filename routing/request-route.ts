@@ -14,6 +14,7 @@ import { relay } from "./sip/relay";
 import { routingConfig } from "./config";
 import { userInitiatedCall } from "./wa/inbound";
 import { businessInitiatedCall } from "./wa/outbound";
+import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
 import { deleteMedia } from "./wa/media";
 
@@ -88,11 +89,15 @@ function initialRequest(): void {
   }
 }
 
-/** Meta's calls arrive on the public TLS side; business-initiated ones on the internal side. */
+/**
+ * Meta's calls arrive on the public TLS side; on the internal side the agent places
+ * business-initiated calls and transfer legs to people.
+ */
 function routeCall(): void {
   const cfg = routingConfig();
   if (!cfg) refuse(503, "Service Unavailable - Configuration Error", "the WA_* routing settings are invalid (errors logged above)");
   if (fromPublicSide()) userInitiatedCall(cfg);
+  else if (isTransferLeg()) transferCall(cfg);
   else businessInitiatedCall(cfg);
 }
 

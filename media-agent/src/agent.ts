@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { CallAudio, CallAudioFactory, CallInfo } from "./audio/call-audio.js";
+import { bridgeAudio } from "./audio/bridge.js";
+import type { CallAudio, CallAudioFactory, CallControl, CallInfo, TransferResult } from "./audio/call-audio.js";
 import { toFrames, readWav } from "./audio/wav.js";
 import { resample } from "./codecs/resample.js";
 import { SAMPLE_RATE, type PcmFrame } from "./audio/frames.js";
@@ -27,6 +28,8 @@ import { UserAgent, type IncomingInvite } from "./sip/user-agent.js";
 
 /** Header the routing sets on user-initiated calls (routing/wa/inbound.ts). */
 export const PROFILE_HEADER = "X-WA-Profile";
+/** Marks the agent's transfer legs for Kamailio (value: the caller's Call-ID). */
+export const TRANSFER_HEADER = "X-WA-Transfer";
 
 export type CallStatus = "calling" | "ringing" | "answered" | "ended" | "failed";
 
@@ -62,6 +65,8 @@ interface LiveCall {
   record: CallRecord;
   media: MediaSession;
   audio?: CallAudio;
+  /** The other call this one's audio is joined to (a transfer); it ends with this one. */
+  joinedWith?: string;
   maxDuration?: NodeJS.Timeout;
   cancel?: () => void;
 }
@@ -107,6 +112,11 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     }
     log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
     return agent;
+  }
+
+  /** Every profile a call can name: the built-in ones and the voice profiles. */
+  get profileNames(): string[] {
+    return [...Object.keys(this.config.AGENT_PROFILES), ...Object.keys(this.voiceProfiles)];
   }
 
   get sipAddress(): { host: string; port: number } {
@@ -242,6 +252,70 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     return record;
   }
 
+  /**
+   * A transfer to a person: a new leg from the business number to `target` through Kamailio
+   * (marked X-WA-Transfer; Kamailio sends it to WA_TRANSFER_PROXY). Once it is answered the two
+   * calls' audio is joined and the caller's profile audio (the voice pipeline) is closed; when
+   * either call ends, the other is hung up.
+   */
+  private async transfer(callId: string, target: string, ringTimeoutMs: number): Promise<TransferResult> {
+    const caller = this.live.get(callId);
+    if (!caller || caller.record.status !== "answered") return { ok: false, reason: "the call is no longer up" };
+    const media = await this.openMedia(this.log);
+    if (!media) return { ok: false, reason: "no free RTP port pair" };
+    const local = this.localMedia(media);
+    const k = this.config.AGENT_KAMAILIO;
+    const call = this.ua.invite({
+      requestUri: target,
+      from: `<sip:${caller.record.businessNumber}@${k.host}>`,
+      to: `<${target}>`,
+      sdp: createOffer(local),
+      headers: [{ name: TRANSFER_HEADER, value: callId }],
+    });
+    const record = this.newRecord(call.callId, "outbound", "transfer", caller.record.businessNumber, target);
+    const log = this.log.child({ callId: call.callId, transferOf: callId });
+    this.live.set(call.callId, { record, media, cancel: call.cancel });
+    log.info({ target }, "transfer: calling");
+    const ringing = setTimeout(() => call.cancel(), ringTimeoutMs);
+    const result = await call.result;
+    clearTimeout(ringing);
+    const fail = (reason: string): TransferResult => {
+      media.stop();
+      this.live.delete(call.callId);
+      record.status = "failed";
+      record.endReason = reason;
+      record.endedAt = new Date().toISOString();
+      log.info({ reason }, "transfer failed");
+      this.emit("ended", record);
+      return { ok: false, reason };
+    };
+    if (result.status >= 300 || !result.dialog) return fail(result.status === 487 ? `no answer within ${ringTimeoutMs} ms` : `${result.status} ${result.reason}`);
+    let answer;
+    try {
+      answer = acceptAnswer(parseSdp(result.answerSdp ?? ""), local);
+    } catch (err) {
+      answer = { ok: false as const, reason: `bad SDP answer: ${(err as Error).message}` };
+    }
+    if (!answer.ok) {
+      await this.hangUp(call.callId, answer.reason);
+      return { ok: false, reason: answer.reason };
+    }
+    if (!this.live.has(callId)) {
+      await this.hangUp(call.callId, "the caller hung up during the transfer");
+      return { ok: false, reason: "the caller hung up" };
+    }
+    const [callerEnd, personEnd] = bridgeAudio();
+    this.begin(record, media, answer.media, log, personEnd);
+    const previous = caller.audio;
+    caller.audio = callerEnd;
+    caller.media.setAudio(callerEnd);
+    caller.joinedWith = call.callId;
+    this.live.get(call.callId)!.joinedWith = callId;
+    await previous?.close();
+    log.info({ target }, "transfer: answered, calls joined");
+    return { ok: true };
+  }
+
   /** Ends a call from our side: BYE when answered, CANCEL while it is still being set up. */
   async hangUp(callId: string, reason: string): Promise<boolean> {
     const live = this.live.get(callId);
@@ -261,7 +335,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     this.transport.close();
   }
 
-  private begin(record: CallRecord, media: MediaSession, negotiated: Parameters<MediaSession["start"]>[0], log: Logger): void {
+  private begin(record: CallRecord, media: MediaSession, negotiated: Parameters<MediaSession["start"]>[0], log: Logger, joined?: CallAudio): void {
     record.status = "answered";
     record.codec = negotiated.codec.name;
     record.answeredAt = new Date().toISOString();
@@ -273,9 +347,12 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       remoteNumber: record.remoteNumber,
       codec: negotiated.codec.name,
     };
-    // Deferred: a profile may ask from inside the media tick that the hang-up stops.
-    const control = { hangUp: (reason: string) => void setImmediate(() => void this.hangUp(record.callId, reason)) };
-    const audio = this.hooks.audioFactory?.(info, control) ?? this.profileAudio(info, control);
+    const control: CallControl = {
+      // Deferred: a profile may ask from inside the media tick that the hang-up stops.
+      hangUp: (reason) => void setImmediate(() => void this.hangUp(record.callId, reason)),
+      transfer: (target, ringTimeoutMs) => this.transfer(record.callId, target, ringTimeoutMs),
+    };
+    const audio = joined ?? this.hooks.audioFactory?.(info, control) ?? this.profileAudio(info, control);
     const live: LiveCall = this.live.get(record.callId) ?? { record, media };
     live.audio = audio;
     live.maxDuration = setTimeout(() => void this.hangUp(record.callId, "maximum call duration"), this.config.AGENT_MAX_CALL_S * 1000);
@@ -291,7 +368,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     return name in this.config.AGENT_PROFILES || name in this.voiceProfiles;
   }
 
-  private profileAudio(info: CallInfo, control: { hangUp(reason: string): void }): CallAudio {
+  private profileAudio(info: CallInfo, control: CallControl): CallAudio {
     const voice = this.voiceProfiles[info.profile];
     if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), WebRtcVad.createLoaded(3));
     const spec: ProfileSpec = this.config.AGENT_PROFILES[info.profile];
@@ -321,6 +398,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     }
     this.log.info({ callId, reason, packetsIn: record.media.packetsIn, packetsOut: record.media.packetsOut }, "call ended");
     this.emit("ended", record);
+    if (live.joinedWith) await this.hangUp(live.joinedWith, "the other party of the transfer hung up");
   }
 
   private async openMedia(log: Logger): Promise<MediaSession | null> {

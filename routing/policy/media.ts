@@ -72,6 +72,14 @@ export function answerTowardAgentFlags(): string {
   return COMMON.concat(["ICE=remove"]).join(" ");
 }
 
+/**
+ * A transfer leg, agent's INVITE → a person's phone (a PBX): plain RTP both ways, the agent's
+ * codecs as offered; rtpengine only relays, from the agent's interface to the outward one.
+ */
+export function offerTowardTransferFlags(settings: MediaSettings): string {
+  return COMMON.concat(AGENT_SIDE, directionFlags(settings, "internal")).join(" ");
+}
+
 /** WA_SRTP_MODE and WA_RTPENGINE_DIRECTIONS ("external,internal" interface names, or empty). */
 export function parseMediaSettings(mode: string, directions: string, errors: string[]): MediaSettings {
   if (mode !== "SDES" && mode !== "DTLS") errors.push(`WA_SRTP_MODE: '${mode}' is not SDES or DTLS`);

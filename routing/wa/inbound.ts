@@ -4,18 +4,14 @@
  *   isFromMeta ─► business number ─► per-number call limit ─► dialog + Record-Route
  *     ─► profile header ─► relay to the agent
  */
-import { routingConfig, type BusinessNumber, type RoutingConfig } from "../config";
+import type { BusinessNumber, RoutingConfig } from "../config";
 import { isFromMeta } from "../policy/meta-edge";
 import { digestUsername, lookupBusinessNumber } from "../policy/numbers";
 import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { pairKey, updateExistingPair } from "./callback-state";
-import { answerMedia, deleteMedia, offerMedia } from "./media";
-import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
-
-const REPLY_ROUTE = "ksr_onreply_agent";
-const FAILURE_ROUTE = "ksr_failure_agent";
+import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
 const CALLS_PER_NUMBER = "calls_per_number";
@@ -54,8 +50,8 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
   KSR.hdr.append(`${PROFILE_HEADER}: ${business.profile}\r\n`);
   KSR.pv.sets("$du", cfg.agentUri);
   offerMedia("user-initiated", cfg.media);
-  KSR.tm.t_on_reply(REPLY_ROUTE);
-  KSR.tm.t_on_failure(FAILURE_ROUTE);
+  KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
+  KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);
   KSR.info(`user-initiated call from ${pvString("$fU")} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
   relay();
 }
@@ -91,16 +87,3 @@ function authenticateMeta(business: BusinessNumber, realm: string): void {
   refuse(403, "Forbidden - Digest Check Failed", rc === AUTH_INVALID_PASSWORD ? "wrong digest response (password)" : `digest check result ${rc}`);
 }
 
-/** ksr_onreply_agent: the agent's SDP answer goes through rtpengine back to Meta's SRTP. */
-function onReplyAgent(): void {
-  const cfg = routingConfig();
-  if (cfg) answerMedia(cfg.media);
-}
-
-/** ksr_failure_agent: the agent refused or never answered; a CANCEL already freed the media. */
-function failureAgent(): void {
-  if (KSR.tm.t_is_canceled() < 0) deleteMedia(`agent answered ${KSR.tm.t_get_status_code()}`);
-}
-
-exportReplyRoute(REPLY_ROUTE, onReplyAgent);
-exportRequestRoute(FAILURE_ROUTE, failureAgent);

@@ -4,18 +4,25 @@
  * The flags themselves are pure functions in policy/media.ts.
  */
 import type { MediaSettings } from "../policy/media";
-import { answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags } from "../policy/media";
+import { answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags } from "../policy/media";
 import { pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
+import { routingConfig } from "../config";
+import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
 
-export type CallDirection = "user-initiated" | "business-initiated";
+export type CallDirection = "user-initiated" | "business-initiated" | "transfer";
+
+function offerFlags(direction: CallDirection, settings: MediaSettings): string {
+  if (direction === "user-initiated") return offerTowardAgentFlags(settings);
+  return direction === "transfer" ? offerTowardTransferFlags(settings) : offerTowardMetaFlags(settings);
+}
 
 /** Sends the INVITE's SDP through rtpengine; no SDP or no rtpengine refuses the call. */
 export function offerMedia(direction: CallDirection, settings: MediaSettings): void {
   if (KSR.textops.has_body_type("application/sdp") < 0) {
     refuse(488, "Not Acceptable Here - SDP Offer Required", `${direction} INVITE without an SDP offer (late offer is not supported)`);
   }
-  const flags = direction === "user-initiated" ? offerTowardAgentFlags(settings) : offerTowardMetaFlags(settings);
+  const flags = offerFlags(direction, settings);
   if (KSR.rtpengine.rtpengine_offer(flags) < 0) {
     refuse(503, "Service Unavailable - Media Relay Failed", `rtpengine_offer failed (${direction}); is rtpengine running on WA_RTPENGINE_SOCK?`);
   }
@@ -59,3 +66,14 @@ export function deleteMediaOfDialog(reason: string): void {
   }
   KSR.info(`media of call ${callId} deleted (${reason})\n`);
 }
+
+/** ksr_onreply_local: a callee on our side (the agent, a transfer target) answered: its plain SDP goes through rtpengine. */
+export const LOCAL_CALLEE_REPLY_ROUTE = exportReplyRoute("ksr_onreply_local", () => {
+  const cfg = routingConfig();
+  if (cfg) answerMedia(cfg.media);
+});
+
+/** ksr_failure_local: that callee refused or never answered; a CANCEL already freed the media. */
+export const LOCAL_CALLEE_FAILURE_ROUTE = exportRequestRoute("ksr_failure_local", () => {
+  if (KSR.tm.t_is_canceled() < 0) deleteMedia(`${pvString("$avp(wa_media)")} callee answered ${KSR.tm.t_get_status_code()}`);
+});

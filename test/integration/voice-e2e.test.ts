@@ -5,56 +5,29 @@
  * scripted to call get_weather, an Open-Meteo-compatible weather API, and espeak-ng speaking.
  */
 import t from "tap";
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
-import { speak, wav16k } from "../../build/speech.js";
+import { callerTrack, speak, wav16k } from "../../build/speech.js";
+import { startBaresip } from "../../build/baresip.js";
+import { freePort, freePortRange } from "../../build/ports.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
+import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
+import type { CallRecord } from "../../media-agent/src/agent.js";
 import { startPiperDouble } from "../support/piper-double.js";
-import { startOllamaDouble } from "../support/ollama-double.js";
+import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
 import { businessUri, setUpMediaCall } from "../support/media-call.js";
-import { startSttDouble } from "../support/stt-double.js";
+import { startSttDouble } from "../../build/doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS } from "../support/wa-interconnect.js";
-import { startWeatherDouble } from "../support/weather-double.js";
+import { startWeatherDouble } from "../../build/doubles/weather-double.js";
 
 const QUESTION = "What is the weather in Dusseldorf?";
 const GREETING = "Hello, this is the weather line.";
 const ANSWER = "In Düsseldorf it is fourteen degrees with light rain.";
 const SPEED = 165;
-
-type TrackPart = string | { silenceS: number } | { noiseS: number };
-
-/**
- * baresip's microphone as a 48 kHz stereo WAV: spoken lines (espeak-ng), silences and noise
- * bursts in order. Returns each spoken line at 16 kHz (for the STT double) and where it starts.
- */
-function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lines: Map<string, { samples16k: Int16Array; startS: number }> } {
-  const lines = new Map<string, { samples16k: Int16Array; startS: number }>();
-  const files: string[] = [];
-  let at = 0;
-  parts.forEach((part, i) => {
-    const file = join(dir, `part${i}.wav`);
-    if (typeof part === "string") {
-      speak(part, file, 16000, 0, 1, 0);
-      const samples16k = wav16k(file);
-      lines.set(part, { samples16k, startS: at });
-    } else if ("silenceS" in part) {
-      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "trim", "0", String(part.silenceS)]);
-    } else {
-      // A burst of noise (a rustle, a breath): the VAD takes it for speech, Whisper invents text on it.
-      execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "synth", String(part.noiseS), "brownnoise", "vol", "0.3"]);
-    }
-    files.push(file);
-    at += wav16k(file).length / 16000;
-  });
-  const wav = join(dir, "caller48k.wav");
-  execFileSync("sox", [...files, "-r", "48000", "-c", "2", "-b", "16", wav]);
-  return { wav, lines };
-}
 
 /** The question after the greeting, then silence. */
 function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
@@ -130,12 +103,12 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   t.ok(answerMatch.score > 0.6, "the spoken answer arrived at baresip");
   t.ok(answerMatch.lagMs > greetingMatch.lagMs + 3000, "the answer came after the question");
 
-  const trace = readFileSync(join(traceDir, `${record.callId.replace(/[^A-Za-z0-9._-]/g, "_")}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const trace = readTrace(traceDir, record.callId);
   const turn = trace.find((r) => r.stt);
-  t.ok(turn, "the turn has a trace record");
+  if (!turn?.stt) return t.fail("the turn has no trace record");
   t.equal(turn.stt.text.trim(), QUESTION);
-  t.same(turn.toolResults.map((r: { name: string; ok: boolean }) => [r.name, r.ok]), [["get_weather", true]]);
-  t.ok(turn.llm[0].firstTokenMs >= 0 && turn.tts.length > 0 && turn.firstPacketOutMs !== undefined, "LLM, TTS and first-packet times are recorded");
+  t.same(turn.toolResults.map((r) => [r.name, r.ok]), [["get_weather", true]]);
+  t.ok((turn.llm[0].firstTokenMs ?? -1) >= 0 && turn.tts.length > 0 && turn.firstPacketOutMs !== undefined, "LLM, TTS and first-packet times are recorded");
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
 });
 
@@ -192,11 +165,6 @@ t.test("end_call: the agent says goodbye, then hangs up with a BYE", async (t) =
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
 });
 
-/** The trace records of a call (one JSON line per turn). */
-function traceOf(traceDir: string, callId: string): Array<Record<string, any>> {
-  return readFileSync(join(traceDir, `${callId.replace(/[^A-Za-z0-9._-]/g, "_")}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-}
-
 /** Where audio stops in a recording: the end of the last 20 ms frame above the noise floor in [fromMs, toMs). */
 function lastSoundMs(samples: Int16Array, fromMs: number, toMs: number): number {
   let last = fromMs;
@@ -245,7 +213,7 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
   t.ok(cut.content.endsWith("…") && cut.content.length < LONG.length / 2 && LONG.startsWith(cut.content.split(" ").slice(0, 3).join(" ")), `the reply as far as it was heard: '${cut.content}'`);
   t.same(messages[messages.length - 1], { role: "user", content: INTERRUPTION });
 
-  const trace = traceOf(traceDir, record.callId);
+  const trace = readTrace(traceDir, record.callId);
   const interrupted = trace.find((r) => r.bargeIn);
   t.match(interrupted, { bargeIn: { outcome: "reply stopped", heard: cut.content } });
 
@@ -255,7 +223,7 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
   const onset = bestCorrelation(track.lines.get(INTERRUPTION)!.samples16k, sent, 16000, { maxLagMs: 20_000 });
   const stoppedAt = lastSoundMs(heard, onset.lagMs, onset.lagMs + 1500);
   t.comment(`barge-in: caller speech began at ${onset.lagMs} ms; agent audio at baresip ended ${stoppedAt - onset.lagMs} ms later; ` +
-    `agent side (trace): last packet ${interrupted!.bargeIn.stopMs} ms after the onset the VAD saw, detection at the 300 ms threshold`);
+    `agent side (trace): last packet ${interrupted?.bargeIn?.stopMs} ms after the onset the VAD saw, detection at the 300 ms threshold`);
   // A drained buffer would have played the rest of the answer (several seconds): the sentences after the cut are not heard.
   t.ok(stoppedAt - onset.lagMs < 1500, "the agent's audio stopped instead of draining its buffer");
   const weekend = bestCorrelation(await say("The weekend stays dry but cloudy everywhere."), heard, 16000, { maxLagMs: 25_000 });
@@ -296,7 +264,7 @@ t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speec
 
   t.match(stt.requests, [{ matched: null }, { matched: ` ${MUMBLE}` }], "two turns transcribed: the noise (not recognised) and the unclear sentence");
   t.same(ollama.requests, [], "no dropped text reached the LLM");
-  const trace = traceOf(traceDir, record.callId);
+  const trace = readTrace(traceDir, record.callId);
   const noise = trace.find((r) => r.stt?.text === " Thank you.");
   t.match(noise, { stt: { verdict: "ignore", dropped: [{ text: "Thank you.", reason: /known silence phrase/ }] }, spoken: "" });
   const unclear = trace.find((r) => r.stt?.verdict === "ask-to-repeat");
@@ -307,4 +275,65 @@ t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speec
   const ask = bestCorrelation((await new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 }).synthesize(ASK, new AbortController().signal)).samples, heard, 16000, { maxLagMs: 20_000 });
   t.comment(`the request to repeat (Piper) was heard at ${ask.lagMs} ms (score ${ask.score.toFixed(3)})`);
   t.ok(ask.score > 0.6, "the caller heard the agent ask to repeat");
+});
+
+t.test("transfer_call: the caller is announced, a person's phone (a plain SIP phone behind WA_TRANSFER_PROXY) rings, and the two talk", async (t) => {
+  const dir = tempDir(t, "wa-voice-");
+  const ASK = "I would like to talk to a person.";
+  const PROBLEM = "My internet is down since this morning.";
+  const ANNA = "This is Anna from the support team. How can I help you?";
+  const ANNOUNCEMENT = "Please hold, I am connecting you to a colleague.";
+  const track = callerTrack(dir, [{ silenceS: 3.5 }, ASK, { silenceS: 9 }, PROBLEM, { silenceS: 8 }]);
+  const stt = await startSttDouble(t, { phrases: [{ text: ` ${ASK}`, samples16k: track.lines.get(ASK)!.samples16k }] });
+  const weather = await startWeatherDouble(t);
+  const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [{ function: { name: "transfer_call", arguments: { reason: "the caller asked for a person" } } }] }] });
+
+  // The person: a plain SIP phone on UDP with G.711, answering at once and saying hello.
+  const annaPort = await freePort();
+  const anna = await startBaresip(t, {
+    dir: join(dir, "anna"),
+    host: "127.0.0.1",
+    sipPort: annaPort,
+    rtpPorts: await freePortRange(10),
+    user: "anna",
+    role: { kind: "plain-phone" },
+    sourceWav: speak(ANNA, join(dir, "anna8k.wav"), 8000, 0.5, 1, 14),
+    codecs: ["PCMA/8000"],
+    answerMode: "auto",
+  });
+  const target = `sip:anna@127.0.0.1:${annaPort}`;
+  const profiles = join(dir, "voice-profiles.json");
+  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { tools: ["transfer_call"], transfer: { target, announcement: ANNOUNCEMENT, ringTimeoutMs: 10_000 } }));
+  const traceDir = join(dir, "traces");
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: track.wav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather`, WA_TRANSFER_PROXY: `sip:127.0.0.1:${annaPort}` },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
+  });
+  const ended: CallRecord[] = [];
+  s.agent.on("ended", (r) => ended.push(r));
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const record = await answered;
+  await anna.waitForEvent("CALL_ESTABLISHED", 15_000);
+  t.pass("Kamailio took the agent's transfer leg to the person's phone, which answered");
+  await sleep(12_000);
+  s.baresip.hangup();
+  await anna.waitForEvent("CALL_CLOSED", 10_000);
+  t.pass("the caller hung up: the person's call was ended too");
+  t.same(ended.map((r) => r.profile).sort(), ["transfer", "weather"], "both of the agent's calls ended");
+  t.equal(ollama.requests.length, 1, "after the transfer the LLM is not asked again");
+
+  const callerHeard = wav16k(s.baresip.dumps().dec[0]);
+  const announcement = bestCorrelation(await say(ANNOUNCEMENT), callerHeard, 16000, { maxLagMs: 25_000 });
+  const annaSays = bestCorrelation(wav16k(join(dir, "anna8k.wav")), callerHeard, 16000, { maxLagMs: 25_000 });
+  const annaHeard = bestCorrelation(track.lines.get(PROBLEM)!.samples16k, wav16k(anna.dumps().dec[0]), 16000, { maxLagMs: 25_000 });
+  t.comment(`caller heard the announcement at ${announcement.lagMs} ms (${announcement.score.toFixed(3)}) and Anna at ${annaSays.lagMs} ms (${annaSays.score.toFixed(3)}); Anna heard the caller (${annaHeard.score.toFixed(3)})`);
+  t.ok(announcement.score > 0.6, "the caller heard the announcement");
+  t.ok(annaSays.score > 0.6 && annaSays.lagMs > announcement.lagMs, "then the person's voice");
+  t.ok(annaHeard.score > 0.6, "the person heard the caller");
+  const turn = readTrace(traceDir, record.callId).find((r) => r.toolResults.length);
+  t.match(turn?.toolResults, [{ name: "transfer_call", ok: true, content: "The caller is now connected to a person." }]);
+  t.same(await listCalls(s.w.us.rtpengine.ng), [], "no rtpengine session left of either leg");
 });

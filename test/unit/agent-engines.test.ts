@@ -7,8 +7,8 @@ import { createServer } from "node:http";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
 import { chatStream, warmUp, LlmError, type ChatPart, type LlmConfig } from "../../media-agent/src/pipeline/llm-client.js";
-import { startSttDouble } from "../support/stt-double.js";
-import { startOllamaDouble } from "../support/ollama-double.js";
+import { startSttDouble } from "../../build/doubles/stt-double.js";
+import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
 import type { Teardown } from "../../build/teardown.js";
 
 const never = new AbortController().signal;

@@ -4,7 +4,7 @@
  */
 import t from "tap";
 import { endCallTool, getTimeTool, getWeatherTool, runToolCall, transferCallTool, type Tool, type ToolContext } from "../../media-agent/src/pipeline/tools.js";
-import { startWeatherDouble } from "../support/weather-double.js";
+import { startWeatherDouble } from "../../build/doubles/weather-double.js";
 
 function context(over: Partial<ToolContext> = {}): ToolContext & { ended: string[]; transfers: string[] } {
   const ended: string[] = [];
@@ -13,9 +13,9 @@ function context(over: Partial<ToolContext> = {}): ToolContext & { ended: string
     signal: new AbortController().signal,
     now: () => new Date("2026-11-23T15:04:00Z"),
     endCall: (reason) => ended.push(reason),
-    transfer: async (target) => {
-      transfers.push(target);
-      return `Transferring to ${target}.`;
+    transfer: async () => {
+      transfers.push("transfer");
+      return "The caller is now connected to a person.";
     },
     ended,
     transfers,
@@ -81,8 +81,8 @@ t.test("get_time in the profile's time zone; end_call and transfer_call reach th
   const ctx = context();
   const ended = await runToolCall(call("end_call", { reason: "caller said bye" }), [endCallTool()], ctx);
   t.same([ended.ok, ctx.ended], [true, ["caller said bye"]]);
-  const transferred = await runToolCall(call("transfer_call", {}), [transferCallTool("sip:+4921112345@pbx.example")], ctx);
-  t.same([transferred.content, ctx.transfers], ["Transferring to sip:+4921112345@pbx.example.", ["sip:+4921112345@pbx.example"]]);
-  const unset = await runToolCall(call("transfer_call", {}), [transferCallTool("")], ctx);
-  t.equal(unset.content, "No transfer target is configured for this line.");
+  const tool = transferCallTool(30_000);
+  t.equal(tool.timeoutMs, 40_000, "transfer_call waits for the phone to ring out, not the 5 s tool timeout");
+  const transferred = await runToolCall(call("transfer_call", { reason: "wants a person" }), [tool], ctx);
+  t.same([transferred.content, ctx.transfers], ["The caller is now connected to a person.", ["transfer"]]);
 });

@@ -5,7 +5,7 @@
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
 import {
-  answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, parseMediaSettings,
+  answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags, parseMediaSettings,
 } from "../../routing/policy/media.js";
 import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
 import { AGENT_SDP, sipFixture, withHeader } from "../support/fixtures.js";
@@ -59,15 +59,15 @@ function run(message: string, opts: Partial<DoubleOptions> = {}, route: () => vo
 t.test("Meta's INVITE: rtpengine offer toward the agent, answer in the agent's reply route", async (t) => {
   const d = run(sipFixture("meta-invite"));
   t.same(d.rtpengine, [{ fn: "rtpengine_offer", flags: offerTowardAgentFlags(SDES) }]);
-  t.equal(d.relays[0].replyRoute, "ksr_onreply_agent");
-  t.equal(d.relays[0].failureRoute, "ksr_failure_agent");
+  t.equal(d.relays[0].replyRoute, "ksr_onreply_local");
+  t.equal(d.relays[0].failureRoute, "ksr_failure_local");
 
   const ok = agentOk();
-  const r = run(ok, { transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_agent"));
+  const r = run(ok, { transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_local"));
   t.same(r.rtpengine, [{ fn: "rtpengine_answer", flags: answerTowardMetaFlags(SDES) }]);
   const ringing = run(ok.replace("200 OK", "180 Ringing").replace(/Content-Type[^]*$/, "Content-Length: 0\r\n\r\n"), {
     transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" },
-  }, callback("ksr_onreply_agent"));
+  }, callback("ksr_onreply_local"));
   t.same(ringing.rtpengine, [], "a reply without SDP is not an answer");
 });
 
@@ -90,9 +90,9 @@ t.test("BYE from either side and CANCEL delete the call's media", async (t) => {
     transactionExists: true,
   });
   t.same(cancel.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
-  const failed = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => -1, "tm.t_get_status_code": () => 486 } }, callback("ksr_failure_agent"));
+  const failed = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => -1, "tm.t_get_status_code": () => 486 } }, callback("ksr_failure_local"));
   t.same(failed.rtpengine, [{ fn: "rtpengine_delete", flags: "" }], "agent refused: media deleted");
-  const canceled = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => 1, "tm.t_get_status_code": () => 487 } }, callback("ksr_failure_agent"));
+  const canceled = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => 1, "tm.t_get_status_code": () => 487 } }, callback("ksr_failure_local"));
   t.same(canceled.rtpengine, [], "canceled: the CANCEL already deleted it");
 });
 
@@ -122,3 +122,23 @@ function agentOk(): string {
     `Content-Length: ${AGENT_SDP.length}`, "", AGENT_SDP,
   ].join("\r\n");
 }
+
+t.test("a transfer leg from the agent: plain RTP through rtpengine to WA_TRANSFER_PROXY, the marker header removed", async (t) => {
+  const transferInvite = [
+    "INVITE sip:support@pbx.example.com SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-x1", "Max-Forwards: 70",
+    "From: <sip:+15550001111@127.0.0.1>;tag=x1", "To: <sip:support@pbx.example.com>", "Call-ID: transfer-1", "CSeq: 1 INVITE",
+    "Contact: <sip:agent@127.0.0.1:5080>", "X-WA-Transfer: wa-call-7", "Content-Type: application/sdp",
+    `Content-Length: ${AGENT_SDP.length}`, "", AGENT_SDP,
+  ].join("\r\n");
+  const d = run(transferInvite, { transport: AGENT, env: { ...ENV, WA_TRANSFER_PROXY: "sip:192.0.2.10:5060" } });
+  t.same(d.rtpengine, [{ fn: "rtpengine_offer", flags: offerTowardTransferFlags(SDES) }]);
+  t.notOk(flags(offerTowardTransferFlags(SDES)).some((x) => /SAVP|codec-transcode/.test(x)), "no SRTP, no transcoding");
+  t.equal(d.relays.length, 1);
+  t.match(d.relays[0], { duri: "sip:192.0.2.10:5060", replyRoute: "ksr_onreply_local", failureRoute: "ksr_failure_local" });
+  t.ok(d.headerOps.some((op) => op.op === "remove" && op.args[0] === "X-WA-Transfer"), "X-WA-Transfer does not leave");
+  t.match(d.logs.map((l) => l.text).join(""), /transfer leg of call wa-call-7 to sip:support@pbx\.example\.com → sip:192\.0\.2\.10:5060/);
+
+  const refused = run(transferInvite, { transport: AGENT });
+  t.same(refused.replies.map((r) => `${r.code} ${r.reason}`), ["503 Service Unavailable - No Transfer Proxy"]);
+  t.same(refused.rtpengine, [], "nothing reaches rtpengine");
+});

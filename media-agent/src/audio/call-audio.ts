@@ -25,9 +25,17 @@ export interface CallAudio {
   close(): Promise<void> | void;
 }
 
+export type TransferResult = { ok: true } | { ok: false; reason: string };
+
 export interface CallControl {
   /** Ends the call from the agent's side (BYE). */
   hangUp(reason: string): void;
+  /**
+   * Calls a person (a SIP URI, through Kamailio) and, once they answer, joins this call's audio
+   * to theirs: this CallAudio is closed and gets no more frames. Resolves when that happened or
+   * failed (busy, no answer within ringTimeoutMs, refused).
+   */
+  transfer(target: string, ringTimeoutMs: number): Promise<TransferResult>;
 }
 
 export type CallAudioFactory = (call: CallInfo, control: CallControl) => CallAudio;

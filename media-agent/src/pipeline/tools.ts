@@ -15,12 +15,15 @@ export interface ToolContext {
   signal: AbortSignal;
   now(): Date;
   endCall(reason: string): void;
-  transfer(target: string): Promise<string>;
+  /** Transfers the call as the profile says; the result in words for the model. */
+  transfer(): Promise<string>;
 }
 
 export interface Tool {
   spec: ToolSpec;
   schema: z.ZodType;
+  /** Overrides the timeout runToolCall is given. */
+  timeoutMs?: number;
   run(args: unknown, ctx: ToolContext): Promise<string>;
 }
 
@@ -32,10 +35,11 @@ export interface ToolResult {
 
 const TOOL_TIMEOUT_MS = 5000;
 
-export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolContext, timeoutMs = TOOL_TIMEOUT_MS): Promise<ToolResult> {
+export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolContext, defaultTimeoutMs = TOOL_TIMEOUT_MS): Promise<ToolResult> {
   const name = call.function.name;
   const tool = enabled.find((t) => t.spec.function.name === name);
   if (!tool) return { name, ok: false, content: `There is no tool called ${name}.` };
+  const timeoutMs = tool.timeoutMs ?? defaultTimeoutMs;
   const args = tool.schema.safeParse(call.function.arguments);
   if (!args.success) {
     return { name, ok: false, content: `The arguments for ${name} were not valid: ${args.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}.` };
@@ -129,14 +133,23 @@ export function endCallTool(): Tool {
   };
 }
 
-export function transferCallTool(target: string): Tool {
-  const schema = z.object({}).passthrough();
+/** Hands the caller to a person; the profile's transfer settings say who and how long it rings. */
+export function transferCallTool(ringTimeoutMs: number): Tool {
+  const schema = z.object({ reason: z.string().max(200).optional() });
   return {
-    spec: { type: "function", function: { name: "transfer_call", description: "Transfer the caller to a person", parameters: { type: "object", properties: {} } } },
+    spec: {
+      type: "function",
+      function: {
+        name: "transfer_call",
+        description: "Connect the caller to a person (a colleague) when they ask for one or you cannot help",
+        parameters: { type: "object", properties: { reason: { type: "string" } } },
+      },
+    },
     schema,
+    // The person's phone rings: the tool waits for the answer, not the usual tool timeout.
+    timeoutMs: ringTimeoutMs + 10_000,
     async run(_args, ctx) {
-      if (!target) return "No transfer target is configured for this line.";
-      return ctx.transfer(target);
+      return ctx.transfer();
     },
   };
 }

@@ -14,11 +14,12 @@ import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { toFrames, writeWav } from "../audio/wav.js";
 import { BargeInDetector, heardText, isBackchannel, type SpokenPiece } from "./barge-in.js";
 import { SentenceChunker } from "./chunker.js";
-import { chatStream, type ChatMessage, type LlmConfig, type ToolCall } from "./llm-client.js";
+import { chatStream, type ChatMessage, type LlmConfig } from "./llm-client.js";
 import { transcribe, type SttConfig } from "./stt-client.js";
 import { runToolCall, type Tool, type ToolContext } from "./tools.js";
 import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
+import { safeName, traceFileOf, type TurnTrace } from "./turn-trace.js";
 import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
 
 export interface VoiceProfile {
@@ -42,6 +43,9 @@ export interface VoiceProfile {
   apology: string;
   goodbye: string;
   maxToolRounds: number;
+  toolTimeoutMs: number;
+  /** Who transfer_call connects the caller to. */
+  transfer: { target: string; ringTimeoutMs: number; announcement: string } | null;
   traceDir: string;
 }
 
@@ -49,27 +53,6 @@ interface QueuedPiece extends SpokenPiece {
   frames: PcmFrame[];
   played: number;
   trace: TurnTrace;
-}
-
-/** One JSON line per turn; times in ms are from the end of the caller's speech (turn 0: call start). */
-interface TurnTrace {
-  turn: number;
-  speechStart?: string;
-  speechEnd?: string;
-  speechMs?: number;
-  audio?: string;
-  stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
-  llm: Array<{ requestAt: string; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
-  toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
-  tts: Array<{ text: string; engine: string; requestMs: number; synthesisMs?: number; error?: string }>;
-  firstPacketOutMs?: number;
-  /** The caller spoke over this turn's reply: onset → detection → last agent packet. */
-  bargeIn?: { onsetMs: number; detectedMs: number; lastPacketMs: number; stopMs: number; heard: string; outcome?: string };
-  /** This turn was spoken over the agent and let its reply go on. */
-  resumedReply?: string;
-  spoken?: string;
-  /** performance.now() at the end of the caller's speech; not written. */
-  t0: number;
 }
 
 interface Paused {
@@ -93,6 +76,8 @@ export class VoicePipeline implements CallAudio {
   private failures = 0;
   private speaking = false;
   private paused: Paused | null = null;
+  /** Set by the end_call tool: the reply ends with the goodbye, then the call. */
+  private endingReason: string | null = null;
   private lastAudioOutAt = 0;
   private closed = false;
   private readonly traceFile: string;
@@ -107,7 +92,7 @@ export class VoicePipeline implements CallAudio {
     this.bargeIn = new BargeInDetector(profile.bargeIn);
     this.history = [{ role: "system", content: profile.systemPrompt }];
     mkdirSync(profile.traceDir, { recursive: true });
-    this.traceFile = join(profile.traceDir, `${safe(call.callId)}.jsonl`);
+    this.traceFile = traceFileOf(profile.traceDir, call.callId);
     // The business speaks first: the greeting is synthesised at once.
     const greeting = this.newTrace();
     void this.say([profile.greeting], this.turnAbort.signal, greeting).then(() => this.finishTrace(greeting, profile.greeting));
@@ -171,7 +156,7 @@ export class VoicePipeline implements CallAudio {
     const trace = this.startTurn(audio, speechMs);
     const recognised = await this.recognise(audio, speechMs, trace, next.signal);
     this.interruptionAbort = null;
-    if (recognised.kind === "aborted" || this.closed) return;
+    if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
     const goOn = this.goesOn(recognised);
     if (goOn) {
       paused.trace.bargeIn!.outcome = `reply went on: ${goOn}`;
@@ -199,7 +184,7 @@ export class VoicePipeline implements CallAudio {
     trace.speechMs = speechMs;
     trace.speechEnd = new Date().toISOString();
     trace.speechStart = new Date(Date.now() - (audio.length / SAMPLE_RATE) * 1000).toISOString();
-    trace.audio = `${safe(this.call.callId)}-turn-${trace.turn}.wav`;
+    trace.audio = `${safeName(this.call.callId)}-turn-${trace.turn}.wav`;
     writeFileSync(join(this.profile.traceDir, trace.audio), writeWav(audio, SAMPLE_RATE));
     return trace;
   }
@@ -219,7 +204,7 @@ export class VoicePipeline implements CallAudio {
   }
 
   private async answer(recognised: Recognised, trace: TurnTrace, signal: AbortSignal): Promise<void> {
-    if (recognised.kind === "aborted") return;
+    if (recognised.kind === "aborted") return this.closed ? this.finishTrace(trace, "") : undefined;
     if (recognised.kind === "error") return this.sayAndFinish(this.profile.apology, trace, signal);
     const { verdict } = recognised;
     if (verdict.kind === "ignore") return this.finishTrace(trace, "");
@@ -248,7 +233,7 @@ export class VoicePipeline implements CallAudio {
       speaking.push(this.say([piece], signal, trace));
     };
     const filler = setTimeout(() => {
-      if (spoken.length === 0 && !signal.aborted) speaking.push(this.say([this.profile.filler], signal, trace));
+      if (trace.tts.length === 0 && !signal.aborted) speaking.push(this.say([this.profile.filler], signal, trace));
     }, this.profile.fillerAfterMs);
     try {
       for (let round = 0; round <= this.profile.maxToolRounds; round++) {
@@ -267,15 +252,23 @@ export class VoicePipeline implements CallAudio {
         if (record.toolCalls.length === 0) break;
         this.history.push({ role: "assistant", content: record.text, tool_calls: record.toolCalls });
         for (const call of record.toolCalls) {
-          const result = await runToolCall(call, this.profile.tools, this.toolContext(signal, trace));
+          const result = await runToolCall(call, this.profile.tools, this.toolContext(signal, trace), this.profile.toolTimeoutMs);
           trace.toolResults.push({ name: call.function.name, arguments: call.function.arguments, ok: result.ok, content: result.content });
           this.history.push({ role: "tool", tool_name: result.name, content: result.content });
         }
+        if (this.endingReason) break; // end_call: the goodbye is the profile's, no further LLM round
       }
       chunker.flush().forEach(sayPiece);
+      if (this.endingReason) sayPiece(this.profile.goodbye);
       await Promise.all(speaking);
+      const reason = this.endingReason;
+      if (reason) this.afterPlayback(() => this.control.hangUp(`end_call: ${reason}`));
     } catch (err) {
-      if (signal.aborted) return null;
+      if (signal.aborted) {
+        // A call that ends (or is transferred) mid-turn still leaves the turn's record.
+        if (this.closed) this.finishTrace(trace, spoken.join(" "));
+        return null;
+      }
       const last = trace.llm[trace.llm.length - 1];
       if (last) last.error = String((err as Error).message);
       await this.say([this.profile.apology], signal, trace);
@@ -292,12 +285,26 @@ export class VoicePipeline implements CallAudio {
     return {
       signal,
       now: () => new Date(),
-      endCall: (reason: string) => {
-        // Say goodbye, then hang up once it has been played.
-        void this.say([this.profile.goodbye], signal, trace).then(() => this.afterPlayback(() => this.control.hangUp(`end_call: ${reason}`)));
-      },
-      transfer: async (target: string) => `transfer to ${target} is not available on this line`,
+      // The goodbye is said once the tool round is over; the BYE goes when it has been played.
+      endCall: (reason: string) => void (this.endingReason = reason),
+      transfer: () => this.transfer(signal, trace),
     };
+  }
+
+  /**
+   * transfer_call: the announcement is played in full, then the person's phone rings; once they
+   * answer, the agent joins the calls and closes this pipeline. The result is for the model.
+   */
+  private async transfer(signal: AbortSignal, trace: TurnTrace): Promise<string> {
+    const settings = this.profile.transfer;
+    if (!settings) return "No transfer target is configured for this line.";
+    await this.say([settings.announcement], signal, trace);
+    await new Promise<void>((done) => this.afterPlayback(done));
+    if (signal.aborted || this.closed) return "The caller spoke before the transfer started; it was not started.";
+    const result = await this.control.transfer(settings.target, settings.ringTimeoutMs);
+    return result.ok
+      ? "The caller is now connected to a person."
+      : `The transfer failed (${result.reason}). Tell the caller that nobody can take the call right now, and offer to help.`;
   }
 
   /** Synthesises the pieces in order and queues them; failures are traced, never thrown. */
@@ -363,13 +370,10 @@ export class VoicePipeline implements CallAudio {
   private finishTrace(trace: TurnTrace, spoken: string): void {
     if (trace.spoken !== undefined) return;
     trace.spoken = spoken;
+    if (this.closed) trace.endedWithCall = true;
     this.afterPlayback(() => {
       const { t0: _t0, ...record } = trace;
       appendFileSync(this.traceFile, `${JSON.stringify(record)}\n`);
     });
   }
-}
-
-function safe(callId: string): string {
-  return callId.replace(/[^A-Za-z0-9._-]/g, "_");
 }

@@ -37,7 +37,13 @@ const profileSchema = z.object({
     forecastUrl: "https://api.open-meteo.com",
     timeoutMs: 3000,
   }),
-  transferTarget: z.string().optional(),
+  transfer: z
+    .object({
+      target: z.string().regex(/^sips?:[^\s@]+@[^\s]+$/, "a SIP URI such as sip:support@pbx.example.com"),
+      ringTimeoutMs: z.number().int().positive().default(30_000),
+      announcement: z.string().min(1).default("Please hold, I am connecting you to a colleague."),
+    })
+    .optional(),
   timezone: z.string().default("UTC"),
   turns: z.object({ hangoverMs: z.number().int().min(100).max(2000).default(400), minSpeechMs: z.number().int().min(60).default(200), preRollMs: z.number().int().min(0).default(200) }).default({ hangoverMs: 400, minSpeechMs: 200, preRollMs: 200 }),
   bargeIn: z
@@ -64,6 +70,11 @@ const profileSchema = z.object({
   apology: z.string().default("Sorry, I have a technical problem right now. Please try again in a moment."),
   goodbye: z.string().default("Thank you for calling. Goodbye!"),
   maxToolRounds: z.number().int().min(0).max(5).default(2),
+  toolTimeoutMs: z.number().int().positive().default(5000),
+}).superRefine((p, ctx) => {
+  if (p.tools.includes("transfer_call") && !p.transfer) {
+    ctx.addIssue({ code: "custom", path: ["transfer", "target"], message: "transfer_call is enabled but no transfer target is set" });
+  }
 });
 
 export type VoiceProfileSpec = z.output<typeof profileSchema>;
@@ -101,7 +112,7 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     get_weather: () => getWeatherTool(spec.weather),
     get_time: () => getTimeTool(spec.timezone),
     end_call: () => endCallTool(),
-    transfer_call: () => transferCallTool(spec.transferTarget ?? ""),
+    transfer_call: () => transferCallTool(spec.transfer?.ringTimeoutMs ?? 0),
   };
   return {
     greeting: spec.greeting,
@@ -122,6 +133,8 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     apology: spec.apology,
     goodbye: spec.goodbye,
     maxToolRounds: spec.maxToolRounds,
+    toolTimeoutMs: spec.toolTimeoutMs,
+    transfer: spec.transfer ?? null,
     traceDir,
   };
 }

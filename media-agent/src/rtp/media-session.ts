@@ -109,6 +109,11 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     return this.codec?.name;
   }
 
+  /** What the call hears and says from the next frame on (a transfer joins it to another call). */
+  setAudio(audio: CallAudio): void {
+    this.audio = audio;
+  }
+
   /** Starts both directions; the first packet leaves now. */
   start(media: NegotiatedMedia, audio: CallAudio): void {
     this.media = media;

@@ -5,7 +5,7 @@
  * Silence and unknown sounds get Whisper's favourite invention, when the test gives one.
  */
 import { createServer, type IncomingMessage } from "node:http";
-import type { Teardown } from "../../build/teardown.js";
+import type { Teardown } from "../teardown.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { readWav } from "../../media-agent/src/audio/wav.js";
 import { resample } from "../../media-agent/src/codecs/resample.js";

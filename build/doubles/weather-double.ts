@@ -1,9 +1,9 @@
 /** Open-Meteo's geocoding and forecast APIs for a few cities, recording the requests' URLs. */
 import { createServer } from "node:http";
-import type { Teardown } from "../../build/teardown.js";
+import type { Teardown } from "../teardown.js";
 
 const CITIES: Record<string, { name: string; country: string; latitude: number; longitude: number; temperature: number; code: number; wind: number }> = {
-  düsseldorf: { name: "Düsseldorf", country: "Germany", latitude: 51.22172, longitude: 6.77616, temperature: 14.2, code: 61, wind: 12.4 },
+  dusseldorf: { name: "Düsseldorf", country: "Germany", latitude: 51.22172, longitude: 6.77616, temperature: 14.2, code: 61, wind: 12.4 },
   berlin: { name: "Berlin", country: "Germany", latitude: 52.52437, longitude: 13.41053, temperature: 9.8, code: 3, wind: 7.1 },
 };
 
@@ -14,7 +14,8 @@ export async function startWeatherDouble(t: Teardown): Promise<{ url: string; re
     const url = new URL(req.url ?? "/", "http://weather");
     const json = (o: unknown) => res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(o));
     if (url.pathname === "/v1/search") {
-      const city = CITIES[(url.searchParams.get("name") ?? "").toLowerCase()];
+      // Like Open-Meteo, "Dusseldorf" finds Düsseldorf.
+      const city = CITIES[(url.searchParams.get("name") ?? "").normalize("NFD").replace(/\p{M}/gu, "").toLowerCase()];
       return json(city ? { results: [{ id: 1, name: city.name, latitude: city.latitude, longitude: city.longitude, country: city.country, timezone: "Europe/Berlin" }], generationtime_ms: 0.5 } : { generationtime_ms: 0.4 });
     }
     if (url.pathname === "/v1/forecast") {

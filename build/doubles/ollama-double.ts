@@ -1,9 +1,10 @@
 /**
- * An Ollama-compatible `/api/chat` server speaking the streaming NDJSON protocol, scripted per
- * test (one reply per request, in order), recording every request body for assertions.
+ * An Ollama-compatible `/api/chat` server speaking the streaming NDJSON protocol, scripted: a
+ * list (one reply per request, in order: tests) or a function of the conversation (the demo's
+ * rule-based stand-in). Records every request body for assertions. Not a language model.
  */
 import { createServer } from "node:http";
-import type { Teardown } from "../../build/teardown.js";
+import type { Teardown } from "../teardown.js";
 import type { ToolCall } from "../../media-agent/src/pipeline/llm-client.js";
 
 export interface ScriptedReply {
@@ -26,7 +27,9 @@ export interface OllamaDouble {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedReply[] }): Promise<OllamaDouble> {
+export type ChatMessages = Array<{ role: string; content: string; tool_name?: string }>;
+
+export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedReply[] | ((messages: ChatMessages) => ScriptedReply) }): Promise<OllamaDouble> {
   const requests: OllamaDouble["requests"] = [];
   const warmUps: string[] = [];
   let down = false;
@@ -44,7 +47,7 @@ export async function startOllamaDouble(t: Teardown, opts: { script: ScriptedRep
         line({ message: { role: "assistant", content: "" }, done_reason: "load", done: true });
         return res.end();
       }
-      const reply = opts.script[requests.length] ?? { text: "I have nothing more to say." };
+      const reply = typeof opts.script === "function" ? opts.script(body.messages as ChatMessages) : (opts.script[requests.length] ?? { text: "I have nothing more to say." });
       requests.push(body as Record<string, unknown>);
       let closed = false;
       res.on("close", () => (closed = true));
