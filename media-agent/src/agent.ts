@@ -20,9 +20,9 @@ import { warmUp } from "./pipeline/llm-client.js";
 import { VoicePipeline } from "./pipeline/voice-pipeline.js";
 import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
 import { WebRtcVad } from "./pipeline/vad.js";
-import { acceptAnswer, answerOffer, createOffer, type LocalMedia } from "./sdp/negotiate.js";
+import { acceptAnswer, answerOffer, createOffer, type LocalMedia, type NegotiatedMedia } from "./sdp/negotiate.js";
 import { parseSdp, SdpParseError } from "./sdp/sdp.js";
-import { header, parseNameAddr, parseUri } from "./sip/message.js";
+import { header, parseNameAddr, parseUri, type SipHeader } from "./sip/message.js";
 import { SipTransport } from "./sip/transport.js";
 import { UserAgent, type IncomingInvite } from "./sip/user-agent.js";
 
@@ -213,42 +213,16 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     const media = await this.openMedia(this.log);
     if (!media) throw new AgentRequestError("no free RTP port pair", 503);
     const k = this.config.AGENT_KAMAILIO;
-    const local = this.localMedia(media);
-    const call = this.ua.invite({
+    const { record, log, outcome } = this.dial(media, {
       requestUri: `sip:${p.to}@${k.host}:${k.port}`,
       from: `<sip:${p.number}@${k.host}>`,
       to: `<sip:${p.to}@${k.host}>`,
-      sdp: createOffer(local),
       headers: [{ name: PROFILE_HEADER, value: p.profile }],
+      profile: p.profile,
+      number: p.number,
+      remote: p.to,
     });
-    const record = this.newRecord(call.callId, "outbound", p.profile, p.number, p.to);
-    const log = this.log.child({ callId: call.callId });
-    const live: LiveCall = { record, media, cancel: call.cancel };
-    this.live.set(call.callId, live);
-    void call.result.then((result) => {
-      if (result.status >= 300 || !result.dialog) {
-        media.stop();
-        this.live.delete(call.callId);
-        record.status = "failed";
-        record.endReason = `${result.status} ${result.reason}`;
-        record.endedAt = new Date().toISOString();
-        log.info({ status: result.status, reason: result.reason }, "outbound call failed");
-        this.emit("ended", record);
-        return;
-      }
-      let answer;
-      try {
-        answer = acceptAnswer(parseSdp(result.answerSdp ?? ""), local);
-      } catch (err) {
-        answer = { ok: false as const, reason: `bad SDP answer: ${(err as Error).message}` };
-      }
-      if (!answer.ok) {
-        log.error({ reason: answer.reason }, "unusable SDP answer");
-        void this.hangUp(call.callId, answer.reason);
-        return;
-      }
-      this.begin(record, media, answer.media, log);
-    });
+    void outcome.then((dialed) => dialed.ok && this.begin(record, media, dialed.negotiated, log));
     return record;
   }
 
@@ -263,57 +237,77 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     if (!caller || caller.record.status !== "answered") return { ok: false, reason: "the call is no longer up" };
     const media = await this.openMedia(this.log);
     if (!media) return { ok: false, reason: "no free RTP port pair" };
-    const local = this.localMedia(media);
-    const k = this.config.AGENT_KAMAILIO;
-    const call = this.ua.invite({
+    const { record, log, outcome } = this.dial(media, {
       requestUri: target,
-      from: `<sip:${caller.record.businessNumber}@${k.host}>`,
+      from: `<sip:${caller.record.businessNumber}@${this.config.AGENT_KAMAILIO.host}>`,
       to: `<${target}>`,
-      sdp: createOffer(local),
       headers: [{ name: TRANSFER_HEADER, value: callId }],
+      profile: "transfer",
+      number: caller.record.businessNumber,
+      remote: target,
+      ringTimeoutMs,
     });
-    const record = this.newRecord(call.callId, "outbound", "transfer", caller.record.businessNumber, target);
-    const log = this.log.child({ callId: call.callId, transferOf: callId });
-    this.live.set(call.callId, { record, media, cancel: call.cancel });
-    log.info({ target }, "transfer: calling");
-    const ringing = setTimeout(() => call.cancel(), ringTimeoutMs);
-    const result = await call.result;
-    clearTimeout(ringing);
-    const fail = (reason: string): TransferResult => {
-      media.stop();
-      this.live.delete(call.callId);
-      record.status = "failed";
-      record.endReason = reason;
-      record.endedAt = new Date().toISOString();
-      log.info({ reason }, "transfer failed");
-      this.emit("ended", record);
-      return { ok: false, reason };
-    };
-    if (result.status >= 300 || !result.dialog) return fail(result.status === 487 ? `no answer within ${ringTimeoutMs} ms` : `${result.status} ${result.reason}`);
-    let answer;
-    try {
-      answer = acceptAnswer(parseSdp(result.answerSdp ?? ""), local);
-    } catch (err) {
-      answer = { ok: false as const, reason: `bad SDP answer: ${(err as Error).message}` };
-    }
-    if (!answer.ok) {
-      await this.hangUp(call.callId, answer.reason);
-      return { ok: false, reason: answer.reason };
-    }
+    log.info({ target, transferOf: callId }, "transfer: calling");
+    const dialed = await outcome;
+    if (!dialed.ok) return dialed;
     if (!this.live.has(callId)) {
-      await this.hangUp(call.callId, "the caller hung up during the transfer");
+      await this.hangUp(record.callId, "the caller hung up during the transfer");
       return { ok: false, reason: "the caller hung up" };
     }
     const [callerEnd, personEnd] = bridgeAudio();
-    this.begin(record, media, answer.media, log, personEnd);
+    this.begin(record, media, dialed.negotiated, log, personEnd);
     const previous = caller.audio;
     caller.audio = callerEnd;
     caller.media.setAudio(callerEnd);
-    caller.joinedWith = call.callId;
-    this.live.get(call.callId)!.joinedWith = callId;
+    caller.joinedWith = record.callId;
+    this.live.get(record.callId)!.joinedWith = callId;
     await previous?.close();
-    log.info({ target }, "transfer: answered, calls joined");
+    log.info({ target, transferOf: callId }, "transfer: answered, calls joined");
     return { ok: true };
+  }
+
+  /**
+   * An outgoing INVITE through Kamailio: the record follows it (calling → failed, or answered
+   * once `outcome` says so and the caller begins the media). No answer within ringTimeoutMs
+   * cancels it.
+   */
+  private dial(
+    media: MediaSession,
+    p: { requestUri: string; from: string; to: string; headers: SipHeader[]; profile: string; number: string; remote: string; ringTimeoutMs?: number },
+  ): { record: CallRecord; log: Logger; outcome: Promise<{ ok: true; negotiated: NegotiatedMedia } | { ok: false; reason: string }> } {
+    const local = this.localMedia(media);
+    const call = this.ua.invite({ requestUri: p.requestUri, from: p.from, to: p.to, sdp: createOffer(local), headers: p.headers });
+    const record = this.newRecord(call.callId, "outbound", p.profile, p.number, p.remote);
+    const log = this.log.child({ callId: call.callId });
+    this.live.set(call.callId, { record, media, cancel: call.cancel });
+    const ringing = p.ringTimeoutMs ? setTimeout(() => call.cancel(), p.ringTimeoutMs) : undefined;
+    const outcome = call.result.then(async (result) => {
+      clearTimeout(ringing);
+      if (result.status >= 300 || !result.dialog) {
+        const reason = result.status === 487 && p.ringTimeoutMs ? `no answer within ${p.ringTimeoutMs} ms` : `${result.status} ${result.reason}`;
+        media.stop();
+        this.live.delete(call.callId);
+        record.status = "failed";
+        record.endReason = reason;
+        record.endedAt = new Date().toISOString();
+        log.info({ status: result.status, reason }, "outbound call failed");
+        this.emit("ended", record);
+        return { ok: false as const, reason };
+      }
+      let answer;
+      try {
+        answer = acceptAnswer(parseSdp(result.answerSdp ?? ""), local);
+      } catch (err) {
+        answer = { ok: false as const, reason: `bad SDP answer: ${(err as Error).message}` };
+      }
+      if (!answer.ok) {
+        log.error({ reason: answer.reason }, "unusable SDP answer");
+        await this.hangUp(call.callId, answer.reason);
+        return { ok: false as const, reason: answer.reason };
+      }
+      return { ok: true as const, negotiated: answer.media };
+    });
+    return { record, log, outcome };
   }
 
   /** Ends a call from our side: BYE when answered, CANCEL while it is still being set up. */

@@ -18,7 +18,8 @@ import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
 import type { CallRecord } from "../../media-agent/src/agent.js";
 import { startPiperDouble } from "../support/piper-double.js";
 import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
-import { businessUri, setUpMediaCall } from "../support/media-call.js";
+import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";
+import type { Teardown } from "../../build/teardown.js";
 import { startSttDouble } from "../../build/doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS } from "../support/wa-interconnect.js";
@@ -51,6 +52,40 @@ function profileJson(stt: string, ollama: string, weather: string, extra: Record
   });
 }
 
+interface Engines {
+  stt: { url: string };
+  ollama: { url: string };
+  weather: { url: string };
+}
+
+/** The stack with the weather profile (plus `extra`); baresip calls it, playing its track. */
+async function startVoiceCall(
+  t: Teardown,
+  dir: string,
+  p: { callerWav: string; engines: Engines; extra?: Record<string, unknown>; env?: Record<string, string> },
+): Promise<{ s: MediaCallSetup; record: CallRecord; traceDir: string }> {
+  const profiles = join(dir, "voice-profiles.json");
+  writeFileSync(profiles, profileJson(p.engines.stt.url, p.engines.ollama.url, p.engines.weather.url, p.extra));
+  const traceDir = join(dir, "traces");
+  const s = await setUpMediaCall(t, dir, {
+    callerWav: p.callerWav,
+    env: { WA_NUMBERS: `${BUSINESS}=weather`, ...p.env },
+    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
+  });
+  const answered = s.nextAnswered();
+  s.baresip.dial(businessUri(s.w));
+  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  return { s, record: await answered, traceDir };
+}
+
+/** The caller talks (its track plays) for talkMs, then hangs up; resolves once the agent ended the call. */
+async function hangUpAfter(s: MediaCallSetup, talkMs: number): Promise<void> {
+  await sleep(talkMs);
+  const ended = s.nextEnded();
+  s.baresip.hangup();
+  await ended;
+}
+
 const espeak = new EspeakTts({ voice: "en-us", speed: SPEED });
 const say = async (text: string) => (await espeak.synthesize(text, new AbortController().signal)).samples;
 
@@ -65,22 +100,8 @@ t.test("greeting, a weather question answered through get_weather, the answer he
       { text: ANSWER },
     ],
   });
-  const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url));
-  const traceDir = join(dir, "traces");
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: caller.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
-  });
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await answered;
-  await sleep(12_000);
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
+  const { s, record, traceDir } = await startVoiceCall(t, dir, { callerWav: caller.wav, engines: { stt, ollama, weather } });
+  await hangUpAfter(s, 12_000);
 
   t.same(ollama.warmUps, ["llama3.2:3b"], "the model was loaded when the agent started");
   t.equal(stt.requests.length, 1, "one turn went to speech-to-text");
@@ -119,21 +140,11 @@ t.test("the LLM is down: the caller hears an apology, the call goes on", async (
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [] });
   ollama.setDown(true);
-  const profiles = join(dir, "voice-profiles.json");
   const APOLOGY = "Sorry, the assistant is not available right now.";
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { apology: APOLOGY }));
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: caller.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: join(dir, "traces") },
-  });
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
+  const { s } = await startVoiceCall(t, dir, { callerWav: caller.wav, engines: { stt, ollama, weather }, extra: { apology: APOLOGY } });
   await sleep(10_000);
   t.same(s.baresip.eventTypes().filter((e) => e === "CALL_CLOSED"), [], "the call is still up");
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
+  await hangUpAfter(s, 0);
   const apology = bestCorrelation(await say(APOLOGY), wav16k(s.baresip.dumps().dec[0]), 16000, { maxLagMs: 15_000 });
   t.comment(`apology heard at ${apology.lagMs} ms (score ${apology.score.toFixed(3)})`);
   t.ok(apology.score > 0.6, "the caller heard the apology");
@@ -145,18 +156,9 @@ t.test("end_call: the agent says goodbye, then hangs up with a BYE", async (t) =
   const stt = await startSttDouble(t, { phrases: [{ text: ` ${QUESTION}`, samples16k: caller.question16k }] });
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [{ function: { name: "end_call", arguments: { reason: "caller said goodbye" } } }] }] });
-  const profiles = join(dir, "voice-profiles.json");
   const GOODBYE = "Thank you for calling the weather line. Goodbye!";
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { goodbye: GOODBYE }));
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: caller.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: join(dir, "traces") },
-  });
-  const ended = s.nextEnded();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await ended;
+  const { s } = await startVoiceCall(t, dir, { callerWav: caller.wav, engines: { stt, ollama, weather }, extra: { goodbye: GOODBYE } });
+  const record = await s.nextEnded();
   t.match(record.endReason, /^local BYE: end_call: caller said goodbye/);
   await s.baresip.waitForEvent("CALL_CLOSED");
   const goodbye = bestCorrelation(await say(GOODBYE), wav16k(s.baresip.dumps().dec[0]), 16000, { maxLagMs: 15_000 });
@@ -189,22 +191,8 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
   });
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [{ text: LONG }, { text: BERLIN }] });
-  const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url));
-  const traceDir = join(dir, "traces");
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: track.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
-  });
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await answered;
-  await sleep(19_000);
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
+  const { s, record, traceDir } = await startVoiceCall(t, dir, { callerWav: track.wav, engines: { stt, ollama, weather } });
+  await hangUpAfter(s, 19_000);
 
   t.equal(ollama.requests.length, 2, "the question and the interruption each went to the LLM");
   const messages = (ollama.requests[1] as { messages: Array<{ role: string; content: string }> }).messages;
@@ -245,22 +233,8 @@ t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speec
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [] });
   const piper = await startPiperDouble(t);
-  const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { tts: { engine: "piper", url: piper.url, voice: "en_US-lessac-medium" }, askToRepeat: ASK }));
-  const traceDir = join(dir, "traces");
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: track.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
-  });
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await answered;
-  await sleep(14_000);
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
+  const { s, record, traceDir } = await startVoiceCall(t, dir, { callerWav: track.wav, engines: { stt, ollama, weather }, extra: { tts: { engine: "piper", url: piper.url, voice: "en_US-lessac-medium" }, askToRepeat: ASK } });
+  await hangUpAfter(s, 14_000);
 
   t.match(stt.requests, [{ matched: null }, { matched: ` ${MUMBLE}` }], "two turns transcribed: the noise (not recognised) and the unclear sentence");
   t.same(ollama.requests, [], "no dropped text reached the LLM");
@@ -302,20 +276,9 @@ t.test("transfer_call: the caller is announced, a person's phone (a plain SIP ph
     answerMode: "auto",
   });
   const target = `sip:anna@127.0.0.1:${annaPort}`;
-  const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, profileJson(stt.url, ollama.url, weather.url, { tools: ["transfer_call"], transfer: { target, announcement: ANNOUNCEMENT, ringTimeoutMs: 10_000 } }));
-  const traceDir = join(dir, "traces");
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: track.wav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather`, WA_TRANSFER_PROXY: `sip:127.0.0.1:${annaPort}` },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
-  });
+  const { s, record, traceDir } = await startVoiceCall(t, dir, { callerWav: track.wav, engines: { stt, ollama, weather }, extra: { tools: ["transfer_call"], transfer: { target, announcement: ANNOUNCEMENT, ringTimeoutMs: 10_000 } }, env: { WA_TRANSFER_PROXY: `sip:127.0.0.1:${annaPort}` } });
   const ended: CallRecord[] = [];
   s.agent.on("ended", (r) => ended.push(r));
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  const record = await answered;
   await anna.waitForEvent("CALL_ESTABLISHED", 15_000);
   t.pass("Kamailio took the agent's transfer leg to the person's phone, which answered");
   await sleep(12_000);

@@ -1,8 +1,8 @@
 /** Voice activity (libfvad) and turn detection on real espeak-ng speech with pauses and noise. */
 import t from "tap";
 import { execFileSync } from "node:child_process";
-import { toFrames } from "../../media-agent/src/audio/wav.js";
-import { readWav } from "../../media-agent/src/audio/wav.js";
+import { readWav, toFrames } from "../../media-agent/src/audio/wav.js";
+import { concatSamples } from "../../media-agent/src/audio/frames.js";
 import { resample } from "../../media-agent/src/codecs/resample.js";
 import { TurnDetector, WebRtcVad, type TurnEvent } from "../../media-agent/src/pipeline/vad.js";
 
@@ -11,15 +11,6 @@ function espeak(text: string): Int16Array {
   return resample(w.samples, w.sampleRate, 16000);
 }
 
-function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 const silence = (s: number) => new Int16Array(Math.round(16000 * s));
 let seed = 3;
@@ -32,7 +23,7 @@ async function turns(audio: Int16Array, opts = {}): Promise<TurnEvent[]> {
 
 t.test("two sentences with a long pause are two turns; a short pause inside one is not a turn end", async (t) => {
   const first = espeak("What is the weather in Dusseldorf?");
-  const audio = concat(silence(0.5), first, silence(1.2), espeak("And tomorrow, please."), silence(1));
+  const audio = concatSamples([silence(0.5), first, silence(1.2), espeak("And tomorrow, please."), silence(1)]);
   const events = await turns(audio);
   t.same(events.map((e) => e.type), ["speech-start", "turn", "speech-start", "turn"]);
   const turn = events[1] as Extract<TurnEvent, { type: "turn" }>;
@@ -42,12 +33,12 @@ t.test("two sentences with a long pause are two turns; a short pause inside one 
 });
 
 t.test("hangover: a caller's 600 ms pause mid-sentence ends the turn only when the hangover is shorter", async (t) => {
-  const audio = concat(silence(0.3), espeak("I would like"), silence(0.6), espeak("to order a taxi."), silence(1.5));
+  const audio = concatSamples([silence(0.3), espeak("I would like"), silence(0.6), espeak("to order a taxi."), silence(1.5)]);
   t.equal((await turns(audio, { hangoverMs: 1000 })).filter((e) => e.type === "turn").length, 1, "1000 ms hangover: one turn");
   t.equal((await turns(audio, { hangoverMs: 300 })).filter((e) => e.type === "turn").length, 2, "300 ms hangover: cut in two");
 });
 
 t.test("clicks and background noise are not turns", async (t) => {
   const click = Int16Array.from({ length: 800 }, (_, i) => (i % 40 < 20 ? 12000 : -12000));
-  t.same(await turns(concat(silence(0.5), click, silence(1), noise(2, 300), silence(0.5))), [], "a 50 ms click and quiet hiss");
+  t.same(await turns(concatSamples([silence(0.5), click, silence(1), noise(2, 300), silence(0.5)])), [], "a 50 ms click and quiet hiss");
 });

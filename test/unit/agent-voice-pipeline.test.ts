@@ -6,7 +6,7 @@
  */
 import t from "tap";
 import type { TransferResult } from "../../media-agent/src/audio/call-audio.js";
-import { FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
+import { concatSamples, FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
 import { toFrames } from "../../media-agent/src/audio/wav.js";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { WebRtcVad } from "../../media-agent/src/pipeline/vad.js";
@@ -23,15 +23,6 @@ const never = new AbortController().signal;
 const speech = async (text: string) => (await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never)).samples;
 const silence = (ms: number) => new Int16Array((ms / 20) * FRAME_SAMPLES);
 
-function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 interface Run {
   /** Per agent frame slot: whether audio went out. */
@@ -72,7 +63,7 @@ async function converse(
     voiceProfile(spec, dir),
     await WebRtcVad.create(3),
   );
-  const frames = toFrames(concat(caller, silence(tailMs)));
+  const frames = toFrames(concatSamples([caller, silence(tailMs)]));
   const out: boolean[] = [];
   const started = performance.now();
   for (let i = 0; i < frames.length; i++) {
@@ -91,7 +82,7 @@ t.test("'Yes, yes.' over the greeting pauses it, then the greeting goes on to th
   const greetingFrames = toFrames(await speech(GREETING)).length;
   const stt = await startSttDouble(t, { phrases: [{ text: " Yes, yes.", samples16k: yes }] });
   const ollama = await startOllamaDouble(t, { script: [] });
-  const run = await converse(t, concat(silence(2000), yes), stt.url, ollama.url, 9000);
+  const run = await converse(t, concatSamples([silence(2000), yes]), stt.url, ollama.url, 9000);
   const spoken = run.out.filter(Boolean).length;
   t.equal(spoken, greetingFrames, `every frame of the greeting went out (${spoken} of ${greetingFrames})`);
   const firstGap = run.out.indexOf(false, run.out.indexOf(true));
@@ -109,7 +100,7 @@ t.test("a question over the greeting stops it within one frame; the LLM gets the
   const stt = await startSttDouble(t, { phrases: [{ text: " What about the weather in Berlin?", samples16k: question }] });
   const ollama = await startOllamaDouble(t, { script: [{ text: "Berlin is cloudy." }] });
   const onsetFrame = 2000 / 20;
-  const run = await converse(t, concat(silence(2000), question), stt.url, ollama.url, 4000);
+  const run = await converse(t, concatSamples([silence(2000), question]), stt.url, ollama.url, 4000);
   const lastGreetingFrame = run.out.lastIndexOf(true, onsetFrame + 50);
   const stopFrames = lastGreetingFrame - onsetFrame + 1;
   t.comment(`agent audio stopped ${stopFrames * 20} ms after the caller's speech began (barge-in threshold 300 ms, VAD onset included)`);
@@ -134,7 +125,7 @@ t.test("transfer_call: the announcement is played, the person's phone called; a 
   const ANNOUNCEMENT = "Please hold the line.";
   const announcementFrames = toFrames(await speech(ANNOUNCEMENT)).length;
   const called: string[] = [];
-  const run = await converse(t, concat(silence(500), question), stt.url, ollama.url, 6000, {
+  const run = await converse(t, concatSamples([silence(500), question]), stt.url, ollama.url, 6000, {
     profile: { greeting: "Hi.", tools: ["transfer_call"], transfer: { target: "sip:support@pbx.example.com", ringTimeoutMs: 5000, announcement: ANNOUNCEMENT } },
     transfer: async (_pipeline, target) => {
       called.push(target);
@@ -154,7 +145,7 @@ t.test("transfer_call answered: the pipeline is closed by the agent and says not
   const question = await speech("Can I talk to a person please?");
   const stt = await startSttDouble(t, { phrases: [{ text: " Can I talk to a person please?", samples16k: question }] });
   const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [{ function: { name: "transfer_call", arguments: {} } }] }, { text: "This must never be said." }] });
-  const run = await converse(t, concat(silence(500), question), stt.url, ollama.url, 5000, {
+  const run = await converse(t, concatSamples([silence(500), question]), stt.url, ollama.url, 5000, {
     profile: { greeting: "Hi.", tools: ["transfer_call"], transfer: { target: "sip:support@pbx.example.com", announcement: "Please hold the line." } },
     transfer: async (pipeline) => {
       await pipeline.close(); // what the agent does once the person answers

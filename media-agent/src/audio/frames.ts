@@ -12,3 +12,19 @@ export type PcmFrame = Int16Array;
 export function silentFrame(): PcmFrame {
   return new Int16Array(FRAME_SAMPLES);
 }
+
+/** Frames (or any sample runs) joined into one run. */
+export function concatSamples(parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A Call-ID as a file name (recordings, traces). */
+export function callFileName(callId: string): string {
+  return callId.replace(/[^A-Za-z0-9._-]/g, "_");
+}

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { callFileName } from "../audio/frames.js";
 import type { ChatMessage, ToolCall } from "./llm-client.js";
 
 /** One JSON line per turn; times in ms are from the end of the caller's speech (turn 0: call start). */
@@ -34,15 +35,10 @@ export type TraceRecord = Omit<TurnTrace, "t0">;
 
 /** A call's trace file. */
 export function traceFileOf(traceDir: string, callId: string): string {
-  return join(traceDir, `${safeName(callId)}.jsonl`);
+  return join(traceDir, `${callFileName(callId)}.jsonl`);
 }
 
 /** The records of a call, in the order they were written (each once its reply was played or cut). */
 export function readTrace(traceDir: string, callId: string): TraceRecord[] {
   return readFileSync(traceFileOf(traceDir, callId), "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as TraceRecord);
-}
-
-/** A Call-ID as a file name. */
-export function safeName(callId: string): string {
-  return callId.replace(/[^A-Za-z0-9._-]/g, "_");
 }

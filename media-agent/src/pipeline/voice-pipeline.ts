@@ -10,7 +10,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
-import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { callFileName, FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { toFrames, writeWav } from "../audio/wav.js";
 import { BargeInDetector, heardText, isBackchannel, type SpokenPiece } from "./barge-in.js";
 import { SentenceChunker } from "./chunker.js";
@@ -19,7 +19,7 @@ import { transcribe, type SttConfig } from "./stt-client.js";
 import { runToolCall, type Tool, type ToolContext } from "./tools.js";
 import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
-import { safeName, traceFileOf, type TurnTrace } from "./turn-trace.js";
+import { traceFileOf, type TurnTrace } from "./turn-trace.js";
 import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
 
 export interface VoiceProfile {
@@ -184,7 +184,7 @@ export class VoicePipeline implements CallAudio {
     trace.speechMs = speechMs;
     trace.speechEnd = new Date().toISOString();
     trace.speechStart = new Date(Date.now() - (audio.length / SAMPLE_RATE) * 1000).toISOString();
-    trace.audio = `${safeName(this.call.callId)}-turn-${trace.turn}.wav`;
+    trace.audio = `${callFileName(this.call.callId)}-turn-${trace.turn}.wav`;
     writeFileSync(join(this.profile.traceDir, trace.audio), writeWav(audio, SAMPLE_RATE));
     return trace;
   }

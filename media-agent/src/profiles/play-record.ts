@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
-import { SAMPLE_RATE, silentFrame, type PcmFrame } from "../audio/frames.js";
+import { callFileName, concatSamples, SAMPLE_RATE, silentFrame, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 
 export interface PlayRecordOptions {
@@ -35,28 +35,14 @@ export function playRecordProfile(call: CallInfo, control: CallControl, opts: Pl
     },
     close() {
       mkdirSync(opts.recordDir, { recursive: true });
-      const base = join(opts.recordDir, safeName(call.callId));
-      writeFileSync(`${base}-caller.wav`, writeWav(concat(heard), SAMPLE_RATE));
-      writeFileSync(`${base}-agent.wav`, writeWav(concat(played), SAMPLE_RATE));
+      const base = join(opts.recordDir, callFileName(call.callId));
+      writeFileSync(`${base}-caller.wav`, writeWav(concatSamples(heard), SAMPLE_RATE));
+      writeFileSync(`${base}-agent.wav`, writeWav(concatSamples(played), SAMPLE_RATE));
     },
   };
 }
 
 export function recordingPaths(recordDir: string, callId: string): { caller: string; agent: string } {
-  const base = join(recordDir, safeName(callId));
+  const base = join(recordDir, callFileName(callId));
   return { caller: `${base}-caller.wav`, agent: `${base}-agent.wav` };
-}
-
-function safeName(callId: string): string {
-  return callId.replace(/[^A-Za-z0-9._-]/g, "_");
-}
-
-function concat(frames: PcmFrame[]): Int16Array {
-  const out = new Int16Array(frames.reduce((n, f) => n + f.length, 0));
-  let at = 0;
-  for (const f of frames) {
-    out.set(f, at);
-    at += f.length;
-  }
-  return out;
 }
