@@ -8,7 +8,8 @@ import t from "tap";
 import type { TransferResult } from "../../media-agent/src/audio/call-audio.js";
 import { concatSamples, FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
 import { toFrames } from "../../media-agent/src/audio/wav.js";
-import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
+import { EspeakTts, type TtsEngine } from "../../media-agent/src/pipeline/tts.js";
+import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { WebRtcVad } from "../../media-agent/src/pipeline/vad.js";
 import { readTrace, type TraceRecord } from "../../media-agent/src/pipeline/turn-trace.js";
 import { VoicePipeline } from "../../media-agent/src/pipeline/voice-pipeline.js";
@@ -27,6 +28,8 @@ const silence = (ms: number) => new Int16Array((ms / 20) * FRAME_SAMPLES);
 interface Run {
   /** Per agent frame slot: whether audio went out. */
   out: boolean[];
+  /** Everything the agent said, silence included. */
+  said: Int16Array;
   trace: TraceRecord[];
 }
 
@@ -37,7 +40,11 @@ async function converse(
   stt: string,
   ollama: string,
   tailMs: number,
-  opts: { profile?: Record<string, unknown>; transfer?: (pipeline: VoicePipeline, target: string) => Promise<TransferResult> } = {},
+  opts: {
+    profile?: Record<string, unknown>;
+    transfer?: (pipeline: VoicePipeline, target: string) => Promise<TransferResult>;
+    tts?: (engine: TtsEngine) => TtsEngine;
+  } = {},
 ): Promise<Run> {
   const dir = tempDir(t, "wa-pipeline-");
   const spec = parseVoiceProfiles(
@@ -60,21 +67,27 @@ async function converse(
       hangUp: () => undefined,
       transfer: async (target) => (opts.transfer ? opts.transfer(pipeline, target) : { ok: false, reason: "not in this test" }),
     },
-    voiceProfile(spec, dir),
+    (() => {
+      const profile = voiceProfile(spec, dir);
+      return opts.tts ? { ...profile, tts: opts.tts(profile.tts) } : profile;
+    })(),
     await WebRtcVad.create(3),
   );
   const frames = toFrames(concatSamples([caller, silence(tailMs)]));
   const out: boolean[] = [];
+  const said: PcmFrame[] = [];
   const started = performance.now();
   for (let i = 0; i < frames.length; i++) {
     pipeline.onCallerFrame(frames[i] as PcmFrame);
-    out.push(pipeline.nextAgentFrame() !== null);
+    const frame = pipeline.nextAgentFrame();
+    out.push(frame !== null);
+    said.push(frame ?? new Int16Array(FRAME_SAMPLES));
     const wait = started + (i + 1) * 20 - performance.now();
     await new Promise((done) => setTimeout(done, Math.max(0, wait)));
   }
   await pipeline.close();
   const trace = readTrace(dir, "call-1");
-  return { out, trace };
+  return { out, said: concatSamples(said), trace };
 }
 
 t.test("'Yes, yes.' over the greeting pauses it, then the greeting goes on to the end; nothing reaches the LLM", async (t) => {
@@ -154,4 +167,27 @@ t.test("transfer_call answered: the pipeline is closed by the agent and says not
   });
   t.equal(ollama.requests.length, 1, "no LLM round after the transfer");
   t.notOk(run.trace.some((r) => r.tts.some((x) => x.text === "This must never be said.")));
+});
+
+t.test("clauses synthesised in parallel play in the order they were written, even when a later one is ready first", async (t) => {
+  const SLOW = "The first sentence is long and takes the engine a while.";
+  const FAST = "Then a short one.";
+  const question = await speech("Tell me something.");
+  const stt = await startSttDouble(t, { phrases: [{ text: " Tell me something.", samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: [{ text: `${SLOW} ${FAST}` }] });
+  const run = await converse(t, concatSamples([silence(300), question]), stt.url, ollama.url, 9000, {
+    profile: { greeting: "Hi." },
+    tts: (engine) => ({
+      name: engine.name,
+      async synthesize(text, signal) {
+        const speech = await engine.synthesize(text, signal);
+        if (text === SLOW) await new Promise((done) => setTimeout(done, 800));
+        return speech;
+      },
+    }),
+  });
+  const slow = bestCorrelation(await speech(SLOW), run.said, 16000, { maxLagMs: 15_000 });
+  const fast = bestCorrelation(await speech(FAST), run.said, 16000, { maxLagMs: 15_000 });
+  t.ok(slow.score > 0.8 && fast.score > 0.8, `both clauses were said (${slow.score.toFixed(2)}, ${fast.score.toFixed(2)})`);
+  t.ok(fast.lagMs > slow.lagMs + 2000, `the short clause came after the long one (${slow.lagMs} ms, then ${fast.lagMs} ms)`);
 });

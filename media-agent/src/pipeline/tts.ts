@@ -11,7 +11,9 @@ import { resample } from "../codecs/resample.js";
 
 export interface Speech {
   samples: Int16Array;
-  /** Request to audio in hand, ms. */
+  /** Request to the engine's first byte of audio (Piper: the response; espeak-ng: stdout), ms. */
+  firstByteMs: number;
+  /** Request to the whole WAV in hand, ms. */
   synthesisMs: number;
 }
 
@@ -53,9 +55,10 @@ export class PiperTts implements TtsEngine {
       res = await this.post(this.path, text, signal);
     }
     if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${this.path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    const firstByteMs = performance.now() - started;
     const wav = Buffer.from(await res.arrayBuffer());
     try {
-      return { samples: to16k(wav), synthesisMs: performance.now() - started };
+      return { samples: to16k(wav), firstByteMs, synthesisMs: performance.now() - started };
     } catch (err) {
       throw new TtsError(`Piper at ${this.cfg.baseUrl} sent no usable WAV: ${(err as Error).message}`);
     }
@@ -100,15 +103,19 @@ export class EspeakTts implements TtsEngine {
     return new Promise((done, fail) => {
       const child = spawn("espeak-ng", ["-v", this.cfg.voice, "-s", String(this.cfg.speed), "--stdout", text], { signal });
       const chunks: Buffer[] = [];
+      let firstByteMs = 0;
       let stderr = "";
-      child.stdout.on("data", (c: Buffer) => chunks.push(c));
+      child.stdout.on("data", (c: Buffer) => {
+        if (chunks.length === 0) firstByteMs = performance.now() - started;
+        chunks.push(c);
+      });
       child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
       child.on("error", (err) => fail(signal.aborted ? err : new TtsError(`espeak-ng could not run: ${err.message}`)));
       child.on("close", (code) => {
         if (signal.aborted) return;
         if (code !== 0) return fail(new TtsError(`espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
         try {
-          done({ samples: to16k(Buffer.concat(chunks)), synthesisMs: performance.now() - started });
+          done({ samples: to16k(Buffer.concat(chunks)), firstByteMs, synthesisMs: performance.now() - started });
         } catch (err) {
           fail(new TtsError(`espeak-ng wrote no usable WAV: ${(err as Error).message}`));
         }

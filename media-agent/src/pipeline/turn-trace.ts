@@ -7,17 +7,21 @@ import { join } from "node:path";
 import { callFileName } from "../audio/frames.js";
 import type { ChatMessage, ToolCall } from "./llm-client.js";
 
-/** One JSON line per turn; times in ms are from the end of the caller's speech (turn 0: call start). */
+/**
+ * One JSON line per turn. Times in ms count from the end of the caller's speech (turn 0, the
+ * greeting: from the answer); `turnDecidedMs` is when the hangover ended and the turn was sent on.
+ */
 export interface TurnTrace {
   turn: number;
   speechStart?: string;
   speechEnd?: string;
   speechMs?: number;
+  turnDecidedMs?: number;
   audio?: string;
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
-  llm: Array<{ requestAt: string; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
+  llm: Array<{ requestAt: string; requestMs: number; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
   toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
-  tts: Array<{ text: string; engine: string; requestMs: number; synthesisMs?: number; error?: string }>;
+  tts: Array<{ text: string; engine: string; requestMs: number; firstByteMs?: number; synthesisMs?: number; error?: string }>;
   firstPacketOutMs?: number;
   /** The caller spoke over this turn's reply: onset → detection → last agent packet. */
   bargeIn?: { onsetMs: number; detectedMs: number; lastPacketMs: number; stopMs: number; heard: string; outcome?: string };
@@ -32,6 +36,27 @@ export interface TurnTrace {
 
 /** A record as written. */
 export type TraceRecord = Omit<TurnTrace, "t0">;
+
+/** The record as written: in the order a reader follows a turn (speech → STT → LLM → tools → TTS → audio out). */
+export function traceRecord(t: TurnTrace): TraceRecord {
+  return {
+    turn: t.turn,
+    speechStart: t.speechStart,
+    speechEnd: t.speechEnd,
+    speechMs: t.speechMs,
+    turnDecidedMs: t.turnDecidedMs,
+    audio: t.audio,
+    stt: t.stt,
+    llm: t.llm,
+    toolResults: t.toolResults,
+    tts: t.tts,
+    firstPacketOutMs: t.firstPacketOutMs,
+    bargeIn: t.bargeIn,
+    resumedReply: t.resumedReply,
+    spoken: t.spoken,
+    endedWithCall: t.endedWithCall,
+  };
+}
 
 /** A call's trace file. */
 export function traceFileOf(traceDir: string, callId: string): string {

@@ -19,7 +19,7 @@ import { transcribe, type SttConfig } from "./stt-client.js";
 import { runToolCall, type Tool, type ToolContext } from "./tools.js";
 import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
-import { traceFileOf, type TurnTrace } from "./turn-trace.js";
+import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
 
 export interface VoiceProfile {
@@ -49,9 +49,14 @@ export interface VoiceProfile {
   traceDir: string;
 }
 
+/**
+ * A clause in the playback queue. Its place is taken when it is sent to the TTS, so clauses
+ * synthesised in parallel still play in order; until its audio is in (`ready`) playback waits.
+ */
 interface QueuedPiece extends SpokenPiece {
   frames: PcmFrame[];
   played: number;
+  ready: boolean;
   trace: TurnTrace;
 }
 
@@ -81,6 +86,8 @@ export class VoicePipeline implements CallAudio {
   private lastAudioOutAt = 0;
   private closed = false;
   private readonly traceFile: string;
+  /** Finished turns whose reply is still playing. */
+  private readonly unwritten = new Set<TurnTrace>();
 
   constructor(
     private readonly call: CallInfo,
@@ -112,9 +119,9 @@ export class VoicePipeline implements CallAudio {
 
   nextAgentFrame(): PcmFrame | null {
     if (this.paused) return null;
-    while (this.queue.length && this.queue[0].played >= this.queue[0].frames.length) this.queue.shift();
+    while (this.queue.length && this.queue[0].ready && this.queue[0].played >= this.queue[0].frames.length) this.queue.shift();
     const piece = this.queue[0];
-    if (!piece) {
+    if (!piece?.ready) {
       if (this.speaking) {
         this.speaking = false;
         this.bargeIn.agentStopped();
@@ -132,6 +139,8 @@ export class VoicePipeline implements CallAudio {
 
   close(): void {
     this.closed = true;
+    // Records waiting for their playback are written now: the call's end is their end.
+    for (const trace of [...this.unwritten]) this.writeTrace(trace);
     this.turnAbort.abort();
     this.interruptionAbort?.abort();
     this.queue.length = 0;
@@ -179,11 +188,14 @@ export class VoicePipeline implements CallAudio {
     return null;
   }
 
+  /** The turn was decided now, a hangover after the caller's last speech frame. */
   private startTurn(audio: Int16Array, speechMs: number): TurnTrace {
-    const trace = this.newTrace();
+    const hangover = this.profile.turns.hangoverMs;
+    const trace = this.newTrace(performance.now() - hangover);
     trace.speechMs = speechMs;
-    trace.speechEnd = new Date().toISOString();
-    trace.speechStart = new Date(Date.now() - (audio.length / SAMPLE_RATE) * 1000).toISOString();
+    trace.turnDecidedMs = hangover;
+    trace.speechEnd = new Date(Date.now() - hangover).toISOString();
+    trace.speechStart = new Date(Date.now() - hangover - (audio.length / SAMPLE_RATE) * 1000).toISOString();
     trace.audio = `${callFileName(this.call.callId)}-turn-${trace.turn}.wav`;
     writeFileSync(join(this.profile.traceDir, trace.audio), writeWav(audio, SAMPLE_RATE));
     return trace;
@@ -238,7 +250,14 @@ export class VoicePipeline implements CallAudio {
     try {
       for (let round = 0; round <= this.profile.maxToolRounds; round++) {
         const offerTools = round < this.profile.maxToolRounds ? this.profile.tools.map((x) => x.spec) : [];
-        const record: TurnTrace["llm"][number] = { requestAt: new Date().toISOString(), messages: [...this.history], tools: offerTools.map((x) => x.function.name), text: "", toolCalls: [] };
+        const record: TurnTrace["llm"][number] = {
+          requestAt: new Date().toISOString(),
+          requestMs: Math.round(performance.now() - trace.t0),
+          messages: [...this.history],
+          tools: offerTools.map((x) => x.function.name),
+          text: "",
+          toolCalls: [],
+        };
         trace.llm.push(record);
         const started = performance.now();
         for await (const part of chatStream(this.history, offerTools, this.profile.llm, signal)) {
@@ -310,19 +329,23 @@ export class VoicePipeline implements CallAudio {
   /** Synthesises the pieces in order and queues them; failures are traced, never thrown. */
   private async say(texts: string[], signal: AbortSignal, trace: TurnTrace): Promise<void> {
     for (const text of texts) {
+      if (signal.aborted || this.closed) return;
       const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name, requestMs: Math.round(performance.now() - trace.t0) };
       trace.tts.push(entry);
+      const piece: QueuedPiece = { text, frames: [], played: 0, durationMs: 0, ready: false, trace };
+      if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
+      this.queue.push(piece);
+      this.replyPieces.push(piece);
       try {
         const speech = await this.profile.tts.synthesize(text, signal);
+        entry.firstByteMs = Math.round(speech.firstByteMs);
         entry.synthesisMs = Math.round(speech.synthesisMs);
-        if (signal.aborted || this.closed) return;
-        const piece: QueuedPiece = { text, frames: toFrames(speech.samples), played: 0, durationMs: (speech.samples.length / SAMPLE_RATE) * 1000, trace };
-        if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
-        this.queue.push(piece);
-        this.replyPieces.push(piece);
+        piece.frames = toFrames(speech.samples);
+        piece.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
       } catch (err) {
-        if (signal.aborted) return;
-        entry.error = String((err as Error).message);
+        if (!signal.aborted) entry.error = String((err as Error).message);
+      } finally {
+        piece.ready = true; // a failed clause is skipped, not waited for
       }
     }
   }
@@ -362,8 +385,8 @@ export class VoicePipeline implements CallAudio {
     this.finishTrace(paused.trace, paused.heard);
   }
 
-  private newTrace(): TurnTrace {
-    return { turn: this.turnIndex++, llm: [], toolResults: [], tts: [], t0: performance.now() };
+  private newTrace(t0 = performance.now()): TurnTrace {
+    return { turn: this.turnIndex++, llm: [], toolResults: [], tts: [], t0 };
   }
 
   /** The record is written once its reply has been played (or cut), so it holds the first-packet time. */
@@ -371,9 +394,11 @@ export class VoicePipeline implements CallAudio {
     if (trace.spoken !== undefined) return;
     trace.spoken = spoken;
     if (this.closed) trace.endedWithCall = true;
-    this.afterPlayback(() => {
-      const { t0: _t0, ...record } = trace;
-      appendFileSync(this.traceFile, `${JSON.stringify(record)}\n`);
-    });
+    this.unwritten.add(trace);
+    this.afterPlayback(() => this.writeTrace(trace));
+  }
+
+  private writeTrace(trace: TurnTrace): void {
+    if (this.unwritten.delete(trace)) appendFileSync(this.traceFile, `${JSON.stringify(traceRecord(trace))}\n`);
   }
 }
