@@ -203,7 +203,7 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
 
   const trace = readTrace(traceDir, record.callId);
   const interrupted = trace.find((r) => r.bargeIn);
-  t.match(interrupted, { bargeIn: { outcome: "reply stopped", heard: cut.content } });
+  t.match(interrupted, { bargeIn: { outcome: "reply stopped", heard: cut.content }, spoken: cut.content });
 
   // The same moment as baresip lived it: its microphone (enc) and what it heard (dec) start together.
   const sent = wav16k(s.baresip.dumps().enc[0]);

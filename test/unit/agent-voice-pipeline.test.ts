@@ -44,6 +44,9 @@ async function converse(
     profile?: Record<string, unknown>;
     transfer?: (pipeline: VoicePipeline, target: string) => Promise<TransferResult>;
     tts?: (engine: TtsEngine) => TtsEngine;
+    hangUp?: (reason: string) => void;
+    /** Key presses by caller frame index. */
+    dtmf?: Record<number, string>;
   } = {},
 ): Promise<Run> {
   const dir = tempDir(t, "wa-pipeline-");
@@ -64,7 +67,7 @@ async function converse(
   const pipeline: VoicePipeline = new VoicePipeline(
     { callId: "call-1", direction: "inbound", profile: "weather", businessNumber: "+4921100000", remoteNumber: "+4917600000", codec: "opus" },
     {
-      hangUp: () => undefined,
+      hangUp: (reason) => opts.hangUp?.(reason),
       transfer: async (target) => (opts.transfer ? opts.transfer(pipeline, target) : { ok: false, reason: "not in this test" }),
     },
     (() => {
@@ -79,6 +82,7 @@ async function converse(
   const started = performance.now();
   for (let i = 0; i < frames.length; i++) {
     pipeline.onCallerFrame(frames[i] as PcmFrame);
+    if (opts.dtmf?.[i]) pipeline.onDtmf(opts.dtmf[i]);
     const frame = pipeline.nextAgentFrame();
     out.push(frame !== null);
     said.push(frame ?? new Int16Array(FRAME_SAMPLES));
@@ -125,7 +129,7 @@ t.test("a question over the greeting stops it within one frame; the LLM gets the
   t.ok(assistant.content.length < GREETING.length && assistant.content.endsWith("…") && GREETING.startsWith(assistant.content.split(" ")[0]), `the truncated greeting: '${assistant.content}'`);
   t.same(messages[messages.length - 1], { role: "user", content: "What about the weather in Berlin?" });
   const greeting = run.trace.find((r) => r.turn === 0)!;
-  t.match(greeting.bargeIn, { outcome: "reply stopped", heard: assistant.content });
+  t.match(greeting, { bargeIn: { outcome: "reply stopped", heard: assistant.content }, spoken: assistant.content });
   t.comment(`trace: last agent packet ${greeting.bargeIn?.stopMs} ms after the onset`);
 });
 
@@ -190,4 +194,36 @@ t.test("clauses synthesised in parallel play in the order they were written, eve
   const fast = bestCorrelation(await speech(FAST), run.said, 16000, { maxLagMs: 15_000 });
   t.ok(slow.score > 0.8 && fast.score > 0.8, `both clauses were said (${slow.score.toFixed(2)}, ${fast.score.toFixed(2)})`);
   t.ok(fast.lagMs > slow.lagMs + 2000, `the short clause came after the long one (${slow.lagMs} ms, then ${fast.lagMs} ms)`);
+});
+
+t.test("a mapped key during the greeting stops it and transfers; an unmapped key is only traced", async (t) => {
+  const stt = await startSttDouble(t, { phrases: [] });
+  const ollama = await startOllamaDouble(t, { script: [] });
+  const calls: string[] = [];
+  const run = await converse(t, silence(1500), stt.url, ollama.url, 4000, {
+    profile: { dtmf: { "0": "transfer" }, transfer: { target: "sip:support@pbx.example.com", announcement: "Connecting you.", unavailable: "Nobody is free." } },
+    dtmf: { 50: "5", 75: "0" },
+    transfer: async (_p, target) => (calls.push(target), { ok: false, reason: "486 Busy Here" }),
+  });
+  t.same(calls, ["sip:support@pbx.example.com"], "0 transferred");
+  const greeting = run.trace.find((r) => r.turn === 0)!;
+  t.match(greeting.bargeIn, { outcome: "reply stopped by DTMF 0" });
+  t.ok(greeting.spoken!.length < GREETING.length, `the greeting was cut: '${greeting.spoken}'`);
+  t.match(run.trace.find((r) => r.dtmf === "5"), { spoken: "" }, "5 is not mapped: traced, nothing done");
+  t.match(run.trace.find((r) => r.dtmf === "0"), { tts: [{ text: "Connecting you." }, { text: "Nobody is free." }], spoken: "Nobody is free." });
+  t.same(ollama.requests, [], "no LLM involved");
+});
+
+t.test("after maxRepeats unclear turns the fallback is said, then its action (end the call)", async (t) => {
+  const unclear = await speech("I would like to ask you about something.");
+  const stt = await startSttDouble(t, { phrases: [{ text: " I would like to ask you about something.", samples16k: unclear, segment: { avg_logprob: -1.5, no_speech_prob: 0.8 } }] });
+  const ollama = await startOllamaDouble(t, { script: [] });
+  const hangUps: string[] = [];
+  const run = await converse(t, concatSamples([silence(300), unclear]), stt.url, ollama.url, 7000, {
+    profile: { greeting: "Hi.", maxRepeats: 1, fallback: "Please write to us on WhatsApp instead.", fallbackAction: "end-call", goodbye: "Goodbye." },
+    hangUp: (reason) => hangUps.push(reason),
+  });
+  t.same(hangUps, ["fallback: goodbye"]);
+  t.match(run.trace.find((r) => r.stt), { stt: { verdict: "ask-to-repeat" }, tts: [{ text: "Please write to us on WhatsApp instead." }, { text: "Goodbye." }] });
+  t.same(ollama.requests, []);
 });

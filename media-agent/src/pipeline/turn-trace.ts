@@ -17,6 +17,8 @@ export interface TurnTrace {
   speechEnd?: string;
   speechMs?: number;
   turnDecidedMs?: number;
+  /** A key press that made this turn. */
+  dtmf?: string;
   audio?: string;
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
   llm: Array<{ requestAt: string; requestMs: number; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
@@ -45,6 +47,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     speechEnd: t.speechEnd,
     speechMs: t.speechMs,
     turnDecidedMs: t.turnDecidedMs,
+    dtmf: t.dtmf,
     audio: t.audio,
     stt: t.stt,
     llm: t.llm,

@@ -9,7 +9,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
+import type { CallAudio, CallControl, CallInfo, TransferResult } from "../audio/call-audio.js";
 import { callFileName, FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { toFrames, writeWav } from "../audio/wav.js";
 import { BargeInDetector, heardText, isBackchannel, type SpokenPiece } from "./barge-in.js";
@@ -21,6 +21,9 @@ import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "
 import type { TtsEngine } from "./tts.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
+
+/** What a key press or the fallback can do without the LLM. */
+export type CallAction = "end-call" | "transfer";
 
 export interface VoiceProfile {
   greeting: string;
@@ -37,15 +40,18 @@ export interface VoiceProfile {
   filler: string;
   fillerAfterMs: number;
   askToRepeat: string;
-  /** After this many unusable turns in a row: the fallback line (and the call goes on). */
+  /** After this many unusable turns in a row: the fallback line, then fallbackAction. */
   maxRepeats: number;
   fallback: string;
+  fallbackAction: "continue" | CallAction;
+  /** Keys the caller may press (RFC 4733), e.g. {"0": "transfer"}: offered in the fallback line. */
+  dtmf: Record<string, CallAction>;
   apology: string;
   goodbye: string;
   maxToolRounds: number;
   toolTimeoutMs: number;
-  /** Who transfer_call connects the caller to. */
-  transfer: { target: string; ringTimeoutMs: number; announcement: string } | null;
+  /** Who transfer_call (and a transfer key or fallback) connects the caller to. */
+  transfer: { target: string; ringTimeoutMs: number; announcement: string; unavailable: string } | null;
   traceDir: string;
 }
 
@@ -115,6 +121,21 @@ export class VoicePipeline implements CallAudio {
     if (this.paused) return void this.handleInterruption(event.audio, event.speechMs);
     if (this.speaking) return; // speech over the agent that did not barge in (echo, a short backchannel)
     void this.handleTurn(event.audio, event.speechMs);
+  }
+
+  /** A key the profile maps takes the turn, like speech that barges in; other keys are traced only. */
+  onDtmf(digit: string): void {
+    const action = this.profile.dtmf[digit];
+    const trace = this.newTrace();
+    trace.dtmf = digit;
+    if (!action) return this.finishTrace(trace, "");
+    if (this.speaking && !this.paused) this.pause(0);
+    if (this.paused) {
+      this.paused.trace.bargeIn!.outcome = `reply stopped by DTMF ${digit}`;
+      this.stopReply(this.paused);
+    } else this.turnAbort.abort();
+    this.turnAbort = new AbortController();
+    void this.act(action, trace, this.turnAbort.signal);
   }
 
   nextAgentFrame(): PcmFrame | null {
@@ -222,7 +243,11 @@ export class VoicePipeline implements CallAudio {
     if (verdict.kind === "ignore") return this.finishTrace(trace, "");
     if (verdict.kind === "ask-to-repeat") {
       this.failures++;
-      return this.sayAndFinish(this.failures >= this.profile.maxRepeats ? this.profile.fallback : this.profile.askToRepeat, trace, signal);
+      if (this.failures < this.profile.maxRepeats) return this.sayAndFinish(this.profile.askToRepeat, trace, signal);
+      this.failures = 0;
+      await this.sayAndFinish(this.profile.fallback, trace, signal);
+      if (this.profile.fallbackAction !== "continue") await this.act(this.profile.fallbackAction, trace, signal);
+      return;
     }
     this.failures = 0;
     this.history.push({ role: "user", content: verdict.text });
@@ -306,24 +331,44 @@ export class VoicePipeline implements CallAudio {
       now: () => new Date(),
       // The goodbye is said once the tool round is over; the BYE goes when it has been played.
       endCall: (reason: string) => void (this.endingReason = reason),
-      transfer: () => this.transfer(signal, trace),
+      transfer: () => this.transferForModel(signal, trace),
     };
   }
 
   /**
-   * transfer_call: the announcement is played in full, then the person's phone rings; once they
-   * answer, the agent joins the calls and closes this pipeline. The result is for the model.
+   * A transfer: the announcement is played in full, then the person's phone rings; once they
+   * answer, the agent joins the calls and closes this pipeline. null: not started.
    */
-  private async transfer(signal: AbortSignal, trace: TurnTrace): Promise<string> {
+  private async transfer(signal: AbortSignal, trace: TurnTrace): Promise<TransferResult | null> {
     const settings = this.profile.transfer;
-    if (!settings) return "No transfer target is configured for this line.";
+    if (!settings) return null;
     await this.say([settings.announcement], signal, trace);
     await new Promise<void>((done) => this.afterPlayback(done));
-    if (signal.aborted || this.closed) return "The caller spoke before the transfer started; it was not started.";
-    const result = await this.control.transfer(settings.target, settings.ringTimeoutMs);
+    if (signal.aborted || this.closed) return null;
+    return this.control.transfer(settings.target, settings.ringTimeoutMs);
+  }
+
+  /** transfer_call's result, in words for the model. */
+  private async transferForModel(signal: AbortSignal, trace: TurnTrace): Promise<string> {
+    if (!this.profile.transfer) return "No transfer target is configured for this line.";
+    const result = await this.transfer(signal, trace);
+    if (!result) return "The caller spoke before the transfer started; it was not started.";
     return result.ok
       ? "The caller is now connected to a person."
       : `The transfer failed (${result.reason}). Tell the caller that nobody can take the call right now, and offer to help.`;
+  }
+
+  /** A key press or the fallback: end the call with the goodbye, or transfer (saying so when nobody answers). */
+  private async act(action: CallAction, trace: TurnTrace, signal: AbortSignal): Promise<void> {
+    if (action === "end-call") {
+      await this.sayAndFinish(this.profile.goodbye, trace, signal);
+      if (!signal.aborted) this.afterPlayback(() => this.control.hangUp(`${trace.dtmf ? `DTMF ${trace.dtmf}` : "fallback"}: goodbye`));
+      return;
+    }
+    const result = await this.transfer(signal, trace);
+    if (result?.ok) return this.finishTrace(trace, this.profile.transfer!.announcement);
+    const line = this.profile.transfer?.unavailable ?? this.profile.apology;
+    await this.sayAndFinish(line, trace, signal);
   }
 
   /** Synthesises the pieces in order and queues them; failures are traced, never thrown. */
@@ -356,11 +401,11 @@ export class VoicePipeline implements CallAudio {
   }
 
   /** Barge-in: silence from the next frame on, until the caller's words are known. */
-  private pause(): void {
+  private pause(onsetAgoMs = this.bargeIn.onsetAgoMs): void {
     const now = performance.now();
     const playedMs = this.replyPieces.reduce((ms, p) => ms + p.played * FRAME_MS, 0);
     const trace = this.replyPieces[this.replyPieces.length - 1]?.trace ?? this.newTrace();
-    const onsetAt = now - this.bargeIn.onsetAgoMs;
+    const onsetAt = now - onsetAgoMs;
     const heard = heardText(this.replyPieces, playedMs);
     trace.bargeIn = {
       onsetMs: Math.round(onsetAt - trace.t0),
@@ -382,7 +427,9 @@ export class VoicePipeline implements CallAudio {
     const last = this.history[this.history.length - 1];
     if (last?.role === "assistant") last.content = paused.heard;
     else this.history.push({ role: "assistant", content: paused.heard });
-    this.finishTrace(paused.trace, paused.heard);
+    // The record of the cut reply says what was heard, also when it was already finished (waiting for playback).
+    if (this.unwritten.has(paused.trace)) paused.trace.spoken = paused.heard;
+    else this.finishTrace(paused.trace, paused.heard);
   }
 
   private newTrace(t0 = performance.now()): TurnTrace {

@@ -42,6 +42,7 @@ const profileSchema = z.object({
       target: z.string().regex(/^sips?:[^\s@]+@[^\s]+$/, "a SIP URI such as sip:support@pbx.example.com"),
       ringTimeoutMs: z.number().int().positive().default(30_000),
       announcement: z.string().min(1).default("Please hold, I am connecting you to a colleague."),
+      unavailable: z.string().min(1).default("Sorry, nobody can take your call right now. Please try again later."),
     })
     .optional(),
   timezone: z.string().default("UTC"),
@@ -67,13 +68,16 @@ const profileSchema = z.object({
   askToRepeat: z.string().default("Sorry, I did not catch that. Could you say it again?"),
   maxRepeats: z.number().int().min(1).default(3),
   fallback: z.string().default("I am having trouble understanding. You can also write to us on WhatsApp."),
+  fallbackAction: z.enum(["continue", "end-call", "transfer"]).default("continue"),
+  dtmf: z.record(z.string().regex(/^[0-9*#]$/, "a key 0-9, * or #"), z.enum(["end-call", "transfer"])).default({}),
   apology: z.string().default("Sorry, I have a technical problem right now. Please try again in a moment."),
   goodbye: z.string().default("Thank you for calling. Goodbye!"),
   maxToolRounds: z.number().int().min(0).max(5).default(2),
   toolTimeoutMs: z.number().int().positive().default(5000),
 }).superRefine((p, ctx) => {
-  if (p.tools.includes("transfer_call") && !p.transfer) {
-    ctx.addIssue({ code: "custom", path: ["transfer", "target"], message: "transfer_call is enabled but no transfer target is set" });
+  const wantsTransfer = p.tools.includes("transfer_call") || p.fallbackAction === "transfer" || Object.values(p.dtmf).includes("transfer");
+  if (wantsTransfer && !p.transfer) {
+    ctx.addIssue({ code: "custom", path: ["transfer", "target"], message: "a transfer is configured (tools, fallbackAction or dtmf) but no transfer target is set" });
   }
 });
 
@@ -130,6 +134,8 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     askToRepeat: spec.askToRepeat,
     maxRepeats: spec.maxRepeats,
     fallback: spec.fallback,
+    fallbackAction: spec.fallbackAction,
+    dtmf: spec.dtmf,
     apology: spec.apology,
     goodbye: spec.goodbye,
     maxToolRounds: spec.maxToolRounds,
