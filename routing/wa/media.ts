@@ -75,5 +75,6 @@ export const LOCAL_CALLEE_REPLY_ROUTE = exportReplyRoute("ksr_onreply_local", ()
 
 /** ksr_failure_local: that callee refused or never answered; a CANCEL already freed the media. */
 export const LOCAL_CALLEE_FAILURE_ROUTE = exportRequestRoute("ksr_failure_local", () => {
-  if (KSR.tm.t_is_canceled() < 0) deleteMedia(`${pvString("$avp(wa_media)")} callee answered ${KSR.tm.t_get_status_code()}`);
+  const callee = pvString("$avp(wa_media)") === "transfer" ? "the transfer target" : "the agent";
+  if (KSR.tm.t_is_canceled() < 0) deleteMedia(`${callee} answered ${KSR.tm.t_get_status_code()}`);
 });

@@ -28,7 +28,7 @@ t.test("the agent refuses a call (no profile for the number): the failure route 
   t.match(record.endReason, /^404 Not Found - No Agent Profile 'support'/);
   await s.baresip.waitForEvent("CALL_CLOSED");
   t.same(await callsLeft(s.w.us.rtpengine.ng), [], "no rtpengine session left");
-  t.match(s.w.us.kamailio.logText(), /media of call \S+ deleted \(agent answered 404\)/);
+  t.match(s.w.us.kamailio.logText(), /media of call \S+ deleted \(the agent answered 404\)/);
 });
 
 t.test("the caller cancels while the agent rings: CANCEL frees the media", async (t) => {
