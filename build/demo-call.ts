@@ -8,13 +8,13 @@
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { MediaAgent } from "../media-agent/src/agent.js";
+import type { CallRecord, MediaAgent } from "../media-agent/src/agent.js";
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { startBaresip } from "./baresip.js";
 import { callerTrack } from "./speech.js";
 import { createTestCa, issueCert } from "./test-ca.js";
 import { REPO_ROOT } from "./bundle.js";
-import { sleep, startKamailio, type KamailioProcess } from "./kamailio.js";
+import { startKamailio, type KamailioProcess } from "./kamailio.js";
 import { freePort, freePortRange } from "./ports.js";
 
 export const DEMO_EDGE_IP = "127.0.0.2";
@@ -96,21 +96,20 @@ export async function runDemoCall(p: {
       codecs: ["opus/48000/2"],
     });
     const answered = new Promise<string>((done) => p.agent.once("answered", (r) => done(r.callId)));
-    const ended = new Promise<void>((done) => p.agent.once("ended", () => done()));
+    const ended = new Promise<CallRecord>((done) => p.agent.once("ended", done));
     p.log(`demo: baresip (${DEMO_USER}, TLS + SRTP) calls ${DEMO_BUSINESS}`);
     baresip.dial(`sip:${DEMO_BUSINESS}@${DEMO_EDGE_IP}`);
     await baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
     const callId = await answered;
     p.log("demo: call answered; the caller asks about the weather, then says goodbye");
-    // The agent ends the call after its goodbye; baresip hangs up if it has not by the end of its track.
-    const hungUp = await Promise.race([ended.then(() => true), sleep(45_000).then(() => false)]);
-    if (!hungUp) {
-      baresip.hangup();
-      await ended;
-    }
+    // The agent ends the call after its goodbye; baresip hangs up when its track ends, or after 45 s.
+    const timer = setTimeout(() => baresip.hangup(), 45_000);
+    const record = await ended;
+    clearTimeout(timer);
+    const how = record.endReason?.startsWith("local BYE") ? `the agent hung up: ${record.endReason.slice("local BYE: ".length)}` : "the caller hung up";
     const trace = readTrace(p.traceDir, callId);
     const baresipRecording = baresip.dumps().dec[0];
-    p.log([`demo: call ${callId} ended (${hungUp ? "the agent hung up after its goodbye" : "baresip hung up"})`, ...conversation(trace)].join("\n"));
+    p.log([`demo: call ${callId} ended (${how})`, ...conversation(trace)].join("\n"));
     p.log(`  turn trace:                ${relative(process.cwd(), traceFileOf(p.traceDir, callId))} (each turn's caller audio beside it)`);
     p.log(`  what the caller heard:     ${relative(process.cwd(), baresipRecording)}`);
     return { callId, trace, baresipRecording };
