@@ -171,7 +171,9 @@ export class VoicePipeline implements CallAudio {
   // ----- turns
 
   private async handleTurn(audio: Int16Array, speechMs: number): Promise<void> {
+    // A new turn before the last reply began to play makes that reply obsolete.
     this.turnAbort.abort();
+    this.queue.length = 0;
     this.turnAbort = new AbortController();
     const signal = this.turnAbort.signal;
     const trace = this.startTurn(audio, speechMs);
@@ -187,6 +189,7 @@ export class VoicePipeline implements CallAudio {
     const recognised = await this.recognise(audio, speechMs, trace, next.signal);
     this.interruptionAbort = null;
     if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
+    if (this.paused !== paused) return this.finishTrace(trace, ""); // a key press took the turn meanwhile
     const goOn = this.goesOn(recognised);
     if (goOn) {
       paused.trace.bargeIn!.outcome = `reply went on: ${goOn}`;
