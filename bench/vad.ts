@@ -9,9 +9,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
-import { readWav, toFrames } from "../media-agent/src/audio/wav.js";
-import { resample } from "../media-agent/src/codecs/resample.js";
+import { concatSamples, FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
+import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { EnergyVad, WebRtcVad, type FrameClassifier } from "../media-agent/src/pipeline/vad.js";
 
 const SENTENCES = [
@@ -26,14 +25,10 @@ function speech(dir: string): Int16Array {
   SENTENCES.forEach((text, i) => {
     const file = join(dir, `s${i}.wav`);
     execFileSync("espeak-ng", ["-v", "en-us", "-w", file, text]);
-    const w = readWav(readFileSync(file));
-    parts.push(new Int16Array(16000 * (0.5 + i * 0.3)), resample(w.samples, w.sampleRate, 16000));
+    parts.push(new Int16Array(16000 * (0.5 + i * 0.3)), readWav16k(readFileSync(file)));
   });
   parts.push(new Int16Array(16000));
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, (at += p.length) - p.length);
-  return out;
+  return concatSamples(parts);
 }
 
 let seed = 42;

@@ -5,8 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readWav } from "../media-agent/src/audio/wav.js";
-import { resample } from "../media-agent/src/codecs/resample.js";
+import { readWav16k } from "../media-agent/src/audio/wav.js";
 
 /** Speech from espeak-ng as a 16-bit WAV at the given rate, with silence before it. */
 export function speak(text: string, file: string, rate: number, leadSilenceS = 0.5, channels = 1, trailSilenceS = 0.5): string {
@@ -27,8 +26,7 @@ export function speakForBaresip(text: string, file: string, codec: string): stri
 
 /** A WAV's samples at 16 kHz. */
 export function wav16k(file: string): Int16Array {
-  const w = readWav(readFileSync(file));
-  return w.sampleRate === 16000 ? w.samples : resample(w.samples, w.sampleRate, 16000);
+  return readWav16k(readFileSync(file));
 }
 
 
@@ -36,19 +34,17 @@ export type TrackPart = string | { silenceS: number } | { noiseS: number };
 
 /**
  * baresip's microphone (Opus) as a 48 kHz stereo WAV: spoken lines (espeak-ng), silences and noise
- * bursts in order. Returns each spoken line at 16 kHz (for the STT double) and where it starts.
+ * bursts in order. Returns each spoken line at 16 kHz (for the STT double).
  */
-export function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lines: Map<string, { samples16k: Int16Array; startS: number }> } {
-  const lines = new Map<string, { samples16k: Int16Array; startS: number }>();
+export function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lines: Map<string, Int16Array> } {
+  const lines = new Map<string, Int16Array>();
   const files: string[] = [];
-  let at = 0;
   mkdirSync(dir, { recursive: true });
   parts.forEach((part, i) => {
     const file = join(dir, `part${i}.wav`);
     if (typeof part === "string") {
       speak(part, file, 16000, 0, 1, 0);
-      const samples16k = wav16k(file);
-      lines.set(part, { samples16k, startS: at });
+      lines.set(part, wav16k(file));
     } else if ("silenceS" in part) {
       execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "trim", "0", String(part.silenceS)]);
     } else {
@@ -56,7 +52,6 @@ export function callerTrack(dir: string, parts: TrackPart[]): { wav: string; lin
       execFileSync("sox", ["-n", "-r", "16000", "-c", "1", "-b", "16", file, "synth", String(part.noiseS), "brownnoise", "vol", "0.3"]);
     }
     files.push(file);
-    at += wav16k(file).length / 16000;
   });
   const wav = join(dir, "caller48k.wav");
   execFileSync("sox", [...files, "-r", "48000", "-c", "2", "-b", "16", wav]);

@@ -151,8 +151,7 @@ async function prepareDemo(
       check: async (result) => (result.trace.some((r) => r.stt?.text.trim()) ? null : "no caller turn was transcribed: look at the STT engine and the turn trace"),
     };
   }
-  const lines = new Map([...track.lines].map(([text, line]) => [text, line.samples16k]));
-  const engines = await startDemoEngines({ teardown: (fn) => void cleanups.push(fn) }, lines);
+  const engines = await startDemoEngines({ teardown: (fn) => void cleanups.push(fn) }, track.lines);
   const profiles = join(runRoot, "demo-voice-profiles.json");
   writeFileSync(profiles, engines.profilesJson);
   console.log(`demo: no AGENT_VOICE_PROFILES configured: DEMO stand-ins for speech-to-text and the LLM (not real engines), espeak-ng speaking; profile ${relative(process.cwd(), profiles)}`);
@@ -162,7 +161,7 @@ async function prepareDemo(
     check: async (result) => {
       // The demo STT recognises the caller's lines only if their audio arrived intact, and the
       // caller must have heard the weather answer: both media directions are proven.
-      const recognised = engines.recognised().filter((r) => r.text !== null).length;
+      const recognised = engines.recognisedLines();
       if (recognised < DEMO_CALLER_LINES.length) return `the demo STT recognised ${recognised} of ${DEMO_CALLER_LINES.length} caller lines: the media path toward the agent is broken`;
       const weather = result.trace.find((r) => r.toolResults.some((x) => x.name === "get_weather" && x.ok));
       if (!weather?.spoken) return "get_weather was not called or its answer not spoken: see the turn trace";

@@ -7,8 +7,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { Teardown } from "../teardown.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
-import { readWav } from "../../media-agent/src/audio/wav.js";
-import { resample } from "../../media-agent/src/codecs/resample.js";
+import { readWav16k } from "../../media-agent/src/audio/wav.js";
 import type { SttSegment } from "../../media-agent/src/pipeline/transcript-filter.js";
 
 /** Scores of the same espeak-ng phrase after the phone path were 0.9+; other speech stays below 0.5. */
@@ -82,8 +81,7 @@ export async function startSttDouble(
     }
     const { model, language, response_format: responseFormat } = form.fields;
     if (!model || !language || responseFormat !== "verbose_json" || !form.file) return fail(400, "model, language, response_format=verbose_json and file are required");
-    const wav = readWav(form.file);
-    const audio = wav.sampleRate === 16000 ? wav.samples : resample(wav.samples, wav.sampleRate, 16000);
+    const audio = readWav16k(form.file);
     const duration = audio.length / 16000;
     let best: { phrase: SttPhrase | null; score: number } = { phrase: null, score: 0 };
     if (rms(audio) > 30) {

@@ -9,9 +9,8 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { bridgeAudio } from "./audio/bridge.js";
 import type { CallAudio, CallAudioFactory, CallControl, CallInfo, TransferResult } from "./audio/call-audio.js";
-import { toFrames, readWav } from "./audio/wav.js";
-import { resample } from "./codecs/resample.js";
-import { SAMPLE_RATE, type PcmFrame } from "./audio/frames.js";
+import { readWav16k, toFrames } from "./audio/wav.js";
+import type { PcmFrame } from "./audio/frames.js";
 import type { AgentConfig, ProfileSpec } from "./config.js";
 import { echoProfile } from "./profiles/echo.js";
 import { playRecordProfile } from "./profiles/play-record.js";
@@ -147,9 +146,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     for (const [name, spec] of Object.entries(this.config.AGENT_PROFILES)) {
       if (spec.kind !== "play-record") continue;
       try {
-        const wav = readWav(readFileSync(spec.prompt));
-        const samples = wav.sampleRate === SAMPLE_RATE ? wav.samples : resample(wav.samples, wav.sampleRate, SAMPLE_RATE);
-        this.prompts.set(name, toFrames(samples));
+        this.prompts.set(name, toFrames(readWav16k(readFileSync(spec.prompt))));
       } catch (err) {
         throw new Error(`AGENT_PROFILES: profile '${name}' prompt ${spec.prompt}: ${(err as Error).message}`);
       }

@@ -33,7 +33,7 @@ const SPEED = 165;
 /** The question after the greeting, then silence. */
 function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
   const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 12 }]);
-  return { wav: track.wav, question16k: track.lines.get(QUESTION)!.samples16k };
+  return { wav: track.wav, question16k: track.lines.get(QUESTION)! };
 }
 
 function profileJson(stt: string, ollama: string, weather: string, extra: Record<string, unknown> = {}): string {
@@ -187,7 +187,7 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
   const BERLIN = "In Berlin it is nine degrees and cloudy.";
   const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 5 }, INTERRUPTION, { silenceS: 9 }]);
   const stt = await startSttDouble(t, {
-    phrases: [QUESTION, INTERRUPTION].map((text) => ({ text: ` ${text}`, samples16k: track.lines.get(text)!.samples16k })),
+    phrases: [QUESTION, INTERRUPTION].map((text) => ({ text: ` ${text}`, samples16k: track.lines.get(text)! })),
   });
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [{ text: LONG }, { text: BERLIN }] });
@@ -208,7 +208,7 @@ t.test("barge-in during a long answer: the agent's audio stops at once, the next
   // The same moment as baresip lived it: its microphone (enc) and what it heard (dec) start together.
   const sent = wav16k(s.baresip.dumps().enc[0]);
   const heard = wav16k(s.baresip.dumps().dec[0]);
-  const onset = bestCorrelation(track.lines.get(INTERRUPTION)!.samples16k, sent, 16000, { maxLagMs: 20_000 });
+  const onset = bestCorrelation(track.lines.get(INTERRUPTION)!, sent, 16000, { maxLagMs: 20_000 });
   const stoppedAt = lastSoundMs(heard, onset.lagMs, onset.lagMs + 1500);
   t.comment(`barge-in: caller speech began at ${onset.lagMs} ms; agent audio at baresip ended ${stoppedAt - onset.lagMs} ms later; ` +
     `agent side (trace): last packet ${interrupted?.bargeIn?.stopMs} ms after the onset the VAD saw, detection at the 300 ms threshold`);
@@ -227,7 +227,7 @@ t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speec
   const track = callerTrack(dir, [{ silenceS: 3.5 }, { noiseS: 0.45 }, { silenceS: 2.5 }, MUMBLE, { silenceS: 8 }]);
   const stt = await startSttDouble(t, {
     // Real speech that Whisper is unsure of: confidences under the filter's thresholds.
-    phrases: [{ text: ` ${MUMBLE}`, samples16k: track.lines.get(MUMBLE)!.samples16k, segment: { avg_logprob: -1.45, no_speech_prob: 0.71 } }],
+    phrases: [{ text: ` ${MUMBLE}`, samples16k: track.lines.get(MUMBLE)!, segment: { avg_logprob: -1.45, no_speech_prob: 0.71 } }],
     hallucination: { text: " Thank you.", segment: { avg_logprob: -0.7, no_speech_prob: 0.42 } },
   });
   const weather = await startWeatherDouble(t);
@@ -258,7 +258,7 @@ t.test("transfer_call: the caller is announced, a person's phone (a plain SIP ph
   const ANNA = "This is Anna from the support team. How can I help you?";
   const ANNOUNCEMENT = "Please hold, I am connecting you to a colleague.";
   const track = callerTrack(dir, [{ silenceS: 3.5 }, ASK, { silenceS: 9 }, PROBLEM, { silenceS: 8 }]);
-  const stt = await startSttDouble(t, { phrases: [{ text: ` ${ASK}`, samples16k: track.lines.get(ASK)!.samples16k }] });
+  const stt = await startSttDouble(t, { phrases: [{ text: ` ${ASK}`, samples16k: track.lines.get(ASK)! }] });
   const weather = await startWeatherDouble(t);
   const ollama = await startOllamaDouble(t, { script: [{ toolCalls: [{ function: { name: "transfer_call", arguments: { reason: "the caller asked for a person" } } }] }] });
 
@@ -291,7 +291,7 @@ t.test("transfer_call: the caller is announced, a person's phone (a plain SIP ph
   const callerHeard = wav16k(s.baresip.dumps().dec[0]);
   const announcement = bestCorrelation(await say(ANNOUNCEMENT), callerHeard, 16000, { maxLagMs: 25_000 });
   const annaSays = bestCorrelation(wav16k(join(dir, "anna8k.wav")), callerHeard, 16000, { maxLagMs: 25_000 });
-  const annaHeard = bestCorrelation(track.lines.get(PROBLEM)!.samples16k, wav16k(anna.dumps().dec[0]), 16000, { maxLagMs: 25_000 });
+  const annaHeard = bestCorrelation(track.lines.get(PROBLEM)!, wav16k(anna.dumps().dec[0]), 16000, { maxLagMs: 25_000 });
   t.comment(`caller heard the announcement at ${announcement.lagMs} ms (${announcement.score.toFixed(3)}) and Anna at ${annaSays.lagMs} ms (${annaSays.score.toFixed(3)}); Anna heard the caller (${annaHeard.score.toFixed(3)})`);
   t.ok(announcement.score > 0.6, "the caller heard the announcement");
   t.ok(annaSays.score > 0.6 && annaSays.lagMs > announcement.lagMs, "then the person's voice");

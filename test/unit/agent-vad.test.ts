@@ -1,14 +1,12 @@
 /** Voice activity (libfvad) and turn detection on real espeak-ng speech with pauses and noise. */
 import t from "tap";
 import { execFileSync } from "node:child_process";
-import { readWav, toFrames } from "../../media-agent/src/audio/wav.js";
+import { readWav16k, toFrames } from "../../media-agent/src/audio/wav.js";
 import { concatSamples } from "../../media-agent/src/audio/frames.js";
-import { resample } from "../../media-agent/src/codecs/resample.js";
 import { TurnDetector, WebRtcVad, type TurnEvent } from "../../media-agent/src/pipeline/vad.js";
 
 function espeak(text: string): Int16Array {
-  const w = readWav(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]));
-  return resample(w.samples, w.sampleRate, 16000);
+  return readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]));
 }
 
 

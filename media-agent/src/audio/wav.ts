@@ -2,7 +2,8 @@
  * WAV files in and out: prompts (any rate, PCM 8/16-bit or float, mixed down to mono) and
  * recordings (16-bit mono). Anything else is refused with the reason.
  */
-import { FRAME_SAMPLES, type PcmFrame } from "./frames.js";
+import { resample } from "../codecs/resample.js";
+import { FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "./frames.js";
 
 export interface Wav {
   sampleRate: number;
@@ -12,6 +13,12 @@ export interface Wav {
 const PCM = 1;
 const FLOAT = 3;
 const EXTENSIBLE = 0xfffe;
+
+/** A WAV's samples at the agent's 16 kHz, resampled when the file has another rate. */
+export function readWav16k(buf: Buffer): Int16Array {
+  const { sampleRate, samples } = readWav(buf);
+  return sampleRate === SAMPLE_RATE ? samples : resample(samples, sampleRate, SAMPLE_RATE);
+}
 
 export function readWav(buf: Buffer): Wav {
   if (buf.length < 12 || buf.toString("latin1", 0, 4) !== "RIFF" || buf.toString("latin1", 8, 12) !== "WAVE") {

@@ -5,9 +5,7 @@
  * configured. Every failure names its cause; abort stops the request or the process.
  */
 import { spawn } from "node:child_process";
-import { SAMPLE_RATE } from "../audio/frames.js";
-import { readWav } from "../audio/wav.js";
-import { resample } from "../codecs/resample.js";
+import { readWav16k } from "../audio/wav.js";
 
 export interface Speech {
   samples: Int16Array;
@@ -26,10 +24,6 @@ export class TtsError extends Error {
   override name = "TtsError";
 }
 
-function to16k(wav: Buffer): Int16Array {
-  const { sampleRate, samples } = readWav(wav);
-  return sampleRate === SAMPLE_RATE ? samples : resample(samples, sampleRate, SAMPLE_RATE);
-}
 
 export interface PiperConfig {
   baseUrl: string;
@@ -58,7 +52,7 @@ export class PiperTts implements TtsEngine {
     const firstByteMs = performance.now() - started;
     const wav = Buffer.from(await res.arrayBuffer());
     try {
-      return { samples: to16k(wav), firstByteMs, synthesisMs: performance.now() - started };
+      return { samples: readWav16k(wav), firstByteMs, synthesisMs: performance.now() - started };
     } catch (err) {
       throw new TtsError(`Piper at ${this.cfg.baseUrl} sent no usable WAV: ${(err as Error).message}`);
     }
@@ -115,7 +109,7 @@ export class EspeakTts implements TtsEngine {
         if (signal.aborted) return;
         if (code !== 0) return fail(new TtsError(`espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
         try {
-          done({ samples: to16k(Buffer.concat(chunks)), firstByteMs, synthesisMs: performance.now() - started });
+          done({ samples: readWav16k(Buffer.concat(chunks)), firstByteMs, synthesisMs: performance.now() - started });
         } catch (err) {
           fail(new TtsError(`espeak-ng wrote no usable WAV: ${(err as Error).message}`));
         }

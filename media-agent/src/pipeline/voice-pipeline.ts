@@ -108,7 +108,7 @@ export class VoicePipeline implements CallAudio {
     this.traceFile = traceFileOf(profile.traceDir, call.callId);
     // The business speaks first: the greeting is synthesised at once.
     const greeting = this.newTrace();
-    void this.say([profile.greeting], this.turnAbort.signal, greeting).then(() => this.finishTrace(greeting, profile.greeting));
+    void this.sayAndFinish(profile.greeting, greeting, this.turnAbort.signal);
     this.history.push({ role: "assistant", content: profile.greeting });
   }
 
@@ -259,7 +259,7 @@ export class VoicePipeline implements CallAudio {
   }
 
   private async sayAndFinish(line: string, trace: TurnTrace, signal: AbortSignal): Promise<void> {
-    await this.say([line], signal, trace);
+    await this.say(line, signal, trace);
     this.finishTrace(trace, line);
   }
 
@@ -270,10 +270,10 @@ export class VoicePipeline implements CallAudio {
     const speaking: Array<Promise<void>> = [];
     const sayPiece = (piece: string) => {
       spoken.push(piece);
-      speaking.push(this.say([piece], signal, trace));
+      speaking.push(this.say(piece, signal, trace));
     };
     const filler = setTimeout(() => {
-      if (trace.tts.length === 0 && !signal.aborted) speaking.push(this.say([this.profile.filler], signal, trace));
+      if (trace.tts.length === 0 && !signal.aborted) speaking.push(this.say(this.profile.filler, signal, trace));
     }, this.profile.fillerAfterMs);
     try {
       for (let round = 0; round <= this.profile.maxToolRounds; round++) {
@@ -318,7 +318,7 @@ export class VoicePipeline implements CallAudio {
       }
       const last = trace.llm[trace.llm.length - 1];
       if (last) last.error = String((err as Error).message);
-      await this.say([this.profile.apology], signal, trace);
+      await this.say(this.profile.apology, signal, trace);
       spoken.push(this.profile.apology);
     } finally {
       clearTimeout(filler);
@@ -345,7 +345,7 @@ export class VoicePipeline implements CallAudio {
   private async transfer(signal: AbortSignal, trace: TurnTrace): Promise<TransferResult | null> {
     const settings = this.profile.transfer;
     if (!settings) return null;
-    await this.say([settings.announcement], signal, trace);
+    await this.say(settings.announcement, signal, trace);
     await new Promise<void>((done) => this.afterPlayback(done));
     if (signal.aborted || this.closed) return null;
     return this.control.transfer(settings.target, settings.ringTimeoutMs);
@@ -374,27 +374,25 @@ export class VoicePipeline implements CallAudio {
     await this.sayAndFinish(line, trace, signal);
   }
 
-  /** Synthesises the pieces in order and queues them; failures are traced, never thrown. */
-  private async say(texts: string[], signal: AbortSignal, trace: TurnTrace): Promise<void> {
-    for (const text of texts) {
-      if (signal.aborted || this.closed) return;
-      const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name, requestMs: Math.round(performance.now() - trace.t0) };
-      trace.tts.push(entry);
-      const piece: QueuedPiece = { text, frames: [], played: 0, durationMs: 0, ready: false, trace };
-      if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
-      this.queue.push(piece);
-      this.replyPieces.push(piece);
-      try {
-        const speech = await this.profile.tts.synthesize(text, signal);
-        entry.firstByteMs = Math.round(speech.firstByteMs);
-        entry.synthesisMs = Math.round(speech.synthesisMs);
-        piece.frames = toFrames(speech.samples);
-        piece.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
-      } catch (err) {
-        if (!signal.aborted) entry.error = String((err as Error).message);
-      } finally {
-        piece.ready = true; // a failed clause is skipped, not waited for
-      }
+  /** Takes the next place in the queue and synthesises the clause into it; failures are traced, never thrown. */
+  private async say(text: string, signal: AbortSignal, trace: TurnTrace): Promise<void> {
+    if (signal.aborted || this.closed) return;
+    const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name, requestMs: Math.round(performance.now() - trace.t0) };
+    trace.tts.push(entry);
+    const piece: QueuedPiece = { text, frames: [], played: 0, durationMs: 0, ready: false, trace };
+    if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
+    this.queue.push(piece);
+    this.replyPieces.push(piece);
+    try {
+      const speech = await this.profile.tts.synthesize(text, signal);
+      entry.firstByteMs = Math.round(speech.firstByteMs);
+      entry.synthesisMs = Math.round(speech.synthesisMs);
+      piece.frames = toFrames(speech.samples);
+      piece.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
+    } catch (err) {
+      if (!signal.aborted) entry.error = String((err as Error).message);
+    } finally {
+      piece.ready = true; // a failed clause is skipped, not waited for
     }
   }
 
