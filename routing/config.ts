@@ -24,6 +24,11 @@ export interface RoutingConfig {
   /** Our SIP domain (WA_DOMAIN): From host toward Meta, realm of our challenges. */
   domain: string;
   metaPrefixes: string[];
+  /**
+   * Sources allowed to send SIP to the internal listener (WA_INTERNAL_ALLOW, CIDRs; default: the
+   * agent's address and WA_TRANSFER_PROXY's when they are IP addresses).
+   */
+  internalAllow: string[];
   /** Expected X-FB-External-Domain, and Meta's SIP domain in Request-URIs toward Meta. */
   metaDomain: string;
   /** Where business-initiated calls are sent: host:port (TLS). */
@@ -107,12 +112,15 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
     errors.push(`WA_TRANSFER_PROXY: '${transferProxy}' is not sip:host[:port][;transport=udp|tcp]`);
   }
 
+  const internalAllow = parseInternalAllow(get("WA_INTERNAL_ALLOW", ""), [agentUri, transferProxy], errors);
+
   if (errors.length) return { config: null, errors };
   return {
     config: {
       numbers,
       domain: get("WA_DOMAIN", "sip.example.com"),
       metaPrefixes,
+      internalAllow,
       metaDomain: get("WA_META_DOMAIN", "wa.meta.vc"),
       metaEdge,
       agentUri,
@@ -124,6 +132,28 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
     },
     errors: [],
   };
+}
+
+/**
+ * WA_INTERNAL_ALLOW as prefixes; unset, the hosts of the agent and the transfer proxy URIs
+ * (a bare address is taken as a single-host prefix).
+ */
+function parseInternalAllow(text: string, uris: string[], errors: string[]): string[] {
+  if (text) {
+    const prefixes = pairs(text).map((p) => {
+      const c = p.join("=");
+      return c.indexOf("/") < 0 ? `${c}/${c.indexOf(":") < 0 ? 32 : 128}` : c;
+    });
+    for (const c of prefixes) if (!isCidr(c)) errors.push(`WA_INTERNAL_ALLOW: '${c}' is not an address or prefix`);
+    return prefixes;
+  }
+  const hosts: string[] = [];
+  for (const uri of uris) {
+    const m = /^sip:(?:[^@]*@)?([0-9.]+)(?::\d+)?(?:;.*)?$/.exec(uri);
+    if (m && isCidr(`${m[1]}/32`)) hosts.push(`${m[1]}/32`);
+  }
+  if (hosts.length === 0) errors.push("WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI is not an IPv4 address (who may send SIP to the internal listener?)");
+  return hosts;
 }
 
 let cached: ConfigResult | null = null;

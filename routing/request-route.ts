@@ -4,31 +4,52 @@
  *   reqinit ─► CANCEL ─► withindlg ─► initial request by method
  *                                      OPTIONS → 200 · INVITE → call routing · others → refused
  *
- * The public side is the TLS listener (Meta); the internal side is the UDP listener on
- * loopback (the media agent and other internal UAs).
+ * Who sent it is decided once, in reqinit, from the listener and the source address alone
+ * (policy/trust.ts): Meta's edge (TLS from WA_META_PREFIXES), an outsider on the TLS listener,
+ * an allowed internal source (WA_INTERNAL_ALLOW) or a stranger on the internal UDP listener.
+ * Outsiders may only ask for OPTIONS or offer calls that inbound.ts then refuses; strangers
+ * get nothing; nobody reaches a dialog they are not a party to.
  */
 import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent } from "./policy/methods";
+import { classifySource, describeSource, inDialogSender, isTrusted, type SourceClass } from "./policy/trust";
+import { isDialogPeer, nextHopAfterOurRoutes } from "./policy/route-set";
 import { pvString } from "./ksr/pv";
 import { answerOnce, dropSilently, refuse } from "./sip/reply";
 import { relay } from "./sip/relay";
-import { routingConfig } from "./config";
+import { routingConfig, type RoutingConfig } from "./config";
 import { userInitiatedCall } from "./wa/inbound";
 import { businessInitiatedCall } from "./wa/outbound";
 import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
 import { deleteMedia } from "./wa/media";
+import { dialogOfRequest, recordedPeers, requestRoutes } from "./wa/dialog-peers";
 
 export function requestRoute(): void {
-  reqinit();
-  if (KSR.is_CANCEL()) return cancel();
-  if (KSR.siputils.has_totag() > 0) return withindlg();
-  initialRequest();
+  const cfg = routingConfig();
+  if (!cfg) refuse(503, "Service Unavailable - Configuration Error", "the WA_* routing settings are invalid (errors logged above)");
+  const source = reqinit(cfg);
+  if (KSR.is_CANCEL()) return cancel(source);
+  if (KSR.siputils.has_totag() > 0) return withindlg(source);
+  initialRequest(cfg, source);
 }
 
-/** Drops floods and scanners, then lets sanity and Max-Forwards checks answer bad requests. */
-function reqinit(): void {
-  if (fromPublicSide() && KSR.pike.pike_check_req() < 0) dropSilently("request rate over the pike limit");
-  if (isScannerUserAgent(pvString("$ua"))) dropSilently(`scanner User-Agent '${pvString("$ua")}'`);
+/**
+ * Drops floods from untrusted sources and scanners, refuses sources that may not send SIP here,
+ * strips our own X-WA-* headers from the public side, then lets sanity and Max-Forwards
+ * checks answer bad requests.
+ */
+function reqinit(cfg: RoutingConfig): SourceClass {
+  const source = classifySource(pvString("$pr"), pvString("$si"), cfg);
+  // Meta's edge and our own internal sources are never throttled (Meta concentrates up to
+  // 1,000 calls of a number on a few addresses); everyone else is, on both listeners.
+  if (!isTrusted(source) && KSR.pike.pike_check_req() < 0) dropSilently(`request rate of ${describeSource(source)} over the pike limit`);
+  const userAgent = pvString("$ua");
+  if (isScannerUserAgent(userAgent)) dropSilently(`scanner User-Agent '${userAgent}'`);
+  if (source === "stranger") refuse(403, "Forbidden - Not An Internal Source", "source is not in WA_INTERNAL_ALLOW");
+  if (source === "wrong-listener") refuse(403, "Forbidden - No SIP On This Listener", `SIP over ${pvString("$pr")} to ${pvString("$Ri")}:${pvString("$Rp")}: only TLS (Meta) and the internal UDP listener take SIP`);
+  // X-WA-* are our own headers toward the agent (profile, transfer): nobody outside may set
+  // them. Meta's own X-WA-Meta-* (call id, CTA payload) stay.
+  if (source !== "internal") KSR.textops.remove_hf_exp("^X-WA-", "^X-WA-Meta-");
 
   // Bad request line, CSeq, Content-Length, URIs …: sanity answers 400 itself.
   if (KSR.sanity.sanity_check(17895, 7) < 0) {
@@ -38,10 +59,16 @@ function reqinit(): void {
   const maxfwd = KSR.maxfwd.process_maxfwd(10);
   if (maxfwd === -1) refuse(483, "Too Many Hops", "Max-Forwards reached 0");
   if (maxfwd < 0) refuse(400, "Bad Max-Forwards", `unusable Max-Forwards '${pvString("$hdr(Max-Forwards)")}'`);
+  return source;
 }
 
-/** CANCEL follows its INVITE transaction; without one there is nothing to cancel. */
-function cancel(): void {
+/**
+ * CANCEL follows its INVITE transaction, and only from the INVITE's own sender: the caller of
+ * a dialog we hold, from that caller's side. Anything else leaves the call and its media alone.
+ */
+function cancel(source: SourceClass): void {
+  const sender = inDialogSender(source, pvString("$ft"), dialogOfRequest(), true);
+  if (!sender.ok) refuse(sender.code, sender.reason, `CANCEL: ${sender.cause}`);
   if (KSR.tm.t_check_trans() > 0) {
     deleteMedia("CANCEL");
     relay();
@@ -50,28 +77,36 @@ function cancel(): void {
 }
 
 /**
- * In-dialog requests follow the route set; ACKs for our own negative replies are absorbed.
+ * In-dialog requests: only for a dialog we hold, only from that dialog's own sides, and only
+ * toward that dialog's own peers — checked before loose_route, which would already act on the
+ * dialog (a BYE ends it there). ACKs for our own negative replies are absorbed.
  * Meta answers re-INVITE and UPDATE with 500 and has no session timers or hold, so those
  * never leave toward Meta: they are answered here.
  */
-function withindlg(): void {
-  if (!fromPublicSide() && KSR.is_method_in("IU")) {
+function withindlg(source: SourceClass): void {
+  const sender = inDialogSender(source, pvString("$ft"), dialogOfRequest(), false);
+  if (!sender.ok) {
+    // A retransmission tm already answered, or an ACK for its negative reply: tm handles it
+    // itself (t_check_trans ends it). Nothing is forwarded.
+    if (KSR.tm.t_check_trans() === 0) return;
+    if (KSR.is_ACK()) dropSilently(`in-dialog ACK: ${sender.cause}`);
+    refuse(sender.code, sender.reason, sender.cause);
+  }
+  if (sender.toward === "meta" && KSR.is_method_in("IU")) {
     refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${pvString("$rm")} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
-  if (KSR.rr.loose_route() > 0) {
-    if (KSR.is_BYE()) deleteMedia(`BYE from the ${fromPublicSide() ? "WhatsApp" : "agent"} side`);
-    if (!fromPublicSide()) shiftInDialogRequest();
-    relay();
+  const hop = nextHopAfterOurRoutes(requestRoutes(), pvString("$ru"), (uri) => KSR.is_myself(uri));
+  if (!hop.ok) refuse(404, "Not Here", `in-dialog request not routed through us: ${hop.cause}`);
+  if (!isDialogPeer(hop.uri, recordedPeers(sender.from))) {
+    refuse(403, "Forbidden - Route Leaves This Call", `its route set leads to <${hop.uri}>, not to this dialog's ${sender.toward} side`);
   }
-  if (KSR.is_ACK()) {
-    if (KSR.tm.t_check_trans() > 0) relay();
-    else dropSilently("in-dialog ACK without route set or transaction");
-    return;
-  }
-  refuse(404, "Not Here", "in-dialog request without a route set through us");
+  if (KSR.rr.loose_route() < 0) refuse(404, "Not Here", "in-dialog request without a route set through us");
+  if (KSR.is_BYE()) deleteMedia(`BYE from the ${sender.from} (${source} side)`);
+  if (sender.toward === "meta") shiftInDialogRequest();
+  relay();
 }
 
-function initialRequest(): void {
+function initialRequest(cfg: RoutingConfig, source: SourceClass): void {
   const decision = initialRequestDecision(pvString("$rm"));
   switch (decision.kind) {
     case "keepalive":
@@ -79,11 +114,11 @@ function initialRequest(): void {
       answerOnce(200, "OK");
       return;
     case "absorb-ack":
-      if (KSR.tm.t_check_trans() > 0) relay();
-      else dropSilently("ACK matches no transaction");
+      // tm absorbs an ACK for its own negative reply; nothing else is forwarded.
+      if (KSR.tm.t_check_trans() < 0) dropSilently("ACK matches no transaction");
       return;
     case "call":
-      return routeCall();
+      return routeCall(cfg, source);
     case "refuse":
       refuse(decision.code, decision.reason, decision.cause, decision.headers);
   }
@@ -93,14 +128,8 @@ function initialRequest(): void {
  * Meta's calls arrive on the public TLS side; on the internal side the agent places
  * business-initiated calls and transfer legs to people.
  */
-function routeCall(): void {
-  const cfg = routingConfig();
-  if (!cfg) refuse(503, "Service Unavailable - Configuration Error", "the WA_* routing settings are invalid (errors logged above)");
-  if (fromPublicSide()) userInitiatedCall(cfg);
+function routeCall(cfg: RoutingConfig, source: SourceClass): void {
+  if (source !== "internal") userInitiatedCall(cfg);
   else if (isTransferLeg()) transferCall(cfg);
   else businessInitiatedCall(cfg);
-}
-
-function fromPublicSide(): boolean {
-  return KSR.is_TLS();
 }

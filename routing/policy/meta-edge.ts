@@ -1,6 +1,6 @@
 /**
- * Is this request from Meta's SIP edge? X-FB-External-Domain is only a hint anyone can forge,
- * so Meta traffic must also arrive over TLS from Meta's prefixes. Each failing check has its
+ * Is this INVITE from Meta's SIP edge? X-FB-External-Domain is only a hint anyone can forge,
+ * so Meta traffic must also arrive over TLS from Meta's prefixes (policy/trust.ts). Each failing check has its
  * own answer, so a log line or a trace says which one failed.
  */
 import { ipInAnyCidr } from "./cidr";
@@ -8,8 +8,8 @@ import { ipInAnyCidr } from "./cidr";
 export interface ArrivalFacts {
   proto: string;
   srcIp: string;
-  /** X-FB-External-Domain, or null when absent. */
-  externalDomain: string | null;
+  /** Every X-FB-External-Domain header's value, in order (none: absent). */
+  externalDomains: string[];
 }
 
 export interface EdgeSettings {
@@ -20,7 +20,7 @@ export interface EdgeSettings {
 export type EdgeVerdict = { fromMeta: true } | { fromMeta: false; code: number; reason: string; cause: string };
 
 export function isFromMeta(facts: ArrivalFacts, settings: EdgeSettings): EdgeVerdict {
-  const claimsMeta = facts.externalDomain !== null;
+  const claimsMeta = facts.externalDomains.length > 0;
   if (facts.proto !== "tls") {
     return {
       fromMeta: false,
@@ -37,12 +37,15 @@ export function isFromMeta(facts: ArrivalFacts, settings: EdgeSettings): EdgeVer
       cause: `source ${facts.srcIp} is outside the Meta prefixes${claimsMeta ? " (X-FB-External-Domain forged?)" : ""}`,
     };
   }
-  if (facts.externalDomain !== settings.metaDomain) {
+  // Exactly one header with exactly the configured value: a second one (even the same value)
+  // means someone on the way added or repeated it.
+  if (facts.externalDomains.length !== 1 || facts.externalDomains[0] !== settings.metaDomain) {
+    const seen = facts.externalDomains.length > 1 ? `present ${facts.externalDomains.length} times ('${facts.externalDomains.join("', '")}')` : claimsMeta ? `'${facts.externalDomains[0]}'` : "missing";
     return {
       fromMeta: false,
       code: 403,
       reason: "Bad X-FB-External-Domain",
-      cause: `X-FB-External-Domain is ${claimsMeta ? `'${facts.externalDomain}'` : "missing"}, expected '${settings.metaDomain}'`,
+      cause: `X-FB-External-Domain is ${seen}, expected once with '${settings.metaDomain}'`,
     };
   }
   return { fromMeta: true };

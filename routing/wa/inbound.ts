@@ -7,10 +7,11 @@
 import type { BusinessNumber, RoutingConfig } from "../config";
 import { isFromMeta } from "../policy/meta-edge";
 import { digestUsername, lookupBusinessNumber } from "../policy/numbers";
-import { pvString } from "../ksr/pv";
+import { headerValues, pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { pairKey, updateExistingPair } from "./callback-state";
+import { startDialog } from "./dialog-peers";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
@@ -23,7 +24,7 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
     {
       proto: pvString("$pr"),
       srcIp: pvString("$si"),
-      externalDomain: KSR.hdr.is_present("X-FB-External-Domain") > 0 ? pvString("$hdr(X-FB-External-Domain)") : null,
+      externalDomains: headerValues("X-FB-External-Domain"),
     },
     cfg,
   );
@@ -41,7 +42,7 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
   if ((KSR.pv.get("$var(active_calls)") as number) >= cfg.maxCallsPerNumber) {
     refuse(486, "Busy Here - Call Limit Reached", `${business.number} has ${cfg.maxCallsPerNumber} active calls (WA_MAX_CALLS_PER_NUMBER)`);
   }
-  KSR.dialog.dlg_manage();
+  startDialog("user-initiated");
   KSR.dialog.set_dlg_profile(CALLS_PER_NUMBER, business.number);
 
   // Meta's own Record-Routes stay untouched; ours (two: TLS and loopback side) go on top.

@@ -9,6 +9,7 @@ import { routingConfig, type BusinessNumber, type RoutingConfig } from "../confi
 import { digestUsername, isE164, lookupBusinessNumber, numberFromUser } from "../policy/numbers";
 import { digestCredentials, parseDigestChallenge, supportedAlgorithm, type HashFn } from "../policy/digest";
 import { pvString } from "../ksr/pv";
+import { startDialog } from "./dialog-peers";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
@@ -48,7 +49,7 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   KSR.pv.sets("$xavp(tls=>server_name)", cfg.metaDomain);
 
   offerMedia("business-initiated", cfg.media);
-  KSR.dialog.dlg_manage();
+  startDialog("business-initiated");
   KSR.pv.sets("$dlg_var(wa_pair)", pair);
   KSR.pv.sets("$avp(wa_pair)", pair);
   KSR.rr.record_route();

@@ -10,6 +10,7 @@
  */
 import type { RoutingConfig } from "../config";
 import { pvString } from "../ksr/pv";
+import { startDialog } from "./dialog-peers";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
@@ -28,7 +29,7 @@ export function transferCall(cfg: RoutingConfig): void {
   KSR.hdr.remove(TRANSFER_HEADER);
   KSR.pv.sets("$du", cfg.transferProxy);
   offerMedia("transfer", cfg.media);
-  KSR.dialog.dlg_manage();
+  startDialog("transfer");
   KSR.rr.record_route();
   KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
   KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);

@@ -43,8 +43,27 @@ export interface DoubleOptions {
   transactionExists?: boolean;
   /** Pseudo-variables already set (AVPs an earlier route of the transaction left). */
   vars?: Record<string, string | number>;
+  /**
+   * A dialog the dialog module holds: found (is_known_dlg, $dlg(…), $dlg_var(…)) when the
+   * message's Call-ID and tags match it as Kamailio's match_dialog does.
+   */
+  dialog?: DialogRecord;
   /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
   answers?: Record<string, (...args: unknown[]) => unknown>;
+}
+
+export interface DialogRecord {
+  callId: string;
+  fromTag: string;
+  /** The callee's tag; unset while the dialog is early. */
+  toTag?: string;
+  /** $dlg(from_rs), $dlg(to_rs), $dlg(from_contact), $dlg(to_contact). */
+  fromRs?: string;
+  toRs?: string;
+  fromContact?: string;
+  toContact?: string;
+  /** $dlg_var(name) values. */
+  vars?: Record<string, string>;
 }
 
 export interface Reply {
@@ -117,6 +136,8 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   let replyRoute: string | null = null;
 
   const hdr = (name: string) => header(message, name);
+  /** Each header line's whole value, as $(hdr(name)[i]) and $hdrc(name) see them. */
+  const headerLines = (name: string) => message.headers.filter((h) => h.name.toLowerCase() === name.toLowerCase()).map((h) => h.value);
   const from = () => parseNameAddr(hdr("From") ?? "");
   const to = () => parseNameAddr(hdr("To") ?? "");
   const uriPart = (uri: string, part: "user" | "host" | "port") => {
@@ -128,13 +149,41 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   };
   const cseq = () => (hdr("CSeq") ?? "").split(/\s+/);
   const methodIs = (m: string) => message.kind === "request" && message.method.toUpperCase() === m;
+  const knownDialog = (): DialogRecord | null => {
+    const dlg = opts.dialog;
+    if (!dlg || hdr("Call-ID") !== dlg.callId) return null;
+    const ftag = from().params.tag ?? "";
+    const ttag = to().params.tag ?? "";
+    if (!dlg.toTag) return ftag === dlg.fromTag || ttag === dlg.fromTag ? dlg : null;
+    return (ftag === dlg.fromTag && ttag === dlg.toTag) || (ftag === dlg.toTag && ttag === dlg.fromTag) ? dlg : null;
+  };
+  const dlgFields: Record<string, (dlg: DialogRecord) => string | undefined> = {
+    callid: (dlg) => dlg.callId,
+    from_tag: (dlg) => dlg.fromTag,
+    to_tag: (dlg) => dlg.toTag,
+    from_rs: (dlg) => dlg.fromRs,
+    to_rs: (dlg) => dlg.toRs,
+    from_contact: (dlg) => dlg.fromContact,
+    to_contact: (dlg) => dlg.toContact,
+  };
 
   /** Pseudo-variables, named as in Kamailio's pv module. */
   const pvGet = (name: string): string | number | null => {
     const hdrMatch = name.match(/^\$hdr\(([^)]+)\)$/);
     if (hdrMatch) return hdr(hdrMatch[1]) ?? null;
+    const hdrIdx = name.match(/^\$\(hdr\(([^)]+)\)\[(-?\d+)\]\)$/);
+    if (hdrIdx) return headerLines(hdrIdx[1]).at(parseInt(hdrIdx[2], 10)) ?? null;
+    const dlgMatch = name.match(/^\$dlg\(([a-z_]+)\)$/);
+    if (dlgMatch) {
+      const field = dlgFields[dlgMatch[1]];
+      if (!field) throw new Error(`KSR double: ${name} is not simulated`);
+      const dlg = knownDialog();
+      return (dlg && field(dlg)) ?? null;
+    }
+    const dlgVar = name.match(/^\$dlg_var\(([^)]+)\)$/);
+    if (dlgVar && !d.vars.has(name)) return knownDialog()?.vars?.[dlgVar[1]] ?? null;
     const hdrcMatch = name.match(/^\$hdrc\(([^)]+)\)$/);
-    if (hdrcMatch) return headerValues(message, hdrcMatch[1]).length;
+    if (hdrcMatch) return headerLines(hdrcMatch[1]).length;
     const itKey = name.match(/^\$shtitkey\(([^)]+)\)$/);
     if (itKey) {
       const it = iterators[itKey[1]];
@@ -291,6 +340,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
 
     "dialog.dlg_manage": () => (d.dialog.managed = true, 1),
+    "dialog.is_known_dlg": () => (knownDialog() ? 1 : -1),
     "dialog.set_dlg_profile": (profile: string, value: string) => (d.dialog.profiles.push(`${profile}/${value}`), 1),
     "dialog.get_profile_size": (profile: string, value: string, pv: string) =>
       pvSet(pv, opts.dialogProfiles?.[`${profile}/${value}`] ?? 0),
@@ -326,6 +376,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
       ]),
     ),
     "rtpengine.rtpengine_delete0": () => (d.rtpengine.push({ fn: "rtpengine_delete", flags: "" }), 1),
+    "textops.remove_hf_exp": (match: string, skip: string) => (d.headerOps.push({ op: "remove_hf_exp", args: [match, skip] }), 1),
     "textops.has_body_type": (type: string) =>
       message.body.length > 0 && (hdr("Content-Type") ?? "").split(";")[0].trim().toLowerCase() === type.toLowerCase() ? 1 : -1,
   };

@@ -73,8 +73,8 @@ ${SDP}
 <recv response="183" optional="true"/>`;
 }
 
-/** INVITE → 200 → ACK → BYE, in-dialog requests along the recorded route set. */
-function fullCall(c: Caller): string {
+/** INVITE → 200 → ACK → (holdMs) → BYE, in-dialog requests along the recorded route set. */
+function fullCall(c: Caller, holdMs = 300): string {
   return xml(
     c.name,
     `${invite(c)}
@@ -83,7 +83,7 @@ function fullCall(c: Caller): string {
 ${request(c, "ACK", "[next_url]", "1 ACK", ["[routes]", "Content-Length: 0"])}
 
 ]]></send>
-<pause milliseconds="300"/>
+<pause milliseconds="${holdMs}"/>
 <send retrans="500"><![CDATA[
 ${request(c, "BYE", "[next_url]", "2 BYE", ["[routes]", "Reason: Q.850;cause=16", "Content-Length: 0"])}
 
@@ -116,7 +116,7 @@ Content-Length: 0
  * The WhatsApp user calls the business through the Meta edge: INVITE → 200 → ACK → BYE.
  * `testSource` "outsider" makes the edge send it from a non-Meta address.
  */
-export const userCallsBusiness = (testSource = "meta") => fullCall(whatsappUser(testSource));
+export const userCallsBusiness = (testSource = "meta", holdMs?: number) => fullCall(whatsappUser(testSource), holdMs);
 export const userCallRefused = (status: number, testSource = "meta") => refusedCall(whatsappUser(testSource), status);
 /** The agent places a business-initiated call: INVITE → 200 → ACK → BYE. */
 export const businessCallsUser = () => fullCall(agent);

@@ -56,7 +56,11 @@ t.test("an unknown number gets 404; the call limit 486; bad settings 503", async
 
 t.test("no re-INVITE or UPDATE goes toward Meta from our side", async (t) => {
   const reinvite = withHeader(sipFixture("meta-invite"), "To", "<sip:+15550001111@sip.example.com>;tag=as58f4d2e1");
-  const d = route({ message: reinvite, transport: { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080 } });
+  // A business-initiated call: the agent (the INVITE's From tag) called Meta, which answered.
+  const callId = /^Call-ID: (.*)$/m.exec(reinvite)![1].trim();
+  const fromTag = /^From: .*;tag=([^;\s]+)/m.exec(reinvite)![1];
+  const dialog = { callId, fromTag, toTag: "as58f4d2e1", vars: { wa_call: "business-initiated" } };
+  const d = route({ message: reinvite, transport: { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080 }, dialog });
   t.same(d.replies.map((r) => r.code), [488]);
   t.match(d.replies[0].reason, /No Session Updates Toward WhatsApp/);
   t.equal(d.relays.length, 0);

@@ -82,12 +82,17 @@ t.test("no SDP offer → 488; rtpengine down → 503 naming the cause; nothing i
 });
 
 t.test("BYE from either side and CANCEL delete the call's media", async (t) => {
-  const bye = run(withHeader(sipFixture("meta-bye"), "Route", "<sip:sip.example.com;transport=tls;lr;r2=on>"));
+  const call = { callId: "outgoing:wacid.HBgLMTU1NTEyMzQ1NjcVAgARGCBBQ0Q5RjE2QzM0", toContact: "sip:+15550001111@127.0.0.1:5070", vars: { wa_call: "user-initiated" } };
+  const bye = run(withHeader(sipFixture("meta-bye"), "Route", "<sip:sip.example.com;transport=tls;lr;r2=on>"), {
+    dialog: { ...call, fromTag: "9c1f6a2e", toTag: "as58f4d2e1" },
+  });
   t.same(bye.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
   t.equal(bye.relays.length, 1);
-  t.match(bye.logs.map((l) => l.text).join(""), /deleted \(BYE from the WhatsApp side\)/);
-  const cancel = run(sipFixture("meta-invite").replace(/^INVITE/, "CANCEL").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"), {
+  t.match(bye.logs.map((l) => l.text).join(""), /deleted \(BYE from the caller \(meta side\)\)/);
+  const invite = sipFixture("meta-invite");
+  const cancel = run(invite.replace(/^INVITE/, "CANCEL").replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL"), {
     transactionExists: true,
+    dialog: { ...call, callId: /^Call-ID: (.*)$/m.exec(invite)![1].trim(), fromTag: /^From: .*;tag=([^;\s]+)/m.exec(invite)![1] },
   });
   t.same(cancel.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
   const failed = run(sipFixture("meta-invite"), { answers: { "tm.t_is_canceled": () => -1, "tm.t_get_status_code": () => 486 } }, callback("ksr_failure_local"));

@@ -37,16 +37,20 @@ t.test("address prefixes, IPv4 and IPv6", async (t) => {
   t.notOk(isCidr("31.13.24.0/33") || isCidr("31.13.24.0") || isCidr("wa.meta.vc/24"));
 });
 
-t.test("isFromMeta needs TLS, a Meta source and the header, each with its own answer", async (t) => {
+t.test("isFromMeta needs TLS, a Meta source and exactly one header with the value, each with its own answer", async (t) => {
   const settings = { metaPrefixes: ["157.240.0.0/16"], metaDomain: "wa.meta.vc" };
-  const meta = { proto: "tls", srcIp: "157.240.19.130", externalDomain: "wa.meta.vc" };
+  const meta = { proto: "tls", srcIp: "157.240.19.130", externalDomains: ["wa.meta.vc"] };
   t.same(isFromMeta(meta, settings), { fromMeta: true });
   t.match(isFromMeta({ ...meta, proto: "udp" }, settings), { fromMeta: false, code: 403, reason: "Meta Traffic Must Use TLS" });
-  t.match(isFromMeta({ ...meta, proto: "udp", externalDomain: null }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, proto: "udp", externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
   t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7" }, settings), { reason: "Not From Meta Edge", cause: /forged/ });
-  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7", externalDomain: null }, settings), { reason: "Not From Meta Edge" });
-  t.match(isFromMeta({ ...meta, externalDomain: "evil.example" }, settings), { reason: "Bad X-FB-External-Domain", cause: /'evil.example'/ });
-  t.match(isFromMeta({ ...meta, externalDomain: null }, settings), { reason: "Bad X-FB-External-Domain", cause: /missing/ });
+  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7", externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, externalDomains: ["evil.example"] }, settings), { reason: "Bad X-FB-External-Domain", cause: /'evil.example'/ });
+  t.match(isFromMeta({ ...meta, externalDomains: [] }, settings), { reason: "Bad X-FB-External-Domain", cause: /missing/ });
+  t.match(isFromMeta({ ...meta, externalDomains: ["wa.meta.vc", "evil.example"] }, settings), { reason: "Bad X-FB-External-Domain", cause: /present 2 times/ });
+  t.match(isFromMeta({ ...meta, externalDomains: ["wa.meta.vc", "wa.meta.vc"] }, settings), { reason: "Bad X-FB-External-Domain", cause: /present 2 times/ }, "the right value twice is refused too");
+  t.match(isFromMeta({ ...meta, externalDomains: ["evil.example", "wa.meta.vc"] }, settings), { fromMeta: false });
+  t.match(isFromMeta({ ...meta, externalDomains: ["wa.meta.vc, evil.example"] }, settings), { fromMeta: false }, "a list in one header is not the value");
 });
 
 t.test("business numbers: user params tolerated, digest username without +", async (t) => {
@@ -66,6 +70,13 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
   t.equal(ok.config?.metaDomain, "wa.meta.vc");
   t.equal(ok.config?.maxCallsPerNumber, 1000);
   t.same(ok.config?.metaPrefixes, META_PREFIXES_DEFAULT);
+  t.same(ok.config?.internalAllow, ["127.0.0.1/32"], "the internal side is the agent's address by default");
+  const withPbx = parseRoutingConfig(env({ WA_AGENT_URI: "sip:10.1.2.3:5080", WA_TRANSFER_PROXY: "sip:192.0.2.44:5060" }));
+  t.same(withPbx.config?.internalAllow, ["10.1.2.3/32", "192.0.2.44/32"], "and the transfer proxy's, which sends its BYEs there");
+  const listed = parseRoutingConfig(env({ WA_INTERNAL_ALLOW: "10.0.0.0/24, 10.9.9.9, fd00::/8" }));
+  t.same(listed.config?.internalAllow, ["10.0.0.0/24", "10.9.9.9/32", "fd00::/8"]);
+  const named = parseRoutingConfig(env({ WA_AGENT_URI: "sip:agent.internal:5080" }));
+  t.match(named.errors, [/^WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI is not an IPv4 address/]);
   const bad = parseRoutingConfig(env({
     WA_NUMBERS: "15550001111=sales",
     WA_SIP_PASSWORDS: "+15559999999=x",
@@ -74,9 +85,10 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
     WA_MAX_CALLS_PER_NUMBER: "0",
     WA_AGENT_URI: "127.0.0.1:5080",
     WA_META_EDGE: "wa.meta.vc",
+    WA_INTERNAL_ALLOW: "10.0.0.0/33",
   }));
   t.equal(bad.config, null);
-  for (const key of ["WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_AGENT_URI", "WA_META_EDGE"]) {
+  for (const key of ["WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_AGENT_URI", "WA_META_EDGE", "WA_INTERNAL_ALLOW"]) {
     t.ok(bad.errors.some((e) => e.startsWith(`${key}:`)), `${key} is named`);
   }
 });
