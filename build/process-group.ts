@@ -58,6 +58,11 @@ export class GroupProcess {
     return this.exitCode === undefined;
   }
 
+  /** The signal that ended the main process (null while it runs or when it exited by itself). */
+  get exitSignal(): NodeJS.Signals | null {
+    return this.child.signalCode;
+  }
+
   /** Called from the output pipes. */
   appendLog(chunk: string): void {
     this.log += chunk;

@@ -1,11 +1,16 @@
 /**
  * Typed, safe access to pseudo-variables and headers (KSR.pv.get returns string | number | null).
  *
- * A peer can put any bytes in a header. Duktape keeps such bytes as they are, and its regular
- * expressions throw "internal error" on an invalid UTF-8 sequence, so every string read from a
- * message is rebuilt from its character codes before routing code sees it: the result is always
- * well-formed, and valid text (e.g. "Düsseldorf") comes out unchanged.
+ * A peer can put any bytes in a header. Duktape keeps a string's bytes as they came, and reading
+ * an invalid UTF-8 sequence (a stray continuation byte, a truncated or 0xFF lead) throws
+ * "internal error" from charCodeAt and from every regular expression. So every string read from
+ * a message is checked on its raw bytes (Duktape.enc, native) before routing code sees it: ASCII
+ * (nearly all SIP) comes back as it is, valid UTF-8 is decoded, and each invalid byte becomes
+ * U+FFFD. The result is always well-formed.
  */
+
+/** Duktape's own built-in; absent under Node (the unit tests), whose strings are always well-formed. */
+declare const Duktape: { enc(format: "hex", value: string): string } | undefined;
 
 /** The value as a well-formed string; "" when the variable is unset. */
 export function pvString(name: string): string {
@@ -21,12 +26,37 @@ export function headerValues(name: string): string[] {
   return out;
 }
 
-/** ASCII strings (nearly every SIP value) come back as they are; others are rebuilt. */
+const ASCII_HEX = /^(?:[0-7][0-9a-f])*$/;
+
 export function wellFormed(s: string): string {
-  let ascii = true;
-  for (let i = 0; i < s.length && ascii; i++) ascii = s.charCodeAt(i) < 0x80;
-  if (ascii) return s;
-  const codes: number[] = [];
-  for (let i = 0; i < s.length; i++) codes.push(s.charCodeAt(i));
-  return String.fromCharCode.apply(null, codes);
+  if (typeof Duktape === "undefined") return s;
+  const hex = Duktape.enc("hex", s);
+  return ASCII_HEX.test(hex) ? s : decodeUtf8(hex);
+}
+
+/** Strict UTF-8 decoding of hex-written bytes; each byte of an invalid sequence becomes U+FFFD. */
+export function decodeUtf8(hex: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < hex.length; i += 2) bytes.push(parseInt(hex.substr(i, 2), 16));
+  let out = "";
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i];
+    const n = b < 0x80 ? 0 : b >= 0xc2 && b < 0xe0 ? 1 : b >= 0xe0 && b < 0xf0 ? 2 : b >= 0xf0 && b < 0xf5 ? 3 : -1;
+    let cp = n === 0 ? b : n === 1 ? b & 0x1f : n === 2 ? b & 0x0f : b & 0x07;
+    let ok = n >= 0 && i + n < bytes.length + (n === 0 ? 1 : 0);
+    for (let k = 1; ok && k <= n; k++) {
+      ok = (bytes[i + k] & 0xc0) === 0x80;
+      cp = (cp << 6) | (bytes[i + k] & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
+    if (ok && ((n === 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) || (n === 3 && (cp < 0x10000 || cp > 0x10ffff)))) ok = false;
+    if (!ok) {
+      out += "\ufffd";
+      i++;
+      continue;
+    }
+    out += cp > 0xffff ? String.fromCharCode(0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + ((cp - 0x10000) & 0x3ff)) : String.fromCharCode(cp);
+    i += n + 1;
+  }
+  return out;
 }

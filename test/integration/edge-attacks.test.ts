@@ -219,7 +219,7 @@ t.test("headers, the internal side and listeners", async (t) => {
   t.test("binary bytes in headers never throw inside the routing", async (t) => {
     const internal = await udpPeer(t, "127.0.0.1", w.us.internal);
     for (const [peer, transport] of [[meta, "TLS"], [internal, "UDP"]] as const) {
-      for (const bytes of [[0xc3, 0x28], [0xe2, 0x82], [0xff, 0xfe, 0x00, 0x41], [0xed, 0xa0, 0x80]]) {
+      for (const bytes of [[0x46, 0xac, 0x63], [0xc3, 0x28], [0xe2, 0x82], [0x41, 0xe2], [0xff, 0xfe, 0x00, 0x41], [0xed, 0xa0, 0x80], [0xf1, 0x65]]) {
         const callId = `bytes-${newTag()}`;
         const head = rawRequest("OPTIONS", "sip:sip.example.com", [
           ["Via", viaOf(peer, transport)], ["Max-Forwards", "70"], ["From", `<sip:probe@127.0.0.1>;tag=${newTag()}`], ["To", "<sip:sip.example.com>"],

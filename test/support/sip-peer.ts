@@ -69,14 +69,13 @@ function peerOf(local: { host: string; port: number }, write: (b: Buffer) => voi
 
 /** SIP over TLS (or plain TCP with `tcp`) from `from` to `to`. */
 export async function tlsPeer(t: Teardown, from: string, to: { host: string; port: number }, tcp = false): Promise<RawSipPeer> {
+  const raw = netConnect({ host: to.host, port: to.port, localAddress: from });
   const socket: TLSSocket | NetSocket = await new Promise((done, fail) => {
-    const s = tcp
-      ? netConnect({ host: to.host, port: to.port, localAddress: from })
-      : connect({ host: to.host, port: to.port, localAddress: from, rejectUnauthorized: false, servername: "sip.example.com" } as Parameters<typeof connect>[0]);
+    const s = tcp ? raw : connect({ socket: raw, rejectUnauthorized: false, servername: "sip.example.com" });
     s.once(tcp ? "connect" : "secureConnect", () => done(s));
     s.once("error", fail);
   });
-  const peer = peerOf({ host: from, port: socket.localPort! }, (b) => socket.write(b), () => socket.destroy());
+  const peer = peerOf({ host: from, port: raw.localPort! }, (b) => socket.write(b), () => socket.destroy());
   socket.on("data", streamFramer((m) => peer.push(m)));
   socket.on("error", () => {});
   t.teardown(() => socket.destroy());

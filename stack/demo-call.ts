@@ -2,22 +2,22 @@
  * The demo call of `npm start`: a stand-in for Meta's edge (the test peer, a native Kamailio on
  * 127.0.0.2, clearly not Meta) and baresip as a WhatsApp user call the stack over TLS with SRTP
  * and talk to the voice agent: a question about the weather, then goodbye. The agent answers
- * with the configured engines, or with the demo stand-ins (build/demo-engines.ts). The
+ * with the configured engines, or with the demo stand-ins (stack/demo-engines.ts). The
  * conversation is printed from the agent's turn trace; baresip's recording of what the caller
  * heard and the trace (with each turn's caller audio) stay on disk.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { CallRecord, MediaAgent } from "../media-agent/src/agent.js";
+import type { CallRecord } from "../media-agent/src/agent.js";
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
-import { startBaresip } from "./baresip.js";
-import { callerTrack } from "./speech.js";
-import { createTestCa, issueCert } from "./test-ca.js";
-import { REPO_ROOT } from "./bundle.js";
-import { startKamailio, type KamailioProcess } from "./kamailio.js";
-import { freePort, freePortRange } from "./ports.js";
+import { startBaresip } from "../build/baresip.js";
+import { callerTrack } from "../build/speech.js";
+import { issueCert } from "../build/test-ca.js";
+import { freePortRange } from "../build/ports.js";
+import { sleep } from "../build/kamailio.js";
+import { STAND_IN_EDGE_IP, startStandInEdge } from "./stand-in-edge.js";
 
-export const DEMO_EDGE_IP = "127.0.0.2";
+export const DEMO_EDGE_IP = STAND_IN_EDGE_IP;
 export const DEMO_BUSINESS = "+15550001111";
 const DEMO_USER = "+15551234567";
 export const DEMO_CALLER_LINES = ["What is the weather in Dusseldorf?", "Thank you, that is all. Goodbye!"];
@@ -38,7 +38,8 @@ export interface DemoResult {
 /** Runs one call from baresip through the demo edge into the stack; cleans up its processes. */
 export async function runDemoCall(p: {
   runDir: string;
-  agent: MediaAgent;
+  /** The media agent's call API (GET /calls, GET /calls/{id}). */
+  agentApi: { host: string; port: number };
   ourTls: { host: string; port: number };
   callerWav: string;
   traceDir: string;
@@ -50,40 +51,17 @@ export async function runDemoCall(p: {
   const cleanups: Array<() => unknown> = [];
   const teardown = { teardown: (fn: () => unknown) => cleanups.push(fn) };
   try {
-    const ca = createTestCa(dir);
-    const edgeCert = issueCert(ca, "demo-edge", ["wa.meta.vc", DEMO_EDGE_IP]);
-    const userCert = issueCert(ca, "demo-user", ["127.0.0.1"]);
-    const edgeUdp = await freePort(DEMO_EDGE_IP);
-    const edgeTls = await freePort(DEMO_EDGE_IP);
-    const edgeUserTls = await freePort(DEMO_EDGE_IP);
     // baresip listens for SIP on the port and for SIP over TLS on the port + 1.
     const userSip = (await freePortRange(2)).min;
-    const edge: KamailioProcess = await startKamailio({
-      runDir: join(dir, "edge"),
-      cfg: join(REPO_ROOT, "test/meta-edge/meta-edge.cfg"),
-      probe: { host: DEMO_EDGE_IP, port: edgeUdp },
-      env: {
-        EDGE_IP: DEMO_EDGE_IP,
-        EDGE_UDP_PORT: String(edgeUdp),
-        EDGE_TLS_PORT: String(edgeTls),
-        EDGE_USER_TLS_PORT: String(edgeUserTls),
-        OUTSIDER_IP: DEMO_EDGE_IP,
-        OUTSIDER_TLS_PORT: String(await freePort(DEMO_EDGE_IP)),
-        EDGE_TLS_SOCKET: `tls:${DEMO_EDGE_IP}:${edgeTls}`,
-        OUTSIDER_TLS_SOCKET: `tls:${DEMO_EDGE_IP}:${edgeTls}`,
-        EDGE_TLS_CERT: edgeCert.cert,
-        EDGE_TLS_KEY: edgeCert.key,
-        BUSINESS_URI: `sip:${p.ourTls.host}:${p.ourTls.port};transport=tls`,
-        WA_USER_URI: `sip:127.0.0.1:${userSip + 1};transport=tls`,
-        EDGE_DIGEST_ALGORITHM: "MD5",
-        EDGE_DIGEST_USER: DEMO_BUSINESS.slice(1),
-        EDGE_DIGEST_PASSWORD: "demo",
-        EDGE_BUSINESS_DOMAIN: "sip.example.com",
-        EDGE_UAC_CREDENTIAL: `${DEMO_BUSINESS.slice(1)}:sip.example.com:demo`,
-      },
+    const { edge, ca, userTls } = await startStandInEdge({
+      dir,
+      ourTls: p.ourTls,
+      waUserUri: `sip:127.0.0.1:${userSip + 1};transport=tls`,
+      business: DEMO_BUSINESS,
     });
     cleanups.push(() => edge.stop());
-    p.log(`demo: stand-in Meta edge (test peer, not Meta) on tls:${DEMO_EDGE_IP}:${edgeUserTls}`);
+    const userCert = issueCert(ca, "demo-user", ["127.0.0.1"]);
+    p.log(`demo: stand-in Meta edge (test peer, not Meta) on tls:${userTls.host}:${userTls.port}`);
 
     const baresip = await startBaresip(teardown, {
       dir: join(dir, "baresip"),
@@ -92,19 +70,23 @@ export async function runDemoCall(p: {
       rtpPorts: await freePortRange(10),
       user: DEMO_USER,
       sourceWav: p.callerWav,
-      role: { kind: "wa-user", outbound: { host: DEMO_EDGE_IP, port: edgeUserTls }, cert: userCert.cert, key: userCert.key, caFile: ca.cert },
+      role: { kind: "wa-user", outbound: userTls, cert: userCert.cert, key: userCert.key, caFile: ca.cert },
       codecs: ["opus/48000/2"],
     });
-    const answered = new Promise<string>((done) => p.agent.once("answered", (r) => done(r.callId)));
-    const ended = new Promise<CallRecord>((done) => p.agent.once("ended", done));
+    const api = new CallApi(p.agentApi);
+    const before = new Set((await api.calls()).map((c) => c.callId));
     p.log(`demo: baresip (${DEMO_USER}, TLS + SRTP) calls ${DEMO_BUSINESS}`);
     baresip.dial(`sip:${DEMO_BUSINESS}@${DEMO_EDGE_IP}`);
     await baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-    const callId = await answered;
+    const callId = (await api.waitFor(15_000, async () => (await api.calls()).find((c) => !before.has(c.callId) && c.answeredAt)))
+      .callId;
     p.log("demo: call answered; the caller asks about the weather, then says goodbye");
     // The agent ends the call after its goodbye; baresip hangs up when its track ends, or after 45 s.
     const timer = setTimeout(() => baresip.hangup(), 45_000);
-    const record = await ended;
+    const record = await api.waitFor(60_000, async () => {
+      const r = await api.call(callId);
+      return r.status === "ended" || r.status === "failed" ? r : undefined;
+    });
     clearTimeout(timer);
     const how = record.endReason?.startsWith("local BYE") ? `the agent hung up: ${record.endReason.slice("local BYE: ".length)}` : "the caller hung up";
     const trace = readTrace(p.traceDir, callId);
@@ -131,4 +113,34 @@ function conversation(trace: TraceRecord[]): string[] {
     if (r.spoken) lines.push(`  agent:  ${r.spoken}   [${llm ? `LLM first token ${llm} ms; ` : ""}first audio ${r.firstPacketOutMs ?? "-"} ms after ${r.stt ? "the caller stopped" : "answer"}]`);
   }
   return lines;
+}
+
+/** The agent's call API, read over HTTP as the business backend would. */
+class CallApi {
+  constructor(private readonly api: { host: string; port: number }) {}
+
+  private async get<T>(path: string): Promise<T> {
+    const res = await fetch(`http://${this.api.host}:${this.api.port}${path}`, { signal: AbortSignal.timeout(2000) });
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  async calls(): Promise<CallRecord[]> {
+    return (await this.get<{ calls: CallRecord[] }>("/calls")).calls;
+  }
+
+  call(callId: string): Promise<CallRecord> {
+    return this.get<CallRecord>(`/calls/${encodeURIComponent(callId)}`);
+  }
+
+  /** Polls until probe() gives a value. */
+  async waitFor<T>(timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`the agent's call API (http://${this.api.host}:${this.api.port}/calls) did not show it within ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  }
 }

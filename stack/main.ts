@@ -1,6 +1,8 @@
 /**
- * `npm start`: builds the routing bundle and runs the stack in the foreground: rtpengine
- * (userspace), Kamailio with the bundle, and the media agent.
+ * `npm start`: builds the routing bundle and runs the stack in the foreground under a supervisor
+ * (stack/supervisor.ts): rtpengine (userspace), Kamailio with the bundle, and the media agent
+ * (`media-agent/src/main.ts`), each its own process; one that dies is logged and restarted
+ * while the others keep running (in production systemd does this: deploy/systemd/).
  *
  *   npm start                          demo: the stack plus one demo call from baresip through a
  *                                      stand-in Meta edge, talking to the voice agent (demo
@@ -12,25 +14,22 @@
  * Without WA_TLS_CERT/WA_TLS_KEY a self-signed certificate for WA_DOMAIN is made under
  * .run/ — fine for trying it out, never for Meta (Meta checks the certificate).
  */
-import { writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { pino } from "pino";
-import { MediaAgent } from "../media-agent/src/agent.js";
-import { startApi } from "../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../media-agent/src/config.js";
 import { loadVoiceProfiles } from "../media-agent/src/pipeline/voice-profiles.js";
 import { DEMO_BUSINESS, DEMO_CALLER_LINES, DEMO_EDGE_IP, demoCallerTrack, runDemoCall, type DemoResult } from "./demo-call.js";
 import { DEMO_PROFILE, DEMO_VOICE, startDemoEngines } from "./demo-engines.js";
 import { bestCorrelation } from "../media-agent/src/audio/compare.js";
 import { EspeakTts } from "../media-agent/src/pipeline/tts.js";
-import { wav16k } from "./speech.js";
-import { startRtpengine } from "./rtpengine.js";
-import { buildBundle, describeSize, REPO_ROOT } from "./bundle.js";
-import { startKamailio } from "./kamailio.js";
-import { ConfigError, loadSiteConfig } from "./site-config.js";
-import { sipPing } from "./sip-ping.js";
-import { ensureSelfSignedCert } from "./tls-cert.js";
+import { wav16k } from "../build/speech.js";
+import { buildBundle, describeSize, REPO_ROOT } from "../build/bundle.js";
+import { ConfigError, loadSiteConfig } from "../build/site-config.js";
+import { sipPing } from "../build/sip-ping.js";
+import { ensureSelfSignedCert } from "../build/tls-cert.js";
+import { rtpengineSetup } from "./site.js";
+import { supervisedStack } from "./stack.js";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -42,12 +41,13 @@ async function main(): Promise<void> {
   const cleanups: Array<() => unknown> = [];
   const demoSetup = demo ? await prepareDemo(runRoot, loadSiteConfig(siteFile, process.env).agent, cleanups) : null;
   const cfg = loadSiteConfig(siteFile, { ...demoSetup?.defaults, ...process.env });
-  const agentSettings = parseAgentConfig({
+  const agentEnv: Record<string, string> = {
     AGENT_SIP: agentSipAddress(cfg.routing.WA_AGENT_URI ?? "sip:127.0.0.1:5080"),
     AGENT_KAMAILIO: `${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT}`,
     AGENT_RECORD_DIR: join(runRoot, "recordings"),
     ...cfg.agent,
-  });
+  };
+  const agentSettings = parseAgentConfig(agentEnv);
   if (!agentSettings.ok) throw new ConfigError(`invalid media agent settings:\n  ${agentSettings.errors.join("\n  ")}`);
 
   const bundle = await buildBundle();
@@ -64,31 +64,37 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries({ ...kamailioSettings, ...routing })) if (v !== undefined) env[k] = String(v);
   Object.assign(env, { WA_TLS_CERT: tls.cert, WA_TLS_KEY: tls.key, WA_BUNDLE: bundle.outFile });
 
-  // rtpengine: one interface when Meta and the agent share an address (a test box), else
-  // "external" (public, advertised behind NAT) and "internal" (loopback, the agent's side).
-  const [ngHost, ngPort] = cfg.WA_RTPENGINE_SOCK.replace(/^udp6?:/, "").split(/:(?=\d+$)/);
-  const split = cfg.WA_PUBLIC_IP !== agentSettings.config.AGENT_RTP_HOST;
-  const interfaces = split
-    ? [`external/${cfg.WA_PUBLIC_IP}${cfg.WA_ADVERTISE_IP ? `!${cfg.WA_ADVERTISE_IP}` : ""}`, `internal/${agentSettings.config.AGENT_RTP_HOST}`]
-    : [cfg.WA_PUBLIC_IP];
-  if (split && !env.WA_RTPENGINE_DIRECTIONS) env.WA_RTPENGINE_DIRECTIONS = "external,internal";
-  const [portMin, portMax] = cfg.WA_RTP_PORTS.split("-").map(Number);
-  const rtpengine = await startRtpengine({ runDir: join(runRoot, "rtpengine"), interfaces, ng: { host: ngHost, port: Number(ngPort) }, portMin, portMax });
-
-  const kamailio = await startKamailio({ runDir: join(runRoot, "kamailio"), env });
-  const log = pino({ level: agentSettings.config.AGENT_LOG_LEVEL, base: { service: "media-agent" } }, pino.destination(join(runRoot, "media-agent.log")));
-  const agent = await MediaAgent.start(agentSettings.config, log);
-  const api = await startApi(agent, agentSettings.config.AGENT_API);
+  const rtp = rtpengineSetup(cfg, agentSettings.config.AGENT_RTP_HOST);
+  const interfaces = rtp.interfaces;
+  if (rtp.directions && !env.WA_RTPENGINE_DIRECTIONS) env.WA_RTPENGINE_DIRECTIONS = rtp.directions;
+  mkdirSync(runRoot, { recursive: true });
+  const supervisorLog = join(runRoot, "supervisor.log");
+  const stack = supervisedStack({
+    runDir: runRoot,
+    kamailioEnv: env,
+    rtpengine: { interfaces, ng: rtp.ng, portMin: rtp.portMin, portMax: rtp.portMax },
+    agentEnv,
+    supervisor: {
+      log: (line) => {
+        console.error(line);
+        appendFileSync(supervisorLog, `${new Date().toISOString()} ${line}\n`);
+      },
+    },
+  });
+  let stopping = false;
   const stop = async (code = 0) => {
-    api.close();
-    await agent.stop();
-    await kamailio.stop();
-    await rtpengine.stop();
+    if (stopping) process.exit(code || 130); // a second Ctrl-C: the exit hook kills the groups
+    stopping = true;
+    await stack.supervisor.stop();
     for (const fn of cleanups.reverse()) await fn();
     process.exit(code);
   };
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
+  await stack.supervisor.start();
+  const kamailio = stack.kamailio()!.kamailio;
+  const agent = agentSettings.config;
+  const profileNames = [...Object.keys(agent.AGENT_PROFILES), ...(agent.AGENT_VOICE_PROFILES ? Object.keys(loadVoiceProfiles(agent.AGENT_VOICE_PROFILES)) : [])];
 
   const probe = await sipPing(cfg.WA_INTERNAL_IP, cfg.WA_INTERNAL_PORT);
   console.log(
@@ -96,22 +102,23 @@ async function main(): Promise<void> {
       `Kamailio ${(await kamailio.rpc("core.version")).trim()} is running (pid ${kamailio.pid}) with the routing bundle`,
       `  public  tls:${cfg.WA_PUBLIC_IP}:${cfg.WA_TLS_PORT}${cfg.WA_ADVERTISE_IP ? ` (advertised as ${cfg.WA_ADVERTISE_IP})` : ""}  domain ${cfg.WA_DOMAIN}  <- Meta's SIP edge`,
       `  internal udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT}  <- media agent and internal UAs`,
-      `  rtpengine ${cfg.WA_RTPENGINE_SOCK}  interfaces ${interfaces.join(" ")}  ports ${cfg.WA_RTP_PORTS}  log ${relative(process.cwd(), rtpengine.logFile)}`,
-      `  media agent sip:${agent.sipAddress.host}:${agent.sipAddress.port}  codecs ${agentSettings.config.AGENT_CODECS.join(",")}  profiles ${agent.profileNames.join(",")}  log ${relative(process.cwd(), join(runRoot, "media-agent.log"))}`,
-      `  call API http://${agentSettings.config.AGENT_API.host}:${agentSettings.config.AGENT_API.port}/calls`,
+      `  rtpengine ${cfg.WA_RTPENGINE_SOCK}  interfaces ${interfaces.join(" ")}  ports ${cfg.WA_RTP_PORTS}  (pid ${stack.supervisor.pid("rtpengine")})  log ${relative(process.cwd(), stack.rtpengineLog)}`,
+      `  media agent sip:${agent.AGENT_SIP.host}:${agent.AGENT_SIP.port}  codecs ${agent.AGENT_CODECS.join(",")}  profiles ${profileNames.join(",")}  (pid ${stack.supervisor.pid("media-agent")})  log ${relative(process.cwd(), stack.agentLog)}`,
+      `  call API http://${agent.AGENT_API.host}:${agent.AGENT_API.port}/calls`,
       `  permission API http://127.0.0.1:${cfg.WA_API_PORT}/permissions`,
       `  control  kamcmd -s ${kamailio.ctlSocket} app_jsdt.reload`,
       `  log      ${relative(process.cwd(), kamailio.logFile)}`,
+      `  supervisor: each daemon is restarted when it exits; its lines also go to ${relative(process.cwd(), supervisorLog)}`,
       `OPTIONS to udp:${cfg.WA_INTERNAL_IP}:${cfg.WA_INTERNAL_PORT} answered: ${probe.status} ${probe.reason}`,
     ].join("\n"),
   );
   if (demoSetup) {
     const result = await runDemoCall({
       runDir: runRoot,
-      agent,
+      agentApi: agent.AGENT_API,
       ourTls: { host: cfg.WA_PUBLIC_IP, port: cfg.WA_TLS_PORT },
       callerWav: demoSetup.callerWav,
-      traceDir: agentSettings.config.AGENT_TRACE_DIR,
+      traceDir: agent.AGENT_TRACE_DIR,
       log: (l) => console.log(l),
     });
     const problem = await demoSetup.check(result);
@@ -122,9 +129,6 @@ async function main(): Promise<void> {
   }
   if (values.once) return stop();
   console.log("Ctrl-C stops it.");
-  const code = await kamailio.whenExited();
-  console.error(`Kamailio exited (${code}); log tail:\n${kamailio.logText().slice(-2000)}`);
-  process.exit(1);
 }
 
 /**

@@ -1,0 +1,139 @@
+/**
+ * The three daemons as the supervisor sees them: how each is started, when it counts as ready,
+ * where it logs. Kamailio and rtpengine are started by build/kamailio.ts and build/rtpengine.ts
+ * (the same code the tests use); the media agent runs as `node --import tsx media-agent/src/main.ts`
+ * with its AGENT_* settings, its output appended to a log file.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { REPO_ROOT } from "../build/bundle.js";
+import { sleep, startKamailio, type KamailioProcess } from "../build/kamailio.js";
+import { GroupProcess } from "../build/process-group.js";
+import { startRtpengine, type RtpengineOptions } from "../build/rtpengine.js";
+import type { DaemonHandle, DaemonSpec } from "./supervisor.js";
+
+export const AGENT_MAIN = join(REPO_ROOT, "media-agent/src/main.ts");
+
+/** Keeps the previous instance's log beside the new one (`x.log` → `x.prev.log`). */
+function keepPreviousLog(file: string): void {
+  if (existsSync(file) && statSync(file).size > 0) renameSync(file, file.replace(/\.log$/, ".prev.log"));
+}
+
+function tailOf(text: string, lines: number): string[] {
+  return text.split("\n").filter((l) => l.trim()).slice(-lines);
+}
+
+export interface KamailioHandle extends DaemonHandle {
+  /** For kamcmd (rpc) and its log. */
+  kamailio: KamailioProcess;
+}
+
+/** Kamailio with kamailio/kamailio.cfg; ready when SIP OPTIONS on the internal listener is answered. */
+export function kamailioDaemon(opts: { runDir: string; env: Record<string, string>; name?: string }): DaemonSpec {
+  return {
+    name: opts.name ?? "kamailio",
+    async start() {
+      mkdirSync(opts.runDir, { recursive: true });
+      keepPreviousLog(join(opts.runDir, "kamailio.log"));
+      const k = await startKamailio({ runDir: opts.runDir, env: opts.env });
+      return {
+        pid: k.pid,
+        exited: k.exited,
+        exitStatus: exitStatusOf(k),
+        stop: () => k.stop(),
+        logTail: (n) => tailOf(k.logText(), n),
+        kamailio: k,
+      } satisfies KamailioHandle;
+    },
+  };
+}
+
+/** rtpengine in userspace; ready when it answers an ng ping. */
+export function rtpengineDaemon(opts: RtpengineOptions & { name?: string }): DaemonSpec {
+  return {
+    name: opts.name ?? "rtpengine",
+    async start() {
+      mkdirSync(opts.runDir, { recursive: true });
+      keepPreviousLog(join(opts.runDir, "rtpengine.log"));
+      const r = await startRtpengine(opts);
+      return {
+        pid: r.pid,
+        exited: r.exited,
+        exitStatus: exitStatusOf(r),
+        stop: () => r.stop(),
+        logTail: (n) => tailOf(r.logText(), n),
+      };
+    },
+  };
+}
+
+class AgentProcess extends GroupProcess {
+  stop(): Promise<void> {
+    return this.stopGroup();
+  }
+}
+
+/**
+ * The media agent as its own process (`media-agent/src/main.ts`) with `env` (AGENT_*) on top of
+ * ours; its output is appended to logFile. Ready when its call API answers GET /calls.
+ */
+export function mediaAgentDaemon(opts: {
+  env: Record<string, string>;
+  logFile: string;
+  api: { host: string; port: number };
+  startTimeoutMs?: number;
+  name?: string;
+}): DaemonSpec {
+  return {
+    name: opts.name ?? "media-agent",
+    async start() {
+      mkdirSync(dirname(opts.logFile), { recursive: true });
+      keepPreviousLog(opts.logFile);
+      const fd = openSync(opts.logFile, "a");
+      const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), AGENT_MAIN], {
+        env: { ...process.env, ...opts.env },
+        detached: true,
+        stdio: ["ignore", fd, fd],
+      });
+      closeSync(fd);
+      const agent = new AgentProcess(child);
+      const logTail = (n: number) => (existsSync(opts.logFile) ? tailOf(readFileSync(opts.logFile, "utf8"), n) : []);
+      const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
+      for (;;) {
+        if (!agent.running) throw new Error(`the media agent exited during start-up (${opts.logFile}):\n${logTail(20).join("\n")}`);
+        if (await callApiAnswers(opts.api)) break;
+        if (Date.now() > deadline) {
+          await agent.stop();
+          throw new Error(`the media agent's call API did not answer on http://${opts.api.host}:${opts.api.port}/calls in time:\n${logTail(20).join("\n")}`);
+        }
+        await sleep(100);
+      }
+      return {
+        pid: agent.pid,
+        exited: agent.exited,
+        exitStatus: exitStatusOf(agent),
+        stop: () => agent.stop(),
+        logTail,
+      };
+    },
+  };
+}
+
+/** GET /calls → 200 within a short timeout. */
+export async function callApiAnswers(api: { host: string; port: number }): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${api.host}:${api.port}/calls`, { signal: AbortSignal.timeout(500) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The exit code and signal of a group process, for DaemonHandle.exitStatus (read after it exited). */
+function exitStatusOf(p: GroupProcess): DaemonHandle["exitStatus"] {
+  let code: number | null = null;
+  void p.exited.then((c) => (code = c));
+  return () => ({ code, signal: p.exitSignal });
+}
