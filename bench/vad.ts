@@ -1,9 +1,10 @@
 /**
- * `npm run bench:vad`: which voice activity detector, by accuracy on noisy speech and CPU per
+ * `npm run bench -- vad`: which voice activity detector, by accuracy on noisy speech and CPU per
  * stream. Speech is espeak-ng sentences with pauses; noise is white noise and a babble of other
  * speech at several SNRs; the truth per 20 ms frame comes from the clean signal's level.
  * Prints per detector: frame accuracy, speech recall, false alarms on non-speech, µs per frame
- * and the ratio against the energy gate measured in the same process.
+ * and the ratio against the energy gate measured in the same process. --quick: clean and one
+ * noisy condition, two detectors.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,6 +13,9 @@ import { join } from "node:path";
 import { concatSamples, FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { EnergyVad, WebRtcVad, type FrameClassifier } from "../media-agent/src/pipeline/vad.js";
+import { benchArgs, printTable, writeResult } from "./lib/report.js";
+
+const args = benchArgs();
 
 const SENTENCES = [
   "What is the weather in Dusseldorf tomorrow?",
@@ -39,6 +43,8 @@ function rms(x: Int16Array): number {
   for (const s of x) e += s * s;
   return Math.sqrt(e / x.length);
 }
+
+const pct = (x: string | number) => `${((x as number) * 100).toFixed(1)} %`;
 
 function mix(clean: Int16Array, noise: Int16Array, snrDb: number): Int16Array {
   const gain = rms(clean) / (rms(noise) * 10 ** (snrDb / 20));
@@ -75,25 +81,28 @@ try {
   const babble = speech(dir).reverse();
   const detectors: Array<[string, () => Promise<FrameClassifier>]> = [
     ["energy -40 dBFS", async () => new EnergyVad(-40)],
-    ["webrtc mode 1", () => WebRtcVad.create(1)],
-    ["webrtc mode 2", () => WebRtcVad.create(2)],
+    ...(args.quick ? [] : ([["webrtc mode 1", () => WebRtcVad.create(1)], ["webrtc mode 2", () => WebRtcVad.create(2)]] as Array<[string, () => Promise<FrameClassifier>]>)),
     ["webrtc mode 3", () => WebRtcVad.create(3)],
   ];
-  console.log(`${(clean.length / 16000).toFixed(1)} s of speech+pauses, ${expected.filter(Boolean).length}/${expected.length} speech frames`);
-  console.log("condition        detector          accuracy  recall  false-alarms  µs/frame  CPU vs energy");
-  for (const [name, noise, snr] of [["clean", null, 0], ["white 20 dB", white, 20], ["white 10 dB", white, 10], ["white 0 dB", white, 0], ["babble 10 dB", babble, 10]] as const) {
+  const conditions = [["clean", null, 0], ["white 20 dB", white, 20], ["white 10 dB", white, 10], ["white 0 dB", white, 0], ["babble 10 dB", babble, 10]] as const;
+  console.log(`${(clean.length / 16000).toFixed(1)} s of speech+pauses, ${expected.filter(Boolean).length}/${expected.length} speech frames (one 20 ms frame is ${FRAME_SAMPLES} samples)`);
+  const results: Array<Record<string, string | number>> = [];
+  for (const [name, noise, snr] of args.quick ? conditions.slice(2, 3) : conditions) {
     const noisy = noise ? mix(clean, noise, snr) : clean;
     let baseline = 0;
     for (const [label, make] of detectors) {
       const vad = await make();
       const r = score(vad, noisy, expected);
       if (label.startsWith("energy")) baseline = r.usPerFrame;
-      console.log(
-        `${name.padEnd(16)} ${label.padEnd(17)} ${(r.accuracy * 100).toFixed(1).padStart(7)}%  ${(r.recall * 100).toFixed(1).padStart(5)}%  ${(r.falseAlarms * 100).toFixed(1).padStart(10)}%  ${r.usPerFrame.toFixed(2).padStart(8)}  ${(r.usPerFrame / baseline).toFixed(2).padStart(6)}x`,
-      );
+      results.push({ condition: name, detector: label, ...r, cpuVsEnergy: r.usPerFrame / baseline });
     }
   }
-  console.log(`(one 20 ms frame is ${FRAME_SAMPLES} samples; a stream needs 50 frames per second)`);
+  printTable(
+    "VAD accuracy and cost",
+    ["condition", "detector", "accuracy", "recall", "false alarms", "µs/frame", "CPU vs energy"],
+    results.map((r) => [r.condition, r.detector, pct(r.accuracy), pct(r.recall), pct(r.falseAlarms), (r.usPerFrame as number).toFixed(2), `${(r.cpuVsEnergy as number).toFixed(2)}x`]),
+  );
+  writeResult(args, "vad", { seconds: clean.length / 16000, results });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,0 +1,81 @@
+/**
+ * What every benchmark reports: a table printed for a person, and bench/results/<name>.json with
+ * the figures, the machine they were measured on and the commit. Ratios belong in the figures,
+ * measured in the same run as their baseline.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+export const BENCH_ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+export interface BenchArgs {
+  /** Smoke mode: a few seconds, same code paths (run by npm test). */
+  quick: boolean;
+  /** Where the JSON goes (default bench/results). */
+  outDir: string;
+}
+
+export function benchArgs(argv = process.argv.slice(2)): BenchArgs {
+  const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean", default: false }, out: { type: "string" } }, allowPositionals: false });
+  return { quick: values.quick ?? false, outDir: values.out ?? join(BENCH_ROOT, "results") };
+}
+
+export function machineFacts(): Record<string, unknown> {
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model ?? "unknown",
+    cores: cpu.length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    kamailio: tryRun("kamailio", ["-v"])?.split("\n")[0] ?? null,
+    rtpengine: tryRun("rtpengine", ["--version"], true)?.trim() ?? null,
+  };
+}
+
+/** A command's output (with stderr: rtpengine prints its version there), or null. */
+function tryRun(cmd: string, args: string[], withStderr = false): string | null {
+  const run = spawnSync(cmd, args, { encoding: "utf8" });
+  return run.status === 0 ? run.stdout + (withStderr ? run.stderr : "") : null;
+}
+
+function commit(): string | null {
+  const head = tryRun("git", ["-C", BENCH_ROOT, "rev-parse", "HEAD"])?.trim() ?? null;
+  const dirty = tryRun("git", ["-C", BENCH_ROOT, "status", "--porcelain"])?.trim();
+  return head && dirty ? `${head}+changes` : head;
+}
+
+/** A table: header row, then rows; numbers are printed as given (format them first). */
+export function printTable(title: string, header: string[], rows: Array<Array<string | number>>): void {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  console.log(`\n${title}\n${line(header)}\n|${widths.map((w) => "-".repeat(w + 2)).join("|")}|\n${cells.slice(1).map(line).join("\n")}`);
+}
+
+/** Writes bench/results/<name>.json (or under --out) and says where. */
+export function writeResult(args: BenchArgs, name: string, figures: unknown): string {
+  mkdirSync(args.outDir, { recursive: true });
+  const file = join(args.outDir, `${name}${args.quick ? ".quick" : ""}.json`);
+  writeFileSync(file, `${JSON.stringify({ name, quick: args.quick, at: new Date().toISOString(), commit: commit(), machine: machineFacts(), figures }, null, 2)}\n`);
+  console.log(`\n${name}: figures in ${file}`);
+  return file;
+}
+
+/** Percentile of a sample (nearest rank); NaN for an empty one. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** CPU seconds (user + system) of a process and its threads, from /proc (Linux). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100;
+}
