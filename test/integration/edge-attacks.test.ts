@@ -120,7 +120,7 @@ t.test("a live call survives in-dialog spoofing, relay attempts and strangers", 
   t.notMatch(w.us.kamailio.logText(), /routing error in/);
 });
 
-t.test("CANCEL of a ringing call only from the INVITE's sender", async (t) => {
+t.test("CANCEL of a ringing call only from the INVITE's sender; its replies only from the callee", async (t) => {
   const w = await startInterconnect(t);
   const uas = await agentUas(t, w.agent, { answerAfterMs: 3000 });
   const user = userCall(w, 300);
@@ -143,6 +143,18 @@ t.test("CANCEL of a ringing call only from the INVITE's sender", async (t) => {
     t.equal(answer?.status, 403, `CANCEL from ${p.local.host}: ${answer?.status} ${answer?.reason}`);
   }
   t.equal((await listCalls(w.us.rtpengine.ng)).length, 1, "the ringing call's media is untouched");
+
+  // tm matches replies by Via branch alone: an outsider who learnt the branch of our INVITE to
+  // the agent answers it "200 OK" with its own Contact and SDP. It must never get that far.
+  const forged = [
+    "SIP/2.0 200 OK",
+    ...headerValues(invite, "Via").map((v) => `Via: ${v}`),
+    `From: ${header(invite, "From")}`, `To: ${header(invite, "To")};tag=${newTag()}`, `Call-ID: ${header(invite, "Call-ID")}`, "CSeq: 1 INVITE",
+    `Contact: <sip:evil@${OUTSIDER_IP}:${outsider.local.port};transport=tls>`, "Content-Type: application/sdp", "",
+  ].join("\r\n");
+  const sdp = `v=0\r\no=- 1 1 IN IP4 ${OUTSIDER_IP}\r\ns=-\r\nc=IN IP4 ${OUTSIDER_IP}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n`;
+  outsider.send(`${forged.replace(/\r\n$/, "")}\r\nContent-Length: ${sdp.length}\r\n\r\n${sdp}`);
+  await w.us.kamailio.waitForLog(/dropped reply 200 OK from tls:127\.0\.0\.3:\d+: a TLS peer outside WA_META_PREFIXES answers no request of ours/);
   const real = await user;
   t.equal(real.exitCode, 0, `the call is answered and ends normally: ${real.output}`);
   t.same(uas.of("CANCEL"), [], "no CANCEL reached the agent");
