@@ -41,4 +41,6 @@ t.test("the routing's own settings are accepted and checked by the routing's par
   const cfg = loadSiteConfig(undefined, { WA_NUMBERS: "+15550001111=sales", WA_SIP_PASSWORDS: "+15550001111=pw" });
   t.same(cfg.routing, { WA_NUMBERS: "+15550001111=sales", WA_SIP_PASSWORDS: "+15550001111=pw" });
   t.throws(() => loadSiteConfig(undefined, { WA_NUMBERS: "sales" }), /WA_NUMBERS: 'sales' is not \+E164=profile/);
+  t.same(loadSiteConfig(undefined, { WA_INTERNAL_ALLOW: "10.0.0.0/24, 10.9.9.9" }).routing, { WA_INTERNAL_ALLOW: "10.0.0.0/24, 10.9.9.9" });
+  t.throws(() => loadSiteConfig(undefined, { WA_INTERNAL_ALLOW: "10.0.0.0/99" }), /WA_INTERNAL_ALLOW: '10.0.0.0\/99' is not an address or prefix/);
 });
