@@ -65,6 +65,8 @@ const schema = z
     /** Per-call turn traces (JSON lines) and each turn's caller audio. */
     AGENT_TRACE_DIR: z.string().default("/var/lib/wa-media-agent/traces"),
     AGENT_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
+    /** Measuring only (bench/agent.ts): log the event loop's delay every this many ms (unset: never). */
+    AGENT_LOOP_DELAY_REPORT_MS: z.coerce.number({ message: "AGENT_LOOP_DELAY_REPORT_MS: expected milliseconds" }).int().min(100).optional(),
   })
   .refine((c) => c.AGENT_DEFAULT_PROFILE in c.AGENT_PROFILES || c.AGENT_VOICE_PROFILES !== undefined, {
     message: "AGENT_DEFAULT_PROFILE: not one of the names in AGENT_PROFILES",

@@ -1,7 +1,7 @@
 /** RTP stages of the media agent: packets, jitter buffer, pacer and frame clock, RTCP, DTMF. */
 import t from "tap";
 import { DtmfReceiver } from "../../media-agent/src/rtp/dtmf.js";
-import { FrameClock, type Clock } from "../../media-agent/src/rtp/frame-clock.js";
+import { FrameClock, Ticker, type Clock } from "../../media-agent/src/rtp/frame-clock.js";
 import { JitterBuffer, type JitterOutput } from "../../media-agent/src/rtp/jitter-buffer.js";
 import { isRtcp, parseRtp, RtpParseError, serializeRtp, type RtpPacket } from "../../media-agent/src/rtp/packet.js";
 import { buildSenderReport, parseRtcp } from "../../media-agent/src/rtp/rtcp.js";
@@ -80,7 +80,7 @@ t.test("pacer: +1 sequence and +960 timestamp per packet across both wraparounds
 });
 
 /** A clock the test moves by hand; timers fire when their time comes. */
-function fakeClock(): Clock & { advance(ms: number, step?: number): void } {
+function fakeClock(): Clock & { advance(ms: number, step?: number): void; pending(): number } {
   let now = 0;
   const timers = new Map<number, { at: number; fn: () => void }>();
   let id = 0;
@@ -88,6 +88,7 @@ function fakeClock(): Clock & { advance(ms: number, step?: number): void } {
     now: () => now,
     setTimeout: (fn, ms) => (timers.set(++id, { at: now + ms, fn }), id),
     clearTimeout: (h) => void timers.delete(h as number),
+    pending: () => timers.size,
     advance(ms, step = 1) {
       for (const end = now + ms; now < end; ) {
         now = Math.min(end, now + step);
@@ -116,6 +117,60 @@ t.test("frame clock: first tick at once, then every 20 ms without drift; a stall
   fc.stop();
   clock.advance(100);
   t.equal(ticks.length, 56, "stopped");
+});
+
+t.test("shared clock: many calls, one timer; each call on its own drift-free schedule on the 5 ms grid", async (t) => {
+  const clock = fakeClock();
+  const ticks = new Map<number, number[]>();
+  const clocks: FrameClock[] = [];
+  const startCall = (id: number) => {
+    ticks.set(id, []);
+    const fc = new FrameClock(() => ticks.get(id)!.push(clock.now()), clock);
+    clocks.push(fc);
+    fc.start();
+  };
+  for (let id = 0; id < 100; id++) {
+    startCall(id);
+    clock.advance(3); // calls answered 3 ms apart: every phase of the frame
+  }
+  t.equal(Ticker.of(clock).size, 100);
+  t.ok(clock.pending() <= 1, "one timer for all calls");
+  const before = [...ticks.values()].reduce((n, l) => n + l.length, 0);
+  clock.advance(1000, 1);
+  const after = [...ticks.values()].reduce((n, l) => n + l.length, 0);
+  t.equal(after - before, 100 * 50, "every call ticked 50 times in one second");
+  for (const [id, list] of ticks) {
+    const start = id * 3;
+    if (list[0] !== start) t.fail(`call ${id}: first tick at its start`);
+    const anchor = Math.ceil(start / 5) * 5;
+    if (!list.slice(1).every((at, n) => at === anchor + (n + 1) * 20)) t.fail(`call ${id}: tick n at anchor + n·20 ms`);
+    if (list[1] - list[0] < 20 || list[1] - list[0] >= 25) t.fail(`call ${id}: the second tick 20–25 ms after the first`);
+  }
+  const distinct = new Set([...ticks.values()].flatMap((l) => l.slice(2)).map((at) => at % 20));
+  t.same([...distinct].sort((a, b) => a - b), [0, 5, 10, 15], "the timer wakes at most four times per frame");
+  for (const fc of clocks.slice(0, 99)) fc.stop();
+  const last = ticks.get(99)!;
+  const count = last.length;
+  clock.advance(100);
+  t.equal(last.length, count + 5, "the remaining call keeps its clock");
+  clocks[99].stop();
+  t.equal(clock.pending(), 0, "no timer once every call has stopped");
+});
+
+t.test("shared clock: a call whose tick throws does not stop the others", async (t) => {
+  const clock = fakeClock();
+  let good = 0;
+  const bad = new FrameClock((n) => {
+    if (n === 2) throw new Error("broken tick");
+  }, clock);
+  const fine = new FrameClock(() => good++, clock);
+  bad.start();
+  fine.start();
+  t.throws(() => clock.advance(60), /broken tick/, "the error still surfaces");
+  clock.advance(100);
+  t.ok(good >= 8, `the other call kept ticking (${good} ticks)`);
+  bad.stop();
+  fine.stop();
 });
 
 t.test("RTCP sender report: RFC 3550 layout, NTP time, counts, CNAME", async (t) => {

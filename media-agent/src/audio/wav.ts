@@ -2,7 +2,7 @@
  * WAV files in and out: prompts (any rate, PCM 8/16-bit or float, mixed down to mono) and
  * recordings (16-bit mono). Anything else is refused with the reason.
  */
-import { resample } from "../codecs/resample.js";
+import { resample, resampleInSlices } from "../codecs/resample.js";
 import { FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "./frames.js";
 
 export interface Wav {
@@ -18,6 +18,15 @@ const EXTENSIBLE = 0xfffe;
 export function readWav16k(buf: Buffer): Int16Array {
   const { sampleRate, samples } = readWav(buf);
   return sampleRate === SAMPLE_RATE ? samples : resample(samples, sampleRate, SAMPLE_RATE);
+}
+
+/**
+ * The same as readWav16k for a call in progress (synthesised speech): the resampling runs in
+ * slices with the event loop free in between, so a long clause never holds up the 20 ms clock.
+ */
+export async function readWav16kInSlices(buf: Buffer): Promise<Int16Array> {
+  const { sampleRate, samples } = readWav(buf);
+  return sampleRate === SAMPLE_RATE ? samples : resampleInSlices(samples, sampleRate, SAMPLE_RATE);
 }
 
 export function readWav(buf: Buffer): Wav {

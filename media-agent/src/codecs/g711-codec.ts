@@ -2,10 +2,12 @@
  * PCMA/PCMU at 8 kHz ↔ 16 kHz frames. Concealment repeats the last frame 6 dB quieter per
  * consecutive loss and goes silent after three (G.711 Appendix I in its simplest form).
  */
-import { FRAME_SAMPLES, silentFrame, type PcmFrame } from "../audio/frames.js";
+import { concatSamples, FRAME_SAMPLES, silentFrame, type PcmFrame } from "../audio/frames.js";
 import type { AudioCodec } from "./codec.js";
 import { decodeG711, encodeG711 } from "./g711.js";
 import { StreamResampler } from "./resample.js";
+
+const NO_SAMPLES = new Int16Array(0);
 
 export class G711Codec implements AudioCodec {
   readonly clockRate = 8000;
@@ -13,7 +15,7 @@ export class G711Codec implements AudioCodec {
   private readonly law: "alaw" | "ulaw";
   private readonly down = new StreamResampler(16000, 8000);
   private readonly up = new StreamResampler(8000, 16000);
-  private upBuffer: Int16Array = new Int16Array(0);
+  private upBuffer: Int16Array = NO_SAMPLES;
   private last: PcmFrame = silentFrame();
   private losses = 0;
 
@@ -27,14 +29,13 @@ export class G711Codec implements AudioCodec {
 
   decode(payload: Uint8Array): PcmFrame[] {
     this.losses = 0;
-    const pcm = this.up.process(decodeG711(payload, this.law));
-    const merged = new Int16Array(this.upBuffer.length + pcm.length);
-    merged.set(this.upBuffer);
-    merged.set(pcm, this.upBuffer.length);
+    let pcm = this.up.process(decodeG711(payload, this.law));
+    // 10 ms packets leave half a frame over; 20 and 40 ms packets (the usual) none.
+    if (this.upBuffer.length > 0) pcm = concatSamples([this.upBuffer, pcm]);
     const frames: PcmFrame[] = [];
     let at = 0;
-    for (; at + FRAME_SAMPLES <= merged.length; at += FRAME_SAMPLES) frames.push(merged.slice(at, at + FRAME_SAMPLES));
-    this.upBuffer = merged.slice(at);
+    for (; at + FRAME_SAMPLES <= pcm.length; at += FRAME_SAMPLES) frames.push(pcm.subarray(at, at + FRAME_SAMPLES));
+    this.upBuffer = at < pcm.length ? pcm.slice(at) : NO_SAMPLES;
     if (frames.length) this.last = frames[frames.length - 1];
     return frames;
   }

@@ -1,7 +1,12 @@
 /**
  * Sample-rate conversion with a Blackman-windowed sinc low-pass (cut-off at the lower
- * Nyquist), so 48 kHz → 16 kHz or 16 kHz → 8 kHz does not alias. `resample` converts a whole
- * signal; `StreamResampler` converts frame by frame with state, giving exactly
+ * Nyquist), so 48 kHz → 16 kHz or 16 kHz → 8 kHz does not alias. Polyphase: for from → to,
+ * reduced to L/M (to = L·g, from = M·g), output sample n sits at input position n·M/L, whose
+ * fraction is one of L phases; each phase's filter taps are computed once per rate pair
+ * (`polyphaseTable`) and every output sample is then one dot product. Taps that are zero are
+ * left out: 16k ↔ 8k are half-band filters, where every other tap is a zero of the sinc.
+ * `resample` converts a whole signal (`resampleInSlices` the same, yielding to the event loop
+ * between slices); `StreamResampler` converts frame by frame with state, giving exactly
  * chunk·to/from samples per chunk and no seams between frames (at a fixed delay).
  */
 
@@ -15,36 +20,110 @@ function kernel(x: number, cutoff: number, halfWidth: number): number {
   return cutoff * (arg === 0 ? 1 : Math.sin(arg) / arg) * window;
 }
 
+/**
+ * The filter for one rate pair. Phase p's non-zero taps are entries start[p] … start[p+1] − 1:
+ * tap i reads input (floor of the position) + offsets[i] with weight coefficients[i].
+ */
+export interface PolyphaseTable {
+  /** Output samples per `down` input samples (the ratio in lowest terms). */
+  up: number;
+  down: number;
+  /** No tap reaches further than this many input samples either side of the position. */
+  reach: number;
+  start: Int32Array;
+  offsets: Int32Array;
+  coefficients: Float64Array;
+}
+
+/** Below this a tap is a zero of the kernel (rounding leaves ~1e-17 there). */
+const ZERO_TAP = 1e-12;
+
+const tables = new Map<string, PolyphaseTable>();
+
+/** Computed on first use per rate pair and kept (16k → 8k: 25 taps; 8k → 16k: 1 and 24). */
+export function polyphaseTable(fromRate: number, toRate: number): PolyphaseTable {
+  const key = `${fromRate}/${toRate}`;
+  let table = tables.get(key);
+  if (!table) {
+    const g = gcd(fromRate, toRate);
+    const up = toRate / g;
+    const down = fromRate / g;
+    const cutoff = Math.min(1, toRate / fromRate);
+    const halfWidth = ZERO_CROSSINGS / cutoff;
+    const reach = Math.ceil(halfWidth);
+    const start = new Int32Array(up + 1);
+    const offsets: number[] = [];
+    const coefficients: number[] = [];
+    // Phase p: the position's fraction is p/up; offset j reads input (floor of position) + j.
+    for (let p = 0; p < up; p++) {
+      start[p] = offsets.length;
+      for (let j = -reach; j <= reach; j++) {
+        const c = kernel(p / up - j, cutoff, halfWidth);
+        if (Math.abs(c) < ZERO_TAP) continue;
+        offsets.push(j);
+        coefficients.push(c);
+      }
+    }
+    start[up] = offsets.length;
+    table = { up, down, reach, start, offsets: Int32Array.from(offsets), coefficients: Float64Array.from(coefficients) };
+    tables.set(key, table);
+  }
+  return table;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
 function clamp16(v: number): number {
   return v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
 }
 
-/** Interpolates the signal at fractional input position t (samples outside `at` are zero). */
-function interpolate(at: (i: number) => number, t: number, cutoff: number, halfWidth: number): number {
-  let sum = 0;
-  const first = Math.ceil(t - halfWidth);
-  const last = Math.floor(t + halfWidth);
-  for (let i = first; i <= last; i++) sum += at(i) * kernel(t - i, cutoff, halfWidth);
-  return sum;
-}
-
 export function resample(input: Int16Array, fromRate: number, toRate: number): Int16Array {
   if (fromRate === toRate) return input.slice();
-  const cutoff = Math.min(1, toRate / fromRate);
-  const halfWidth = ZERO_CROSSINGS / cutoff;
-  const length = Math.floor((input.length * toRate) / fromRate);
-  const out = new Int16Array(length);
-  const at = (i: number) => (i >= 0 && i < input.length ? input[i] : 0);
-  for (let n = 0; n < length; n++) out[n] = clamp16(interpolate(at, (n * fromRate) / toRate, cutoff, halfWidth));
+  const table = polyphaseTable(fromRate, toRate);
+  const out = new Int16Array(Math.floor((input.length * table.up) / table.down));
+  resampleRange(input, table, out, 0, out.length);
   return out;
 }
 
+/** The same as `resample`, `sliceSamples` outputs at a time with the event loop free in between. */
+export async function resampleInSlices(input: Int16Array, fromRate: number, toRate: number, sliceSamples = 8000): Promise<Int16Array> {
+  if (fromRate === toRate) return input.slice();
+  const table = polyphaseTable(fromRate, toRate);
+  const out = new Int16Array(Math.floor((input.length * table.up) / table.down));
+  for (let from = 0; from < out.length; from += sliceSamples) {
+    if (from > 0) await new Promise((next) => setImmediate(next));
+    resampleRange(input, table, out, from, Math.min(out.length, from + sliceSamples));
+  }
+  return out;
+}
+
+/** Output samples [from, to) of a whole signal (zero outside it). */
+function resampleRange(input: Int16Array, t: PolyphaseTable, out: Int16Array, from: number, to: number): void {
+  const { up, down, start, offsets, coefficients } = t;
+  for (let n = from; n < to; n++) {
+    const position = Math.floor((n * down) / up);
+    const phase = (n * down) % up;
+    let sum = 0;
+    for (let i = start[phase], end = start[phase + 1]; i < end; i++) {
+      const at = position + offsets[i];
+      if (at >= 0 && at < input.length) sum += input[at] * coefficients[i];
+    }
+    out[n] = clamp16(sum);
+  }
+}
+
 export class StreamResampler {
-  private readonly cutoff: number;
-  private readonly halfWidth: number;
+  private readonly table: PolyphaseTable;
   /** Input kept for the filter: history[0] is absolute input sample `historyStart`. */
-  private history = new Float64Array(0);
-  private historyStart = 0;
+  private history: Float64Array;
+  private historyLength: number;
+  private historyStart: number;
+  /** Output sample n sits at input position n·down/up − delay: its whole part and phase. */
+  private position: number;
+  private phase = 0;
   private received = 0;
   private produced = 0;
 
@@ -52,39 +131,61 @@ export class StreamResampler {
     private readonly fromRate: number,
     private readonly toRate: number,
   ) {
-    this.cutoff = Math.min(1, toRate / fromRate);
-    this.halfWidth = ZERO_CROSSINGS / this.cutoff;
+    this.table = polyphaseTable(fromRate, toRate);
+    this.position = -this.delay;
+    // Zeros before the first sample, as far back as the first output's taps reach.
+    this.historyStart = -this.delay - this.table.reach;
+    this.historyLength = this.delay + this.table.reach;
+    this.history = new Float64Array(this.historyLength + 4 * this.table.reach + 1024);
   }
 
   /** Output delay in input samples (the filter's look-ahead). */
   get delay(): number {
-    return Math.ceil(this.halfWidth);
+    return this.table.reach;
   }
 
   process(chunk: Int16Array): Int16Array {
-    const merged = new Float64Array(this.history.length + chunk.length);
-    merged.set(this.history);
-    merged.set(chunk, this.history.length);
-    this.history = merged;
-    this.received += chunk.length;
+    this.append(chunk);
+    const { up, down, reach, start, offsets, coefficients } = this.table;
     const count = Math.floor((this.received * this.toRate) / this.fromRate) - this.produced;
     const out = new Int16Array(Math.max(0, count));
-    const at = (i: number) => {
-      const k = i - this.historyStart;
-      return k >= 0 && k < this.history.length ? this.history[k] : 0;
-    };
+    const history = this.history;
+    let position = this.position;
+    let phase = this.phase;
     for (let j = 0; j < out.length; j++) {
-      const t = ((this.produced + j) * this.fromRate) / this.toRate - this.delay;
-      out[j] = clamp16(interpolate(at, t, this.cutoff, this.halfWidth));
+      const at = position - this.historyStart;
+      let sum = 0;
+      for (let i = start[phase], end = start[phase + 1]; i < end; i++) sum += history[at + offsets[i]] * coefficients[i];
+      out[j] = clamp16(sum);
+      phase += down;
+      position += Math.floor(phase / up);
+      phase %= up;
     }
+    this.position = position;
+    this.phase = phase;
     this.produced += out.length;
     // Keep only what the next outputs can still reach.
-    const oldestNeeded = Math.floor((this.produced * this.fromRate) / this.toRate - this.delay - this.halfWidth) - 1;
-    const drop = Math.max(0, Math.min(this.history.length, oldestNeeded - this.historyStart));
-    if (drop > 0) {
-      this.history = this.history.slice(drop);
-      this.historyStart += drop;
-    }
+    this.dropBefore(position - reach);
     return out;
+  }
+
+  private append(chunk: Int16Array): void {
+    const needed = this.historyLength + chunk.length;
+    if (needed > this.history.length) {
+      const grown = new Float64Array(2 * needed);
+      grown.set(this.history.subarray(0, this.historyLength));
+      this.history = grown;
+    }
+    this.history.set(chunk, this.historyLength);
+    this.historyLength += chunk.length;
+    this.received += chunk.length;
+  }
+
+  private dropBefore(absolute: number): void {
+    const drop = Math.min(this.historyLength, absolute - this.historyStart);
+    if (drop <= 0) return;
+    this.history.copyWithin(0, drop, this.historyLength);
+    this.historyLength -= drop;
+    this.historyStart += drop;
   }
 }

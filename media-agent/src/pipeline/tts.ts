@@ -5,7 +5,7 @@
  * configured. Every failure names its cause; abort stops the request or the process.
  */
 import { spawn } from "node:child_process";
-import { readWav16k } from "../audio/wav.js";
+import { readWav16kInSlices } from "../audio/wav.js";
 
 export interface Speech {
   samples: Int16Array;
@@ -52,7 +52,7 @@ export class PiperTts implements TtsEngine {
     const firstByteMs = performance.now() - started;
     const wav = Buffer.from(await res.arrayBuffer());
     try {
-      return { samples: readWav16k(wav), firstByteMs, synthesisMs: performance.now() - started };
+      return { samples: await readWav16kInSlices(wav), firstByteMs, synthesisMs: performance.now() - started };
     } catch (err) {
       throw new TtsError(`Piper at ${this.cfg.baseUrl} sent no usable WAV: ${(err as Error).message}`);
     }
@@ -108,11 +108,10 @@ export class EspeakTts implements TtsEngine {
       child.on("close", (code) => {
         if (signal.aborted) return;
         if (code !== 0) return fail(new TtsError(`espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
-        try {
-          done({ samples: readWav16k(Buffer.concat(chunks)), firstByteMs, synthesisMs: performance.now() - started });
-        } catch (err) {
-          fail(new TtsError(`espeak-ng wrote no usable WAV: ${(err as Error).message}`));
-        }
+        readWav16kInSlices(Buffer.concat(chunks)).then(
+          (samples) => done({ samples, firstByteMs, synthesisMs: performance.now() - started }),
+          (err: Error) => fail(new TtsError(`espeak-ng wrote no usable WAV: ${err.message}`)),
+        );
       });
     });
   }

@@ -1,7 +1,13 @@
 /**
- * The 20 ms heartbeat of a call. Ticks are scheduled against the start time (tick n at
- * start + n·20 ms), so timer lateness never accumulates into drift; after a stall the overdue
+ * The 20 ms heartbeat of a call. Ticks are scheduled against a fixed anchor (tick n at
+ * anchor + n·20 ms), so timer lateness never accumulates into drift; after a stall the overdue
  * ticks run back to back (at most MAX_CATCH_UP, then the clock skips ahead).
+ *
+ * All frame clocks on the same Clock share one timer (`Ticker`): it wakes when the earliest
+ * call is due and runs every call that is due then. Calls are put on a 5 ms grid (SLOT_MS), so
+ * however many calls there are the timer wakes at most four times per frame, each time for
+ * about a quarter of them. A call's first tick runs at once (the first packet must leave as
+ * soon as the call is answered); its second comes 20 to 25 ms later, on the grid.
  */
 export interface Clock {
   now(): number;
@@ -16,40 +22,104 @@ export const systemClock: Clock = {
 };
 
 const MAX_CATCH_UP = 5;
+/** The grid calls' ticks are aligned to: a quarter of a frame. */
+export const SLOT_MS = 5;
 
 export class FrameClock {
-  private startedAt = 0;
+  /** Tick n (n ≥ 1) is due at anchor + n·frameMs. */
+  private anchor = 0;
   private index = 0;
-  private timer: unknown = null;
   private running = false;
+  private readonly ticker: Ticker;
 
   constructor(
     private readonly onFrame: (index: number) => void,
-    private readonly clock: Clock = systemClock,
+    clock: Clock = systemClock,
     private readonly frameMs = 20,
-  ) {}
+  ) {
+    this.ticker = Ticker.of(clock);
+  }
 
   /** The first tick runs now: the first packet must leave as soon as the call is answered. */
   start(): void {
+    const now = this.ticker.clock.now();
     this.running = true;
-    this.startedAt = this.clock.now();
+    this.anchor = Math.ceil(now / SLOT_MS) * SLOT_MS;
     this.index = 0;
-    this.run();
+    this.onFrame(this.index++);
+    if (this.running) this.ticker.add(this);
   }
 
   stop(): void {
     this.running = false;
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    this.timer = null;
+    this.ticker.remove(this);
   }
 
-  private run(): void {
-    if (!this.running) return;
-    const due = Math.floor((this.clock.now() - this.startedAt) / this.frameMs);
+  /** When the next tick is due (clock time). */
+  get nextDueAt(): number {
+    return this.anchor + this.index * this.frameMs;
+  }
+
+  /** Runs the ticks that are due at `now` (called by the ticker). */
+  runDue(now: number): void {
+    const due = Math.floor((now - this.anchor) / this.frameMs);
     if (due - this.index > MAX_CATCH_UP) this.index = due - MAX_CATCH_UP;
     while (this.running && this.index <= due) this.onFrame(this.index++);
-    if (!this.running) return;
-    const next = this.startedAt + this.index * this.frameMs;
-    this.timer = this.clock.setTimeout(() => this.run(), Math.max(0, next - this.clock.now()));
+  }
+}
+
+/** One timer for every frame clock on a Clock. */
+export class Ticker {
+  private static readonly byClock = new WeakMap<Clock, Ticker>();
+  private readonly clocks = new Set<FrameClock>();
+  private timer: unknown = null;
+  private wakeAt = Infinity;
+
+  private constructor(readonly clock: Clock) {}
+
+  static of(clock: Clock): Ticker {
+    let ticker = Ticker.byClock.get(clock);
+    if (!ticker) {
+      ticker = new Ticker(clock);
+      Ticker.byClock.set(clock, ticker);
+    }
+    return ticker;
+  }
+
+  /** How many frame clocks it drives (tests). */
+  get size(): number {
+    return this.clocks.size;
+  }
+
+  add(fc: FrameClock): void {
+    this.clocks.add(fc);
+    if (fc.nextDueAt < this.wakeAt) this.schedule(fc.nextDueAt);
+  }
+
+  remove(fc: FrameClock): void {
+    this.clocks.delete(fc);
+    if (this.clocks.size === 0) this.schedule(Infinity);
+  }
+
+  private wake(): void {
+    this.timer = null;
+    this.wakeAt = Infinity;
+    const now = this.clock.now();
+    try {
+      for (const fc of this.clocks) if (fc.nextDueAt <= now) fc.runDue(now);
+    } finally {
+      // Even if a call's tick threw, the other calls keep their clock.
+      let next = Infinity;
+      for (const fc of this.clocks) if (fc.nextDueAt < next) next = fc.nextDueAt;
+      if (this.timer === null || next < this.wakeAt) this.schedule(next);
+    }
+  }
+
+  private schedule(at: number): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.wakeAt = at;
+    if (at === Infinity) return;
+    this.timer = this.clock.setTimeout(() => this.wake(), Math.max(0, at - this.clock.now()));
   }
 }

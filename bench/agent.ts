@@ -1,0 +1,504 @@
+/**
+ * `npm run bench -- agent`: how many calls one media agent process carries. The agent runs as
+ * its own process (`node --import tsx media-agent/src/main.ts`); this benchmark plays Kamailio
+ * on loopback: INVITEs with SDP for N calls, ACKs, 20 ms RTP to every call, BYE at the end.
+ * It times the agent's packets as they arrive and reports per run:
+ *   - agent CPU (per cent of one core, from /proc over the measured window) and per call,
+ *   - pacing error |interval − 20 ms| of the agent's RTP: p50, p99, worst, gaps > 40 ms,
+ *   - losses (from the sequence numbers), calls answered,
+ *   - the agent's event-loop delay (AGENT_LOOP_DELAY_REPORT_MS: worst, seconds with a stall > 20 ms),
+ *   - this process's own event-loop delay and CPU: the floor of what it can measure.
+ * With two or more cores the agent is pinned to the last core and this process to the others
+ * (taskset), so "per core" means what it says and the caller does not compete with the agent
+ * (voice runs: the agent unpinned, so that espeak-ng does not share its core).
+ * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
+ * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
+ * a sweep of N. The knee is the most calls with p99 pacing error < 2 ms, no gap > 40 ms and
+ * no loss (voice: no event-loop stall > 20 ms). --quick: a few calls for 3 s per kind.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createSocket, type Socket } from "node:dgram";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Encoder } from "@evan/opus";
+import { startOllamaDouble } from "../build/doubles/ollama-double.js";
+import { startSttDouble } from "../build/doubles/stt-double.js";
+import { freePort, freePortRange } from "../build/ports.js";
+import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
+import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
+import { encodeG711 } from "../media-agent/src/codecs/g711.js";
+import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
+
+type Codec = "PCMU" | "opus";
+type Profile = "echo" | "voice";
+
+interface RunSpec {
+  codec: Codec;
+  profile: Profile;
+  calls: number;
+  /** From the first INVITE until the pacing window opens. */
+  warmUpMs: number;
+  /** The pacing and CPU window. */
+  measureMs: number;
+}
+
+interface RunFigures {
+  codec: Codec;
+  profile: Profile;
+  calls: number;
+  answered: number;
+  measuredS: number;
+  agentCpuPct: number;
+  cpuPerCallPct: number;
+  packets: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  gapsOver40: number;
+  lost: number;
+  /** The agent's event loop, from the first INVITE to the BYEs. */
+  loopMaxMs: number;
+  loopStallSeconds: number;
+  /** This process's own worst event-loop delay in the window: pacing figures below it are noise. */
+  benchLoopMaxMs: number;
+  benchCpuPct: number;
+}
+
+const args = benchArgs();
+const PAYLOAD_TYPE: Record<Codec, number> = { PCMU: 0, opus: 111 };
+const FRAME_MS = 20;
+/** The sender works in this many groups of calls, 2 ms apart, so no burst delays the receiver. */
+const SEND_GROUPS = 10;
+
+const CORES = availableParallelism();
+/** The agent's core, and the caller's; null: one core, no pinning. */
+const PINNING = CORES >= 2 && hasTaskset() ? { agent: String(CORES - 1), bench: `0-${CORES - 2}` } : null;
+if (PINNING) execFileSync("taskset", ["-pc", PINNING.bench, String(process.pid)], { stdio: "ignore" });
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync("taskset", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+// ---------------------------------------------------------------- what the caller says
+
+/** 20 ms payloads the caller cycles through (echo), or plays once then keeps the last (voice). */
+interface Track {
+  payloads: Uint8Array[];
+  loop: boolean;
+}
+
+function tone(frames: number): Int16Array[] {
+  const out: Int16Array[] = [];
+  for (let f = 0; f < frames; f++) {
+    const frame = new Int16Array(FRAME_SAMPLES);
+    for (let i = 0; i < FRAME_SAMPLES; i++) {
+      const n = f * FRAME_SAMPLES + i;
+      frame[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * n) / 16000) + 2000 * Math.sin((2 * Math.PI * 1230 * n) / 16000));
+    }
+    out.push(frame);
+  }
+  return out;
+}
+
+function encodeFrames(codec: Codec, frames: Int16Array[]): Uint8Array[] {
+  if (codec === "PCMU") return frames.map((f) => encodeG711(f.filter((_, i) => i % 2 === 0), "ulaw"));
+  const encoder = new Encoder({ channels: 1, sample_rate: 16000, application: "voip" });
+  encoder.bitrate = 20000;
+  return frames.map((f) => encoder.encode(f).slice());
+}
+
+const QUESTION = "What is the weather in Dusseldorf?";
+const ANSWER = "It is sunny in Dusseldorf today. The temperature is twenty degrees, with a light wind. Is there anything else I can do for you?";
+const GREETING = "Hello, this is the weather line. I can tell you the weather anywhere in the world. What would you like to know?";
+
+function espeak(text: string): Int16Array {
+  return readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]));
+}
+
+/** Voice: 6 s of silence (the greeting plays), the question, then silence. */
+function voiceTrack(question: Int16Array): Track {
+  const silence = (ms: number) => Array.from({ length: ms / FRAME_MS }, () => new Int16Array(FRAME_SAMPLES));
+  return { payloads: encodeFrames("opus", [...silence(6000), ...toFrames(question), ...silence(200)]), loop: false };
+}
+
+// ---------------------------------------------------------------- the agent process
+
+interface AgentProcess {
+  child: ChildProcess;
+  sipPort: number;
+  /** Event-loop delay lines: [epoch ms, worst delay ms]. */
+  loopDelays: Array<[number, number]>;
+  stop(): Promise<void>;
+}
+
+async function startAgent(codec: Codec, kamailioPort: number, calls: number, extraEnv: Record<string, string>): Promise<AgentProcess> {
+  const sipPort = await freePort();
+  const rtp = await freePortRange(Math.max(40, calls * 2 + 40));
+  const command = [process.execPath, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
+  // taskset execs the agent, so the child's pid is the agent's. Not with a voice profile: its
+  // espeak-ng processes would inherit the agent's core, where a TTS server would have its own.
+  const pin = PINNING && !extraEnv.AGENT_VOICE_PROFILES;
+  const [file, ...argv] = pin ? ["taskset", "-c", PINNING.agent, ...command] : command;
+  const child = spawn(file, argv, {
+    cwd: join(BENCH_ROOT, ".."),
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      AGENT_SIP: `127.0.0.1:${sipPort}`,
+      AGENT_KAMAILIO: `127.0.0.1:${kamailioPort}`,
+      AGENT_RTP_PORTS: `${rtp.min}-${rtp.max}`,
+      AGENT_API: `127.0.0.1:${await freePort()}`,
+      AGENT_CODECS: codec,
+      AGENT_PROFILES: "default=echo",
+      AGENT_LOOP_DELAY_REPORT_MS: "1000",
+      AGENT_RTP_TIMEOUT_S: "60",
+      ...extraEnv,
+    },
+  });
+  const loopDelays: AgentProcess["loopDelays"] = [];
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const ready = new Promise<void>((done, fail) => {
+    let pending = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      pending += c.toString();
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line.includes('"call API listening"')) done();
+        if (line.includes('"event loop delay"')) {
+          const entry = JSON.parse(line) as { time: number; maxMs: number };
+          loopDelays.push([entry.time, entry.maxMs]);
+        }
+      }
+    });
+    child.once("exit", (code) => fail(new Error(`agent exited ${code} before it was ready: ${stderr.slice(-500)}`)));
+  });
+  await ready;
+  return {
+    child,
+    sipPort,
+    loopDelays,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once("exit", () => done());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+      }),
+  };
+}
+
+// ---------------------------------------------------------------- the caller side (Kamailio)
+
+interface BenchCall {
+  callId: string;
+  socket: Socket;
+  port: number;
+  agentRtpPort: number;
+  toTag: string;
+  answered: boolean;
+  sequence: number;
+  timestamp: number;
+  sent: number;
+  /** Arrival times (ms) and sequence numbers of the agent's packets in the window. */
+  arrivals: Float64Array;
+  sequences: Uint16Array;
+  received: number;
+}
+
+function sdpOffer(codec: Codec, port: number): string {
+  const rtpmap = codec === "opus" ? "a=rtpmap:111 opus/48000/2" : "a=rtpmap:0 PCMU/8000";
+  return ["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0", `m=audio ${port} RTP/AVP ${PAYLOAD_TYPE[codec]}`, rtpmap, "a=ptime:20", "a=sendrecv", ""].join("\r\n");
+}
+
+function sipRequest(method: string, kamailioPort: number, call: BenchCall, cseq: number, body = ""): string {
+  return [
+    `${method} sip:+15550001111@127.0.0.1 SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${kamailioPort};branch=z9hG4bK-${method.toLowerCase()}-${call.callId}`,
+    "Max-Forwards: 69",
+    "From: <sip:+15551234567@wa.meta.vc>;tag=bench",
+    `To: <sip:+15550001111@127.0.0.1>${call.toTag ? `;tag=${call.toTag}` : ""}`,
+    `Call-ID: ${call.callId}`,
+    `CSeq: ${cseq} ${method}`,
+    ...(method === "INVITE" ? [`Contact: <sip:bench@127.0.0.1:${kamailioPort}>`, "Content-Type: application/sdp"] : []),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    "",
+    body,
+  ].join("\r\n");
+}
+
+async function openCall(index: number, capacity: number): Promise<BenchCall> {
+  const socket = createSocket("udp4");
+  await new Promise<void>((done) => socket.bind(0, "127.0.0.1", done));
+  socket.on("error", () => {
+    /* ICMP port unreachable once the agent has closed the call's socket */
+  });
+  const call: BenchCall = {
+    callId: `bench-${index}-${Date.now()}`,
+    socket,
+    port: socket.address().port,
+    agentRtpPort: 0,
+    toTag: "",
+    answered: false,
+    sequence: Math.floor(Math.random() * 65536),
+    timestamp: Math.floor(Math.random() * 2 ** 32),
+    sent: 0,
+    arrivals: new Float64Array(capacity),
+    sequences: new Uint16Array(capacity),
+    received: 0,
+  };
+  return call;
+}
+
+/** Per-call figures from the packets that arrived in the window. */
+function pacing(calls: BenchCall[]): { errors: number[]; gaps: number; lost: number; packets: number; worst: number } {
+  const errors: number[] = [];
+  let gaps = 0, lost = 0, packets = 0, worst = 0;
+  for (const c of calls) {
+    packets += c.received;
+    for (let i = 1; i < c.received; i++) {
+      const interval = c.arrivals[i] - c.arrivals[i - 1];
+      const error = Math.abs(interval - FRAME_MS);
+      errors.push(error);
+      if (interval > 2 * FRAME_MS) gaps++;
+      if (error > worst) worst = error;
+    }
+    if (c.received > 1) {
+      const span = ((c.sequences[c.received - 1] - c.sequences[0]) & 0xffff) + 1;
+      lost += Math.max(0, span - c.received);
+    }
+  }
+  return { errors, gaps, lost, packets, worst };
+}
+
+async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track): Promise<RunFigures> {
+  const kamailio = createSocket("udp4");
+  await new Promise<void>((done) => kamailio.bind(0, "127.0.0.1", done));
+  const kamailioPort = kamailio.address().port;
+  const agent = await startAgent(spec.codec, kamailioPort, spec.calls, spec.profile === "voice" ? voiceEnv : {});
+  const capacity = Math.ceil(spec.measureMs / FRAME_MS) + 200;
+  const calls = await Promise.all(Array.from({ length: spec.calls }, (_, i) => openCall(i, capacity)));
+  const byId = new Map(calls.map((c) => [c.callId, c]));
+  let measuring = false;
+  for (const call of calls) {
+    call.socket.on("message", (buf: Buffer) => {
+      if (!measuring || call.received >= capacity) return;
+      call.arrivals[call.received] = performance.now();
+      call.sequences[call.received++] = buf.readUInt16BE(2);
+    });
+  }
+  const byes = new Set<string>();
+  kamailio.on("message", (buf: Buffer) => {
+    const text = buf.toString();
+    const callId = /\r\nCall-ID: *(\S+)/i.exec(text)?.[1];
+    const call = callId ? byId.get(callId) : undefined;
+    if (!call) return;
+    if (/^SIP\/2\.0 200/.test(text) && /\r\nCSeq: *1 INVITE/i.test(text)) {
+      call.toTag = /\r\nTo:[^\r]*;tag=([^;>\s]+)/i.exec(text)?.[1] ?? "";
+      kamailio.send(sipRequest("ACK", kamailioPort, call, 1), agent.sipPort, "127.0.0.1");
+      if (call.agentRtpPort) return; // a retransmitted 200
+      call.agentRtpPort = Number(/\r\nm=audio (\d+)/.exec(text)?.[1] ?? 0);
+      // Connected: no address lookup per packet, and only the agent's RTP is received.
+      call.socket.connect(call.agentRtpPort, "127.0.0.1", () => (call.answered = true));
+    } else if (/^SIP\/2\.0 200/.test(text) && /\r\nCSeq: *2 BYE/i.test(text)) byes.add(call.callId);
+  });
+
+  // The caller's RTP: every 20 ms one packet per answered call, groups of calls 2 ms apart.
+  const payloadType = PAYLOAD_TYPE[spec.codec];
+  const ticksPerFrame = spec.codec === "opus" ? 960 : 160;
+  const sendOne = (call: BenchCall) => {
+    const index = track.loop ? call.sent % track.payloads.length : Math.min(call.sent, track.payloads.length - 1);
+    const payload = track.payloads[index];
+    const packet = Buffer.allocUnsafe(12 + payload.length);
+    packet[0] = 0x80;
+    packet[1] = payloadType | (call.sent === 0 ? 0x80 : 0);
+    packet.writeUInt16BE(call.sequence, 2);
+    packet.writeUInt32BE(call.timestamp, 4);
+    packet.writeUInt32BE(0x0b0c0000 + (call.callId.length << 8), 8);
+    packet.set(payload, 12);
+    call.socket.send(packet);
+    call.sequence = (call.sequence + 1) & 0xffff;
+    call.timestamp = (call.timestamp + ticksPerFrame) >>> 0;
+    call.sent++;
+  };
+  let sending = true;
+  const sendStart = performance.now();
+  let step = 0;
+  const sendLoop = () => {
+    if (!sending) return;
+    const now = performance.now();
+    while (sendStart + step * (FRAME_MS / SEND_GROUPS) <= now) {
+      const group = step % SEND_GROUPS;
+      for (let i = group; i < calls.length; i += SEND_GROUPS) if (calls[i].answered) sendOne(calls[i]);
+      step++;
+    }
+    setTimeout(sendLoop, Math.max(0, sendStart + step * (FRAME_MS / SEND_GROUPS) - performance.now()));
+  };
+  sendLoop();
+
+  // INVITEs, 20 per 10 ms, retransmitted once after 1 s when unanswered.
+  const runStartedAt = Date.now();
+  for (let i = 0; i < calls.length; i++) {
+    kamailio.send(sipRequest("INVITE", kamailioPort, calls[i], 1, sdpOffer(spec.codec, calls[i].port)), agent.sipPort, "127.0.0.1");
+    if (i % 20 === 19) await sleep(10);
+  }
+  await sleep(1000);
+  for (const c of calls.filter((c) => !c.answered)) kamailio.send(sipRequest("INVITE", kamailioPort, c, 1, sdpOffer(spec.codec, c.port)), agent.sipPort, "127.0.0.1");
+  await sleep(Math.max(0, spec.warmUpMs - (Date.now() - runStartedAt)));
+
+  const benchLoop = monitorEventLoopDelay({ resolution: 5 });
+  const cpuBefore = cpuSeconds(agent.child.pid!);
+  const benchCpuBefore = cpuSeconds(process.pid);
+  const windowStartedAt = Date.now();
+  const windowStart = performance.now();
+  measuring = true;
+  benchLoop.enable();
+  await sleep(spec.measureMs);
+  measuring = false;
+  benchLoop.disable();
+  const measuredS = (performance.now() - windowStart) / 1000;
+  const agentCpuPct = ((cpuSeconds(agent.child.pid!) - cpuBefore) / measuredS) * 100;
+  const benchCpuPct = ((cpuSeconds(process.pid) - benchCpuBefore) / measuredS) * 100;
+  const runEndedAt = Date.now();
+
+  for (const c of calls.filter((c) => c.answered)) kamailio.send(sipRequest("BYE", kamailioPort, c, 2), agent.sipPort, "127.0.0.1");
+  const answered = calls.filter((c) => c.answered).length;
+  for (let waited = 0; byes.size < answered && waited < 3000; waited += 50) await sleep(50);
+  sending = false;
+  await agent.stop();
+  for (const c of calls) c.socket.close();
+  kamailio.close();
+
+  const p = pacing(calls);
+  // Echo: the pacing window. Voice: from the first INVITE, since the greeting is synthesised at the answer.
+  const loopFrom = spec.profile === "voice" ? runStartedAt : windowStartedAt + 1000;
+  const loopTo = spec.profile === "voice" ? runEndedAt + 1000 : runEndedAt;
+  const loop = agent.loopDelays.filter(([at]) => at >= loopFrom && at <= loopTo).map(([, ms]) => ms);
+  const round1 = (x: number) => Math.round(x * 10) / 10;
+  const round2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    codec: spec.codec,
+    profile: spec.profile,
+    calls: spec.calls,
+    answered,
+    measuredS: round1(measuredS),
+    agentCpuPct: round1(agentCpuPct),
+    cpuPerCallPct: round2(agentCpuPct / spec.calls),
+    packets: p.packets,
+    p50Ms: round2(percentile(p.errors, 50)),
+    p99Ms: round2(percentile(p.errors, 99)),
+    maxMs: round1(p.worst),
+    gapsOver40: p.gaps,
+    lost: p.lost,
+    loopMaxMs: round1(Math.max(0, ...loop)),
+    loopStallSeconds: loop.filter((ms) => ms > 20).length,
+    benchLoopMaxMs: round1(benchLoop.max / 1e6),
+    benchCpuPct: round1(benchCpuPct),
+  };
+}
+
+// ---------------------------------------------------------------- the sweeps
+
+function healthy(r: RunFigures): boolean {
+  const paced = r.answered === r.calls && r.p99Ms < 2 && r.gapsOver40 === 0 && r.lost === 0;
+  return r.profile === "voice" ? r.answered === r.calls && r.loopStallSeconds === 0 : paced;
+}
+
+async function voiceSetup(dir: string): Promise<{ env: Record<string, string>; close: () => Promise<void>; question: Int16Array }> {
+  const cleanups: Array<() => unknown> = [];
+  const t = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
+  const question = espeak(QUESTION);
+  const stt = await startSttDouble(t, { phrases: [{ text: ` ${QUESTION}`, samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: () => ({ text: ANSWER }) });
+  const profiles = join(dir, "voice-profiles.json");
+  writeFileSync(
+    profiles,
+    JSON.stringify({
+      voice: {
+        greeting: GREETING,
+        systemPrompt: "You are the weather line.",
+        language: "en",
+        stt: { url: stt.url },
+        llm: { url: ollama.url, model: "llama3.2:3b" },
+        tts: { engine: "espeak-ng", voice: "en-us" },
+      },
+    }),
+  );
+  return {
+    env: { AGENT_VOICE_PROFILES: profiles, AGENT_DEFAULT_PROFILE: "voice", AGENT_TRACE_DIR: join(dir, "traces") },
+    question,
+    close: async () => {
+      for (const fn of cleanups.reverse()) await fn();
+    },
+  };
+}
+
+const SWEEPS: Array<{ codec: Codec; profile: Profile; calls: number[] }> = args.quick
+  ? [
+      { codec: "PCMU", profile: "echo", calls: [5] },
+      { codec: "opus", profile: "echo", calls: [5] },
+      { codec: "opus", profile: "voice", calls: [2] },
+    ]
+  : [
+      { codec: "PCMU", profile: "echo", calls: [10, 50, 100, 200, 300] },
+      { codec: "opus", profile: "echo", calls: [10, 50, 100, 150] },
+      { codec: "opus", profile: "voice", calls: [5, 10, 25, 50] },
+    ];
+
+const dir = mkdtempSync(join(tmpdir(), "bench-agent-"));
+const voice = await voiceSetup(dir);
+const tracks: Record<string, Track> = {
+  "PCMU echo": { payloads: encodeFrames("PCMU", tone(50)), loop: true },
+  "opus echo": { payloads: encodeFrames("opus", tone(50)), loop: true },
+  "opus voice": voiceTrack(voice.question),
+};
+const results: RunFigures[] = [];
+try {
+  for (const sweep of SWEEPS) {
+    for (const calls of sweep.calls) {
+      const spec: RunSpec = {
+        codec: sweep.codec,
+        profile: sweep.profile,
+        calls,
+        // Voice: the window covers the greeting's synthesis and the question's answer.
+        warmUpMs: sweep.profile === "voice" ? 1500 : 2000,
+        measureMs: args.quick ? 3000 : sweep.profile === "voice" ? 10_000 : 5000,
+      };
+      const r = await run(spec, voice.env, tracks[`${sweep.codec} ${sweep.profile}`]);
+      results.push(r);
+      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms, gaps ${r.gapsOver40}, lost ${r.lost}, loop max ${r.loopMaxMs} ms`);
+    }
+  }
+} finally {
+  await voice.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+printTable(
+  "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
+  ["codec", "profile", "calls", "answered", "agent CPU %", "CPU %/call", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
+);
+const knees = SWEEPS.map((s) => {
+  const runs = results.filter((r) => r.codec === s.codec && r.profile === s.profile);
+  const good = runs.filter(healthy).map((r) => r.calls);
+  const knee = good.length ? Math.max(...good) : 0;
+  const atKnee = runs.find((r) => r.calls === knee);
+  return { codec: s.codec, profile: s.profile, knee, cpuPerCallPct: atKnee?.cpuPerCallPct ?? null, testedUpTo: Math.max(...s.calls) };
+});
+printTable(
+  "knee: most calls with p99 < 2 ms, no gap > 40 ms, no loss (voice: no event-loop stall > 20 ms)",
+  ["codec", "profile", "knee (calls)", "CPU %/call there", "tested up to"],
+  knees.map((k) => [k.codec, k.profile, k.knee, k.cpuPerCallPct ?? "-", k.testedUpTo]),
+);
+writeResult(args, "agent", { pinning: PINNING, runs: results, knees });
