@@ -17,20 +17,30 @@ import { pvString } from "./ksr/pv";
 import { answerOnce, dropSilently, refuse } from "./sip/reply";
 import { relay } from "./sip/relay";
 import { routingConfig, type RoutingConfig } from "./config";
-import { userInitiatedCall } from "./wa/inbound";
+import { userInitiatedCall, type Arrival } from "./wa/inbound";
 import { businessInitiatedCall } from "./wa/outbound";
 import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
 import { deleteMedia } from "./wa/media";
 import { dialogOfRequest, recordedPeers, requestRoutes } from "./wa/dialog-peers";
 
+const ALLOW_LINE = `${ALLOW_HEADER}\r\n`;
+
 export function requestRoute(): void {
   const cfg = routingConfig();
   if (!cfg) refuse(503, "Service Unavailable - Configuration Error", "the WA_* routing settings are invalid (errors logged above)");
-  const source = reqinit(cfg);
-  if (KSR.is_CANCEL()) return cancel(source);
-  if (KSR.siputils.has_totag() > 0) return withindlg(source);
-  initialRequest(cfg, source);
+  // The method is read once and compared in JavaScript instead of one KEMI call per is_X().
+  // Kamailio matches known method names case-insensitively, so the is_X() replacements compare
+  // the upper-case name; the initial-request decision keeps the name as written.
+  const method = pvString("$rm");
+  const known = method.toUpperCase();
+  // Protocol and source address are Kamailio's own text (never a peer's bytes): read directly,
+  // once, and handed to whoever needs them.
+  const arrival: Arrival = { proto: String(KSR.kx.get_proto()), srcIp: String(KSR.kx.get_srcip()) };
+  const source = reqinit(cfg, arrival);
+  if (known === "CANCEL") return cancel(source);
+  if (KSR.siputils.has_totag() > 0) return withindlg(source, known);
+  initialRequest(cfg, source, method, arrival);
 }
 
 /**
@@ -38,15 +48,30 @@ export function requestRoute(): void {
  * strips our own X-WA-* headers from the public side, then lets sanity and Max-Forwards
  * checks answer bad requests.
  */
-function reqinit(cfg: RoutingConfig): SourceClass {
-  const source = classifySource(pvString("$pr"), pvString("$si"), cfg);
+/**
+ * The last source classified in this worker: Meta's edge, the agent and the PBX send from a few
+ * addresses, so consecutive requests mostly repeat it. Same settings object, protocol and
+ * address: same class (classifySource is pure).
+ */
+let lastSource: { cfg: RoutingConfig; proto: string; srcIp: string; source: SourceClass } | null = null;
+
+function sourceOf(cfg: RoutingConfig, arrival: Arrival): SourceClass {
+  const last = lastSource;
+  if (last && last.cfg === cfg && last.proto === arrival.proto && last.srcIp === arrival.srcIp) return last.source;
+  const source = classifySource(arrival.proto, arrival.srcIp, cfg);
+  lastSource = { cfg, proto: arrival.proto, srcIp: arrival.srcIp, source };
+  return source;
+}
+
+function reqinit(cfg: RoutingConfig, arrival: Arrival): SourceClass {
+  const source = sourceOf(cfg, arrival);
   // Meta's edge and our own internal sources are never throttled (Meta concentrates up to
   // 1,000 calls of a number on a few addresses); everyone else is, on both listeners.
   if (!isTrusted(source) && KSR.pike.pike_check_req() < 0) dropSilently(`request rate of ${describeSource(source)} over the pike limit`);
   const userAgent = pvString("$ua");
   if (isScannerUserAgent(userAgent)) dropSilently(`scanner User-Agent '${userAgent}'`);
   if (source === "stranger") refuse(403, "Forbidden - Not An Internal Source", "source is not in WA_INTERNAL_ALLOW");
-  if (source === "wrong-listener") refuse(403, "Forbidden - No SIP On This Listener", `SIP over ${pvString("$pr")} to ${pvString("$Ri")}:${pvString("$Rp")}: only TLS (Meta) and the internal UDP listener take SIP`);
+  if (source === "wrong-listener") refuse(403, "Forbidden - No SIP On This Listener", `SIP over ${arrival.proto} to ${pvString("$Ri")}:${pvString("$Rp")}: only TLS (Meta) and the internal UDP listener take SIP`);
   // X-WA-* are our own headers toward the agent (profile, transfer): nobody outside may set
   // them. Meta's own X-WA-Meta-* (call id, CTA payload) stay.
   if (source !== "internal") KSR.textops.remove_hf_exp("^X-WA-", "^X-WA-Meta-");
@@ -83,17 +108,18 @@ function cancel(source: SourceClass): void {
  * Meta answers re-INVITE and UPDATE with 500 and has no session timers or hold, so those
  * never leave toward Meta: they are answered here.
  */
-function withindlg(source: SourceClass): void {
+function withindlg(source: SourceClass, method: string): void {
+  // `method`: the upper-case method name (is_ACK(), is_BYE() … in JavaScript).
   const sender = inDialogSender(source, pvString("$ft"), dialogOfRequest(), false);
   if (!sender.ok) {
     // A retransmission tm already answered, or an ACK for its negative reply: tm handles it
     // itself (t_check_trans ends it). Nothing is forwarded.
     if (KSR.tm.t_check_trans() === 0) return;
-    if (KSR.is_ACK()) dropSilently(`in-dialog ACK: ${sender.cause}`);
+    if (method === "ACK") dropSilently(`in-dialog ACK: ${sender.cause}`);
     refuse(sender.code, sender.reason, sender.cause);
   }
-  if (sender.toward === "meta" && KSR.is_method_in("IU")) {
-    refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${pvString("$rm")} from the internal side: Meta accepts no re-INVITE/UPDATE`);
+  if (sender.toward === "meta" && (method === "INVITE" || method === "UPDATE")) {
+    refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${method} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
   const hop = nextHopAfterOurRoutes(requestRoutes(), pvString("$ru"), (uri) => KSR.is_myself(uri));
   if (!hop.ok) refuse(404, "Not Here", `in-dialog request not routed through us: ${hop.cause}`);
@@ -101,16 +127,16 @@ function withindlg(source: SourceClass): void {
     refuse(403, "Forbidden - Route Leaves This Call", `its route set leads to <${hop.uri}>, not to this dialog's ${sender.toward} side`);
   }
   if (KSR.rr.loose_route() < 0) refuse(404, "Not Here", "in-dialog request without a route set through us");
-  if (KSR.is_BYE()) deleteMedia(`BYE from the ${sender.from} (${source} side)`);
+  if (method === "BYE") deleteMedia(`BYE from the ${sender.from} (${source} side)`);
   if (sender.toward === "meta") shiftInDialogRequest();
   relay();
 }
 
-function initialRequest(cfg: RoutingConfig, source: SourceClass): void {
-  const decision = initialRequestDecision(pvString("$rm"));
+function initialRequest(cfg: RoutingConfig, source: SourceClass, method: string, arrival: Arrival): void {
+  const decision = initialRequestDecision(method);
   switch (decision.kind) {
     case "keepalive":
-      KSR.hdr.append_to_reply(`${ALLOW_HEADER}\r\n`);
+      KSR.hdr.append_to_reply(ALLOW_LINE);
       answerOnce(200, "OK");
       return;
     case "absorb-ack":
@@ -118,7 +144,7 @@ function initialRequest(cfg: RoutingConfig, source: SourceClass): void {
       if (KSR.tm.t_check_trans() < 0) dropSilently("ACK matches no transaction");
       return;
     case "call":
-      return routeCall(cfg, source);
+      return routeCall(cfg, source, arrival);
     case "refuse":
       refuse(decision.code, decision.reason, decision.cause, decision.headers);
   }
@@ -128,8 +154,8 @@ function initialRequest(cfg: RoutingConfig, source: SourceClass): void {
  * Meta's calls arrive on the public TLS side; on the internal side the agent places
  * business-initiated calls and transfer legs to people.
  */
-function routeCall(cfg: RoutingConfig, source: SourceClass): void {
-  if (source !== "internal") userInitiatedCall(cfg);
+function routeCall(cfg: RoutingConfig, source: SourceClass, arrival: Arrival): void {
+  if (source !== "internal") userInitiatedCall(cfg, arrival);
   else if (isTransferLeg()) transferCall(cfg);
   else businessInitiatedCall(cfg);
 }

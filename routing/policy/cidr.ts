@@ -31,19 +31,52 @@ export function isCidr(cidr: string): boolean {
 }
 
 export function ipInCidr(ip: string, cidr: string): boolean {
-  const [addr, bitsText] = cidr.split("/");
   const a = groups(ip);
-  const b = groups(addr);
-  if (!a || !b || a.length !== b.length) return false;
-  let bits = bitsText === undefined ? a.length * 16 : parseInt(bitsText, 10);
+  const c = compile(cidr);
+  return a !== null && c !== null && inCompiled(a, c);
+}
+
+/** A prefix as the comparison needs it: its address groups and prefix length. */
+interface CompiledCidr {
+  groups: number[];
+  bits: number;
+}
+
+function compile(cidr: string): CompiledCidr | null {
+  const [addr, bitsText] = cidr.split("/");
+  const g = groups(addr);
+  return g ? { groups: g, bits: bitsText === undefined ? g.length * 16 : parseInt(bitsText, 10) } : null;
+}
+
+function inCompiled(a: number[], c: CompiledCidr): boolean {
+  if (a.length !== c.groups.length) return false;
+  let bits = c.bits;
   for (let i = 0; i < a.length && bits > 0; i++, bits -= 16) {
     const mask = bits >= 16 ? 0xffff : (0xffff << (16 - bits)) & 0xffff;
-    if ((a[i] & mask) !== (b[i] & mask)) return false;
+    if ((a[i] & mask) !== (c.groups[i] & mask)) return false;
   }
   return true;
 }
 
+/**
+ * Prefix lists compiled once: the settings' lists (WA_META_PREFIXES, WA_INTERNAL_ALLOW) are the
+ * same arrays for a worker's whole life, so each is parsed on first use, not per request. Lists
+ * are treated as immutable; a few are remembered (unit tests pass fresh ones).
+ */
+const compiledLists: Array<{ list: string[]; cidrs: Array<CompiledCidr | null> }> = [];
+
+function compiledList(cidrs: string[]): Array<CompiledCidr | null> {
+  for (const entry of compiledLists) if (entry.list === cidrs) return entry.cidrs;
+  const entry = { list: cidrs, cidrs: cidrs.map(compile) };
+  if (compiledLists.length >= 8) compiledLists.shift();
+  compiledLists.push(entry);
+  return entry.cidrs;
+}
+
 export function ipInAnyCidr(ip: string, cidrs: string[]): boolean {
-  for (const c of cidrs) if (ipInCidr(ip, c)) return true;
+  const list = compiledList(cidrs);
+  const a = list.length ? groups(ip) : null;
+  if (!a) return false;
+  for (const c of list) if (c && inCompiled(a, c)) return true;
   return false;
 }

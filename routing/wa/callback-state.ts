@@ -70,6 +70,10 @@ export function updatePair(key: string, event: PairEvent): PairState {
 
 /** Applies an event only to a pair that has state already (e.g. a user's own call). */
 export function updateExistingPair(key: string, event: PairEvent): void {
+  // Most callers have no state: one unlocked read settles that without taking the lock (a pair
+  // created meanwhile is ordered after this event, which is then a no-op for it anyway).
+  const raw = KSR.htable.sht_get(CALLBACK_TABLE, key);
+  if (raw === null || raw === "") return;
   const changed = locked(key, () => {
     const current = readPair(key);
     if (current) write(key, applyPairEvent(current, event, nowSeconds()));

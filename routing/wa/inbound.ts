@@ -19,24 +19,25 @@ const CALLS_PER_NUMBER = "calls_per_number";
 /** Header carrying the agent profile to the media agent; never accepted from outside. */
 export const PROFILE_HEADER = "X-WA-Profile";
 
-export function userInitiatedCall(cfg: RoutingConfig): void {
-  const edge = isFromMeta(
-    {
-      proto: pvString("$pr"),
-      srcIp: pvString("$si"),
-      externalDomains: headerValues("X-FB-External-Domain"),
-    },
-    cfg,
-  );
+/** How a request arrived: Kamailio's own text for its protocol and source address, read once per request. */
+export interface Arrival {
+  proto: string;
+  srcIp: string;
+}
+
+export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival): void {
+  const edge = isFromMeta({ proto: arrival.proto, srcIp: arrival.srcIp, externalDomains: headerValues("X-FB-External-Domain") }, cfg);
   if (!edge.fromMeta) refuse(edge.code, edge.reason, edge.cause);
 
-  const business = lookupBusinessNumber(pvString("$rU"), cfg.numbers);
-  if (!business) refuse(404, "Not Found - Unknown Business Number", `${pvString("$rU")} is not in WA_NUMBERS`);
+  const ruriUser = pvString("$rU");
+  const business = lookupBusinessNumber(ruriUser, cfg.numbers);
+  if (!business) refuse(404, "Not Found - Unknown Business Number", `${ruriUser} is not in WA_NUMBERS`);
 
   if (cfg.inboundAuth) authenticateMeta(business, cfg.domain);
 
   // The user calling the business clears the unanswered-calls guard for that pair.
-  updateExistingPair(pairKey(business.number, pvString("$fU")), { type: "user-called" });
+  const caller = pvString("$fU");
+  updateExistingPair(pairKey(business.number, caller), { type: "user-called" });
 
   KSR.dialog.get_profile_size(CALLS_PER_NUMBER, business.number, "$var(active_calls)");
   if ((KSR.pv.get("$var(active_calls)") as number) >= cfg.maxCallsPerNumber) {
@@ -47,13 +48,14 @@ export function userInitiatedCall(cfg: RoutingConfig): void {
 
   // Meta's own Record-Routes stay untouched; ours (two: TLS and loopback side) go on top.
   KSR.rr.record_route();
-  KSR.hdr.remove(PROFILE_HEADER);
+  // No X-WA-Profile from outside is left: reqinit strips every X-WA-* (but X-WA-Meta-*) from
+  // the public side, the only side this route serves. Ours is the only one.
   KSR.hdr.append(`${PROFILE_HEADER}: ${business.profile}\r\n`);
   KSR.pv.sets("$du", cfg.agentUri);
   offerMedia("user-initiated", cfg.media);
   KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
   KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);
-  KSR.info(`user-initiated call from ${pvString("$fU")} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
+  KSR.info(`user-initiated call from ${caller} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
   relay();
 }
 

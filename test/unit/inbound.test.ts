@@ -22,7 +22,13 @@ t.test("Meta's INVITE goes to the agent with the profile, in a dialog, record-ro
   t.ok(d.dialog.managed);
   t.same(d.dialog.profiles, ["calls_per_number/+15550001111"]);
   t.ok(d.headerOps.some((h) => h.op === "record_route"));
-  t.same(d.headerOps.filter((h) => /X-WA-Profile/.test(h.args[0])).map((h) => h.op), ["remove", "append"], "a forged profile header is replaced");
+  // A forged X-WA-Profile is removed by reqinit's strip of every X-WA-* (but X-WA-Meta-*) from
+  // the public side, before ours is appended: one profile header, ours.
+  const ops = d.headerOps.map((h) => `${h.op} ${h.args[0]}`);
+  const strip = ops.indexOf("remove_hf_exp ^X-WA-");
+  t.ok(strip >= 0 && d.headerOps[strip].args[1] === "^X-WA-Meta-", "every X-WA-* from the public side is stripped");
+  t.ok(strip < ops.indexOf("append X-WA-Profile: sales\r\n"), "a forged profile header is replaced");
+  t.same(d.headerOps.filter((h) => /X-WA-Profile/.test(h.args[0])).map((h) => h.op), ["append"]);
   t.ok(d.headerOps.some((h) => h.op === "append" && h.args[0] === "X-WA-Profile: sales\r\n"));
   t.notOk(d.headerOps.some((h) => h.op === "remove" && /x-wa-meta|Record-Route/i.test(h.args[0])), "Meta's headers pass untouched");
 });
