@@ -44,11 +44,6 @@ export function requestRoute(): void {
 }
 
 /**
- * Drops floods from untrusted sources and scanners, refuses sources that may not send SIP here,
- * strips our own X-WA-* headers from the public side, then lets sanity and Max-Forwards
- * checks answer bad requests.
- */
-/**
  * The last source classified in this worker: Meta's edge, the agent and the PBX send from a few
  * addresses, so consecutive requests mostly repeat it. Same settings object, protocol and
  * address: same class (classifySource is pure).
@@ -63,6 +58,11 @@ function sourceOf(cfg: RoutingConfig, arrival: Arrival): SourceClass {
   return source;
 }
 
+/**
+ * Drops floods from untrusted sources and scanners, refuses sources that may not send SIP here,
+ * strips our own X-WA-* headers from the public side, then lets sanity and Max-Forwards
+ * checks answer bad requests.
+ */
 function reqinit(cfg: RoutingConfig, arrival: Arrival): SourceClass {
   const source = sourceOf(cfg, arrival);
   // Meta's edge and our own internal sources are never throttled (Meta concentrates up to
