@@ -6,15 +6,17 @@
  * WA_META_PREFIXES) and the internal side (WA_INTERNAL_ALLOW). A reply from anyone else (an
  * outsider's forged 200 with the agent's SDP, a stranger's 487) is dropped before tm sees it.
  */
-import { classifySource, describeSource, isTrusted } from "./policy/trust";
+import { describeSource, isTrusted } from "./policy/trust";
+import { readArrival, sourceOf } from "./ksr/arrival";
 import { routingConfig } from "./config";
 import { pvString } from "./ksr/pv";
 
 export function replyRoute(): void {
   const cfg = routingConfig();
-  const source = cfg ? classifySource(pvString("$pr"), pvString("$si"), cfg) : null;
+  const arrival = readArrival();
+  const source = cfg ? sourceOf(cfg, arrival) : null;
   if (!source || !isTrusted(source)) {
-    KSR.notice(`dropped reply ${pvString("$rs")} ${pvString("$rr")} from ${pvString("$proto")}:${pvString("$si")}:${pvString("$sp")}: ${source ? `${describeSource(source)} answers no request of ours` : "routing settings invalid"}\n`);
+    KSR.notice(`dropped reply ${pvString("$rs")} ${pvString("$rr")} from ${arrival.proto}:${arrival.srcIp}:${pvString("$sp")}: ${source ? `${describeSource(source)} answers no request of ours` : "routing settings invalid"}\n`);
     KSR.x.drop();
   }
   if (KSR.sanity.sanity_reply() < 0) {

@@ -11,13 +11,14 @@
  * get nothing; nobody reaches a dialog they are not a party to.
  */
 import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent } from "./policy/methods";
-import { classifySource, describeSource, inDialogSender, isTrusted, type SourceClass } from "./policy/trust";
+import { describeSource, inDialogSender, isTrusted, type SourceClass } from "./policy/trust";
 import { isDialogPeer, nextHopAfterOurRoutes } from "./policy/route-set";
 import { pvString } from "./ksr/pv";
 import { answerOnce, dropSilently, refuse } from "./sip/reply";
 import { relay } from "./sip/relay";
 import { routingConfig, type RoutingConfig } from "./config";
-import { userInitiatedCall, type Arrival } from "./wa/inbound";
+import { userInitiatedCall } from "./wa/inbound";
+import { readArrival, sourceOf, type Arrival } from "./ksr/arrival";
 import { businessInitiatedCall } from "./wa/outbound";
 import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
@@ -34,28 +35,11 @@ export function requestRoute(): void {
   // the upper-case name; the initial-request decision keeps the name as written.
   const method = pvString("$rm");
   const known = method.toUpperCase();
-  // Protocol and source address are Kamailio's own text (never a peer's bytes): read directly,
-  // once, and handed to whoever needs them.
-  const arrival: Arrival = { proto: String(KSR.kx.get_proto()), srcIp: String(KSR.kx.get_srcip()) };
+  const arrival = readArrival();
   const source = reqinit(cfg, arrival);
   if (known === "CANCEL") return cancel(source);
   if (KSR.siputils.has_totag() > 0) return withindlg(source, known);
   initialRequest(cfg, source, method, arrival);
-}
-
-/**
- * The last source classified in this worker: Meta's edge, the agent and the PBX send from a few
- * addresses, so consecutive requests mostly repeat it. Same settings object, protocol and
- * address: same class (classifySource is pure).
- */
-let lastSource: { cfg: RoutingConfig; proto: string; srcIp: string; source: SourceClass } | null = null;
-
-function sourceOf(cfg: RoutingConfig, arrival: Arrival): SourceClass {
-  const last = lastSource;
-  if (last && last.cfg === cfg && last.proto === arrival.proto && last.srcIp === arrival.srcIp) return last.source;
-  const source = classifySource(arrival.proto, arrival.srcIp, cfg);
-  lastSource = { cfg, proto: arrival.proto, srcIp: arrival.srcIp, source };
-  return source;
 }
 
 /**

@@ -11,6 +11,7 @@ import { headerValues, pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { pairKey, updateExistingPair } from "./callback-state";
+import type { Arrival } from "../ksr/arrival";
 import { startDialog } from "./dialog-peers";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
 
@@ -18,12 +19,6 @@ import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from
 const CALLS_PER_NUMBER = "calls_per_number";
 /** Header carrying the agent profile to the media agent; never accepted from outside. */
 export const PROFILE_HEADER = "X-WA-Profile";
-
-/** How a request arrived: Kamailio's own text for its protocol and source address, read once per request. */
-export interface Arrival {
-  proto: string;
-  srcIp: string;
-}
 
 export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival): void {
   const edge = isFromMeta({ proto: arrival.proto, srcIp: arrival.srcIp, externalDomains: headerValues("X-FB-External-Domain") }, cfg);
