@@ -37,14 +37,7 @@ export function kamailioDaemon(opts: { runDir: string; env: Record<string, strin
       mkdirSync(opts.runDir, { recursive: true });
       keepPreviousLog(join(opts.runDir, "kamailio.log"));
       const k = await startKamailio({ runDir: opts.runDir, env: opts.env });
-      return {
-        pid: k.pid,
-        exited: k.exited,
-        exitStatus: exitStatusOf(k),
-        stop: () => k.stop(),
-        logTail: (n) => tailOf(k.logText(), n),
-        kamailio: k,
-      } satisfies KamailioHandle;
+      return { ...handleOf(k, (n) => tailOf(k.logText(), n)), kamailio: k } satisfies KamailioHandle;
     },
   };
 }
@@ -57,13 +50,7 @@ export function rtpengineDaemon(opts: RtpengineOptions & { name?: string }): Dae
       mkdirSync(opts.runDir, { recursive: true });
       keepPreviousLog(join(opts.runDir, "rtpengine.log"));
       const r = await startRtpengine(opts);
-      return {
-        pid: r.pid,
-        exited: r.exited,
-        exitStatus: exitStatusOf(r),
-        stop: () => r.stop(),
-        logTail: (n) => tailOf(r.logText(), n),
-      };
+      return handleOf(r, (n) => tailOf(r.logText(), n));
     },
   };
 }
@@ -109,13 +96,7 @@ export function mediaAgentDaemon(opts: {
         }
         await sleep(100);
       }
-      return {
-        pid: agent.pid,
-        exited: agent.exited,
-        exitStatus: exitStatusOf(agent),
-        stop: () => agent.stop(),
-        logTail,
-      };
+      return handleOf(agent, logTail);
     },
   };
 }
@@ -131,9 +112,9 @@ export async function callApiAnswers(api: { host: string; port: number }): Promi
   }
 }
 
-/** The exit code and signal of a group process, for DaemonHandle.exitStatus (read after it exited). */
-function exitStatusOf(p: GroupProcess): DaemonHandle["exitStatus"] {
+/** A running group process as the supervisor sees it; exitStatus is read after it exited. */
+function handleOf(p: GroupProcess & { stop(): Promise<void> }, logTail: (lines: number) => string[]): DaemonHandle {
   let code: number | null = null;
   void p.exited.then((c) => (code = c));
-  return () => ({ code, signal: p.exitSignal });
+  return { pid: p.pid, exited: p.exited, exitStatus: () => ({ code, signal: p.exitSignal }), stop: () => p.stop(), logTail };
 }
