@@ -81,3 +81,29 @@ export async function listCalls(target: { host: string; port: number }): Promise
   const answer = await ngCommand(target, { command: "list", limit: "1000" });
   return (answer.calls as string[] | undefined) ?? [];
 }
+
+/**
+ * The ng dictionary Kamailio's rtpengine module sends for a flags string such as
+ * routing/policy/media.ts builds ("RTP/SAVP ICE=remove codec-transcode=PCMA SDES-no-…"), so a
+ * benchmark can offer and answer exactly as the routing does without Kamailio in between.
+ * `replace-`, `rtcp-mux-`, `SDES-` and `codec-<key>=` items go into their lists, `key=value`
+ * items into the dictionary, transport protocols into transport-protocol, the rest into flags.
+ */
+export function ngFlagsFromKamailio(flags: string): Record<string, Bencoded> {
+  const dict: Record<string, Bencoded> = {};
+  const list = (key: string) => ((dict[key] ??= []) as Bencoded[]);
+  for (const item of flags.split(/\s+/).filter(Boolean)) {
+    const eq = item.indexOf("=");
+    const [key, value] = eq < 0 ? [item, ""] : [item.slice(0, eq), item.slice(eq + 1)];
+    const prefix = /^(replace|rtcp-mux|SDES)-(.+)$/.exec(key);
+    if (/^(UDP\/TLS\/)?RTP\/S?AVPF?$/.test(item)) dict["transport-protocol"] = item;
+    else if (key.startsWith("codec-") && value) {
+      const codec = (dict.codec ??= {}) as Record<string, Bencoded>;
+      ((codec[key.slice("codec-".length)] ??= []) as Bencoded[]).push(value);
+    } else if (prefix && !value) list(prefix[1]).push(prefix[2]);
+    else if (key === "direction") list("direction").push(value);
+    else if (value) dict[key] = value;
+    else list("flags").push(item);
+  }
+  return dict;
+}
