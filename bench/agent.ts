@@ -11,6 +11,8 @@
  * With two or more cores the agent is pinned to the last core and this process to the others
  * (taskset), so "per core" means what it says and the caller does not compete with the agent
  * (voice runs: the agent unpinned, so that espeak-ng does not share its core).
+ * Knobs while working on the agent: AGENT_BENCH_RUNS (which runs), AGENT_BENCH_CPU_PROF (V8 CPU
+ * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load), see below.
  * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
  * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
  * a sweep of N. The knee is the most calls with p99 pacing error < 2 ms, no gap > 40 ms and
@@ -19,7 +21,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encoder } from "@evan/opus";
@@ -30,6 +32,7 @@ import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
+import { twoToneFrames } from "./lib/tone.js";
 
 type Codec = "PCMU" | "opus";
 type Profile = "echo" | "voice";
@@ -52,6 +55,10 @@ interface RunFigures {
   measuredS: number;
   agentCpuPct: number;
   cpuPerCallPct: number;
+  /** The agent's main thread alone (its event loop), per cent of one core. */
+  loopCpuPct: number;
+  /** The agent's child processes (speech workers, espeak-ng), per cent of one core. */
+  childCpuPct: number;
   packets: number;
   p50Ms: number;
   p99Ms: number;
@@ -77,6 +84,25 @@ const CORES = availableParallelism();
 const PINNING = CORES >= 2 && hasTaskset() ? { agent: String(CORES - 1), bench: `0-${CORES - 2}` } : null;
 if (PINNING) execFileSync("taskset", ["-pc", PINNING.bench, String(process.pid)], { stdio: "ignore" });
 
+/**
+ * AGENT_BENCH_REALTIME=1, for a machine shared with other work: the threads of the agent (its
+ * event loop, V8's GC and compiler helpers, libuv's pool) and of this process run round-robin
+ * real-time (priority 1), so that other processes do not show as the agent's stalls — the
+ * event loop waits for GC helpers, and V8's profiler samples from a thread of its own. Not the
+ * threads the agent runs at a low priority on purpose (its speech workers), nor what starts
+ * later: with reset-on-fork, new threads and processes (espeak-ng) are ordinary. Root only.
+ */
+const REALTIME = process.env.AGENT_BENCH_REALTIME === "1";
+if (REALTIME) realtime(process.pid);
+
+function realtime(pid: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+    if (nice <= 0) execFileSync("chrt", ["--rr", "--reset-on-fork", "-p", "1", tid], { stdio: ["ignore", "ignore", "inherit"] });
+  }
+}
+
 function hasTaskset(): boolean {
   try {
     execFileSync("taskset", ["--version"], { stdio: "ignore" });
@@ -94,19 +120,6 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 interface Track {
   payloads: Uint8Array[];
   loop: boolean;
-}
-
-function tone(frames: number): Int16Array[] {
-  const out: Int16Array[] = [];
-  for (let f = 0; f < frames; f++) {
-    const frame = new Int16Array(FRAME_SAMPLES);
-    for (let i = 0; i < FRAME_SAMPLES; i++) {
-      const n = f * FRAME_SAMPLES + i;
-      frame[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * n) / 16000) + 2000 * Math.sin((2 * Math.PI * 1230 * n) / 16000));
-    }
-    out.push(frame);
-  }
-  return out;
 }
 
 function encodeFrames(codec: Codec, frames: Int16Array[]): Uint8Array[] {
@@ -143,7 +156,9 @@ interface AgentProcess {
 async function startAgent(codec: Codec, kamailioPort: number, calls: number, extraEnv: Record<string, string>): Promise<AgentProcess> {
   const sipPort = await freePort();
   const rtp = await freePortRange(Math.max(40, calls * 2 + 40));
-  const command = [process.execPath, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
+  // AGENT_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every agent run there, to see what holds the loop.
+  const profiling = process.env.AGENT_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.AGENT_BENCH_CPU_PROF] : [];
+  const command = [process.execPath, ...profiling, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
   // taskset execs the agent, so the child's pid is the agent's. Not with a voice profile: its
   // espeak-ng processes would inherit the agent's core, where a TTS server would have its own.
   const pin = PINNING && !extraEnv.AGENT_VOICE_PROFILES;
@@ -184,6 +199,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
     child.once("exit", (code) => fail(new Error(`agent exited ${code} before it was ready: ${stderr.slice(-500)}`)));
   });
   await ready;
+  if (REALTIME) realtime(child.pid!);
   return {
     child,
     sipPort,
@@ -358,6 +374,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
 
   const benchLoop = monitorEventLoopDelay({ resolution: 5 });
   const cpuBefore = cpuSeconds(agent.child.pid!);
+  const splitBefore = cpuSplit(agent.child.pid!);
   const benchCpuBefore = cpuSeconds(process.pid);
   const windowStartedAt = Date.now();
   const windowStart = performance.now();
@@ -368,6 +385,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   benchLoop.disable();
   const measuredS = (performance.now() - windowStart) / 1000;
   const agentCpuPct = ((cpuSeconds(agent.child.pid!) - cpuBefore) / measuredS) * 100;
+  const splitAfter = cpuSplit(agent.child.pid!);
   const benchCpuPct = ((cpuSeconds(process.pid) - benchCpuBefore) / measuredS) * 100;
   const runEndedAt = Date.now();
 
@@ -394,6 +412,8 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     measuredS: round1(measuredS),
     agentCpuPct: round1(agentCpuPct),
     cpuPerCallPct: round2(agentCpuPct / spec.calls),
+    loopCpuPct: round1(((splitAfter.mainThread - splitBefore.mainThread) / measuredS) * 100),
+    childCpuPct: round1(((splitAfter.children - splitBefore.children) / measuredS) * 100),
     packets: p.packets,
     p50Ms: round2(percentile(p.errors, 50)),
     p99Ms: round2(percentile(p.errors, 99)),
@@ -405,6 +425,32 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     benchLoopMaxMs: round1(benchLoop.max / 1e6),
     benchCpuPct: round1(benchCpuPct),
   };
+}
+
+/**
+ * CPU seconds of a process's main thread, and of its child processes: those it has reaped
+ * (espeak-ng started by the agent itself) and those still running with all they have reaped
+ * (the agent's speech workers and their espeak-ng). /proc, Linux.
+ */
+function cpuSplit(pid: number): { mainThread: number; children: number } {
+  const fields = (path: string) => {
+    const stat = readFileSync(path, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  };
+  const main = fields(`/proc/${pid}/task/${pid}/stat`);
+  const all = fields(`/proc/${pid}/stat`);
+  let children = (all[13] + all[14]) / 100;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean)) {
+      try {
+        const c = fields(`/proc/${child}/stat`);
+        children += (c[11] + c[12] + c[13] + c[14]) / 100;
+      } catch {
+        // ended between the two reads
+      }
+    }
+  }
+  return { mainThread: (main[11] + main[12]) / 100, children };
 }
 
 // ---------------------------------------------------------------- the sweeps
@@ -443,7 +489,27 @@ async function voiceSetup(dir: string): Promise<{ env: Record<string, string>; c
   };
 }
 
-const SWEEPS: Array<{ codec: Codec; profile: Profile; calls: number[] }> = args.quick
+type Sweep = { codec: Codec; profile: Profile; calls: number[] };
+
+/**
+ * AGENT_BENCH_RUNS="opus voice 5,10,25,50,75; PCMU echo 100": only these runs, while working on
+ * one kind (the knee table then covers only them).
+ */
+function sweepsFromEnv(text: string): Sweep[] {
+  return text.split(";").map((part) => {
+    const [codec, profile, counts, ...rest] = part.trim().split(/\s+/);
+    const calls = (counts ?? "").split(",").map(Number);
+    const kind = `${codec} ${profile}`;
+    if (rest.length || !["PCMU echo", "opus echo", "opus voice"].includes(kind) || !calls.every((n) => Number.isInteger(n) && n > 0)) {
+      throw new Error(`AGENT_BENCH_RUNS: '${part.trim()}' is not '<PCMU echo|opus echo|opus voice> <calls,calls,…>'`);
+    }
+    return { codec: codec as Codec, profile: profile as Profile, calls };
+  });
+}
+
+const SWEEPS: Sweep[] = process.env.AGENT_BENCH_RUNS
+  ? sweepsFromEnv(process.env.AGENT_BENCH_RUNS)
+  : args.quick
   ? [
       { codec: "PCMU", profile: "echo", calls: [5] },
       { codec: "opus", profile: "echo", calls: [5] },
@@ -458,8 +524,8 @@ const SWEEPS: Array<{ codec: Codec; profile: Profile; calls: number[] }> = args.
 const dir = mkdtempSync(join(tmpdir(), "bench-agent-"));
 const voice = await voiceSetup(dir);
 const tracks: Record<string, Track> = {
-  "PCMU echo": { payloads: encodeFrames("PCMU", tone(50)), loop: true },
-  "opus echo": { payloads: encodeFrames("opus", tone(50)), loop: true },
+  "PCMU echo": { payloads: encodeFrames("PCMU", twoToneFrames(50)), loop: true },
+  "opus echo": { payloads: encodeFrames("opus", twoToneFrames(50)), loop: true },
   "opus voice": voiceTrack(voice.question),
 };
 const results: RunFigures[] = [];
@@ -486,8 +552,8 @@ try {
 
 printTable(
   "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
-  ["codec", "profile", "calls", "answered", "agent CPU %", "CPU %/call", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
-  results.map((r) => [r.codec, r.profile, r.calls, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
+  ["codec", "profile", "calls", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
 );
 const knees = SWEEPS.map((s) => {
   const runs = results.filter((r) => r.codec === s.codec && r.profile === s.profile);

@@ -18,6 +18,7 @@ import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
 import { warmUp } from "./pipeline/llm-client.js";
 import { VoicePipeline } from "./pipeline/voice-pipeline.js";
 import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
+import { startSpeechWorkers } from "./pipeline/tts.js";
 import { WebRtcVad } from "./pipeline/vad.js";
 import { acceptAnswer, answerOffer, createOffer, type LocalMedia, type NegotiatedMedia } from "./sdp/negotiate.js";
 import { parseSdp, SdpParseError } from "./sdp/sdp.js";
@@ -104,6 +105,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     if (config.AGENT_VOICE_PROFILES) {
       agent.voiceProfiles = loadVoiceProfiles(config.AGENT_VOICE_PROFILES);
       await WebRtcVad.create(); // loads the VAD's WASM once, so calls start without waiting
+      await startSpeechWorkers(); // likewise the processes that synthesise speech
       if (!agent.hasProfile(config.AGENT_DEFAULT_PROFILE)) {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }

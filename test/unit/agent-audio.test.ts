@@ -2,7 +2,7 @@
 import t from "tap";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
-import { readWav, toFrames, writeWav } from "../../media-agent/src/audio/wav.js";
+import { readWav, toFrames, WavDecoder, writeWav } from "../../media-agent/src/audio/wav.js";
 import { createCodec } from "../../media-agent/src/codecs/codec.js";
 import { alawToLinear, decodeG711, encodeG711, linearToAlaw, linearToUlaw, ulawToLinear } from "../../media-agent/src/codecs/g711.js";
 import { resample, StreamResampler } from "../../media-agent/src/codecs/resample.js";
@@ -137,6 +137,26 @@ t.test("WAV: 16-bit, 8-bit, float and extensible stereo read as mono; odd chunks
   t.same([...readWav(wav(3, 32, 1, float)).samples], [16384]);
   t.throws(() => readWav(Buffer.from("not a wav at all")), /not a RIFF\/WAVE file/);
   t.throws(() => readWav(wav(6, 8, 1, Buffer.alloc(4))), /unsupported WAV format \(format tag 6/);
+
+  // As it arrives (a synthesiser's stdout): the same samples in pieces of any size.
+  const inPieces = (file: Buffer, size: number) => {
+    const decoder = new WavDecoder();
+    const parts: number[] = [];
+    for (let at = 0; at < file.length; at += size) parts.push(...decoder.push(file.subarray(at, at + size)));
+    decoder.end();
+    return parts;
+  };
+  const long = Buffer.alloc(2 * 4 * 101); // 101 stereo 16-bit frames, and a chunk after the data
+  for (let i = 0; i < long.length; i += 2) long.writeInt16LE((i * 37) % 20000 - 10000, i);
+  const withTail = Buffer.concat([wav(0xfffe, 16, 2, long, true), Buffer.from("LIST\x02\x00\x00\x00ab", "latin1")]);
+  for (const size of [1, 3, 7, 64]) t.same(inPieces(withTail, size), [...readWav(withTail).samples], `pieces of ${size} bytes`);
+  const piped = wav(1, 16, 1, long);
+  piped.writeUInt32LE(0xffffffff, piped.length - long.length - 4); // a pipe's data size: unknown
+  t.same(inPieces(piped, 5), [...readWav(piped).samples], "a data chunk of unknown size: all that arrives");
+  t.throws(() => new WavDecoder().push(Buffer.from("not a wav at all")), /not a RIFF\/WAVE file/, "named as soon as 12 bytes are in");
+  const headerOnly = new WavDecoder();
+  headerOnly.push(wav(1, 16, 1, long).subarray(0, 30));
+  t.throws(() => headerOnly.end(), /no data chunk/, "a stream that ends before its data");
   t.equal(toFrames(new Int16Array(321)).length, 2, "the last frame is padded");
 });
 

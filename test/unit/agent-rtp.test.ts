@@ -65,6 +65,29 @@ t.test("jitter buffer: sequence wraparound, SSRC change and overflow", async (t)
   t.equal(jb.stats.ssrcChanges, 1);
 });
 
+t.test("jitter buffer: a lasting excess after a burst is drained back to the target, ordinary jitter is not", async (t) => {
+  const jb = new JitterBuffer({ targetDelayFrames: 3, maxDelayFrames: 50 });
+  let seq = 100;
+  for (let i = 0; i < 3; i++) jb.push(packet(seq++));
+  // A burst of 10 extra packets (e.g. after a stall), then one packet per tick as usual.
+  for (let i = 0; i < 10; i++) jb.push(packet(seq++));
+  const played: string[] = [];
+  for (let tick = 0; tick < 40; tick++) {
+    played.push(...drain(jb, 1));
+    jb.push(packet(seq++));
+  }
+  t.equal(jb.stats.drained, 10, "the burst's excess dropped once");
+  t.notOk(played.includes("lost") || played.includes("idle"), "no gap and no re-buffering from draining");
+  const before = jb.stats.drained;
+  // Ordinary jitter: the depth swings to target + 2 and back; nothing is dropped.
+  for (let tick = 0; tick < 100; tick++) {
+    if (tick % 10 === 0) { jb.push(packet(seq++)); jb.push(packet(seq++)); }
+    drain(jb, 1);
+    if (tick % 10 !== 8 && tick % 10 !== 9) jb.push(packet(seq++));
+  }
+  t.equal(jb.stats.drained, before, "short swings within the slack are played out");
+});
+
 t.test("pacer: +1 sequence and +960 timestamp per packet across both wraparounds, marker only first", async (t) => {
   const sent: Buffer[] = [];
   const pacer = new RtpPacer({ payloadType: 111, ticksPerFrame: 960, ssrc: 7, initialSequence: 65534, initialTimestamp: 0xffffffff - 1000, send: (b) => sent.push(b) });

@@ -1,6 +1,10 @@
-/** Text to speech: Piper over HTTP (both endpoint generations) and built-in espeak-ng, at 16 kHz. */
+/** Text to speech: Piper over HTTP (both endpoint generations) and built-in espeak-ng, at 16 kHz, in the speech workers. */
+import { execFileSync } from "node:child_process";
 import t from "tap";
+import { concatSamples } from "../../media-agent/src/audio/frames.js";
+import { readWav16k } from "../../media-agent/src/audio/wav.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
+import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { EspeakTts, PiperTts, TtsError } from "../../media-agent/src/pipeline/tts.js";
 import { startPiperDouble } from "../support/piper-double.js";
 import { freePort } from "../../build/ports.js";
@@ -44,4 +48,31 @@ t.test("failures name their cause; abort stops a request", async (t) => {
   const pending = new EspeakTts({ voice: "en-us", speed: 160 }).synthesize("A long sentence that takes a while. ".repeat(20), abort.signal);
   abort.abort();
   await t.rejects(pending, { name: "AbortError" });
+});
+
+t.test("espeak-ng in the speech worker: exactly the samples of its WAV resampled whole, also as it streams", async (t) => {
+  const text = "It is sunny in Dusseldorf today. The temperature is twenty degrees, with a light wind.";
+  const whole = readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "-s", "165", "--stdout", text]));
+  const pieces: Int16Array[] = [];
+  const speech = await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never, (samples) => pieces.push(samples));
+  t.same(speech.samples, whole);
+  t.same(concatSamples(pieces), whole, "the pieces joined are the clause");
+  t.ok(pieces.slice(0, -1).every((p) => p.length % 320 === 0), `whole 20 ms frames until the last piece (${pieces.length} pieces)`);
+  t.ok(speech.firstByteMs > 0 && speech.firstByteMs <= speech.synthesisMs, "first byte before the whole");
+});
+
+t.test("speech workers: a bad WAV is named; a worker that stops fails its jobs, and the next job gets a new one", async (t) => {
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  const garbage = new TextEncoder().encode("<html>502 Bad Gateway</html>").buffer;
+  await t.rejects(pool.run({ engine: "wav", wav: garbage, wavError: "Piper at http://tts sent no usable WAV" }, never), {
+    name: "TtsError",
+    message: "Piper at http://tts sent no usable WAV: not a RIFF/WAVE file",
+  });
+  const long = { engine: "espeak-ng", voice: "en-us", speed: 160, text: "A long sentence that takes a while. ".repeat(20), wavError: "espeak-ng wrote no usable WAV" } as const;
+  const pending = pool.run(long, never);
+  await pool.close();
+  await t.rejects(pending, { name: "TtsError", message: "speech worker ended (SIGTERM)" });
+  const again = await pool.run({ ...long, text: "Hello." }, never);
+  t.ok(again.samples.length > 8000, "a new worker speaks");
+  await pool.close();
 });

@@ -2,7 +2,7 @@
  * WAV files in and out: prompts (any rate, PCM 8/16-bit or float, mixed down to mono) and
  * recordings (16-bit mono). Anything else is refused with the reason.
  */
-import { resample, resampleInSlices } from "../codecs/resample.js";
+import { resample } from "../codecs/resample.js";
 import { FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "./frames.js";
 
 export interface Wav {
@@ -20,41 +20,96 @@ export function readWav16k(buf: Buffer): Int16Array {
   return sampleRate === SAMPLE_RATE ? samples : resample(samples, sampleRate, SAMPLE_RATE);
 }
 
-/**
- * The same as readWav16k for a call in progress (synthesised speech): the resampling runs in
- * slices with the event loop free in between, so a long clause never holds up the 20 ms clock.
- */
-export async function readWav16kInSlices(buf: Buffer): Promise<Int16Array> {
-  const { sampleRate, samples } = readWav(buf);
-  return sampleRate === SAMPLE_RATE ? samples : resampleInSlices(samples, sampleRate, SAMPLE_RATE);
-}
-
 export function readWav(buf: Buffer): Wav {
-  if (buf.length < 12 || buf.toString("latin1", 0, 4) !== "RIFF" || buf.toString("latin1", 8, 12) !== "WAVE") {
-    throw new Error("not a RIFF/WAVE file");
-  }
-  let format: { tag: number; channels: number; rate: number; bits: number } | null = null;
-  for (let at = 12; at + 8 <= buf.length; ) {
-    const id = buf.toString("latin1", at, at + 4);
-    let size = buf.readUInt32LE(at + 4);
-    const body = at + 8;
-    if (id === "fmt ") {
-      let tag = buf.readUInt16LE(body);
-      if (tag === EXTENSIBLE && size >= 26) tag = buf.readUInt16LE(body + 24);
-      format = { tag, channels: buf.readUInt16LE(body + 2), rate: buf.readUInt32LE(body + 4), bits: buf.readUInt16LE(body + 14) };
-    } else if (id === "data") {
-      if (!format) throw new Error("data chunk before fmt chunk");
-      // Streams written by pipes leave the size at 0 or 0xffffffff: take what is there.
-      if (size === 0 || size === 0xffffffff || body + size > buf.length) size = buf.length - body;
-      return { sampleRate: format.rate, samples: decodeSamples(buf.subarray(body, body + size), format) };
-    }
-    at = body + size + (size & 1);
-  }
-  throw new Error("no data chunk");
+  const decoder = new WavDecoder();
+  const samples = decoder.push(buf);
+  decoder.end();
+  return { sampleRate: decoder.sampleRate!, samples };
 }
 
-function decodeSamples(data: Buffer, f: { tag: number; channels: number; bits: number }): Int16Array {
-  const read = sampleReader(f.tag, f.bits);
+interface WavFormat {
+  tag: number;
+  channels: number;
+  rate: number;
+  bits: number;
+}
+
+/**
+ * A WAV as it arrives (a synthesiser's stdout, an HTTP body): push() bytes, get the samples
+ * decoded so far (mono, at the file's rate, `sampleRate` once the header is in); end() says
+ * whether the stream was a usable WAV. Pushed whole, the same samples as readWav.
+ */
+export class WavDecoder {
+  /** Bytes before the data chunk's samples, and a part sample frame after them. */
+  private pending: Buffer = Buffer.alloc(0);
+  private format: WavFormat | null = null;
+  private read: ((b: Buffer, at: number) => number) | null = null;
+  /** Data bytes still to come: the chunk's size, or Infinity when the size is not known. */
+  private dataLeft = -1;
+
+  get sampleRate(): number | null {
+    return this.dataLeft >= 0 ? this.format!.rate : null;
+  }
+
+  push(bytes: Buffer): Int16Array {
+    if (this.dataLeft === 0) return EMPTY; // chunks after the data are not read
+    this.pending = this.pending.length ? Buffer.concat([this.pending, bytes]) : bytes;
+    if (this.dataLeft < 0 && !this.findData(false)) return EMPTY;
+    return this.decode();
+  }
+
+  /** The stream is over: throws the reason when it was no WAV (a data size beyond it: what arrived is the audio). */
+  end(): void {
+    if (this.dataLeft < 0) this.findData(true);
+  }
+
+  /** Walks the chunks up to the data chunk; false while its header has not arrived yet. */
+  private findData(atEnd: boolean): boolean {
+    const buf = this.pending;
+    if (buf.length < 12) {
+      if (atEnd) throw new Error("not a RIFF/WAVE file");
+      return false;
+    }
+    if (buf.toString("latin1", 0, 4) !== "RIFF" || buf.toString("latin1", 8, 12) !== "WAVE") throw new Error("not a RIFF/WAVE file");
+    for (let at = 12; at + 8 <= buf.length; ) {
+      const id = buf.toString("latin1", at, at + 4);
+      const size = buf.readUInt32LE(at + 4);
+      const body = at + 8;
+      if (id === "data") {
+        if (!this.format) throw new Error("data chunk before fmt chunk");
+        this.read = sampleReader(this.format.tag, this.format.bits);
+        // Streams written by pipes leave the size at 0 or 0xffffffff: take what is there.
+        this.dataLeft = size === 0 || size === 0xffffffff ? Infinity : size;
+        this.pending = buf.subarray(body);
+        return true;
+      }
+      if (body + size > buf.length) break; // the rest of this chunk is still to come
+      if (id === "fmt ") {
+        let tag = buf.readUInt16LE(body);
+        if (tag === EXTENSIBLE && size >= 26) tag = buf.readUInt16LE(body + 24);
+        this.format = { tag, channels: buf.readUInt16LE(body + 2), rate: buf.readUInt32LE(body + 4), bits: buf.readUInt16LE(body + 14) };
+      }
+      at = body + size + (size & 1);
+    }
+    if (atEnd) throw new Error("no data chunk");
+    return false;
+  }
+
+  private decode(): Int16Array {
+    const { channels, bits } = this.format!;
+    const frameBytes = (bits / 8) * channels;
+    const available = Math.min(this.pending.length, this.dataLeft);
+    const whole = available - (available % frameBytes);
+    const data = this.pending.subarray(0, whole);
+    this.pending = this.pending.subarray(whole);
+    this.dataLeft -= whole;
+    return decodeSamples(data, this.format!, this.read!);
+  }
+}
+
+const EMPTY = new Int16Array(0);
+
+function decodeSamples(data: Buffer, f: WavFormat, read: (b: Buffer, at: number) => number): Int16Array {
   const width = f.bits / 8;
   const frames = Math.floor(data.length / (width * f.channels));
   const out = new Int16Array(frames);

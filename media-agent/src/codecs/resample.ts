@@ -5,8 +5,8 @@
  * fraction is one of L phases; each phase's filter taps are computed once per rate pair
  * (`polyphaseTable`) and every output sample is then one dot product. Taps that are zero are
  * left out: 16k ↔ 8k are half-band filters, where every other tap is a zero of the sinc.
- * `resample` converts a whole signal (`resampleInSlices` the same, yielding to the event loop
- * between slices); `StreamResampler` converts frame by frame with state, giving exactly
+ * `resample` converts a whole signal (`SignalResampler` the same as its pieces arrive);
+ * `StreamResampler` converts frame by frame with state, giving exactly
  * chunk·to/from samples per chunk and no seams between frames (at a fixed delay).
  */
 
@@ -88,20 +88,49 @@ export function resample(input: Int16Array, fromRate: number, toRate: number): I
   return out;
 }
 
-/** The same as `resample`, `sliceSamples` outputs at a time with the event loop free in between. */
-export async function resampleInSlices(input: Int16Array, fromRate: number, toRate: number, sliceSamples = 8000): Promise<Int16Array> {
-  if (fromRate === toRate) return input.slice();
-  const table = polyphaseTable(fromRate, toRate);
-  const out = new Int16Array(Math.floor((input.length * table.up) / table.down));
-  for (let from = 0; from < out.length; from += sliceSamples) {
-    if (from > 0) await new Promise((next) => setImmediate(next));
-    resampleRange(input, table, out, from, Math.min(out.length, from + sliceSamples));
+/**
+ * `resample` of a signal that arrives in pieces (a synthesiser's output): each push() returns
+ * the output samples whose taps the input received so far covers, end() the rest. The outputs
+ * joined are exactly `resample` of the inputs joined.
+ */
+export class SignalResampler {
+  private readonly table: PolyphaseTable;
+  private input = new Int16Array(0);
+  private received = 0;
+  private produced = 0;
+
+  constructor(fromRate: number, toRate: number) {
+    this.table = polyphaseTable(fromRate, toRate);
   }
-  return out;
+
+  push(chunk: Int16Array): Int16Array {
+    if (this.received + chunk.length > this.input.length) {
+      const grown = new Int16Array(Math.max(2 * this.input.length, this.received + chunk.length));
+      grown.set(this.input.subarray(0, this.received));
+      this.input = grown;
+    }
+    this.input.set(chunk, this.received);
+    this.received += chunk.length;
+    // Output n reads input up to floor(n·down/up) + reach: ready while that is below `received`.
+    const { up, down, reach } = this.table;
+    return this.produce(Math.max(this.produced, Math.ceil(((this.received - reach) * up) / down)));
+  }
+
+  end(): Int16Array {
+    return this.produce(Math.floor((this.received * this.table.up) / this.table.down));
+  }
+
+  private produce(upTo: number): Int16Array {
+    const from = this.produced;
+    this.produced = upTo;
+    const out = new Int16Array(upTo - from);
+    resampleRange(this.input.subarray(0, this.received), this.table, out, from, upTo, from);
+    return out;
+  }
 }
 
-/** Output samples [from, to) of a whole signal (zero outside it). */
-function resampleRange(input: Int16Array, t: PolyphaseTable, out: Int16Array, from: number, to: number): void {
+/** Output samples [from, to) of a whole signal (zero outside it), written at out[n − outStart]. */
+function resampleRange(input: Int16Array, t: PolyphaseTable, out: Int16Array, from: number, to: number, outStart = 0): void {
   const { up, down, start, offsets, coefficients } = t;
   for (let n = from; n < to; n++) {
     const position = Math.floor((n * down) / up);
@@ -111,7 +140,7 @@ function resampleRange(input: Int16Array, t: PolyphaseTable, out: Int16Array, fr
       const at = position + offsets[i];
       if (at >= 0 && at < input.length) sum += input[at] * coefficients[i];
     }
-    out[n] = clamp16(sum);
+    out[n - outStart] = clamp16(sum);
   }
 }
 

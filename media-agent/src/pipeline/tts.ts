@@ -3,9 +3,11 @@
  * Two engines: Piper's HTTP server (`POST /synthesize`, piper1-gpl ≥ 1.5; older servers take
  * `POST /`), and espeak-ng, built in (a Debian package) and the default when no Piper is
  * configured. Every failure names its cause; abort stops the request or the process.
+ * Both leave the event loop to the calls' RTP: espeak-ng is started, and every WAV decoded and
+ * resampled, in the agent's speech workers (synthesis-pool.ts).
  */
-import { spawn } from "node:child_process";
-import { readWav16kInSlices } from "../audio/wav.js";
+import { availableParallelism } from "node:os";
+import { SynthesisPool } from "./synthesis-pool.js";
 
 export interface Speech {
   samples: Int16Array;
@@ -17,13 +19,28 @@ export interface Speech {
 
 export interface TtsEngine {
   readonly name: string;
-  synthesize(text: string, signal: AbortSignal): Promise<Speech>;
+  /**
+   * The clause's audio. onAudio, when given, gets it in pieces as it is decoded (espeak-ng: whole
+   * 20 ms frames while the process still speaks), so playback can start before the clause is done.
+   */
+  synthesize(text: string, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Speech>;
 }
 
 export class TtsError extends Error {
   override name = "TtsError";
 }
 
+/**
+ * The agent's speech workers, shared by every call and engine. Two: one can start the next
+ * clause's espeak-ng while the other decodes; more would only compete with the event loop
+ * for the cores.
+ */
+const workers = new SynthesisPool(Math.min(2, availableParallelism()), (message) => new TtsError(message));
+
+/** At the agent's start, when it has voice profiles: resolves once the speech workers are ready for the first call. */
+export function startSpeechWorkers(): Promise<void> {
+  return workers.warmUp();
+}
 
 export interface PiperConfig {
   baseUrl: string;
@@ -40,7 +57,7 @@ export class PiperTts implements TtsEngine {
 
   constructor(private readonly cfg: PiperConfig) {}
 
-  async synthesize(text: string, signal: AbortSignal): Promise<Speech> {
+  async synthesize(text: string, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Speech> {
     const started = performance.now();
     let res = await this.post(this.path, text, signal);
     if (res.status === 404 && this.path === "/synthesize") {
@@ -50,12 +67,10 @@ export class PiperTts implements TtsEngine {
     }
     if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${this.path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
     const firstByteMs = performance.now() - started;
-    const wav = Buffer.from(await res.arrayBuffer());
-    try {
-      return { samples: await readWav16kInSlices(wav), firstByteMs, synthesisMs: performance.now() - started };
-    } catch (err) {
-      throw new TtsError(`Piper at ${this.cfg.baseUrl} sent no usable WAV: ${(err as Error).message}`);
-    }
+    const wav = await res.arrayBuffer();
+    const job = { engine: "wav", wav, wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV` } as const;
+    const { samples } = await workers.run(job, signal, onAudio);
+    return { samples, firstByteMs, synthesisMs: performance.now() - started };
   }
 
   private async post(path: string, text: string, signal: AbortSignal): Promise<Response> {
@@ -86,33 +101,16 @@ export interface EspeakConfig {
   speed: number;
 }
 
-/** espeak-ng writes a 22050 Hz WAV to stdout; resampled to 16 kHz. */
+/** espeak-ng writes a 22050 Hz WAV to stdout; resampled to 16 kHz (in a speech worker). */
 export class EspeakTts implements TtsEngine {
   readonly name = "espeak-ng";
 
   constructor(private readonly cfg: EspeakConfig) {}
 
-  synthesize(text: string, signal: AbortSignal): Promise<Speech> {
+  async synthesize(text: string, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Speech> {
     const started = performance.now();
-    return new Promise((done, fail) => {
-      const child = spawn("espeak-ng", ["-v", this.cfg.voice, "-s", String(this.cfg.speed), "--stdout", text], { signal });
-      const chunks: Buffer[] = [];
-      let firstByteMs = 0;
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => {
-        if (chunks.length === 0) firstByteMs = performance.now() - started;
-        chunks.push(c);
-      });
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.on("error", (err) => fail(signal.aborted ? err : new TtsError(`espeak-ng could not run: ${err.message}`)));
-      child.on("close", (code) => {
-        if (signal.aborted) return;
-        if (code !== 0) return fail(new TtsError(`espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
-        readWav16kInSlices(Buffer.concat(chunks)).then(
-          (samples) => done({ samples, firstByteMs, synthesisMs: performance.now() - started }),
-          (err: Error) => fail(new TtsError(`espeak-ng wrote no usable WAV: ${err.message}`)),
-        );
-      });
-    });
+    const job = { engine: "espeak-ng", voice: this.cfg.voice, speed: this.cfg.speed, text, wavError: "espeak-ng wrote no usable WAV" } as const;
+    const { samples, firstByteMs } = await workers.run(job, signal, onAudio);
+    return { samples, firstByteMs, synthesisMs: performance.now() - started };
   }
 }

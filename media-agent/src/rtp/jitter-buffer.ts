@@ -3,8 +3,18 @@
  * 20 ms tick after a target delay: reordered packets are put back in place, duplicates and
  * late packets dropped, a gap becomes "lost" (the decoder conceals it), an SSRC change
  * restarts the stream. Empty → "idle" until it has refilled to the target (re-buffering).
+ * Playing one packet per tick, the buffer would never shrink again after a burst (packets held
+ * back by the network or by a stall of our own event loop, when the frame clock skipped ticks):
+ * every later word of the caller would reach the VAD that much later, for the rest of the call.
+ * So an excess over the target that has lasted DRAIN_AFTER_POPS ticks is dropped (oldest first,
+ * counted as "drained"): a few tens of ms of audio once, instead of added delay for good.
  */
 import type { RtpPacket } from "./packet.js";
+
+/** Frames over the target tolerated without draining (ordinary jitter). */
+const DRAIN_SLACK_FRAMES = 2;
+/** How long (ticks of 20 ms) the excess must last before it is dropped: 0.5 s. */
+const DRAIN_AFTER_POPS = 25;
 
 export type JitterOutput = { kind: "packet"; packet: RtpPacket } | { kind: "lost" } | { kind: "idle" };
 
@@ -16,6 +26,8 @@ export interface JitterStats {
   duplicates: number;
   reordered: number;
   overflow: number;
+  /** Dropped to bring a lasting excess back to the target depth. */
+  drained: number;
   ssrcChanges: number;
 }
 
@@ -27,7 +39,9 @@ export class JitterBuffer {
   /** Highest extended sequence number seen (the reference for unwrapping). */
   private highest: number | null = null;
   private buffering = true;
-  private readonly counters: JitterStats = { received: 0, played: 0, lost: 0, late: 0, duplicates: 0, reordered: 0, overflow: 0, ssrcChanges: 0 };
+  /** Consecutive pops with more than target + slack frames buffered. */
+  private excessPops = 0;
+  private readonly counters: JitterStats = { received: 0, played: 0, lost: 0, late: 0, duplicates: 0, reordered: 0, overflow: 0, drained: 0, ssrcChanges: 0 };
   private readonly target: number;
   private readonly max: number;
 
@@ -80,6 +94,7 @@ export class JitterBuffer {
       this.buffering = true;
       return { kind: "idle" };
     }
+    this.drainLastingExcess();
     const seq = this.next!;
     this.next = seq + 1;
     const packet = this.packets.get(seq);
@@ -90,6 +105,19 @@ export class JitterBuffer {
     this.packets.delete(seq);
     this.counters.played++;
     return { kind: "packet", packet };
+  }
+
+  private drainLastingExcess(): void {
+    const depth = this.highest! - this.next! + 1;
+    if (depth <= this.target + DRAIN_SLACK_FRAMES) {
+      this.excessPops = 0;
+      return;
+    }
+    if (++this.excessPops < DRAIN_AFTER_POPS) return;
+    const keepFrom = this.highest! - this.target + 1;
+    for (let seq = this.next!; seq < keepFrom; seq++) if (this.packets.delete(seq)) this.counters.drained++;
+    this.next = keepFrom;
+    this.excessPops = 0;
   }
 
   /** 16-bit sequence → extended sequence closest to the highest seen. */

@@ -1,0 +1,199 @@
+/**
+ * Speech synthesis off the event loop: a few worker processes (tts-worker.ts) that run
+ * espeak-ng and decode and resample WAVs, shared by every call of the agent. The event loop
+ * only sends a job and receives 16 kHz audio, whole 20 ms frames at a time as they are
+ * decoded. A job is cancelled by its AbortSignal: the promise rejects at once and the worker
+ * stops espeak-ng.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { concatSamples } from "../audio/frames.js";
+
+/** What a worker does for a job: run espeak-ng, or decode a WAV the main thread has (Piper). */
+export type SynthesisJob = (
+  | { engine: "espeak-ng"; voice: string; speed: number; text: string }
+  | { engine: "wav"; wav: ArrayBuffer }
+) & {
+  /** The start of the message when the bytes are no usable WAV, e.g. "espeak-ng wrote no usable WAV". */
+  wavError: string;
+};
+
+export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { type: "cancel"; id: number };
+
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "first-byte"; id: number; /** epoch ms (timeOrigin + now) */ at: number }
+  | { type: "audio"; id: number; samples: Int16Array }
+  | { type: "done"; id: number }
+  | { type: "error"; id: number; message: string };
+
+export interface Synthesised {
+  samples: Int16Array;
+  /** Job posted to the first byte of the engine's WAV, ms. */
+  firstByteMs: number;
+}
+
+interface Pending {
+  postedAt: number;
+  firstByteMs: number;
+  parts: Int16Array[];
+  onAudio?: (samples: Int16Array) => void;
+  done: (result: Synthesised) => void;
+  fail: (err: Error) => void;
+  worker: PoolWorker;
+}
+
+interface PoolWorker {
+  process: ChildProcess;
+  jobs: number;
+  /** Settles when the worker has loaded (rejects when it ended first). */
+  ready: Promise<void>;
+}
+
+export class SynthesisPool {
+  private readonly workers: PoolWorker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  /**
+   * @param size worker processes; each starts espeak-ng and decodes one job at a time, while
+   *   the espeak-ng processes themselves run side by side.
+   * @param makeError how a failure reaches the caller (the engine's error class).
+   */
+  constructor(
+    private readonly size: number,
+    private readonly makeError: (message: string) => Error,
+  ) {}
+
+  /**
+   * Runs a job; onAudio gets the 16 kHz audio as it is decoded (whole 20 ms frames, the last
+   * piece whatever is left), the promise all of it. Rejects with an AbortError on abort.
+   */
+  run(job: SynthesisJob, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Synthesised> {
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    const worker = this.leastBusy();
+    const id = this.nextId++;
+    return new Promise<Synthesised>((done, fail) => {
+      const onAbort = () => {
+        if (!this.settle(id)) return;
+        worker.process.send({ type: "cancel", id } satisfies WorkerRequest);
+        fail(abortError(signal));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const cleanUp = () => signal.removeEventListener("abort", onAbort);
+      this.pending.set(id, {
+        postedAt: epochNow(),
+        firstByteMs: 0,
+        parts: [],
+        onAudio,
+        done: (result) => (cleanUp(), done(result)),
+        fail: (err) => (cleanUp(), fail(err)),
+        worker,
+      });
+      if (worker.jobs++ === 0) keepAlive(worker.process, true);
+      worker.process.send({ type: "run", id, job } satisfies WorkerRequest);
+    });
+  }
+
+  /** Starts every worker now and resolves once they have loaded, so the first call's clause does not wait for one. */
+  async warmUp(): Promise<void> {
+    while (this.workers.length < this.size) this.workers.push(this.start());
+    await Promise.all(this.workers.map((w) => w.ready));
+  }
+
+  /** Stops the workers; jobs in flight fail. The pool starts new ones if used again. */
+  async close(): Promise<void> {
+    const stopping = this.workers.map((w) => new Promise((done) => w.process.once("exit", done)));
+    for (const w of this.workers) {
+      keepAlive(w.process, true); // until it has exited
+      w.process.kill();
+    }
+    await Promise.all(stopping);
+  }
+
+  /** An idle worker, a new one while the pool is not full, else the one with fewest jobs. */
+  private leastBusy(): PoolWorker {
+    const idle = this.workers.find((w) => w.jobs === 0);
+    if (idle) return idle;
+    if (this.workers.length < this.size) {
+      const worker = this.start();
+      this.workers.push(worker);
+      return worker;
+    }
+    return this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
+  }
+
+  private start(): PoolWorker {
+    const child = fork(workerScript(), [], { execArgv: workerFlags(), serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    let loaded: () => void = () => {};
+    let failed: (err: Error) => void = () => {};
+    const worker: PoolWorker = { process: child, jobs: 0, ready: new Promise((done, fail) => ((loaded = done), (failed = fail))) };
+    worker.ready.catch(() => {}); // also reported to the jobs it had
+    keepAlive(child, false);
+    child.on("message", (reply: WorkerReply) => (reply.type === "ready" ? loaded() : this.receive(reply)));
+    const lost = (why: string) => {
+      const at = this.workers.indexOf(worker);
+      if (at >= 0) this.workers.splice(at, 1);
+      const err = this.makeError(`speech worker ${why}`);
+      failed(err);
+      for (const [id, job] of this.pending) if (job.worker === worker && this.settle(id)) job.fail(err);
+    };
+    child.on("error", (err) => lost(`failed: ${err.message}`));
+    child.on("exit", (code, signal) => lost(`ended (${signal ?? `exit code ${code}`})`));
+    return worker;
+  }
+
+  private receive(reply: Exclude<WorkerReply, { type: "ready" }>): void {
+    const job = this.pending.get(reply.id);
+    if (!job) return; // cancelled meanwhile
+    if (reply.type === "first-byte") job.firstByteMs = reply.at - job.postedAt;
+    else if (reply.type === "audio") {
+      job.parts.push(reply.samples);
+      job.onAudio?.(reply.samples);
+    } else if (this.settle(reply.id)) {
+      if (reply.type === "done") job.done({ samples: concatSamples(job.parts), firstByteMs: job.firstByteMs });
+      else job.fail(this.makeError(reply.message));
+    }
+  }
+
+  /** Takes the job off the books; false when it already was (answered, aborted, worker lost). */
+  private settle(id: number): boolean {
+    const job = this.pending.get(id);
+    if (!job) return false;
+    this.pending.delete(id);
+    if (--job.worker.jobs === 0) keepAlive(job.worker.process, false);
+    return true;
+  }
+}
+
+/** tts-worker.ts next to this file, or tts-worker.js when compiled. */
+function workerScript(): string {
+  return fileURLToPath(new URL(`./tts-worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url));
+}
+
+/**
+ * The worker's Node flags: none for compiled JavaScript; from source, tsx's loader alone (not
+ * the agent's other flags, e.g. a test runner's hooks or a profiler, which would slow it down).
+ */
+function workerFlags(): string[] {
+  return extname(new URL(import.meta.url).pathname) === ".ts" ? ["--import", import.meta.resolve("tsx")] : [];
+}
+
+/** An idle worker does not keep the agent's process alive; one with jobs in flight does. */
+function keepAlive(child: ChildProcess, alive: boolean): void {
+  if (alive) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
+  }
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** The error an aborted job rejects with, as an aborted fetch or child process does. */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error("The operation was aborted", { cause: signal.reason }), { name: "AbortError" });
+}

@@ -1,0 +1,126 @@
+/**
+ * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
+ * its IPC channel) that runs espeak-ng, decodes WAVs and resamples them to 16 kHz, off the
+ * event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks
+ * the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
+ * and so any of its threads that touches new memory, the event loop included — for tens of ms.
+ * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
+ * 20 ms frames per message, so a caller can start playing before the clause is done.
+ */
+import { spawn } from "node:child_process";
+import { constants, setPriority } from "node:os";
+import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
+import { WavDecoder } from "../audio/wav.js";
+import { SignalResampler } from "../codecs/resample.js";
+import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
+
+const send = process.send?.bind(process);
+if (!send) throw new Error("tts-worker.ts runs as the agent's speech worker (SynthesisPool), not on its own");
+
+// Synthesis yields the cores to the agent's event loop: this process and the espeak-ng
+// processes it starts (they inherit it) run below normal priority.
+setPriority(constants.priority.PRIORITY_BELOW_NORMAL);
+
+const running = new Map<number, AbortController>();
+
+process.on("message", (request: WorkerRequest) => {
+  if (request.type === "cancel") return void running.get(request.id)?.abort();
+  const abort = new AbortController();
+  running.set(request.id, abort);
+  const audio = new AudioOut(request.id, request.job.wavError);
+  const finish = (error?: string) => {
+    if (!running.delete(request.id) || abort.signal.aborted) return;
+    if (error === undefined) error = audio.end();
+    reply(error === undefined ? { type: "done", id: request.id } : { type: "error", id: request.id, message: error });
+  };
+  if (request.job.engine === "espeak-ng") espeak(request.job, audio, abort.signal, finish);
+  else {
+    audio.push(Buffer.from(request.job.wav));
+    finish();
+  }
+});
+
+// The agent is gone: so is this worker, and the processes it runs.
+process.on("disconnect", () => {
+  for (const abort of running.values()) abort.abort();
+  process.exit(0);
+});
+
+function reply(message: WorkerReply): void {
+  send!(message);
+}
+
+reply({ type: "ready" });
+
+/** espeak-ng writes a 22050 Hz WAV to stdout; it is decoded as it comes. */
+function espeak(job: Extract<SynthesisJob, { engine: "espeak-ng" }>, audio: AudioOut, signal: AbortSignal, finish: (error?: string) => void): void {
+  const child = spawn("espeak-ng", ["-v", job.voice, "-s", String(job.speed), "--stdout", job.text], { signal });
+  let stderr = "";
+  child.stdout.on("data", (bytes: Buffer) => audio.push(bytes));
+  child.stderr.on("data", (bytes: Buffer) => (stderr += bytes.toString()));
+  child.on("error", (err) => finish(`espeak-ng could not run: ${err.message}`));
+  child.on("close", (code) => finish(code === 0 ? undefined : `espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
+}
+
+/** One job's WAV bytes in, 16 kHz samples out to the agent in whole frames. */
+class AudioOut {
+  private readonly decoder = new WavDecoder();
+  private resampler: SignalResampler | null = null;
+  /** 16 kHz samples not yet sent: less than a frame between pushes. */
+  private held = new Int16Array(0);
+  private firstByte = true;
+  /** The first reason the bytes are no usable WAV; later bytes are ignored. */
+  private wavError: string | null = null;
+
+  constructor(
+    private readonly id: number,
+    private readonly wavErrorPrefix: string,
+  ) {}
+
+  push(bytes: Buffer): void {
+    if (this.firstByte) {
+      this.firstByte = false;
+      reply({ type: "first-byte", id: this.id, at: performance.timeOrigin + performance.now() });
+    }
+    if (this.wavError !== null) return;
+    try {
+      const samples = this.decoder.push(bytes);
+      if (samples.length) this.send(this.to16k(samples), false);
+    } catch (err) {
+      this.wavError = (err as Error).message;
+    }
+  }
+
+  /** After the last byte: the rest of the audio, or why there was none. */
+  end(): string | undefined {
+    try {
+      if (this.wavError === null) this.decoder.end();
+    } catch (err) {
+      this.wavError = (err as Error).message;
+    }
+    if (this.wavError !== null) return `${this.wavErrorPrefix}: ${this.wavError}`;
+    this.send(this.resampler?.end() ?? new Int16Array(0), true);
+    return undefined;
+  }
+
+  private to16k(samples: Int16Array): Int16Array {
+    const rate = this.decoder.sampleRate!;
+    if (rate === SAMPLE_RATE) return samples;
+    this.resampler ??= new SignalResampler(rate, SAMPLE_RATE);
+    return this.resampler.push(samples);
+  }
+
+  private send(samples: Int16Array, last: boolean): void {
+    const all = this.held.length ? concat(this.held, samples) : samples;
+    const cut = last ? all.length : all.length - (all.length % FRAME_SAMPLES);
+    this.held = all.slice(cut);
+    if (cut > 0) reply({ type: "audio", id: this.id, samples: all.subarray(0, cut) });
+  }
+}
+
+function concat(a: Int16Array, b: Int16Array): Int16Array {
+  const out = new Int16Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
