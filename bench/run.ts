@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { BENCH_ROOT } from "./lib/report.js";
 
 /** In the order they run; each is bench/<name>.ts. */
-export const BENCHMARKS = ["vad", "agent", "routing"];
+export const BENCHMARKS = ["vad", "agent", "routing", "rtpengine", "soak", "latency"];
 
 /** Runs the chosen benchmarks; the exit code says whether all of them finished. */
 function main(argv: string[]): number {

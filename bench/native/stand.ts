@@ -19,6 +19,7 @@ import { freePort, freePortRange } from "../../build/ports.js";
 import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { createTestCa, issueCert } from "../../build/test-ca.js";
 import type { Teardown } from "../../build/teardown.js";
+import { cryptoLine, newSrtpKeys, type SrtpKeys } from "../lib/srtp.js";
 
 export type Variant = "bundle" | "floor" | "native";
 export const VARIANTS: Variant[] = ["bundle", "floor", "native"];
@@ -200,13 +201,11 @@ export function agentSdp(host: string, port: number): string {
     "a=rtpmap:111 opus/48000/2", "a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000", "a=ptime:20", "a=sendrecv", ""].join("\r\n");
 }
 
-const key = () => randomBytes(30).toString("base64");
-
-/** Meta's SDES offer/answer: RTP/SAVP, AES_CM_128_HMAC_SHA1_80, Opus 48000/2. */
-export function metaSdp(host: string, port: number): string {
+/** Meta's SDES offer/answer: RTP/SAVP, AES_CM_128_HMAC_SHA1_80, Opus 48000/2 (keys: the sender's; default fresh ones). */
+export function metaSdp(host: string, port: number, keys: SrtpKeys = newSrtpKeys()): string {
   return ["v=0", `o=- ${port} 1 IN IP4 ${host}`, "s=-", `c=IN IP4 ${host}`, "t=0 0", `m=audio ${port} RTP/SAVP 111`,
     "a=rtpmap:111 opus/48000/2", "a=fmtp:111 maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1",
-    `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${key()}`, "a=ptime:20", "a=sendrecv", ""].join("\r\n");
+    cryptoLine(1, keys), "a=ptime:20", "a=sendrecv", ""].join("\r\n");
 }
 
 /** A reply to a request: its Via and Record-Route lines, From, To (tagged), Call-ID, CSeq. */

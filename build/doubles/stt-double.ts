@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { Teardown } from "../teardown.js";
+import { untilDue, type EngineDelay } from "./engine-delay.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { readWav16k } from "../../media-agent/src/audio/wav.js";
 import type { SttSegment } from "../../media-agent/src/pipeline/transcript-filter.js";
@@ -62,13 +63,18 @@ function rms(x: Int16Array): number {
   return Math.sqrt(e / Math.max(1, x.length));
 }
 
-export async function startSttDouble(
-  t: Teardown,
-  opts: { phrases: SttPhrase[]; hallucination?: { text: string; segment?: Partial<SttSegment> }; delayMs?: number },
-): Promise<SttDouble> {
+export interface SttDoubleOptions {
+  phrases: SttPhrase[];
+  hallucination?: { text: string; segment?: Partial<SttSegment> };
+  /** When the answer leaves after the request came in (default: as soon as it is recognised). */
+  delayMs?: EngineDelay;
+}
+
+export async function startSttDouble(t: Teardown, opts: SttDoubleOptions): Promise<SttDouble> {
   const requests: SttDouble["requests"] = [];
   let down = false;
   const server = createServer(async (req, res) => {
+    const arrivedAt = performance.now();
     const body = await readBody(req);
     const fail = (status: number, message: string) => res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ error: { message } }));
     if (down) return fail(503, "model not loaded");
@@ -96,7 +102,7 @@ export async function startSttDouble(
     const segments = answer
       ? [{ id: 0, seek: 0, start: 0, end: duration, text: answer.text, tokens: [], temperature: 0, avg_logprob: -0.2, compression_ratio: 1.2, no_speech_prob: 0.01, ...answer.segment }]
       : [];
-    if (opts.delayMs) await new Promise((done) => setTimeout(done, opts.delayMs));
+    await untilDue(arrivedAt, opts.delayMs);
     res.writeHead(200, { "Content-Type": "application/json" }).end(
       JSON.stringify({ task: "transcribe", language, duration, text: answer?.text ?? "", segments }),
     );

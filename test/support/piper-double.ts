@@ -2,8 +2,10 @@
  * A Piper-compatible HTTP server (piper1-gpl's `POST /synthesize`, or an older server's `POST /`)
  * that really synthesises (espeak-ng). Records requests.
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createServer } from "node:http";
+import { promisify } from "node:util";
+import { untilDue, type EngineDelay } from "../../build/doubles/engine-delay.js";
 import type { Teardown } from "../../build/teardown.js";
 
 export interface PiperDouble {
@@ -11,13 +13,22 @@ export interface PiperDouble {
   requests: Array<{ path: string; body: Record<string, unknown> }>;
 }
 
-export async function startPiperDouble(t: Teardown, opts: { legacy?: boolean } = {}): Promise<PiperDouble> {
+const execFileP = promisify(execFile);
+
+export interface PiperDoubleOptions {
+  legacy?: boolean;
+  /** When the WAV leaves after the request came in (default: once synthesised). */
+  delayMs?: EngineDelay;
+}
+
+export async function startPiperDouble(t: Teardown, opts: PiperDoubleOptions = {}): Promise<PiperDouble> {
   const path = opts.legacy ? "/" : "/synthesize";
   const requests: PiperDouble["requests"] = [];
   const server = createServer((req, res) => {
+    const arrivedAt = performance.now();
     let text = "";
     req.on("data", (c: Buffer) => (text += c.toString()));
-    req.on("end", () => {
+    req.on("end", async () => {
       if (req.method !== "POST" || req.url !== path) {
         res.writeHead(404).end("not found");
         return;
@@ -34,8 +45,16 @@ export async function startPiperDouble(t: Teardown, opts: { legacy?: boolean } =
         res.writeHead(400).end("text is required");
         return;
       }
-      // espeak-ng writes 22050 Hz, Piper's usual voice rate.
-      res.writeHead(200, { "Content-Type": "audio/wav" }).end(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", body.text]));
+      // espeak-ng writes 22050 Hz, Piper's usual voice rate. Not synchronous: requests of calls in parallel overlap.
+      let wav: Buffer;
+      try {
+        wav = (await execFileP("espeak-ng", ["-v", "en-us", "--stdout", body.text], { encoding: "buffer", maxBuffer: 64 << 20 })).stdout;
+      } catch (err) {
+        res.writeHead(500).end(`espeak-ng failed: ${(err as Error).message}`);
+        return;
+      }
+      await untilDue(arrivedAt, opts.delayMs);
+      res.writeHead(200, { "Content-Type": "audio/wav" }).end(wav);
     });
   });
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
