@@ -16,3 +16,5 @@ CREATE TABLE wa_callback (
     key_value VARCHAR(4096) DEFAULT '' NOT NULL,
     expires INTEGER DEFAULT 0
 );
+-- The routing writes one pair's row per change, found by name (routing/wa/callback-state.ts).
+CREATE UNIQUE INDEX wa_callback_key_name_idx ON wa_callback (key_name);

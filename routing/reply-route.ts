@@ -16,7 +16,7 @@ export function replyRoute(): void {
   const arrival = readArrival();
   const source = cfg ? sourceOf(cfg, arrival) : null;
   if (!source || !isTrusted(source)) {
-    KSR.notice(`dropped reply ${pvString("$rs")} ${pvString("$rr")} from ${arrival.proto}:${arrival.srcIp}:${pvString("$sp")}: ${source ? `${describeSource(source)} answers no request of ours` : "routing settings invalid"}\n`);
+    KSR.notice(`dropped reply ${pvString("$rs")} ${pvString("$rr")} from ${arrival.proto}:${arrival.srcIp}:${arrival.srcPort}: ${source ? `${describeSource(source)} answers no request of ours` : "routing settings invalid"}\n`);
     KSR.x.drop();
   }
   if (KSR.sanity.sanity_reply() < 0) {

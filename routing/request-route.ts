@@ -12,8 +12,8 @@
  */
 import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent } from "./policy/methods";
 import { describeSource, inDialogSender, isTrusted, type SourceClass } from "./policy/trust";
-import { isDialogPeer, nextHopAfterOurRoutes } from "./policy/route-set";
-import { pvString } from "./ksr/pv";
+import { nextHopAfterOurRoutes } from "./policy/route-set";
+import { pvRaw, pvString } from "./ksr/pv";
 import { answerOnce, dropSilently, refuse } from "./sip/reply";
 import { relay } from "./sip/relay";
 import { routingConfig, type RoutingConfig } from "./config";
@@ -23,9 +23,12 @@ import { businessInitiatedCall } from "./wa/outbound";
 import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
 import { deleteMedia } from "./wa/media";
-import { dialogOfRequest, recordedPeers, requestRoutes } from "./wa/dialog-peers";
+import { dialogOfRequest, isRecordedPeer, requestRoutes } from "./wa/dialog-peers";
+import { memoize } from "./runtime/memo";
 
 const ALLOW_LINE = `${ALLOW_HEADER}\r\n`;
+/** Meta's edge and the agent send the same User-Agent every time: each is matched once per worker. */
+const isScanner = memoize(64, isScannerUserAgent);
 
 export function requestRoute(): void {
   const cfg = routingConfig();
@@ -53,7 +56,7 @@ function reqinit(cfg: RoutingConfig, arrival: Arrival): SourceClass {
   // 1,000 calls of a number on a few addresses); everyone else is, on both listeners.
   if (!isTrusted(source) && KSR.pike.pike_check_req() < 0) dropSilently(`request rate of ${describeSource(source)} over the pike limit`);
   const userAgent = pvString("$ua");
-  if (isScannerUserAgent(userAgent)) dropSilently(`scanner User-Agent '${userAgent}'`);
+  if (isScanner(userAgent)) dropSilently(`scanner User-Agent '${userAgent}'`);
   if (source === "stranger") refuse(403, "Forbidden - Not An Internal Source", "source is not in WA_INTERNAL_ALLOW");
   if (source === "wrong-listener") refuse(403, "Forbidden - No SIP On This Listener", `SIP over ${arrival.proto} to ${pvString("$Ri")}:${pvString("$Rp")}: only TLS (Meta) and the internal UDP listener take SIP`);
   // X-WA-* are our own headers toward the agent (profile, transfer): nobody outside may set
@@ -76,7 +79,7 @@ function reqinit(cfg: RoutingConfig, arrival: Arrival): SourceClass {
  * a dialog we hold, from that caller's side. Anything else leaves the call and its media alone.
  */
 function cancel(source: SourceClass): void {
-  const sender = inDialogSender(source, pvString("$ft"), dialogOfRequest(), true);
+  const sender = inDialogSender(source, pvRaw("$ft") ?? "", dialogOfRequest(), true);
   if (!sender.ok) refuse(sender.code, sender.reason, `CANCEL: ${sender.cause}`);
   if (KSR.tm.t_check_trans() > 0) {
     deleteMedia("CANCEL");
@@ -94,7 +97,7 @@ function cancel(source: SourceClass): void {
  */
 function withindlg(source: SourceClass, method: string): void {
   // `method`: the upper-case method name (is_ACK(), is_BYE() … in JavaScript).
-  const sender = inDialogSender(source, pvString("$ft"), dialogOfRequest(), false);
+  const sender = inDialogSender(source, pvRaw("$ft") ?? "", dialogOfRequest(), false);
   if (!sender.ok) {
     // A retransmission tm already answered, or an ACK for its negative reply: tm handles it
     // itself (t_check_trans ends it). Nothing is forwarded.
@@ -105,15 +108,24 @@ function withindlg(source: SourceClass, method: string): void {
   if (sender.toward === "meta" && (method === "INVITE" || method === "UPDATE")) {
     refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${method} from the internal side: Meta accepts no re-INVITE/UPDATE`);
   }
-  const hop = nextHopAfterOurRoutes(requestRoutes(), pvString("$ru"), (uri) => KSR.is_myself(uri));
+  const hop = nextHopAfterOurRoutes(requestRoutes(), requestUri, isMyself);
   if (!hop.ok) refuse(404, "Not Here", `in-dialog request not routed through us: ${hop.cause}`);
-  if (!isDialogPeer(hop.uri, recordedPeers(sender.from))) {
+  if (!isRecordedPeer(hop, sender.from)) {
     refuse(403, "Forbidden - Route Leaves This Call", `its route set leads to <${hop.uri}>, not to this dialog's ${sender.toward} side`);
   }
   if (KSR.rr.loose_route() < 0) refuse(404, "Not Here", "in-dialog request without a route set through us");
   if (method === "BYE") deleteMedia(`BYE from the ${sender.from} (${source} side)`);
   if (sender.toward === "meta") shiftInDialogRequest();
   relay();
+}
+
+// Declared once, not as arrows per request: Duktape allocates every function it evaluates.
+function requestUri(): string {
+  return pvString("$ru");
+}
+
+function isMyself(uri: string): boolean {
+  return KSR.is_myself(uri);
 }
 
 function initialRequest(cfg: RoutingConfig, source: SourceClass, method: string, arrival: Arrival): void {
@@ -139,7 +151,7 @@ function initialRequest(cfg: RoutingConfig, source: SourceClass, method: string,
  * business-initiated calls and transfer legs to people.
  */
 function routeCall(cfg: RoutingConfig, source: SourceClass, arrival: Arrival): void {
-  if (source !== "internal") userInitiatedCall(cfg, arrival);
+  if (source !== "internal") userInitiatedCall(cfg, arrival, source);
   else if (isTransferLeg()) transferCall(cfg);
   else businessInitiatedCall(cfg);
 }

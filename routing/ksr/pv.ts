@@ -10,12 +10,23 @@
  */
 
 /** Duktape's own built-in; absent under Node (the unit tests), whose strings are always well-formed. */
-declare const Duktape: { enc(format: "hex", value: string): string } | undefined;
+declare const Duktape: { enc(format: "hex" | "jx", value: string): string } | undefined;
 
 /** The value as a well-formed string; "" when the variable is unset. */
 export function pvString(name: string): string {
   const v = KSR.pv.get(name);
   return v === null ? "" : wellFormed(String(v));
+}
+
+/**
+ * The value exactly as Kamailio holds it (null when unset), unchecked: only for values that are
+ * compared with === or passed back to Kamailio (tags, our own dialog variables), never given to
+ * a regular expression, charCodeAt or case mapping. Comparing raw bytes is exact, and it saves
+ * the check on every ACK and BYE.
+ */
+export function pvRaw(name: string): string | null {
+  const v = KSR.pv.get(name);
+  return v === null ? null : String(v);
 }
 
 /** Every value of a header, in order (one per header line). */
@@ -30,6 +41,10 @@ const ASCII_HEX = /^(?:[0-7][0-9a-f])*$/;
 
 export function wellFormed(s: string): string {
   if (typeof Duktape === "undefined") return s;
+  // Fast path for printable ASCII (nearly every value): JX writes every other byte, and " and \,
+  // as an ASCII escape, so only a printable-ASCII value comes back as itself. A string compare
+  // costs a fraction of the regular expression below on the hex (~0.7 vs 2.5 µs for a Route).
+  if (Duktape.enc("jx", s) === `"${s}"`) return s;
   const hex = Duktape.enc("hex", s);
   return ASCII_HEX.test(hex) ? s : decodeUtf8(hex);
 }

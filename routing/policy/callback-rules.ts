@@ -37,6 +37,22 @@ export function emptyPairState(): PairState {
   return { permission: null, permissionExpires: null, connected: [], unanswered: 0, blockedUntil: null, activeCall: null };
 }
 
+/** True when the state records nothing (a pair in this state needs no entry, in memory or on disk). */
+export function isEmptyPairState(s: PairState): boolean {
+  return s.permission === null && s.permissionExpires === null && s.connected.length === 0 && s.unanswered === 0 && s.blockedUntil === null && s.activeCall === null;
+}
+
+/**
+ * The part of a state that outlives the process: all but the call in progress. Dialogs live
+ * in memory, so after a restart no call is in progress and none will report its end.
+ */
+export function lastingPairState(s: PairState): PairState {
+  return {
+    permission: s.permission, permissionExpires: s.permissionExpires, connected: s.connected,
+    unanswered: s.unanswered, blockedUntil: s.blockedUntil, activeCall: null,
+  };
+}
+
 export function callbackDecision(state: PairState | null, now: number, limits: CallbackLimits): CallbackDecision {
   const s = state || emptyPairState();
   if (s.permission === null) {

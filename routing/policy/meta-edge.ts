@@ -1,19 +1,21 @@
 /**
  * Is this INVITE from Meta's SIP edge? X-FB-External-Domain is only a hint anyone can forge,
- * so Meta traffic must also arrive over TLS from Meta's prefixes (policy/trust.ts). Each failing check has its
- * own answer, so a log line or a trace says which one failed.
+ * so Meta traffic must also arrive over TLS from Meta's prefixes: the source class reqinit
+ * decided from the listener and the address (policy/trust.ts), not decided again here. Each
+ * failing check has its own answer, so a log line or a trace says which one failed.
  */
-import { ipInAnyCidr } from "./cidr";
+import type { SourceClass } from "./trust";
 
 export interface ArrivalFacts {
   proto: string;
   srcIp: string;
+  /** Who sent it, by listener and address (classifySource): "meta" is TLS from WA_META_PREFIXES. */
+  source: SourceClass;
   /** Every X-FB-External-Domain header's value, in order (none: absent). */
   externalDomains: string[];
 }
 
 export interface EdgeSettings {
-  metaPrefixes: string[];
   metaDomain: string;
 }
 
@@ -29,7 +31,7 @@ export function isFromMeta(facts: ArrivalFacts, settings: EdgeSettings): EdgeVer
       cause: `arrived over ${facts.proto}, Meta uses TLS only`,
     };
   }
-  if (!ipInAnyCidr(facts.srcIp, settings.metaPrefixes)) {
+  if (facts.source !== "meta") {
     return {
       fromMeta: false,
       code: 403,

@@ -18,29 +18,33 @@ const globalScope = globalThis as unknown as Record<string, unknown>;
 
 /** Request route, failure route, branch failure route: may still answer the request. */
 export function exportRequestRoute(name: string, route: Route): string {
-  globalScope[name] = function (event?: string) {
-    runGuarded(name, () => route(event), answerAfterError);
-  };
+  globalScope[name] = guarded(name, route, answerAfterError);
   return name;
 }
 
 /** Reply and branch routes: nothing can be answered there; the error is logged. */
 export function exportReplyRoute(name: string, route: Route): string {
-  globalScope[name] = function (event?: string) {
-    runGuarded(name, () => route(event), function () {});
-  };
+  globalScope[name] = guarded(name, route, nothingToAnswer);
   return name;
 }
 
-function runGuarded(name: string, route: Route, afterError: () => void): void {
-  try {
-    route();
-  } catch (err) {
-    if (err === EXIT_SENTINEL) throw err;
-    KSR.err(describeError(name, err));
-    afterError();
-  }
+/**
+ * The callback as Kamailio calls it. Built once per name: Duktape allocates every function
+ * object it evaluates (with its prototype), about 1.5 µs each, so nothing here is created per call.
+ */
+function guarded(name: string, route: Route, afterError: () => void): Route {
+  return function (event?: string) {
+    try {
+      route(event);
+    } catch (err) {
+      if (err === EXIT_SENTINEL) throw err;
+      KSR.err(describeError(name, err));
+      afterError();
+    }
+  };
 }
+
+function nothingToAnswer(): void {}
 
 function answerAfterError(): void {
   if (KSR.is_ACK() || wasAnswered()) return;

@@ -12,6 +12,7 @@ import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
 import { pairKey, updateExistingPair } from "./callback-state";
 import type { Arrival } from "../ksr/arrival";
+import type { SourceClass } from "../policy/trust";
 import { startDialog } from "./dialog-peers";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
 
@@ -20,8 +21,8 @@ const CALLS_PER_NUMBER = "calls_per_number";
 /** Header carrying the agent profile to the media agent; never accepted from outside. */
 export const PROFILE_HEADER = "X-WA-Profile";
 
-export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival): void {
-  const edge = isFromMeta({ proto: arrival.proto, srcIp: arrival.srcIp, externalDomains: headerValues("X-FB-External-Domain") }, cfg);
+export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: SourceClass): void {
+  const edge = isFromMeta({ proto: arrival.proto, srcIp: arrival.srcIp, source, externalDomains: headerValues("X-FB-External-Domain") }, cfg);
   if (!edge.fromMeta) refuse(edge.code, edge.reason, edge.cause);
 
   const ruriUser = pvString("$rU");

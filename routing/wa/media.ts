@@ -12,9 +12,24 @@ import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
 
 export type CallDirection = "user-initiated" | "business-initiated" | "transfer";
 
+/**
+ * The flags are pure functions of the settings, which a worker keeps until app_jsdt.reload: each
+ * string is built once per worker (and settings), not per INVITE and per answer.
+ */
+let flagsOf: MediaSettings | null = null;
+let builtFlags: { [use: string]: string } = {};
+
+function cachedFlags(settings: MediaSettings, use: string, build: (settings: MediaSettings) => string): string {
+  if (flagsOf !== settings) {
+    flagsOf = settings;
+    builtFlags = {};
+  }
+  return builtFlags.hasOwnProperty(use) ? builtFlags[use] : (builtFlags[use] = build(settings));
+}
+
 function offerFlags(direction: CallDirection, settings: MediaSettings): string {
-  if (direction === "user-initiated") return offerTowardAgentFlags(settings);
-  return direction === "transfer" ? offerTowardTransferFlags(settings) : offerTowardMetaFlags(settings);
+  if (direction === "user-initiated") return cachedFlags(settings, "offer toward agent", offerTowardAgentFlags);
+  return direction === "transfer" ? cachedFlags(settings, "offer toward transfer", offerTowardTransferFlags) : cachedFlags(settings, "offer toward Meta", offerTowardMetaFlags);
 }
 
 /** Sends the INVITE's SDP through rtpengine; no SDP or no rtpengine refuses the call. */
@@ -34,10 +49,13 @@ export function offerMedia(direction: CallDirection, settings: MediaSettings): v
  * reply's SDP pointing at the callee directly, which cannot carry audio, so it is logged loudly.
  */
 export function answerMedia(settings: MediaSettings): void {
-  const direction = pvString("$avp(wa_media)");
+  // Cheapest question first: most replies (100 Trying, most 18x, failures) carry no SDP.
+  if (KSR.textops.has_body_type("application/sdp") < 0) return;
   const status = KSR.pv.get("$rs") as number;
-  if (!direction || status >= 300 || KSR.textops.has_body_type("application/sdp") < 0) return;
-  const flags = direction === "user-initiated" ? answerTowardMetaFlags(settings) : answerTowardAgentFlags();
+  if (status >= 300) return;
+  const direction = pvString("$avp(wa_media)");
+  if (!direction) return;
+  const flags = direction === "user-initiated" ? cachedFlags(settings, "answer toward Meta", answerTowardMetaFlags) : cachedFlags(settings, "answer toward agent", answerTowardAgentFlags);
   if (KSR.rtpengine.rtpengine_answer(flags) < 0) {
     KSR.err(`rtpengine_answer failed for ${status} of call ${pvString("$ci")} (${direction}): the call will have no audio\n`);
   }

@@ -5,13 +5,16 @@
  *   GET    /permissions                      every pair with its state
  *   GET    /permissions/{business}/{user}    one pair (404 if unknown)
  *   PUT    /permissions/{business}/{user}    {"kind": "temporary" | "permanent"}: grant
- *   DELETE /permissions/{business}/{user}    revoke
+ *   DELETE /permissions/{business}/{user}    revoke (the pair's other state, e.g. calls counted
+ *                                            today, stays; a pair left with none is gone)
+ *
+ * A grant or revocation is on disk (fsynced) before the answer.
  *
  * Numbers are E.164 with "+" (URL-encoded as %2B or not).
  */
 import { routingConfig } from "../config";
 import { pvString } from "../ksr/pv";
-import { allPairs, nowSeconds, pairKey, readPair, updatePair } from "./callback-state";
+import { allPairs, nowSeconds, pairKey, readPair, recordPermission } from "./callback-state";
 import { DAY, type PairState } from "../policy/callback-rules";
 import { isE164 } from "../policy/numbers";
 
@@ -77,11 +80,11 @@ function handle(method: string, url: string): void {
         return reply(400, "Bad Request", { error: "kind must be \"temporary\" (7 days) or \"permanent\"" });
       }
       KSR.notice(`permission API: ${kind} permission for ${business} → ${user}\n`);
-      return reply(200, "OK", view(key, updatePair(key, { type: "granted", kind })));
+      return reply(200, "OK", view(key, recordPermission(key, { type: "granted", kind })));
     }
     case "DELETE":
       KSR.notice(`permission API: permission revoked for ${business} → ${user}\n`);
-      return reply(200, "OK", view(key, updatePair(key, { type: "revoked" })));
+      return reply(200, "OK", view(key, recordPermission(key, { type: "revoked" })));
     default:
       return reply(405, "Method Not Allowed", { error: "use GET, PUT or DELETE" });
   }

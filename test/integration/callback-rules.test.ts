@@ -1,13 +1,22 @@
 /**
  * Callback rules in the real Kamailio with the Meta-edge peer: the permission API, refusals
- * that never reach Meta, state kept by the calls, and state that survives a restart.
+ * that never reach Meta, state kept by the calls and written to the database at each change,
+ * and state that survives a restart.
  */
 import t from "tap";
+import { execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { runSipp, startSipp } from "../support/sipp.js";
 import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
 import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
 
 const pairUrl = (w: Interconnect, user = WA_USER) => `${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(user)}`;
+
+/** The pair's row in the callback-state database as Kamailio left it (sqlite3 CLI); null: no row. */
+function storedPair(w: Interconnect, user = WA_USER): unknown {
+  const value = execFileSync("sqlite3", ["-bail", w.us.stateDb, `SELECT key_value FROM wa_callback WHERE key_name='${BUSINESS}|${user}';`], { encoding: "utf8" });
+  return value.trim() === "" ? null : JSON.parse(value);
+}
 
 async function businessCall(w: Interconnect, scenarioXml: string, user = WA_USER) {
   return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: user, keys: { business: BUSINESS }, timeoutS: 15 });
@@ -43,6 +52,7 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
     t.equal((await user.done).exitCode, 0);
     const state = await (await fetch(pairUrl(w))).json();
     t.match(state, { connectedLast24h: 1, activeCall: null, unansweredInARow: 0 }, "answered, then freed at BYE");
+    t.match(storedPair(w), { permission: "temporary", connected: [Number], activeCall: null }, "the database row holds it too");
     const second = await businessCall(w, businessCallRefused(403));
     t.equal(second.received.find((m) => m.status === 403)?.reason, "Daily Call Limit Reached");
   });
@@ -69,11 +79,46 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
     t.equal(third.received.find((m) => m.status === 403)?.reason, "Too Many Unanswered Calls", "our reason: it stopped here");
   });
 
-  t.test("state survives Kamailio being killed and restarted", async (t) => {
+  t.test("state survives Kamailio being killed and restarted; the call in progress does not", async (t) => {
+    // A call in progress at the crash: its dialog dies with Kamailio, and no end is ever reported.
+    const held = "+15550000888";
+    await grantPermission(w, held);
+    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 8 });
+    const call = await startSipp({ scenarioXml: businessCallsUser(60_000), target: w.us.internal, workDir: w.us.workDir, service: held, keys: { business: BUSINESS }, timeoutS: 8 });
+    const connected = async () => ((await (await fetch(pairUrl(w, held))).json()) as { connectedLast24h?: number }).connectedLast24h;
+    for (let i = 0; i < 50 && (await connected()) !== 1; i++) await sleep(100);
+    t.match(await (await fetch(pairUrl(w, held))).json(), { activeCall: String, connectedLast24h: 1 }, "answered, in progress");
     await w.us.crashAndRestart();
     const state = await (await fetch(pairUrl(w))).json();
     t.match(state, { permission: "temporary", connectedLast24h: 1 });
+    t.match(await (await fetch(pairUrl(w, held))).json(), { permission: "permanent", connectedLast24h: 1, activeCall: null });
+    const next = await businessCall(w, businessCallRefused(403), held);
+    t.equal(next.received.find((m) => m.status === 403)?.reason, "Daily Call Limit Reached", "refused by the count, not as busy (486)");
+    await Promise.all([user.done, call.done]); // both end by their timeout: the BYE found no dialog
     const revoked = await (await fetch(pairUrl(w), { method: "DELETE" })).json();
     t.match(revoked, { permission: null });
+    t.match(storedPair(w), { permission: null, connected: [Number] }, "revoked in the database; today's call still counts");
+  });
+
+  t.test("the database row follows each change at once; a revoked pair with nothing else has none", async (t) => {
+    const user = "+15550000480"; // the edge answers 480: two unanswered calls counted above
+    t.match(storedPair(w, user), { permission: "permanent", unanswered: 2 });
+    await grantPermission(w, user, "permanent");
+    t.match(storedPair(w, user), { permission: "permanent", unanswered: 0 }, "a new permission clears the count");
+    const run = await businessCall(w, businessCallRefused(480), user);
+    t.equal(run.exitCode, 0, run.output);
+    t.match(await (await fetch(pairUrl(w, user))).json(), { unansweredInARow: 1, activeCall: null });
+    t.match(storedPair(w, user), { permission: "permanent", unanswered: 1, activeCall: null });
+    await fetch(pairUrl(w, user), { method: "DELETE" });
+    t.match(storedPair(w, user), { permission: null, unanswered: 1 }, "revoked; the count stays");
+
+    const fresh = "+15550000777";
+    t.equal(storedPair(w, fresh), null);
+    await grantPermission(w, fresh, "temporary");
+    t.match(storedPair(w, fresh), { permission: "temporary", permissionExpires: Number });
+    const revoked = await fetch(pairUrl(w, fresh), { method: "DELETE" });
+    t.match(await revoked.json(), { permission: null });
+    t.equal(storedPair(w, fresh), null, "nothing left to record: the row is gone");
+    t.equal((await fetch(pairUrl(w, fresh))).status, 404, "and so is the pair");
   });
 });

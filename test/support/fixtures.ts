@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { REPO_ROOT } from "../../build/bundle.js";
+import type { DialogRecord } from "./ksr-double.js";
 
 export function sipFixture(name: string): string {
   return readFileSync(resolve(REPO_ROOT, "test/fixtures/sip", `${name}.sip`), "utf8");
@@ -21,3 +22,18 @@ export const AGENT_SDP = [
   "a=rtpmap:0 PCMU/8000", "a=rtpmap:126 telephone-event/8000", "a=ptime:20", "a=sendrecv", "",
 ].join("\r\n");
 
+
+/**
+ * A live user-initiated call as the dialog module holds it (for the KSR double): Meta's user
+ * (tag 9c1f6a2e, meta-invite.sip) called, the agent (tag as58f4d2e1, Contact 127.0.0.1:5080)
+ * answered; Meta's Record-Routes are the caller's route set.
+ */
+export const LIVE_USER_CALL: DialogRecord = {
+  callId: "outgoing:wacid.HBgLMTU1NTEyMzQ1NjcVAgARGCBBQ0Q5RjE2QzM0",
+  fromTag: "9c1f6a2e",
+  toTag: "as58f4d2e1",
+  fromRs: "<sip:wa.meta.vc;transport=tls;lr>,<sip:onevc-sip-proxy.fbinfra.net:8191;transport=tls;lr>",
+  fromContact: "sip:+15551234567@wa.meta.vc;transport=tls;ob",
+  toContact: "sip:agent@127.0.0.1:5080",
+  vars: { wa_call: "user-initiated" },
+};

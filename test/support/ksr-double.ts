@@ -96,6 +96,8 @@ export interface KsrDouble {
   vars: Map<string, string | number | null>;
   /** htable contents (the double's shared memory), by table and key. */
   htables: Record<string, Record<string, string>>;
+  /** Queries sent with KSR.sqlops.sql_query, in order. */
+  sql: Array<{ con: string; query: string }>;
   /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
   dialog: { managed: boolean; profiles: string[] };
 }
@@ -126,9 +128,12 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
     htables: opts.htables ?? {},
+    sql: [],
   };
   const iterators: Record<string, { keys: string[]; table: string; at: number }> = {};
   const table = (name: string) => (d.htables[name] ??= {});
+  /** sqlops result containers: rows of column values, as $dbr(name=>[row,column]) reads them. */
+  const sqlResults: Record<string, string[][]> = {};
   let pendingReplyHeaders: string[] = [];
   let ruri = message.uri;
   let duri: string | null = null;
@@ -184,6 +189,8 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     if (dlgVar && !d.vars.has(name)) return knownDialog()?.vars?.[dlgVar[1]] ?? null;
     const hdrcMatch = name.match(/^\$hdrc\(([^)]+)\)$/);
     if (hdrcMatch) return headerLines(hdrcMatch[1]).length;
+    const dbr = name.match(/^\$dbr\(([^=]+)=>\[(\d+),(\d+)\]\)$/);
+    if (dbr) return sqlResults[dbr[1]]?.[parseInt(dbr[2], 10)]?.[parseInt(dbr[3], 10)] ?? null;
     const itKey = name.match(/^\$shtitkey\(([^)]+)\)$/);
     if (itKey) {
       const it = iterators[itKey[1]];
@@ -311,6 +318,9 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "kx.get_body": () => message.body,
     "kx.get_srcip": () => transport.srcIp,
     "kx.get_srcport": () => transport.srcPort,
+    // As Kamailio's get_src_uri writes it: no transport parameter for UDP, IPv6 in brackets.
+    "kx.get_srcuri": () =>
+      `sip:${transport.srcIp.includes(":") ? `[${transport.srcIp}]` : transport.srcIp}:${transport.srcPort}${transport.proto === "udp" ? "" : `;transport=${transport.proto}`}`,
     "kx.get_rcvip": () => transport.rcvIp,
     "kx.get_rcvport": () => transport.rcvPort,
     "kx.get_proto": () => transport.proto,
@@ -347,9 +357,16 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
 
     "htable.sht_get": (t: string, k: string) => table(t)[k] ?? null,
     "htable.sht_sets": (t: string, k: string, v: string) => ((table(t)[k] = v), 1),
+    "htable.sht_rm": (t: string, k: string) => (delete table(t)[k], 1),
     "htable.sht_lock": () => 1,
-    "jsonrpcs.exec": (cmd: string) => (d.calls.push({ fn: "rpc", args: [JSON.parse(cmd).method] }), 1),
     "htable.sht_unlock": () => 1,
+    // Records the query; SQLite answers PRAGMA journal_mode=X with the mode in force (X here).
+    "sqlops.sql_query": (con: string, query: string, res: string) => {
+      d.sql.push({ con, query });
+      const journal = query.match(/^PRAGMA journal_mode=(\w+)$/i);
+      sqlResults[res] = journal ? [[journal[1].toLowerCase()]] : [];
+      return 0;
+    },
     "htable.sht_iterator_start": (it: string, t: string) => ((iterators[it] = { keys: Object.keys(table(t)), table: t, at: -1 }), 1),
     "htable.sht_iterator_next": (it: string) => (++iterators[it].at < iterators[it].keys.length ? 1 : -1),
     "htable.sht_iterator_end": (it: string) => (delete iterators[it], 1),

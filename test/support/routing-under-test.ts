@@ -24,6 +24,8 @@ export interface RoutingUnderTest {
   ca?: TestCa;
   /** Base URL of the permission API. */
   api: string;
+  /** The callback-state SQLite file (WA_STATE_DB_URL), for reading what Kamailio stored. */
+  stateDb: string;
   /** rtpengine (userspace) that the routing drives; interfaces "external" and "internal". */
   rtpengine: RtpengineProcess;
   /** Kills Kamailio like a crash (SIGKILL) and starts it again with the same settings and state. */
@@ -57,6 +59,7 @@ export async function startRoutingUnderTest(
     portMax: ports.max,
   });
   t.teardown(() => rtpengine.stop());
+  const stateDb = join(workDir, "callback.sqlite");
   const options = {
     runDir: join(workDir, "run"),
     env: {
@@ -71,6 +74,7 @@ export async function startRoutingUnderTest(
       WA_CHILDREN: "2",
       WA_API_PORT: String(apiPort),
       WA_RTPENGINE_SOCK: rtpengine.sock,
+      WA_STATE_DB_URL: `sqlite://${stateDb}`,
       // Meta's edge in the tests presents a certificate from the same test CA.
       ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),
       ...opts.env,
@@ -84,6 +88,7 @@ export async function startRoutingUnderTest(
     tls,
     ca,
     api: `http://127.0.0.1:${apiPort}`,
+    stateDb,
     rtpengine,
     async crashAndRestart() {
       await under.kamailio.crash();

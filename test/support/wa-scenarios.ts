@@ -118,8 +118,8 @@ Content-Length: 0
  */
 export const userCallsBusiness = (testSource = "meta", holdMs?: number) => fullCall(whatsappUser(testSource), holdMs);
 export const userCallRefused = (status: number, testSource = "meta") => refusedCall(whatsappUser(testSource), status);
-/** The agent places a business-initiated call: INVITE → 200 → ACK → BYE. */
-export const businessCallsUser = () => fullCall(agent);
+/** The agent places a business-initiated call: INVITE → 200 → ACK → (holdMs) → BYE. */
+export const businessCallsUser = (holdMs?: number) => fullCall(agent, holdMs);
 export const businessCallRefused = (status: number) => refusedCall(agent, status);
 
 /** Headers of the UAS's dialog-forming responses (same To-tag, route set and Contact). */

@@ -1,7 +1,7 @@
 /** Meta's callback rules with a fake clock. */
 import t from "tap";
 import {
-  applyPairEvent, callbackDecision, classifyMetaFailure, DAY, emptyPairState, type PairEvent, type PairState,
+  applyPairEvent, callbackDecision, classifyMetaFailure, DAY, emptyPairState, lastingPairState, type PairEvent, type PairState,
 } from "../../routing/policy/callback-rules.js";
 
 const T0 = 1_800_000_000;
@@ -39,6 +39,12 @@ t.test("one active call per pair", async (t) => {
   t.match(decide(s, T0 + 2), { allow: false, code: 486, reason: "Busy Here - One Call Per User" });
   t.same(decide(applyPairEvent(s, { type: "failed", callId: "a" }, T0 + 3), T0 + 4), { allow: true });
   t.match(decide(applyPairEvent(s, { type: "ended", callId: "other" }, T0 + 3), T0 + 4), { allow: false }, "another call's end does not free it");
+});
+
+t.test("what outlives a restart: all but the call in progress", async (t) => {
+  const s = run([[T0, { type: "granted", kind: "permanent" }], [T0 + 1, { type: "call-started", callId: "a" }], [T0 + 2, { type: "answered", callId: "a" }]]);
+  t.same(lastingPairState(s), { ...s, activeCall: null });
+  t.equal(s.activeCall, "a", "the state itself is left as it is");
 });
 
 t.test("consecutive unanswered calls stop further calls until the user calls or a new permission", async (t) => {

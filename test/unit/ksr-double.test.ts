@@ -31,6 +31,7 @@ t.test("it answers from the parsed message and the transport", async (t) => {
   t.equal(ksr.pv.get("$hdrc(Record-Route)"), 2);
   t.equal(ksr.hdr.get("User-Agent"), "Facebook SipGateway");
   t.equal(ksr.kx.get_srcip(), "157.240.19.130");
+  t.equal(ksr.kx.get_srcuri(), "sip:157.240.19.130:5061;transport=tls");
   t.equal(ksr.is_TLS(), true);
   t.equal(ksr.is_INVITE(), true);
   t.equal(ksr.is_method_in("IB"), true);

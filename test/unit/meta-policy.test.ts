@@ -1,6 +1,7 @@
 import t from "tap";
 import { ipInAnyCidr, ipInCidr, isCidr } from "../../routing/policy/cidr.js";
 import { isFromMeta } from "../../routing/policy/meta-edge.js";
+import { classifySource } from "../../routing/policy/trust.js";
 import { digestUsername, lookupBusinessNumber, numberFromUser } from "../../routing/policy/numbers.js";
 import { META_PREFIXES_DEFAULT, parseRoutingConfig } from "../../routing/config.js";
 import { certificateNameMatches } from "../../routing/policy/certificate.js";
@@ -38,13 +39,15 @@ t.test("address prefixes, IPv4 and IPv6", async (t) => {
 });
 
 t.test("isFromMeta needs TLS, a Meta source and exactly one header with the value, each with its own answer", async (t) => {
-  const settings = { metaPrefixes: ["157.240.0.0/16"], metaDomain: "wa.meta.vc" };
-  const meta = { proto: "tls", srcIp: "157.240.19.130", externalDomains: ["wa.meta.vc"] };
+  const settings = { metaPrefixes: ["157.240.0.0/16"], internalAllow: ["127.0.0.1/32"], metaDomain: "wa.meta.vc" };
+  // The source class as reqinit decides it, from the listener and the address alone.
+  const from = (proto: string, srcIp: string) => ({ proto, srcIp, source: classifySource(proto, srcIp, settings) });
+  const meta = { ...from("tls", "157.240.19.130"), externalDomains: ["wa.meta.vc"] };
   t.same(isFromMeta(meta, settings), { fromMeta: true });
-  t.match(isFromMeta({ ...meta, proto: "udp" }, settings), { fromMeta: false, code: 403, reason: "Meta Traffic Must Use TLS" });
-  t.match(isFromMeta({ ...meta, proto: "udp", externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
-  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7" }, settings), { reason: "Not From Meta Edge", cause: /forged/ });
-  t.match(isFromMeta({ ...meta, srcIp: "198.51.100.7", externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, ...from("udp", "157.240.19.130") }, settings), { fromMeta: false, code: 403, reason: "Meta Traffic Must Use TLS" });
+  t.match(isFromMeta({ ...meta, ...from("udp", "127.0.0.1"), externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
+  t.match(isFromMeta({ ...meta, ...from("tls", "198.51.100.7") }, settings), { reason: "Not From Meta Edge", cause: /198\.51\.100\.7 is outside the Meta prefixes .*forged/ });
+  t.match(isFromMeta({ ...meta, ...from("tls", "198.51.100.7"), externalDomains: [] }, settings), { reason: "Not From Meta Edge" });
   t.match(isFromMeta({ ...meta, externalDomains: ["evil.example"] }, settings), { reason: "Bad X-FB-External-Domain", cause: /'evil.example'/ });
   t.match(isFromMeta({ ...meta, externalDomains: [] }, settings), { reason: "Bad X-FB-External-Domain", cause: /missing/ });
   t.match(isFromMeta({ ...meta, externalDomains: ["wa.meta.vc", "evil.example"] }, settings), { reason: "Bad X-FB-External-Domain", cause: /present 2 times/ });

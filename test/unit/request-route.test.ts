@@ -2,7 +2,7 @@ import t from "tap";
 import type { Test } from "tap";
 import { requestRoute } from "../../routing/request-route.js";
 import { createKsrDouble, runRoute, type DialogRecord, type DoubleOptions } from "../support/ksr-double.js";
-import { sipFixture, withHeader } from "../support/fixtures.js";
+import { LIVE_USER_CALL, sipFixture, withHeader } from "../support/fixtures.js";
 
 const META = { proto: "tls", srcIp: "157.240.19.130", srcPort: 5061, rcvIp: "203.0.113.5", rcvPort: 5061 } as const;
 
@@ -54,20 +54,7 @@ t.test("scanners are dropped without an answer", async (t) => {
   t.equal(d.ended, "drop");
 });
 
-/**
- * A live user-initiated call as the dialog module holds it: Meta's user (tag 9c1f6a2e) called,
- * the agent (tag as58f4d2e1, Contact 127.0.0.1:5080) answered; Meta's Record-Routes are the
- * caller's route set. Our Record-Routes name 203.0.113.5:5061 (TLS) and 127.0.0.1:5070.
- */
-const LIVE_CALL: DialogRecord = {
-  callId: "outgoing:wacid.HBgLMTU1NTEyMzQ1NjcVAgARGCBBQ0Q5RjE2QzM0",
-  fromTag: "9c1f6a2e",
-  toTag: "as58f4d2e1",
-  fromRs: "<sip:wa.meta.vc;transport=tls;lr>,<sip:onevc-sip-proxy.fbinfra.net:8191;transport=tls;lr>",
-  fromContact: "sip:+15551234567@wa.meta.vc;transport=tls;ob",
-  toContact: "sip:agent@127.0.0.1:5080",
-  vars: { wa_call: "user-initiated" },
-};
+/** Our Record-Routes in the live call (fixtures.ts): 203.0.113.5:5061 (TLS) and 127.0.0.1:5070. */
 const OUR_ROUTES = "<sip:203.0.113.5:5061;transport=tls;r2=on;lr>, <sip:127.0.0.1:5070;r2=on;lr>";
 const OUTSIDER = { ...META, srcIp: "198.51.100.66" } as const;
 const AGENT = { proto: "udp", srcIp: "127.0.0.1", srcPort: 5080, rcvIp: "127.0.0.1", rcvPort: 5070 } as const;
@@ -95,52 +82,52 @@ const didNotTouchTheCall = (t: Test, d: ReturnType<typeof route>) => {
 
 t.test("in-dialog requests: only for a dialog we hold, from its own sides, toward its own peers", async (t) => {
   t.test("Meta's BYE for the live call is relayed to the agent and frees the media", async (t) => {
-    const d = route({ message: metaBye(), transport: META, dialog: LIVE_CALL });
+    const d = route({ message: metaBye(), transport: META, dialog: LIVE_USER_CALL });
     t.same(d.replies, []);
     t.equal(d.relays.length, 1);
     t.same(d.rtpengine.map((r) => r.fn), ["rtpengine_delete"]);
   });
 
   t.test("the agent's BYE toward Meta follows Meta's recorded route", async (t) => {
-    const d = route({ message: agentBye(), transport: AGENT, dialog: LIVE_CALL });
+    const d = route({ message: agentBye(), transport: AGENT, dialog: LIVE_USER_CALL });
     t.same(d.replies, []);
     t.equal(d.relays.length, 1);
   });
 
   t.test("an outsider's BYE with the live call's Call-ID, tags and our Route is refused 403", async (t) => {
-    const d = route({ message: metaBye(), transport: OUTSIDER, dialog: LIVE_CALL });
+    const d = route({ message: metaBye(), transport: OUTSIDER, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => [r.code, r.reason]), [[403, "Forbidden - Not A Party To This Call"]]);
     didNotTouchTheCall(t, d);
     t.match(d.logs.find((l) => l.level === "notice")?.text, /refused BYE .* from tls:198\.51\.100\.66:5061 with 403 .*caller is on the Meta .* side, this came from a TLS peer outside WA_META_PREFIXES/);
   });
 
   t.test("Meta's edge cannot pose as the agent's side of the call", async (t) => {
-    const d = route({ message: agentBye(), transport: META, dialog: LIVE_CALL });
+    const d = route({ message: agentBye(), transport: META, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => r.code), [403]);
     didNotTouchTheCall(t, d);
   });
 
   t.test("a stranger on the internal listener gets nothing at all", async (t) => {
-    const d = route({ message: agentBye(), transport: { ...AGENT, srcIp: "10.9.9.9" }, dialog: LIVE_CALL });
+    const d = route({ message: agentBye(), transport: { ...AGENT, srcIp: "10.9.9.9" }, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => [r.code, r.reason]), [[403, "Forbidden - Not An Internal Source"]]);
     didNotTouchTheCall(t, d);
   });
 
   t.test("our Route followed by a third host is refused: no open relay", async (t) => {
-    const d = route({ message: metaBye(`${OUR_ROUTES}, <sip:evil.example.net:5060;lr>`), transport: META, dialog: LIVE_CALL });
+    const d = route({ message: metaBye(`${OUR_ROUTES}, <sip:evil.example.net:5060;lr>`), transport: META, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => [r.code, r.reason]), [[403, "Forbidden - Route Leaves This Call"]]);
     t.match(d.logs.find((l) => l.level === "notice")?.text, /leads to <sip:evil\.example\.net:5060;lr>, not to this dialog's internal side/);
     didNotTouchTheCall(t, d);
   });
 
   t.test("a Request-URI that is not the agent's Contact is refused", async (t) => {
-    const d = route({ message: metaBye().replace(/^BYE \S+/, "BYE sip:victim@192.0.2.99:5060"), transport: META, dialog: LIVE_CALL });
+    const d = route({ message: metaBye().replace(/^BYE \S+/, "BYE sip:victim@192.0.2.99:5060"), transport: META, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => r.code), [403]);
     didNotTouchTheCall(t, d);
   });
 
   t.test("a first Route that is not ours is not routed", async (t) => {
-    const d = route({ message: metaBye("<sip:evil.example.net;lr>"), transport: META, dialog: LIVE_CALL });
+    const d = route({ message: metaBye("<sip:evil.example.net;lr>"), transport: META, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => [r.code, r.reason]), [[404, "Not Here"]]);
     didNotTouchTheCall(t, d);
   });
@@ -153,13 +140,13 @@ t.test("in-dialog requests: only for a dialog we hold, from its own sides, towar
 
   t.test("re-INVITE from the agent toward Meta is answered 488 here", async (t) => {
     const reinvite = agentBye().replace(/^BYE /, "INVITE ").replace("CSeq: 2 BYE", "CSeq: 3 INVITE");
-    const d = route({ message: reinvite, transport: AGENT, dialog: LIVE_CALL });
+    const d = route({ message: reinvite, transport: AGENT, dialog: LIVE_USER_CALL });
     t.same(d.replies.map((r) => r.code), [488]);
   });
 
   t.test("an ACK nobody may send is dropped, never forwarded", async (t) => {
     const ack = metaBye().replace(/^BYE /, "ACK ").replace("CSeq: 2 BYE", "CSeq: 1 ACK");
-    const d = route({ message: ack, transport: OUTSIDER, dialog: LIVE_CALL });
+    const d = route({ message: ack, transport: OUTSIDER, dialog: LIVE_USER_CALL });
     t.same(d.replies, []);
     t.equal(d.ended, "drop");
     didNotTouchTheCall(t, d);

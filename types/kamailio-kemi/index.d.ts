@@ -502,6 +502,19 @@ declare namespace KSR {
     function sl_reply_error(): number;
     function sl_send_reply(p1: number, p2: string): number;
   }
+  namespace sqlops {
+    function sql_is_null(p1: string, p2: number, p3: number): number;
+    function sql_num_columns(p1: string): number;
+    function sql_num_rows(p1: string): number;
+    function sql_pvquery(p1: string, p2: string, p3: string): number;
+    function sql_query(p1: string, p2: string, p3: string): number;
+    function sql_query_async(p1: string, p2: string): number;
+    function sql_result_free(p1: string): number;
+    function sql_result_get(p1: string, p2: number, p3: number): string | number | null;
+    function sql_result_gete(p1: string, p2: number, p3: number): string | number | null;
+    function sql_result_getz(p1: string, p2: number, p3: number): string | number | null;
+    function sql_xquery(p1: string, p2: string, p3: string): number;
+  }
   namespace textops {
     function append_body_part(p1: string, p2: string): number;
     function append_body_part_cd(p1: string, p2: string, p3: string): number;
