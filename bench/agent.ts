@@ -2,7 +2,8 @@
  * `npm run bench -- agent`: how many calls one media agent process carries. The agent runs as
  * its own process (`node --import tsx media-agent/src/main.ts`); this benchmark plays Kamailio
  * on loopback: INVITEs with SDP for N calls, ACKs, 20 ms RTP to every call, BYE at the end.
- * It times the agent's packets as they arrive and reports per run:
+ * It times the agent's packets with the kernel's timestamps (a dumpcap capture on loopback of
+ * the agent's RTP ports, so this process's own event-loop delays do not count) and reports per run:
  *   - agent CPU (per cent of one core, from /proc over the measured window) and per call,
  *   - pacing error |interval − 20 ms| of the agent's RTP: p50, p99, worst, gaps > 40 ms,
  *   - losses (from the sequence numbers), calls answered,
@@ -31,6 +32,7 @@ import { freePort, freePortRange } from "../build/ports.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
+import { captureUdp, type UdpDatagram } from "../test/support/capture.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
 import { twoToneFrames } from "./lib/tone.js";
 
@@ -146,6 +148,8 @@ function voiceTrack(question: Int16Array): Track {
 // ---------------------------------------------------------------- the agent process
 
 interface AgentProcess {
+  /** The agent's RTP ports (what the capture listens to). */
+  rtpPorts: { min: number; max: number };
   child: ChildProcess;
   sipPort: number;
   /** Event-loop delay lines: [epoch ms, worst delay ms]. */
@@ -202,6 +206,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
   if (REALTIME) realtime(child.pid!);
   return {
     child,
+    rtpPorts: rtp,
     sipPort,
     loopDelays,
     stop: () =>
@@ -276,6 +281,22 @@ async function openCall(index: number, capacity: number): Promise<BenchCall> {
   return call;
 }
 
+/** Each call's packets in the window, in capture order, with the kernel's time of each. */
+function recordArrivals(calls: BenchCall[], datagrams: UdpDatagram[], from: number, to: number, capacity: number): void {
+  const byPort = new Map(calls.map((c) => [c.port, c]));
+  for (const d of datagrams) {
+    const call = byPort.get(d.dstPort);
+    if (!call || d.at < from || d.at > to || call.received >= capacity || d.payload.length < 12) continue;
+    call.arrivals[call.received] = d.at;
+    call.sequences[call.received++] = d.payload.readUInt16BE(2);
+  }
+}
+
+/** Clean-up of the captures if this process ends early (each is stopped after its run). */
+const atExit: Array<() => unknown> = [];
+process.once("exit", () => atExit.forEach((fn) => fn()));
+const untilExit = { teardown: (fn: () => unknown) => void atExit.push(fn) };
+
 /** Per-call figures from the packets that arrived in the window. */
 function pacing(calls: BenchCall[]): { errors: number[]; gaps: number; lost: number; packets: number; worst: number } {
   const errors: number[] = [];
@@ -305,14 +326,6 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const capacity = Math.ceil(spec.measureMs / FRAME_MS) + 200;
   const calls = await Promise.all(Array.from({ length: spec.calls }, (_, i) => openCall(i, capacity)));
   const byId = new Map(calls.map((c) => [c.callId, c]));
-  let measuring = false;
-  for (const call of calls) {
-    call.socket.on("message", (buf: Buffer) => {
-      if (!measuring || call.received >= capacity) return;
-      call.arrivals[call.received] = performance.now();
-      call.sequences[call.received++] = buf.readUInt16BE(2);
-    });
-  }
   const byes = new Set<string>();
   kamailio.on("message", (buf: Buffer) => {
     const text = buf.toString();
@@ -376,18 +389,19 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const cpuBefore = cpuSeconds(agent.child.pid!);
   const splitBefore = cpuSplit(agent.child.pid!);
   const benchCpuBefore = cpuSeconds(process.pid);
+  const capture = await captureUdp(untilExit, dir, `udp and src host 127.0.0.1 and src portrange ${agent.rtpPorts.min}-${agent.rtpPorts.max}`);
   const windowStartedAt = Date.now();
   const windowStart = performance.now();
-  measuring = true;
   benchLoop.enable();
   await sleep(spec.measureMs);
-  measuring = false;
+  const windowEndedAt = Date.now();
   benchLoop.disable();
   const measuredS = (performance.now() - windowStart) / 1000;
   const agentCpuPct = ((cpuSeconds(agent.child.pid!) - cpuBefore) / measuredS) * 100;
   const splitAfter = cpuSplit(agent.child.pid!);
   const benchCpuPct = ((cpuSeconds(process.pid) - benchCpuBefore) / measuredS) * 100;
   const runEndedAt = Date.now();
+  recordArrivals(calls, await capture.stop(), windowStartedAt, windowEndedAt, capacity);
 
   for (const c of calls.filter((c) => c.answered)) kamailio.send(sipRequest("BYE", kamailioPort, c, 2), agent.sipPort, "127.0.0.1");
   const answered = calls.filter((c) => c.answered).length;

@@ -57,10 +57,10 @@ const PLANS: Record<PathName, PathPlan> = args.quick
     };
 /**
  * Users with a permission on record; business calls take a free one each (one call per user).
- * Kept small: the routing stores the whole callback table to SQLite after every change, so its
- * size multiplies the cost of every business-initiated call (see docs-draft-routing-perf.md).
+ * Enough that the ramp's highest rates find a free one (a call holds its user ~1 s); the table's
+ * size does not change a call's cost (each change writes the pair's own row).
  */
-const PERMITTED_USERS = 32;
+const PERMITTED_USERS = 512;
 const TIMEOUT_MS = 3000;
 
 interface LoadResult {

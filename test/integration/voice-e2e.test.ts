@@ -25,6 +25,10 @@ import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS } from "../support/wa-interconnect.js";
 import { startWeatherDouble } from "../../build/doubles/weather-double.js";
 
+// Six calls, each with its own agent (and its speech workers) and engine doubles: over tap's
+// 120 s default per file on a loaded 2-core machine.
+t.setTimeout(240_000);
+
 const QUESTION = "What is the weather in Dusseldorf?";
 const GREETING = "Hello, this is the weather line.";
 const ANSWER = "In Düsseldorf it is fourteen degrees with light rain.";

@@ -15,6 +15,8 @@ export interface UdpDatagram {
   dst: string;
   dstPort: number;
   payload: Buffer;
+  /** When the kernel saw it (pcap record time), ms since the epoch, µs resolution. */
+  at: number;
 }
 
 export interface Capture {
@@ -52,6 +54,7 @@ export function parsePcap(buf: Buffer): UdpDatagram[] {
   const linkType = u32(20);
   const out: UdpDatagram[] = [];
   for (let at = 24; at + 16 <= buf.length; ) {
+    const seenAt = u32(at) * 1000 + u32(at + 4) / 1000;
     const caplen = u32(at + 8);
     const frame = buf.subarray(at + 16, at + 16 + caplen);
     at += 16 + caplen;
@@ -65,6 +68,7 @@ export function parsePcap(buf: Buffer): UdpDatagram[] {
       srcPort: udp.readUInt16BE(0),
       dstPort: udp.readUInt16BE(2),
       payload: Buffer.from(udp.subarray(8, udp.readUInt16BE(4))),
+      at: seenAt,
     });
   }
   return out;
