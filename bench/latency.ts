@@ -48,9 +48,9 @@ import { ALL_LINES, ENGINE_DELAYS, LINES, PROFILE, promptFile, spawnLatencyEngin
 import { MetaEdge, type MetaCall } from "./lib/meta-caller.js";
 import { benchArgs, percentile, printTable, writeResult } from "./lib/report.js";
 import { AudibleArrivals, hasSpeechEnergy } from "./lib/speech-energy.js";
+import { BUSINESS } from "./native/stand.js";
 
 const args = benchArgs();
-const BUSINESS = "+15550001111";
 /** The agent's default turn hangover (voice-profiles.ts): silence before a turn is decided. */
 const HANGOVER_MS = 400;
 /** The caller interrupts the long answer this long after it became audible (+ up to 400 ms): past the agent's echo guard (250 ms). */

@@ -25,7 +25,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { CallRecord } from "../media-agent/src/agent.js";
 import { listCalls } from "../build/rtpengine-ng.js";
 import { MetaEdge, opusToneFrames, type CallFailed, type MetaCall } from "./lib/meta-caller.js";
-import { groupCpuSeconds } from "./native/stand.js";
+import { BUSINESS, groupCpuSeconds } from "./native/stand.js";
 import { benchArgs, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
 import { startBenchStack } from "./lib/bench-stack.js";
 
@@ -43,7 +43,6 @@ function countFromEnv(name: string, fallback: number): number {
 // SOAK_CALLS, SOAK_CONCURRENT: another size, e.g. while finding what a machine carries.
 const DEFAULT_PLAN = args.quick ? { warmUpCalls: 20, calls: 150, concurrent: 20 } : { warmUpCalls: 500, calls: 10_000, concurrent: 100 };
 const PLAN = { ...DEFAULT_PLAN, calls: countFromEnv("SOAK_CALLS", DEFAULT_PLAN.calls), concurrent: countFromEnv("SOAK_CONCURRENT", DEFAULT_PLAN.concurrent) };
-const BUSINESS = "+15550001111";
 /** Audio the caller sends per call, 20 ms frames (1 s). */
 const MEDIA_FRAMES = 50;
 /**
