@@ -43,6 +43,8 @@ interface RunSpec {
   codec: Codec;
   profile: Profile;
   calls: number;
+  /** Between two INVITEs; 0: all at once (20 per 10 ms). */
+  arrivalMs: number;
   /** From the first INVITE until the pacing window opens. */
   warmUpMs: number;
   /** The pacing and CPU window. */
@@ -53,6 +55,7 @@ interface RunFigures {
   codec: Codec;
   profile: Profile;
   calls: number;
+  arrivalMs: number;
   answered: number;
   measuredS: number;
   agentCpuPct: number;
@@ -375,11 +378,12 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   };
   sendLoop();
 
-  // INVITEs, 20 per 10 ms, retransmitted once after 1 s when unanswered.
+  // INVITEs, arrivalMs apart or 20 per 10 ms, retransmitted once after 1 s when unanswered.
   const runStartedAt = Date.now();
   for (let i = 0; i < calls.length; i++) {
     kamailio.send(sipRequest("INVITE", kamailioPort, calls[i], 1, sdpOffer(spec.codec, calls[i].port)), agent.sipPort, "127.0.0.1");
-    if (i % 20 === 19) await sleep(10);
+    if (spec.arrivalMs > 0) await sleep(spec.arrivalMs);
+    else if (i % 20 === 19) await sleep(10);
   }
   await sleep(1000);
   for (const c of calls.filter((c) => !c.answered)) kamailio.send(sipRequest("INVITE", kamailioPort, c, 1, sdpOffer(spec.codec, c.port)), agent.sipPort, "127.0.0.1");
@@ -422,6 +426,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     codec: spec.codec,
     profile: spec.profile,
     calls: spec.calls,
+    arrivalMs: spec.arrivalMs,
     answered,
     measuredS: round1(measuredS),
     agentCpuPct: round1(agentCpuPct),
@@ -503,7 +508,14 @@ async function voiceSetup(dir: string): Promise<{ env: Record<string, string>; c
   };
 }
 
-type Sweep = { codec: Codec; profile: Profile; calls: number[] };
+/**
+ * Voice calls arrive VOICE_ARRIVAL_MS apart (20 calls/s): real callers' turns end at scattered
+ * moments, while calls answered in the same millisecond with the same greeting and question
+ * end every turn in the same tick. That burst is run too, as the worst case (arrivalMs 0).
+ */
+const VOICE_ARRIVAL_MS = Number(process.env.AGENT_BENCH_VOICE_ARRIVAL_MS ?? 50);
+
+type Sweep = { codec: Codec; profile: Profile; calls: number[]; arrivalMs: number };
 
 /**
  * AGENT_BENCH_RUNS="opus voice 5,10,25,50,75; PCMU echo 100": only these runs, while working on
@@ -517,7 +529,7 @@ function sweepsFromEnv(text: string): Sweep[] {
     if (rest.length || !["PCMU echo", "opus echo", "opus voice"].includes(kind) || !calls.every((n) => Number.isInteger(n) && n > 0)) {
       throw new Error(`AGENT_BENCH_RUNS: '${part.trim()}' is not '<PCMU echo|opus echo|opus voice> <calls,calls,…>'`);
     }
-    return { codec: codec as Codec, profile: profile as Profile, calls };
+    return { codec: codec as Codec, profile: profile as Profile, calls, arrivalMs: profile === "voice" ? VOICE_ARRIVAL_MS : 0 };
   });
 }
 
@@ -525,14 +537,15 @@ const SWEEPS: Sweep[] = process.env.AGENT_BENCH_RUNS
   ? sweepsFromEnv(process.env.AGENT_BENCH_RUNS)
   : args.quick
   ? [
-      { codec: "PCMU", profile: "echo", calls: [5] },
-      { codec: "opus", profile: "echo", calls: [5] },
-      { codec: "opus", profile: "voice", calls: [2] },
+      { codec: "PCMU", profile: "echo", calls: [5], arrivalMs: 0 },
+      { codec: "opus", profile: "echo", calls: [5], arrivalMs: 0 },
+      { codec: "opus", profile: "voice", calls: [2], arrivalMs: VOICE_ARRIVAL_MS },
     ]
   : [
-      { codec: "PCMU", profile: "echo", calls: [10, 50, 100, 200, 300] },
-      { codec: "opus", profile: "echo", calls: [10, 50, 100, 150] },
-      { codec: "opus", profile: "voice", calls: [5, 10, 25, 50] },
+      { codec: "PCMU", profile: "echo", calls: [10, 50, 100, 200, 300], arrivalMs: 0 },
+      { codec: "opus", profile: "echo", calls: [10, 50, 100, 150], arrivalMs: 0 },
+      { codec: "opus", profile: "voice", calls: [10, 25, 50, 75], arrivalMs: VOICE_ARRIVAL_MS },
+      { codec: "opus", profile: "voice", calls: [50], arrivalMs: 0 },
     ];
 
 const dir = mkdtempSync(join(tmpdir(), "bench-agent-"));
@@ -550,13 +563,14 @@ try {
         codec: sweep.codec,
         profile: sweep.profile,
         calls,
+        arrivalMs: sweep.arrivalMs,
         // Voice: the window covers the greeting's synthesis and the question's answer.
         warmUpMs: sweep.profile === "voice" ? 1500 : 2000,
         measureMs: args.quick ? 3000 : sweep.profile === "voice" ? 10_000 : 5000,
       };
       const r = await run(spec, voice.env, tracks[`${sweep.codec} ${sweep.profile}`]);
       results.push(r);
-      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms, gaps ${r.gapsOver40}, lost ${r.lost}, loop max ${r.loopMaxMs} ms`);
+      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms, gaps ${r.gapsOver40}, lost ${r.lost}, loop max ${r.loopMaxMs} ms`);
     }
   }
 } finally {
@@ -566,19 +580,19 @@ try {
 
 printTable(
   "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
-  ["codec", "profile", "calls", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
-  results.map((r) => [r.codec, r.profile, r.calls, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
+  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
 );
 const knees = SWEEPS.map((s) => {
-  const runs = results.filter((r) => r.codec === s.codec && r.profile === s.profile);
+  const runs = results.filter((r) => r.codec === s.codec && r.profile === s.profile && r.arrivalMs === s.arrivalMs);
   const good = runs.filter(healthy).map((r) => r.calls);
   const knee = good.length ? Math.max(...good) : 0;
   const atKnee = runs.find((r) => r.calls === knee);
-  return { codec: s.codec, profile: s.profile, knee, cpuPerCallPct: atKnee?.cpuPerCallPct ?? null, testedUpTo: Math.max(...s.calls) };
+  return { codec: s.codec, profile: s.profile, arrivalMs: s.arrivalMs, knee, cpuPerCallPct: atKnee?.cpuPerCallPct ?? null, testedUpTo: Math.max(...s.calls) };
 });
 printTable(
   "knee: most calls with p99 < 2 ms, no gap > 40 ms, no loss (voice: no event-loop stall > 20 ms)",
-  ["codec", "profile", "knee (calls)", "CPU %/call there", "tested up to"],
-  knees.map((k) => [k.codec, k.profile, k.knee, k.cpuPerCallPct ?? "-", k.testedUpTo]),
+  ["codec", "profile", "arrival ms", "knee (calls)", "CPU %/call there", "tested up to"],
+  knees.map((k) => [k.codec, k.profile, k.arrivalMs, k.knee, k.cpuPerCallPct ?? "-", k.testedUpTo]),
 );
 writeResult(args, "agent", { pinning: PINNING, runs: results, knees });

@@ -11,10 +11,11 @@
  *
  * A warm-up batch first, then the soak, with a fixed number of calls in progress at all times
  * (closed loop). After warm-up and after the soak, once nothing is up: rtpengine's sessions,
- * Kamailio's active dialogs and its shm/pkg memory in use, the agent's calls not ended (every
- * soak call's record, through its call API), and each daemon's open file descriptors. During
- * the soak each daemon's memory is sampled once a second and its least-squares slope (KiB per
- * 1,000 calls) reported: Kamailio as the sum of Pss over its processes (its shared memory
+ * Kamailio's active dialogs and its shm/pkg memory in use, the agent's calls in progress and
+ * its records of the last AGENT_CALL_HISTORY calls not ended (through its call API), and each
+ * daemon's open file descriptors. During the soak each daemon's memory is sampled once a second
+ * and its least-squares slope (KiB per 1,000 calls) reported, after the first tenth of the soak
+ * and over its second half: Kamailio as the sum of Pss over its processes (its shared memory
  * counted once), rtpengine and the agent as their RSS. A call fails on a non-200, a timeout, an
  * SRTP packet that does not authenticate, too little echo, an early end, or a BYE without 200;
  * every failure is listed with its reason. SOAK_CALLS / SOAK_CONCURRENT size a run.
@@ -52,6 +53,8 @@ const MEDIA_FRAMES = 50;
 const ECHO_WAIT_MS = 2000;
 /** One call in this many is hung up by the agent (its call API), the others by us. */
 const AGENT_BYE_EVERY = 10;
+/** The agent's AGENT_CALL_HISTORY (set, not left to its default): the records checked at the end. */
+const AGENT_CALL_HISTORY = 1000;
 /** The echo counts as back at this share of the frames sent (the first and last few are blurred by Opus), … */
 const ECHO_COMPLETE = 0.8;
 /** … or once no echoed frame has come for this long (frames the agent dropped do not come back). */
@@ -265,6 +268,8 @@ async function runCalls(count: number, concurrent: number, place: (i: number) =>
 interface Leftovers {
   rtpengineSessions: number;
   kamailioActiveDialogs: number;
+  /** Calls the agent holds in progress (its call API's `active`). */
+  agentLiveCalls: number;
   /** Agent calls not ended, among the records checked. */
   agentCallsNotEnded: number;
   agentRecordsChecked: number;
@@ -293,8 +298,10 @@ async function leftovers(
   if (!dialogs) throw new Error(`kamcmd stats.get_statistics active_dialogs gave no count: ${stat}`);
   const records: CallRecord[] = [];
   let missing = 0;
-  for (let i = 0; i < callIds.length; i += 25) {
-    await Promise.all(callIds.slice(i, i + 25).map(async (id) => {
+  // The agent keeps the records of its last AGENT_CALL_HISTORY ended calls.
+  const recent = callIds.slice(-AGENT_CALL_HISTORY);
+  for (let i = 0; i < recent.length; i += 25) {
+    await Promise.all(recent.slice(i, i + 25).map(async (id) => {
       const res = await agentApi.request("GET", `/calls/${encodeURIComponent(id)}`);
       if (res.status === 200) records.push(JSON.parse(res.body) as CallRecord);
       else if (res.status === 404) missing++;
@@ -302,10 +309,10 @@ async function leftovers(
     }));
   }
   // The latest records too: a call the agent has that we did not place would show there.
-  const latest = (JSON.parse((await agentApi.request("GET", "/calls")).body) as { calls: CallRecord[] }).calls;
+  const { active, calls: latest } = JSON.parse((await agentApi.request("GET", "/calls")).body) as { active: number; calls: CallRecord[] };
   const notEnded = new Set([...records, ...latest].filter((r) => r.status !== "ended" && r.status !== "failed").map((r) => r.callId));
   return {
-    left: { rtpengineSessions: (await listCalls(ng)).length, kamailioActiveDialogs: Number(dialogs[1]), agentCallsNotEnded: notEnded.size, agentRecordsChecked: records.length, agentRecordsMissing: missing, fds,
+    left: { rtpengineSessions: (await listCalls(ng)).length, kamailioActiveDialogs: Number(dialogs[1]), agentLiveCalls: active, agentCallsNotEnded: notEnded.size, agentRecordsChecked: records.length, agentRecordsMissing: missing, fds,
       kamailioShmUsed: Number(shm[1]), kamailioPkgUsed: pkg.reduce((n, m) => n + Number(m[1]), 0) },
     agentRecords: records,
   };
@@ -350,7 +357,7 @@ async function main(): Promise<void> {
   const s = await startBenchStack({
     calls: PLAN.concurrent,
     kamailioEnv: { WA_NUMBERS: `${BUSINESS}=default` },
-    agentEnv: { AGENT_PROFILES: "default=echo", ...(snapshots ? { NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}` } : {}) },
+    agentEnv: { AGENT_PROFILES: "default=echo", AGENT_CALL_HISTORY: String(AGENT_CALL_HISTORY), ...(snapshots ? { NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}` } : {}) },
   });
   const exits: string[] = [];
   s.stack.supervisor.on("exit", (e) => exits.push(`${e.name} (pid ${e.pid}) exited: code ${e.code} signal ${e.signal} after ${e.ranMs} ms`));
@@ -431,6 +438,9 @@ async function main(): Promise<void> {
         // [thousand calls done, KiB], about 40 points over the soak.
         memorySamples: memory[d.name].filter((_, k, all) => k % Math.max(1, Math.floor(all.length / 40)) === 0 || k === all.length - 1),
         slopeKiBPer1000Calls: round(slope(points)),
+        // Allocators and V8's heap keep growing to their working size for a while (the agent's
+        // for ~2,500 calls here); flat means flat once there: the second half of the soak.
+        slopeSecondHalfKiBPer1000Calls: round(slope(memory[d.name].filter((p) => p[0] >= memory[d.name][memory[d.name].length - 1][0] / 2))),
         fdsAfterWarmUp: before.left.fds[d.name],
         fdsAfterSoak: after.left.fds[d.name],
         cpuSeconds: round(cpu[i], 2),
@@ -478,13 +488,14 @@ async function main(): Promise<void> {
     printTable(`soak: what is left once every call has ended (all down ${round(settledMs / 1000)} s after the last call)`, ["", "after warm-up", "after soak"], [
       ["rtpengine sessions", before.left.rtpengineSessions, after.left.rtpengineSessions],
       ["Kamailio active dialogs", before.left.kamailioActiveDialogs, after.left.kamailioActiveDialogs],
-      [`agent calls not ended (of ${after.left.agentRecordsChecked} records)`, before.left.agentCallsNotEnded, after.left.agentCallsNotEnded],
+      ["agent calls in progress", before.left.agentLiveCalls, after.left.agentLiveCalls],
+      [`agent records not ended (the last ${after.left.agentRecordsChecked} calls)`, before.left.agentCallsNotEnded, after.left.agentCallsNotEnded],
       ...daemons.map((d) => [`${d.name} open fds`, before.left.fds[d.name], after.left.fds[d.name]]),
       ["Kamailio shm used (KiB)", round(before.left.kamailioShmUsed / 1024), round(after.left.kamailioShmUsed / 1024)],
       ["Kamailio pkg used, all processes (KiB)", round(before.left.kamailioPkgUsed / 1024), round(after.left.kamailioPkgUsed / 1024)],
     ]);
-    printTable("soak: daemons during the soak", ["daemon", "memory (KiB) start → end", "slope KiB / 1k calls", "CPU s", "CPU ms / call"], perDaemon.map((d) => [
-      `${d.daemon} (${d.memoryKind})`, `${d.memoryStartKiB} → ${d.memoryEndKiB}`, d.slopeKiBPer1000Calls, d.cpuSeconds, d.cpuPerCallMs,
+    printTable("soak: daemons during the soak", ["daemon", "memory (KiB) start → end", "slope KiB / 1k calls (after the first tenth)", "slope, second half", "CPU s", "CPU ms / call"], perDaemon.map((d) => [
+      `${d.daemon} (${d.memoryKind})`, `${d.memoryStartKiB} → ${d.memoryEndKiB}`, d.slopeKiBPer1000Calls, d.slopeSecondHalfKiBPer1000Calls, d.cpuSeconds, d.cpuPerCallMs,
     ]));
     console.log(`answer (INVITE → 200) p50 ${figures.answerMs.p50} ms, p99 ${figures.answerMs.p99} ms; echoed frames per call min ${figures.echoedFramesPerCall.min}, p50 ${figures.echoedFramesPerCall.p50} of ${MEDIA_FRAMES}; agent got all ${MEDIA_FRAMES} frames in ${agentPacketsIn.length - figures.agentPacketsInPerCall.callsShort} of ${agentPacketsIn.length} calls; this process ${figures.benchCpuSeconds} CPU s, event-loop delay p99 ${figures.benchLoopDelayMs.p99} ms`);
     writeResult(args, "soak", figures);
@@ -493,7 +504,8 @@ async function main(): Promise<void> {
       ...(figures.outcomes.failed ? [`${figures.outcomes.failed} calls failed`] : []),
       ...(after.left.rtpengineSessions ? [`${after.left.rtpengineSessions} rtpengine sessions left`] : []),
       ...(after.left.kamailioActiveDialogs ? [`${after.left.kamailioActiveDialogs} Kamailio dialogs left`] : []),
-      ...(after.left.agentCallsNotEnded ? [`${after.left.agentCallsNotEnded} agent calls not ended`] : []),
+      ...(after.left.agentLiveCalls ? [`${after.left.agentLiveCalls} agent calls in progress`] : []),
+      ...(after.left.agentCallsNotEnded ? [`${after.left.agentCallsNotEnded} agent records not ended`] : []),
       ...daemons.filter((d) => after.left.fds[d.name] > before.left.fds[d.name]).map((d) => `${d.name} fds ${before.left.fds[d.name]} → ${after.left.fds[d.name]}`),
       ...exits,
     ];

@@ -73,7 +73,7 @@ interface LiveCall {
 
 export class MediaAgent extends EventEmitter<AgentEvents> {
   private readonly live = new Map<string, LiveCall>();
-  /** Every call since start, for the API (bounded). */
+  /** Calls in progress and the last AGENT_CALL_HISTORY ended ones, oldest first, for the API. */
   readonly calls = new Map<string, CallRecord>();
   private readonly prompts = new Map<string, PcmFrame[]>();
   private voiceProfiles: Record<string, VoiceProfileSpec> = {};
@@ -430,8 +430,25 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       startedAt: new Date().toISOString(),
     };
     this.calls.set(callId, record);
-    if (this.calls.size > 10_000) this.calls.delete(this.calls.keys().next().value!);
+    this.forgetOldCalls();
     return record;
+  }
+
+  /** Calls in progress. */
+  get activeCalls(): number {
+    return this.live.size;
+  }
+
+  /** Ended calls beyond AGENT_CALL_HISTORY go, oldest first (a record is ~2.4 KiB of heap). */
+  private forgetOldCalls(): void {
+    let excess = this.calls.size - this.live.size - this.config.AGENT_CALL_HISTORY;
+    for (const [callId, record] of this.calls) {
+      if (excess <= 0) return;
+      if (record.status === "ended" || record.status === "failed") {
+        this.calls.delete(callId);
+        excess--;
+      }
+    }
   }
 }
 

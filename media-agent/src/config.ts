@@ -58,6 +58,8 @@ const schema = z
     /** Ring this long (180) before answering; 0 answers at once. */
     AGENT_ANSWER_DELAY_MS: z.coerce.number({ message: "AGENT_ANSWER_DELAY_MS: expected milliseconds" }).int().min(0).max(60_000).default(0),
     AGENT_MAX_CALL_S: z.coerce.number({ message: "AGENT_MAX_CALL_S: expected seconds" }).positive().default(3600),
+    /** Ended calls kept for the call API (GET /calls/{id}); calls in progress are always kept. */
+    AGENT_CALL_HISTORY: z.coerce.number({ message: "AGENT_CALL_HISTORY: expected a number of calls" }).int().min(1).max(1_000_000).default(1000),
     /** After a play-record prompt ends, hang up this much later (unset: never). */
     AGENT_HANGUP_AFTER_PROMPT_MS: z.coerce.number().int().positive().optional(),
     /** JSON file of voice AI profiles (README, "Voice profiles"); their names join AGENT_PROFILES'. */

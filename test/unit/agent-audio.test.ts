@@ -3,7 +3,8 @@ import t from "tap";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
 import { readWav, toFrames, WavDecoder, writeWav } from "../../media-agent/src/audio/wav.js";
-import { createCodec } from "../../media-agent/src/codecs/codec.js";
+import { createCodec, type AudioCodec } from "../../media-agent/src/codecs/codec.js";
+import { SILENCE_SETTLE_FRAMES, SilencePayload } from "../../media-agent/src/codecs/silence-payload.js";
 import { alawToLinear, decodeG711, encodeG711, linearToAlaw, linearToUlaw, ulawToLinear } from "../../media-agent/src/codecs/g711.js";
 import { resample, StreamResampler } from "../../media-agent/src/codecs/resample.js";
 
@@ -174,4 +175,36 @@ t.test("matching audio: the same speech after delay, gain and noise scores high;
   t.ok(other.score < 0.5, `different speech: ${other.score.toFixed(3)}`);
   const silence = bestCorrelation(reference, new Int16Array(16000 * 5), 16000);
   t.ok(silence.score < 0.3, `silence: ${silence.score.toFixed(3)}`);
+});
+
+t.test("encode stage: settled silence is sent without encoding, and the far end hears the same", async (t) => {
+  const speech = toFrames(speechLike(16000, 1, 7));
+  // What the agent plays over 3 s: speech, 1 s with nothing to play, speech again.
+  const timeline: Array<Int16Array | null> = [...speech, ...Array<null>(50).fill(null), ...speech];
+  for (const name of ["PCMU", "PCMA", "opus"] as const) {
+    const counted = createCodec(name);
+    let encoded = 0;
+    const counting: AudioCodec = Object.assign(Object.create(counted) as AudioCodec, {
+      encode: (frame: Int16Array) => (encoded++, counted.encode(frame)),
+    });
+    const stage = new SilencePayload(counting);
+    const sent = timeline.map((frame) => Uint8Array.from(stage.encode(frame)));
+    t.equal(encoded, 2 * speech.length + SILENCE_SETTLE_FRAMES, `${name}: only ${SILENCE_SETTLE_FRAMES} of 50 silent frames are encoded`);
+
+    const reference = createCodec(name); // every frame encoded, silence as zeros
+    const expected = timeline.map((frame) => Uint8Array.from(reference.encode(frame ?? new Int16Array(FRAME_SAMPLES))));
+    const far = createCodec(name);
+    const farRef = createCodec(name);
+    const heard = sent.flatMap((p) => far.decode(p));
+    const heardRef = expected.flatMap((p) => farRef.decode(p));
+    const silent = heard.slice(speech.length + 5, speech.length + 50);
+    t.ok(Math.max(...silent.map((f) => rms(f))) < 16, `${name}: the pause decodes as silence (A-law has no zero: ±8)`);
+    const second = (frames: Int16Array[]) => Int16Array.from(frames.slice(speech.length + 50).flatMap((f) => [...f]));
+    if (name === "opus") {
+      const match = bestCorrelation(second(heardRef), second(heard), 16000, { maxLagMs: 5 });
+      t.ok(match.score > 0.97, `opus: speech after the pause decodes as it would have (${match.score.toFixed(3)})`);
+    } else {
+      t.same(sent, expected, `${name}: byte for byte what encoding every frame gives`);
+    }
+  }
 });

@@ -6,6 +6,7 @@ import t from "tap";
 import { createServer } from "node:http";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
+import { writeWav } from "../../media-agent/src/audio/wav.js";
 import { chatStream, warmUp, LlmError, type ChatPart, type LlmConfig } from "../../media-agent/src/pipeline/llm-client.js";
 import { startSttDouble } from "../../build/doubles/stt-double.js";
 import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
@@ -39,7 +40,7 @@ async function silentServer(t: Teardown): Promise<string> {
 t.test("STT: the turn goes as a WAV with model, language and verbose_json; segments come back", async (t) => {
   const question = await speech("What is the weather in Berlin?");
   const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Berlin?", samples16k: question, segment: { avg_logprob: -0.31, no_speech_prob: 0.02 } }] });
-  const result = await transcribe(question, sttConfig(stt.url), never);
+  const result = await transcribe(writeWav(question, 16000), sttConfig(stt.url), never);
   t.equal(result.text, " What is the weather in Berlin?");
   t.match(result.segments, [{ text: " What is the weather in Berlin?", avg_logprob: -0.31, no_speech_prob: 0.02, compression_ratio: 1.2 }]);
   t.match(stt.requests, [{ model: "Systran/faster-whisper-small", language: "de", responseFormat: "verbose_json", matched: " What is the weather in Berlin?" }]);
@@ -49,7 +50,7 @@ t.test("STT: the turn goes as a WAV with model, language and verbose_json; segme
 t.test("STT: a down server, a timeout and an abort each fail clearly", async (t) => {
   const stt = await startSttDouble(t, { phrases: [] });
   stt.setDown(true);
-  const audio = new Int16Array(16000);
+  const audio = writeWav(new Int16Array(16000), 16000);
   await t.rejects(transcribe(audio, sttConfig(stt.url), never), { name: "SttError", message: /answered 503: .*model not loaded/ });
   const silent = await silentServer(t);
   await t.rejects(transcribe(audio, sttConfig(silent, 300), never), { name: "SttError", message: /no answer within 300 ms/ });

@@ -293,3 +293,34 @@ t.test("POST /calls places an outbound call: INVITE with an offer, ACK for 200, 
   await sleep(50);
   t.same([agent.calls.get(header(inv2, "Call-ID")!)?.status, agent.calls.get(header(inv2, "Call-ID")!)?.endReason], ["failed", "486 Busy Here"]);
 });
+
+t.test("the call API keeps calls in progress and the last AGENT_CALL_HISTORY ended ones", async (t) => {
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port, { AGENT_CALL_HISTORY: "2" });
+  const api = await startApi(agent, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => api.close());
+  const base = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+  const rtp = await rtpSink(t);
+  kamailio.send(invite(kamailio.port, "long-call", offer(rtp.port)));
+  await kamailio.next((m) => m.status === 200);
+
+  const failed: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: `+1555765432${i}`, number: "+15550001111" }) });
+    const inv = await kamailio.next((m) => m.method === "INVITE");
+    kamailio.send([
+      "SIP/2.0 486 Busy Here", `Via: ${header(inv, "Via")}`, `From: ${header(inv, "From")}`, `To: ${header(inv, "To")};tag=b${i}`,
+      `Call-ID: ${header(inv, "Call-ID")}`, `CSeq: ${header(inv, "CSeq")}`, "Content-Length: 0", "", "",
+    ].join("\r\n"));
+    await kamailio.next((m) => m.method === "ACK");
+    failed.push(header(inv, "Call-ID")!);
+  }
+  await sleep(50);
+  const statusOf = async (id: string) => (await fetch(`${base}/calls/${encodeURIComponent(id)}`)).status;
+  t.same(await Promise.all(failed.map(statusOf)), [404, 404, 200, 200], "the two oldest ended calls are forgotten");
+  t.equal(await statusOf("long-call"), 200, "the call in progress, older than all of them, is kept");
+  const list = (await (await fetch(`${base}/calls`)).json()) as { active: number; calls: Array<{ callId: string }> };
+  t.equal(list.active, 1);
+  t.same(list.calls.map((c) => c.callId), ["long-call", failed[2], failed[3]]);
+});

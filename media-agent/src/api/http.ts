@@ -2,7 +2,7 @@
  * The agent's HTTP API on loopback, for the business backend:
  *   POST /calls {to, number, profile}  → 202 {callId, status}  (business-initiated call)
  *   GET  /calls/{callId}               → the call's record
- *   GET  /calls                        → recent calls
+ *   GET  /calls                        → {active, calls}: calls in progress, the last 100 records
  *   DELETE /calls/{callId}             → hang up
  * Bad input gets 400 with the field named; nothing is half-done.
  */
@@ -48,7 +48,7 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
       throw err;
     }
   }
-  if (url.pathname === "/calls" && req.method === "GET") return send(res, 200, { calls: [...agent.calls.values()].slice(-100) });
+  if (url.pathname === "/calls" && req.method === "GET") return send(res, 200, { active: agent.activeCalls, calls: [...agent.calls.values()].slice(-100) });
   if (id && req.method === "GET") {
     const record = agent.calls.get(decodeURIComponent(id));
     return record ? send(res, 200, record) : send(res, 404, { error: `no call ${decodeURIComponent(id)}` });

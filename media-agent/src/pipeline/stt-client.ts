@@ -1,11 +1,12 @@
 /**
  * Speech to text through a faster-whisper server (speaches), OpenAI-compatible:
  * `POST /v1/audio/transcriptions` with the turn as a WAV, the language always set, and
- * `verbose_json` so the transcript filter gets each segment's confidences.
+ * `verbose_json` so the transcript filter gets each segment's confidences. The multipart body
+ * is one buffer built here: undici's FormData streams a Blob through web streams, which cost
+ * the event loop ~1–2 ms per turn — turns of many calls can start in the same tick.
  */
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { SAMPLE_RATE } from "../audio/frames.js";
-import { writeWav } from "../audio/wav.js";
 import type { SttSegment } from "./transcript-filter.js";
 
 export interface SttConfig {
@@ -47,30 +48,39 @@ const verboseJson = z.object({
     .default([]),
 });
 
-export async function transcribe(pcm16k: Int16Array, cfg: SttConfig, signal?: AbortSignal): Promise<SttResult> {
+/** multipart/form-data (RFC 7578): the text fields, then the file. */
+export function multipartBody(fields: Record<string, string>, file: { name: string; filename: string; type: string; data: Uint8Array }): { body: Buffer; contentType: string } {
+  const boundary = `----wa-agent-${randomBytes(12).toString("hex")}`;
+  const parts: Buffer[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  }
+  parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="${file.filename}"\r\nContent-Type: ${file.type}\r\n\r\n`));
+  parts.push(Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength), Buffer.from(`\r\n--${boundary}--\r\n`));
+  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** `wav`: the turn's audio as a WAV file (16 kHz mono). */
+export async function transcribe(wav: Uint8Array, cfg: SttConfig, signal?: AbortSignal): Promise<SttResult> {
   const url = `${cfg.baseUrl}/v1/audio/transcriptions`;
-  const form = new FormData();
-  form.set("file", new Blob([writeWav(pcm16k, SAMPLE_RATE)], { type: "audio/wav" }), "turn.wav");
-  form.set("model", cfg.model);
-  form.set("language", cfg.language);
-  form.set("response_format", "verbose_json");
-  form.set("temperature", "0");
-  if (cfg.prompt) form.set("prompt", cfg.prompt);
+  const fields: Record<string, string> = { model: cfg.model, language: cfg.language, response_format: "verbose_json", temperature: "0" };
+  if (cfg.prompt) fields.prompt = cfg.prompt;
+  const { body, contentType } = multipartBody(fields, { name: "file", filename: "turn.wav", type: "audio/wav", data: wav });
   const started = performance.now();
   const signals = [AbortSignal.timeout(cfg.timeoutMs), ...(signal ? [signal] : [])];
   let res: Response;
   try {
-    res = await fetch(url, { method: "POST", body: form, signal: AbortSignal.any(signals) });
+    res = await fetch(url, { method: "POST", headers: { "content-type": contentType }, body, signal: AbortSignal.any(signals) });
   } catch (err) {
     if (signal?.aborted) throw err;
     if ((err as Error).name === "TimeoutError") throw new SttError(`speech-to-text at ${url}: no answer within ${cfg.timeoutMs} ms`);
     throw new SttError(`speech-to-text at ${url}: ${String((err as { cause?: unknown }).cause ?? err)}`);
   }
-  const body = await res.text();
-  if (!res.ok) throw new SttError(`speech-to-text at ${url} answered ${res.status}: ${body.slice(0, 200)}`);
+  const answer = await res.text();
+  if (!res.ok) throw new SttError(`speech-to-text at ${url} answered ${res.status}: ${answer.slice(0, 200)}`);
   let parsed;
   try {
-    parsed = verboseJson.parse(JSON.parse(body));
+    parsed = verboseJson.parse(JSON.parse(answer));
   } catch (err) {
     throw new SttError(`speech-to-text at ${url} sent no verbose_json: ${(err as Error).message.slice(0, 200)}`);
   }

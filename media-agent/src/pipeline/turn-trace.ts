@@ -20,6 +20,8 @@ export interface TurnTrace {
   /** A key press that made this turn. */
   dtmf?: string;
   audio?: string;
+  /** The turn's WAV could not be written (the turn went on without it). */
+  audioError?: string;
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
   llm: Array<{ requestAt: string; requestMs: number; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
   toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
@@ -49,6 +51,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     turnDecidedMs: t.turnDecidedMs,
     dtmf: t.dtmf,
     audio: t.audio,
+    audioError: t.audioError,
     stt: t.stt,
     llm: t.llm,
     toolResults: t.toolResults,

@@ -7,7 +7,7 @@
  * is emptied, the reply's LLM and TTS requests are aborted and only the heard words stay in the
  * conversation. Every turn leaves a trace record (JSON line) and its caller audio (WAV) beside it.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFile } from "node:fs";
 import { join } from "node:path";
 import type { CallAudio, CallControl, CallInfo, TransferResult } from "../audio/call-audio.js";
 import { callFileName, FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
@@ -176,8 +176,8 @@ export class VoicePipeline implements CallAudio {
     this.queue.length = 0;
     this.turnAbort = new AbortController();
     const signal = this.turnAbort.signal;
-    const trace = this.startTurn(audio, speechMs);
-    const recognised = await this.recognise(audio, speechMs, trace, signal);
+    const [trace, wav] = this.startTurn(audio, speechMs);
+    const recognised = await this.recognise(wav, speechMs, trace, signal);
     await this.answer(recognised, trace, signal);
   }
 
@@ -185,8 +185,8 @@ export class VoicePipeline implements CallAudio {
   private async handleInterruption(audio: Int16Array, speechMs: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
-    const trace = this.startTurn(audio, speechMs);
-    const recognised = await this.recognise(audio, speechMs, trace, next.signal);
+    const [trace, wav] = this.startTurn(audio, speechMs);
+    const recognised = await this.recognise(wav, speechMs, trace, next.signal);
     this.interruptionAbort = null;
     if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
     if (this.paused !== paused) return this.finishTrace(trace, ""); // a key press took the turn meanwhile
@@ -212,8 +212,12 @@ export class VoicePipeline implements CallAudio {
     return null;
   }
 
-  /** The turn was decided now, a hangover after the caller's last speech frame. */
-  private startTurn(audio: Int16Array, speechMs: number): TurnTrace {
+  /**
+   * The turn was decided now, a hangover after the caller's last speech frame. Its audio becomes
+   * one WAV, sent to the STT and kept beside the trace; written asynchronously, because turns of
+   * many calls can end in the same tick and the frame clock must not wait for the disk.
+   */
+  private startTurn(audio: Int16Array, speechMs: number): [TurnTrace, Buffer] {
     const hangover = this.profile.turns.hangoverMs;
     const trace = this.newTrace(performance.now() - hangover);
     trace.speechMs = speechMs;
@@ -221,14 +225,17 @@ export class VoicePipeline implements CallAudio {
     trace.speechEnd = new Date(Date.now() - hangover).toISOString();
     trace.speechStart = new Date(Date.now() - hangover - (audio.length / SAMPLE_RATE) * 1000).toISOString();
     trace.audio = `${callFileName(this.call.callId)}-turn-${trace.turn}.wav`;
-    writeFileSync(join(this.profile.traceDir, trace.audio), writeWav(audio, SAMPLE_RATE));
-    return trace;
+    const wav = writeWav(audio, SAMPLE_RATE);
+    writeFile(join(this.profile.traceDir, trace.audio), wav, (err) => {
+      if (err) trace.audioError = err.message;
+    });
+    return [trace, wav];
   }
 
-  private async recognise(audio: Int16Array, speechMs: number, trace: TurnTrace, signal: AbortSignal): Promise<Recognised> {
+  private async recognise(wav: Buffer, speechMs: number, trace: TurnTrace, signal: AbortSignal): Promise<Recognised> {
     const requestAt = new Date();
     try {
-      const result = await transcribe(audio, this.profile.stt, signal);
+      const result = await transcribe(wav, this.profile.stt, signal);
       const verdict = judgeTranscript(result.segments, speechMs, this.profile.transcriptFilter);
       trace.stt = { requestAt: requestAt.toISOString(), responseMs: Math.round(result.requestMs), text: result.text, segments: result.segments, dropped: verdict.dropped, verdict: verdict.kind };
       return { kind: "verdict", verdict };

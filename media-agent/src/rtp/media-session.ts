@@ -8,8 +8,9 @@ import { createSocket, type Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { CallAudio } from "../audio/call-audio.js";
-import { silentFrame, type PcmFrame } from "../audio/frames.js";
+import type { PcmFrame } from "../audio/frames.js";
 import { createCodec, type AudioCodec } from "../codecs/codec.js";
+import { SilencePayload } from "../codecs/silence-payload.js";
 import type { NegotiatedMedia } from "../sdp/negotiate.js";
 import { DtmfReceiver } from "./dtmf.js";
 import { FrameClock, systemClock, type Clock } from "./frame-clock.js";
@@ -46,6 +47,7 @@ export interface MediaStats {
 
 export class MediaSession extends EventEmitter<MediaSessionEvents> {
   private codec?: AudioCodec;
+  private outbound?: SilencePayload;
   private jitter = new JitterBuffer();
   private dtmf = new DtmfReceiver();
   private pacer?: RtpPacer;
@@ -119,6 +121,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.media = media;
     this.audio = audio;
     this.codec = createCodec(media.codec.name);
+    this.outbound = new SilencePayload(this.codec);
     this.pacer = new RtpPacer({
       payloadType: media.codec.payloadType,
       ticksPerFrame: this.codec.ticksPerFrame,
@@ -180,7 +183,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     const audio = this.audio!;
     const callerFrame = this.nextCallerFrame(codec);
     if (callerFrame) audio.onCallerFrame(callerFrame);
-    this.pacer!.sendFrame(codec.encode(audio.nextAgentFrame() ?? silentFrame()));
+    this.pacer!.sendFrame(this.outbound!.encode(audio.nextAgentFrame()));
     this.counters.firstSentAt ??= Date.now();
 
     const now = this.clock.now();
