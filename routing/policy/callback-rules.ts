@@ -53,6 +53,19 @@ export function lastingPairState(s: PairState): PairState {
   };
 }
 
+/** Whether two states (null: none) have the same lasting part (field by field: no JSON). */
+export function sameLastingState(a: PairState | null, b: PairState | null): boolean {
+  if (a === null || b === null) return (a === null || isEmptyLasting(a)) && (b === null || isEmptyLasting(b));
+  if (a.permission !== b.permission || a.permissionExpires !== b.permissionExpires || a.unanswered !== b.unanswered || a.blockedUntil !== b.blockedUntil) return false;
+  if (a.connected.length !== b.connected.length) return false;
+  for (let i = 0; i < a.connected.length; i++) if (a.connected[i] !== b.connected[i]) return false;
+  return true;
+}
+
+function isEmptyLasting(s: PairState): boolean {
+  return s.permission === null && s.permissionExpires === null && s.connected.length === 0 && s.unanswered === 0 && s.blockedUntil === null;
+}
+
 export function callbackDecision(state: PairState | null, now: number, limits: CallbackLimits): CallbackDecision {
   const s = state || emptyPairState();
   if (s.permission === null) {
@@ -97,16 +110,16 @@ export type PairEvent =
 /** The state after an event. Connected-call times older than 24 h are dropped. */
 export function applyPairEvent(state: PairState | null, event: PairEvent, now: number): PairState {
   const s = state || emptyPairState();
+  // Loops, not filter() and closures: Duktape allocates every function object it evaluates.
+  const connected: number[] = [];
+  for (let i = 0; i < s.connected.length; i++) if (s.connected[i] > now - DAY) connected.push(s.connected[i]);
   const next: PairState = {
     permission: s.permission,
     permissionExpires: s.permissionExpires,
-    connected: s.connected.filter((t) => t > now - DAY),
+    connected,
     unanswered: s.unanswered,
     blockedUntil: s.blockedUntil !== null && s.blockedUntil > now ? s.blockedUntil : null,
     activeCall: s.activeCall,
-  };
-  const ends = (callId: string) => {
-    if (next.activeCall === callId) next.activeCall = null;
   };
   switch (event.type) {
     case "call-started":
@@ -118,20 +131,20 @@ export function applyPairEvent(state: PairState | null, event: PairEvent, now: n
       break;
     case "unanswered":
       next.unanswered += 1;
-      ends(event.callId);
+      endsCall(next, event.callId);
       break;
     case "failed":
     case "ended":
-      ends(event.callId);
+      endsCall(next, event.callId);
       break;
     case "meta-no-permission":
       next.permission = null;
       next.permissionExpires = null;
-      ends(event.callId);
+      endsCall(next, event.callId);
       break;
     case "meta-daily-limit":
       next.blockedUntil = now + DAY;
-      ends(event.callId);
+      endsCall(next, event.callId);
       break;
     case "user-called":
       next.unanswered = 0;
@@ -147,6 +160,11 @@ export function applyPairEvent(state: PairState | null, event: PairEvent, now: n
       break;
   }
   return next;
+}
+
+/** The call, if it is the pair's call in progress, is no longer. */
+function endsCall(next: PairState, callId: string): void {
+  if (next.activeCall === callId) next.activeCall = null;
 }
 
 /** How a final answer from Meta to our INVITE counts. */

@@ -12,7 +12,7 @@
  * whose state records nothing has no entry and no row.
  */
 import {
-  applyPairEvent, callbackDecision, isEmptyPairState, lastingPairState,
+  applyPairEvent, callbackDecision, isEmptyPairState, lastingPairState, sameLastingState,
   type CallbackDecision, type CallbackLimits, type PairEvent, type PairState,
 } from "../policy/callback-rules";
 
@@ -129,8 +129,7 @@ function apply(key: string, raw: string | number | null, event: PairEvent, now: 
   if (value === (raw === null || raw === "" ? null : String(raw))) return next;
   if (value === null) KSR.htable.sht_rm(CALLBACK_TABLE, key);
   else KSR.htable.sht_sets(CALLBACK_TABLE, key, value);
-  const row = entryValue(lastingPairState(next));
-  if (row !== entryValue(current && lastingPairState(current))) storeRow(key, row, fsync);
+  if (!sameLastingState(current, next)) storeRow(key, entryValue(lastingPairState(next)), fsync);
   return next;
 }
 

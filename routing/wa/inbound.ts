@@ -14,7 +14,7 @@ import { pairKey, updateExistingPair } from "./callback-state";
 import type { Arrival } from "../ksr/arrival";
 import type { SourceClass } from "../policy/trust";
 import { startDialog } from "./dialog-peers";
-import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
+import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia, requireSdpOffer } from "./media";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
 const CALLS_PER_NUMBER = "calls_per_number";
@@ -48,6 +48,7 @@ export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: 
   // the public side, the only side this route serves. Ours is the only one.
   KSR.hdr.append(`${PROFILE_HEADER}: ${business.profile}\r\n`);
   KSR.pv.sets("$du", cfg.agentUri);
+  requireSdpOffer("user-initiated");
   offerMedia("user-initiated", cfg.media);
   KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
   KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);

@@ -32,13 +32,21 @@ function offerFlags(direction: CallDirection, settings: MediaSettings): string {
   return direction === "transfer" ? cachedFlags(settings, "offer toward transfer", offerTowardTransferFlags) : cachedFlags(settings, "offer toward Meta", offerTowardMetaFlags);
 }
 
-/** Sends the INVITE's SDP through rtpengine; no SDP or no rtpengine refuses the call. */
-export function offerMedia(direction: CallDirection, settings: MediaSettings): void {
+/** An INVITE without SDP is refused: late offer is not supported. */
+export function requireSdpOffer(direction: CallDirection): void {
   if (KSR.textops.has_body_type("application/sdp") < 0) {
     refuse(488, "Not Acceptable Here - SDP Offer Required", `${direction} INVITE without an SDP offer (late offer is not supported)`);
   }
+}
+
+/**
+ * Sends the INVITE's SDP (checked by requireSdpOffer) through rtpengine; no rtpengine refuses
+ * the call, after `undo` has taken back what the route recorded for it.
+ */
+export function offerMedia(direction: CallDirection, settings: MediaSettings, undo?: () => void): void {
   const flags = offerFlags(direction, settings);
   if (KSR.rtpengine.rtpengine_offer(flags) < 0) {
+    if (undo) undo();
     refuse(503, "Service Unavailable - Media Relay Failed", `rtpengine_offer failed (${direction}); is rtpengine running on WA_RTPENGINE_SOCK?`);
   }
   KSR.pv.sets("$avp(wa_media)", direction);

@@ -17,7 +17,7 @@ import { certificateNameMatches } from "../policy/certificate";
 import { classifyMetaFailure } from "../policy/callback-rules";
 import { admitCall, pairKey, updatePair } from "./callback-state";
 import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
-import { answerMedia, deleteMedia, offerMedia } from "./media";
+import { answerMedia, deleteMedia, offerMedia, requireSdpOffer } from "./media";
 
 const FAILURE_ROUTE = "ksr_failure_meta";
 const REPLY_ROUTE = "ksr_onreply_meta";
@@ -34,10 +34,14 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   const user = numberFromUser(pvString("$rU"));
   if (!isE164(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
 
-  // Callback rules: refused here, nothing reaches Meta.
+  requireSdpOffer("business-initiated");
+
+  // Callback rules: refused here, nothing reaches Meta. From here on the call is the pair's
+  // call in progress: a refusal must release it (releaseAdmission), or the pair stays busy.
   const pair = pairKey(business.number, user);
   const admitted = admitCall(pair, pvString("$ci"), cfg.callbackLimits);
   if (!admitted.allow) refuse(admitted.code, admitted.reason, `${business.number} → ${user}: ${admitted.cause}`);
+  KSR.pv.sets("$avp(wa_pair)", pair);
 
   // Meta's rules: R-URI with its domain (an IP gets 404), To equal to it, From our number@domain.
   const metaUri = `sip:${user}@${cfg.metaDomain}`;
@@ -48,16 +52,15 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   // SNI: Meta's edge is reached by name whatever address WA_META_EDGE resolves to.
   KSR.pv.sets("$xavp(tls=>server_name)", cfg.metaDomain);
 
-  offerMedia("business-initiated", cfg.media);
+  offerMedia("business-initiated", cfg.media, releaseAdmission);
   startDialog("business-initiated");
   KSR.pv.sets("$dlg_var(wa_pair)", pair);
-  KSR.pv.sets("$avp(wa_pair)", pair);
   KSR.rr.record_route();
   KSR.pv.sets("$avp(wa_business)", business.number);
   KSR.tm.t_on_failure(FAILURE_ROUTE);
   KSR.tm.t_on_reply(REPLY_ROUTE);
   KSR.info(`business-initiated call from ${business.number} to ${user} → ${cfg.metaEdge}\n`);
-  relay();
+  relay(abandonCall);
 }
 
 /** Kamailio's native hashes, through the {s.md5}/{s.sha256} transformations. */
@@ -172,6 +175,16 @@ function onReplyMeta(): void {
 function callOutcome(type: "answered" | "unanswered" | "failed" | "meta-no-permission" | "meta-daily-limit"): void {
   const pair = pvString("$avp(wa_pair)");
   if (pair) updatePair(pair, { type, callId: pvString("$ci") });
+}
+
+/** The admitted call is refused before it left: the pair is free again, nothing counts. */
+function releaseAdmission(): void {
+  callOutcome("failed");
+}
+
+/** The call could not be sent toward Meta at all: the pair is free again, its media goes. */
+function abandonCall(): void {
+  endCall("failed");
 }
 
 /** The call failed for good (no re-send follows): its outcome counts, its media goes. */

@@ -13,7 +13,7 @@ import { pvString } from "../ksr/pv";
 import { startDialog } from "./dialog-peers";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
-import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia } from "./media";
+import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia, requireSdpOffer } from "./media";
 
 export const TRANSFER_HEADER = "X-WA-Transfer";
 
@@ -28,6 +28,7 @@ export function transferCall(cfg: RoutingConfig): void {
   }
   KSR.hdr.remove(TRANSFER_HEADER);
   KSR.pv.sets("$du", cfg.transferProxy);
+  requireSdpOffer("transfer");
   offerMedia("transfer", cfg.media);
   startDialog("transfer");
   KSR.rr.record_route();

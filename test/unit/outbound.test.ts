@@ -87,3 +87,22 @@ t.test("refusals before anything goes to Meta", async (t) => {
     t.equal(d.relays.length, 0);
   }
 });
+
+t.test("a call refused after admission (no SDP, rtpengine down) does not leave its pair busy", async (t) => {
+  const noSdp = route(agentInvite("+15551234567", "+15550001111", "", ""));
+  t.same(noSdp.replies.map((r) => [r.code, r.reason]), [[488, "Not Acceptable Here - SDP Offer Required"]]);
+  t.equal(JSON.parse(noSdp.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "nothing recorded for a call without an offer");
+
+  const down = route(agentInvite("+15551234567"), { answers: { "rtpengine.rtpengine_offer": () => -1 } });
+  t.same(down.replies.map((r) => r.code), [503]);
+  t.equal(down.relays.length, 0);
+  t.equal(JSON.parse(down.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "the admitted call is released when its media cannot be set up");
+  const next = route(agentInvite("+15551234567"), { htables: down.htables });
+  t.equal(next.relays.length, 1, "the next call for the pair goes through");
+});
+
+t.test("a call that cannot be sent toward Meta at all frees its pair and its media", async (t) => {
+  const d = route(agentInvite("+15551234567"), { answers: { "tm.t_relay": () => -1, "sl.sl_reply_error": () => 1 } });
+  t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null);
+  t.same(d.rtpengine.map((r) => r.fn), ["rtpengine_offer", "rtpengine_delete"]);
+});
