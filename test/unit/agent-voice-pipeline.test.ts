@@ -227,3 +227,58 @@ t.test("after maxRepeats unclear turns the fallback is said, then its action (en
   t.match(run.trace.find((r) => r.stt), { stt: { verdict: "ask-to-repeat" }, tts: [{ text: "Please write to us on WhatsApp instead." }, { text: "Goodbye." }] });
   t.same(ollama.requests, []);
 });
+
+t.test("a silent caller: a reprompt after idle.repromptAfterMs, then the goodbye and the hang-up", async (t) => {
+  const stt = await startSttDouble(t, { phrases: [] });
+  const ollama = await startOllamaDouble(t, { script: [] });
+  const hangUps: Array<{ reason: string; atMs: number }> = [];
+  const started = performance.now();
+  const run = await converse(t, silence(500), stt.url, ollama.url, 9000, {
+    profile: { greeting: "Hi.", idle: { repromptAfterMs: 2000, maxReprompts: 1, reprompt: "Are you still there?" }, goodbye: "Goodbye." },
+    hangUp: (reason) => hangUps.push({ reason, atMs: performance.now() - started }),
+  });
+  const idle = run.trace.filter((r) => r.idle);
+  t.same(idle.map((r) => [r.idle, r.spoken]), [["reprompt 1", "Are you still there?"], ["goodbye", "Goodbye."]]);
+  // Speech runs: the greeting, the reprompt, the goodbye, each after 2 s of the agent's silence.
+  const runs: Array<[number, number]> = [];
+  run.out.forEach((on, i) => {
+    if (on && (i === 0 || !run.out[i - 1])) runs.push([i, i]);
+    if (on) runs[runs.length - 1][1] = i;
+  });
+  t.equal(runs.length, 3, `three things said (${JSON.stringify(runs)})`);
+  for (let k = 1; k < runs.length; k++) {
+    const gapMs = (runs[k][0] - runs[k - 1][1]) * 20;
+    t.ok(gapMs >= 2000 && gapMs < 2400, `${k === 1 ? "reprompt" : "goodbye"} after ${gapMs} ms of silence`);
+  }
+  t.equal(hangUps.length, 1);
+  t.match(hangUps[0]?.reason, /^caller silent after 1 reprompts: goodbye$/);
+  t.ok(hangUps[0].atMs >= runs[2][1] * 20, "the hang-up comes once the goodbye has been played");
+  t.same(ollama.requests, [], "silence never reaches the LLM");
+});
+
+t.test("a caller who answers the reprompt is reprompted afresh the next time", async (t) => {
+  const question = await speech("What is the weather in Bonn?");
+  const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });
+  const hangUps: string[] = [];
+  const run = await converse(t, concatSamples([silence(4500), question]), stt.url, ollama.url, 4500, {
+    profile: { greeting: "Hi.", idle: { repromptAfterMs: 2000, maxReprompts: 1, reprompt: "Are you still there?" }, goodbye: "Goodbye." },
+    hangUp: (reason) => hangUps.push(reason),
+  });
+  t.same(run.trace.filter((r) => r.idle || r.stt).map((r) => r.idle ?? r.stt?.text), ["reprompt 1", " What is the weather in Bonn?", "reprompt 1"]);
+  t.same(hangUps, [], "no goodbye: the caller spoke in between");
+});
+
+t.test("a slow LLM: the filler is asked for fillerAfterMs after the caller stopped speaking, not after the LLM request", async (t) => {
+  const question = await speech("What is the weather in Bonn?");
+  const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: [{ text: "Sunny.", firstTokenDelayMs: 2500 }] });
+  const run = await converse(t, concatSamples([silence(1500), question]), stt.url, ollama.url, 5000, {
+    profile: { greeting: "Hi.", filler: "One moment.", fillerAfterMs: 1200 },
+  });
+  const turn = run.trace.find((r) => r.stt)!;
+  const filler = turn.tts.find((x) => x.text === "One moment.");
+  t.ok(filler, `the filler was said (${JSON.stringify(turn.tts.map((x) => x.text))})`);
+  t.ok(filler!.requestMs >= 1190 && filler!.requestMs < 1300, `filler asked for ${filler!.requestMs} ms after the caller's last speech (LLM asked at ${turn.llm[0].requestMs} ms)`);
+  t.same(turn.tts.map((x) => x.text), ["One moment.", "Sunny."]);
+});

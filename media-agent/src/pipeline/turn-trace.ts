@@ -19,6 +19,8 @@ export interface TurnTrace {
   turnDecidedMs?: number;
   /** A key press that made this turn. */
   dtmf?: string;
+  /** The caller was silent: this turn is the agent's reprompt ("reprompt 1", …) or its goodbye. */
+  idle?: string;
   audio?: string;
   /** The turn's WAV could not be written (the turn went on without it). */
   audioError?: string;
@@ -50,6 +52,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     speechMs: t.speechMs,
     turnDecidedMs: t.turnDecidedMs,
     dtmf: t.dtmf,
+    idle: t.idle,
     audio: t.audio,
     audioError: t.audioError,
     stt: t.stt,

@@ -94,7 +94,7 @@ export class TurnDetector {
   private frame = 0;
   private voicedRun = 0;
   private silentRun = 0;
-  private inTurn = false;
+  private turnOpen = false;
   private startFrame = 0;
   private voicedFrames = 0;
   private readonly recent: PcmFrame[] = [];
@@ -111,6 +111,11 @@ export class TurnDetector {
   /** Whether the last frame was speech (for barge-in). */
   lastWasSpeech = false;
 
+  /** The caller is in a turn: speech has started and its end is not decided yet. */
+  get inTurn(): boolean {
+    return this.turnOpen;
+  }
+
   push(frame: PcmFrame): TurnEvent | null {
     const speech = this.vad.isSpeech(frame);
     this.lastWasSpeech = speech;
@@ -118,10 +123,10 @@ export class TurnDetector {
     const preRoll = Math.ceil(this.opts.preRollMs / FRAME_MS);
     this.recent.push(frame);
     if (this.recent.length > preRoll + Math.ceil(this.opts.minSpeechMs / FRAME_MS)) this.recent.shift();
-    if (!this.inTurn) {
+    if (!this.turnOpen) {
       this.voicedRun = speech ? this.voicedRun + 1 : 0;
       if (this.voicedRun * FRAME_MS < this.opts.minSpeechMs) return null;
-      this.inTurn = true;
+      this.turnOpen = true;
       this.startFrame = index - this.voicedRun + 1;
       this.voicedFrames = this.voicedRun;
       this.silentRun = 0;
@@ -136,7 +141,7 @@ export class TurnDetector {
     }
     this.silentRun++;
     if (this.silentRun * FRAME_MS < this.opts.hangoverMs) return null;
-    this.inTurn = false;
+    this.turnOpen = false;
     this.voicedRun = 0;
     const audio = new Int16Array(this.collected.length * FRAME_SAMPLES);
     this.collected.forEach((f, i) => audio.set(f, i * FRAME_SAMPLES));

@@ -48,6 +48,8 @@ export interface VoiceProfile {
   dtmf: Record<string, CallAction>;
   apology: string;
   goodbye: string;
+  /** Caller silence once the agent has finished speaking (and no turn is being worked on). */
+  idle: { repromptAfterMs: number; maxReprompts: number; reprompt: string };
   maxToolRounds: number;
   toolTimeoutMs: number;
   /** Who transfer_call (and a transfer key or fallback) connects the caller to. */
@@ -91,6 +93,14 @@ export class VoicePipeline implements CallAudio {
   private endingReason: string | null = null;
   private lastAudioOutAt = 0;
   private closed = false;
+  /** Turns, key actions and reprompts being worked on: the agent is not waiting for the caller. */
+  private turnsInProgress = 0;
+  /** Since when (performance.now()) the agent has been waiting for the caller; null: it is not. */
+  private waitingSince: number | null = null;
+  /** Reprompts since the caller last said something. */
+  private reprompts = 0;
+  /** The goodbye for a silent caller is on its way: no more reprompts. */
+  private hangingUp = false;
   private readonly traceFile: string;
   /** Finished turns whose reply is still playing. */
   private readonly unwritten = new Set<TurnTrace>();
@@ -117,10 +127,58 @@ export class VoicePipeline implements CallAudio {
   onCallerFrame(frame: PcmFrame): void {
     const event = this.turns.push(frame);
     if (this.speaking && !this.paused && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.pause();
-    if (!event || event.type === "speech-start") return;
-    if (this.paused) return void this.handleInterruption(event.audio, event.speechMs);
-    if (this.speaking) return; // speech over the agent that did not barge in (echo, a short backchannel)
-    void this.handleTurn(event.audio, event.speechMs);
+    if (event && event.type !== "speech-start") {
+      if (this.paused) void this.handleInterruption(event.audio, event.speechMs);
+      // Speech over the agent that did not barge in (echo, a short backchannel) is not a turn.
+      else if (!this.speaking) void this.handleTurn(event.audio, event.speechMs);
+    }
+    this.checkSilence();
+  }
+
+  /**
+   * Counted on the caller's frames (the frame clock), so a call whose caller sends nothing is
+   * left to the RTP timeout. Waiting means: nothing to play or being synthesised, no turn being
+   * worked on, the caller not in a turn.
+   */
+  private checkSilence(): void {
+    const waiting = this.turnsInProgress === 0 && this.queue.length === 0 && !this.paused && !this.turns.inTurn && !this.hangingUp && !this.closed;
+    if (!waiting) {
+      this.waitingSince = null;
+      return;
+    }
+    const now = performance.now();
+    if (this.waitingSince === null) this.waitingSince = now;
+    else if (now - this.waitingSince >= this.profile.idle.repromptAfterMs) {
+      this.waitingSince = null;
+      void this.onCallerSilent();
+    }
+  }
+
+  /** A reprompt, or after idle.maxReprompts of them the goodbye and the BYE. */
+  private async onCallerSilent(): Promise<void> {
+    const { maxReprompts, reprompt } = this.profile.idle;
+    const trace = this.newTrace();
+    const signal = this.turnAbort.signal; // the caller speaking takes the turn and aborts this
+    this.turnsInProgress++;
+    try {
+      if (this.reprompts < maxReprompts) {
+        this.reprompts++;
+        trace.idle = `reprompt ${this.reprompts}`;
+        this.history.push({ role: "assistant", content: reprompt });
+        await this.sayAndFinish(reprompt, trace, signal);
+        return;
+      }
+      trace.idle = "goodbye";
+      this.hangingUp = true;
+      await this.sayAndFinish(this.profile.goodbye, trace, signal);
+      // The caller may still speak up during the goodbye: then the call goes on.
+      this.afterPlayback(() => {
+        if (signal.aborted) this.hangingUp = false;
+        else this.control.hangUp(`caller silent after ${maxReprompts} reprompts: goodbye`);
+      });
+    } finally {
+      this.turnsInProgress--;
+    }
   }
 
   /** A key the profile maps takes the turn, like speech that barges in; other keys are traced only. */
@@ -135,7 +193,9 @@ export class VoicePipeline implements CallAudio {
       this.stopReply(this.paused);
     } else this.turnAbort.abort();
     this.turnAbort = new AbortController();
-    void this.act(action, trace, this.turnAbort.signal);
+    this.reprompts = 0;
+    this.turnsInProgress++;
+    void this.act(action, trace, this.turnAbort.signal).finally(() => this.turnsInProgress--);
   }
 
   nextAgentFrame(): PcmFrame | null {
@@ -176,13 +236,27 @@ export class VoicePipeline implements CallAudio {
     this.queue.length = 0;
     this.turnAbort = new AbortController();
     const signal = this.turnAbort.signal;
-    const [trace, wav] = this.startTurn(audio, speechMs);
-    const recognised = await this.recognise(wav, speechMs, trace, signal);
-    await this.answer(recognised, trace, signal);
+    this.turnsInProgress++;
+    try {
+      const [trace, wav] = this.startTurn(audio, speechMs);
+      const recognised = await this.recognise(wav, speechMs, trace, signal);
+      await this.answer(recognised, trace, signal);
+    } finally {
+      this.turnsInProgress--;
+    }
   }
 
   /** Speech that paused the agent: a backchannel or noise lets the reply go on, anything else takes the turn. */
   private async handleInterruption(audio: Int16Array, speechMs: number): Promise<void> {
+    this.turnsInProgress++;
+    try {
+      await this.decideInterruption(audio, speechMs);
+    } finally {
+      this.turnsInProgress--;
+    }
+  }
+
+  private async decideInterruption(audio: Int16Array, speechMs: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
     const [trace, wav] = this.startTurn(audio, speechMs);
@@ -251,6 +325,7 @@ export class VoicePipeline implements CallAudio {
     if (recognised.kind === "error") return this.sayAndFinish(this.profile.apology, trace, signal);
     const { verdict } = recognised;
     if (verdict.kind === "ignore") return this.finishTrace(trace, "");
+    this.reprompts = 0; // the caller is there
     if (verdict.kind === "ask-to-repeat") {
       this.failures++;
       if (this.failures < this.profile.maxRepeats) return this.sayAndFinish(this.profile.askToRepeat, trace, signal);
@@ -279,9 +354,11 @@ export class VoicePipeline implements CallAudio {
       spoken.push(piece);
       speaking.push(this.say(piece, signal, trace));
     };
+    // Timed from the end of the caller's speech (trace.t0), as the caller counts the wait: the
+    // hangover and the STT have already taken part of it.
     const filler = setTimeout(() => {
       if (trace.tts.length === 0 && !signal.aborted) speaking.push(this.say(this.profile.filler, signal, trace));
-    }, this.profile.fillerAfterMs);
+    }, Math.max(0, this.profile.fillerAfterMs - (performance.now() - trace.t0)));
     try {
       for (let round = 0; round <= this.profile.maxToolRounds; round++) {
         const offerTools = round < this.profile.maxToolRounds ? this.profile.tools.map((x) => x.spec) : [];

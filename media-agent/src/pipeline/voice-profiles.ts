@@ -72,6 +72,14 @@ const profileSchema = z.object({
   dtmf: z.record(z.string().regex(/^[0-9*#]$/, "a key 0-9, * or #"), z.enum(["end-call", "transfer"])).default({}),
   apology: z.string().default("Sorry, I have a technical problem right now. Please try again in a moment."),
   goodbye: z.string().default("Thank you for calling. Goodbye!"),
+  /** Caller silence once the agent has finished speaking: reprompts, then the goodbye and BYE. */
+  idle: z
+    .object({
+      repromptAfterMs: z.number().int().min(1000).default(8000),
+      maxReprompts: z.number().int().min(0).default(2),
+      reprompt: z.string().min(1).default("Are you still there? How can I help you?"),
+    })
+    .prefault({}),
   maxToolRounds: z.number().int().min(0).max(5).default(2),
   toolTimeoutMs: z.number().int().positive().default(5000),
 }).superRefine((p, ctx) => {
@@ -138,6 +146,7 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     dtmf: spec.dtmf,
     apology: spec.apology,
     goodbye: spec.goodbye,
+    idle: spec.idle,
     maxToolRounds: spec.maxToolRounds,
     toolTimeoutMs: spec.toolTimeoutMs,
     transfer: spec.transfer ?? null,
