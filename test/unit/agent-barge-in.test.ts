@@ -8,28 +8,28 @@ function run(d: BargeInDetector, pattern: string): number {
   return -1;
 }
 
-t.test("caller speech of 300 ms while the agent speaks barges in, within one frame of the threshold", async (t) => {
+t.test("caller speech of 200 ms while the agent speaks barges in, within one frame of the threshold", async (t) => {
   const d = new BargeInDetector();
   d.agentStarted();
   const at = run(d, `${".".repeat(25)}${"s".repeat(30)}`);
-  t.equal(at, 25 + 14, "the 15th speech frame (300 ms) triggers it");
+  t.equal(at, 25 + 9, "the 10th speech frame (200 ms) triggers it");
 });
 
 t.test("no barge-in: backchannels, coughs, echo right after the agent starts, or when the agent is silent", async (t) => {
   const d = new BargeInDetector();
   d.agentStarted();
-  t.equal(run(d, `${".".repeat(20)}sssssss.....ssss....sssssss`), -1, "'mhm', 'okay' bursts under 300 ms");
+  t.equal(run(d, `${".".repeat(20)}sssssss.....ssss....sssssss`), -1, "'mhm', 'okay' bursts under 200 ms");
   d.agentStarted();
   t.equal(run(d, `sssssssssssssssssssssssss`), -1, "speech that began inside the 250 ms echo guard is echo");
-  t.equal(run(d, `....ssssssssssssssss`), 4 + 14, "after a pause it counts again");
+  t.equal(run(d, `....ssssssssssssssss`), 4 + 9, "after a pause it counts again");
   const idle = new BargeInDetector();
   t.equal(run(idle, "s".repeat(50)), -1, "nothing to interrupt");
 });
 
 t.test("after a barge-in the detector waits for the agent's next reply", async (t) => {
-  const d = new BargeInDetector({ minSpeechMs: 200 });
+  const d = new BargeInDetector({ minSpeechMs: 300 });
   d.agentStarted();
-  t.equal(run(d, `${".".repeat(15)}${"s".repeat(10)}`), 24);
+  t.equal(run(d, `${".".repeat(15)}${"s".repeat(15)}`), 29);
   t.equal(run(d, "s".repeat(30)), -1, "the caller has the turn now");
 });
 

@@ -120,8 +120,8 @@ t.test("a question over the greeting stops it within one frame; the LLM gets the
   const run = await converse(t, concatSamples([silence(2000), question]), stt.url, ollama.url, 4000);
   const lastGreetingFrame = run.out.lastIndexOf(true, onsetFrame + 50);
   const stopFrames = lastGreetingFrame - onsetFrame + 1;
-  t.comment(`agent audio stopped ${stopFrames * 20} ms after the caller's speech began (barge-in threshold 300 ms, VAD onset included)`);
-  t.ok(stopFrames * 20 <= 300 + 100, "stopped right after the 300 ms barge-in threshold");
+  t.comment(`agent audio stopped ${stopFrames * 20} ms after the caller's speech began (barge-in threshold 200 ms, VAD onset included)`);
+  t.ok(stopFrames * 20 <= 200 + 100, "stopped right after the 200 ms barge-in threshold");
   t.equal(ollama.requests.length, 1);
   const messages = (ollama.requests[0] as { messages: Array<{ role: string; content: string }> }).messages;
   const assistant = messages[messages.length - 2];

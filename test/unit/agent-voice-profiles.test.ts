@@ -19,7 +19,7 @@ t.test("a minimal profile gets the documented defaults", async (t) => {
     tts: { engine: "espeak-ng", voice: "en-us", speed: 165 },
     tools: [],
     turns: { hangoverMs: 400, minSpeechMs: 200 },
-    bargeIn: { minSpeechMs: 300, echoGuardMs: 250, backchannels: ["mhm", "mm", "hmm", "uh huh", "okay", "ok", "yes", "yeah", "right", "sure", "ja", "genau"] },
+    bargeIn: { minSpeechMs: 200, echoGuardMs: 250, backchannels: ["mhm", "mm", "hmm", "uh huh", "okay", "ok", "yes", "yeah", "right", "sure", "ja", "genau"] },
     transcriptFilter: { noSpeechProb: 0.6, avgLogprob: -1, compressionRatio: 2.4, realSpeechMs: 700 },
     maxToolRounds: 2,
   });
@@ -40,6 +40,7 @@ t.test("errors name the file, the profile and the field", async (t) => {
     [{ line: { ...minimal, tts: { engine: "piper" } } }, /line\.tts\.url: /],
     [{ line: { ...minimal, llm: { url: "not a url", model: "x" } } }, /line\.llm\.url: /],
     [{ line: { ...minimal, bargeIn: { minSpeechMs: 10 } } }, /line\.bargeIn\.minSpeechMs: /],
+    [{ line: { ...minimal, bargeIn: { minSpeechMs: 160 } } }, /line\.bargeIn\.minSpeechMs: must be at least turns\.minSpeechMs \(200\)/],
     [{ line: { ...minimal, transcriptFilter: { noSpeechProb: 3 } } }, /line\.transcriptFilter\.noSpeechProb: /],
     [{ line: { ...minimal, greeting: undefined } }, /line\.greeting: /],
   ];

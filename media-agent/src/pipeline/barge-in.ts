@@ -15,7 +15,12 @@ export interface BargeInOptions {
   frameMs: number;
 }
 
-export const DEFAULT_BARGE_IN: BargeInOptions = { minSpeechMs: 300, echoGuardMs: 250, frameMs: 20 };
+/**
+ * 200 ms: the same run of speech that opens a turn (turns.minSpeechMs), so every pause has a
+ * turn that decides it (stop, or go on after noise or a backchannel). At the caller's ear the
+ * agent then stops ~250 ms after they began (the VAD's onset lag, this, the jitter buffer).
+ */
+export const DEFAULT_BARGE_IN: BargeInOptions = { minSpeechMs: 200, echoGuardMs: 250, frameMs: 20 };
 
 export type BargeInEvent = "barge-in" | null;
 

@@ -83,6 +83,10 @@ const profileSchema = z.object({
   maxToolRounds: z.number().int().min(0).max(5).default(2),
   toolTimeoutMs: z.number().int().positive().default(5000),
 }).superRefine((p, ctx) => {
+  if (p.bargeIn.minSpeechMs < p.turns.minSpeechMs) {
+    // Shorter speech would pause the agent without ever making a turn that lets it go on.
+    ctx.addIssue({ code: "custom", path: ["bargeIn", "minSpeechMs"], message: `must be at least turns.minSpeechMs (${p.turns.minSpeechMs})` });
+  }
   const wantsTransfer = p.tools.includes("transfer_call") || p.fallbackAction === "transfer" || Object.values(p.dtmf).includes("transfer");
   if (wantsTransfer && !p.transfer) {
     ctx.addIssue({ code: "custom", path: ["transfer", "target"], message: "a transfer is configured (tools, fallbackAction or dtmf) but no transfer target is set" });
