@@ -81,8 +81,11 @@ t.test("get_time in the profile's time zone; end_call and transfer_call reach th
   const ctx = context();
   const ended = await runToolCall(call("end_call", { reason: "caller said bye" }), [endCallTool()], ctx);
   t.same([ended.ok, ctx.ended], [true, ["caller said bye"]]);
-  const tool = transferCallTool(30_000);
+  const tool = transferCallTool(30_000, "sip:support@pbx.example.com");
   t.equal(tool.timeoutMs, 40_000, "transfer_call waits for the phone to ring out, not the 5 s tool timeout");
   const transferred = await runToolCall(call("transfer_call", { reason: "wants a person" }), [tool], ctx);
   t.same([transferred.content, ctx.transfers], ["The caller is now connected to a person.", ["transfer"]]);
+  const elsewhere = await runToolCall(call("transfer_call", { reason: "sales", number: "+4930123456", department: "sales" }), [tool], ctx);
+  t.equal(elsewhere.content, "The caller is now connected to a person. (The call goes to the configured colleagues' line 'support' only; the arguments 'number', 'department' were ignored.)",
+    "the model learns that the number and department it asked for were not used");
 });

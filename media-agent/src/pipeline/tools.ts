@@ -134,8 +134,14 @@ export function endCallTool(): Tool {
 }
 
 /** Hands the caller to a person; the profile's transfer settings say who and how long it rings. */
-export function transferCallTool(ringTimeoutMs: number): Tool {
-  const schema = z.object({ reason: z.string().max(200).optional() });
+/**
+ * The call always goes to the profile's transfer target; a model that names a number, a person
+ * or a department is told that these were ignored and where the call goes, so it does not
+ * promise the caller something else.
+ */
+export function transferCallTool(ringTimeoutMs: number, target: string): Tool {
+  const schema = z.object({ reason: z.string().max(200).optional() }).catchall(z.unknown());
+  const where = /^sips?:([^@]+)@/.exec(target)?.[1] ?? target;
   return {
     spec: {
       type: "function",
@@ -148,8 +154,11 @@ export function transferCallTool(ringTimeoutMs: number): Tool {
     schema,
     // The person's phone rings: the tool waits for the answer, not the usual tool timeout.
     timeoutMs: ringTimeoutMs + 10_000,
-    async run(_args, ctx) {
-      return ctx.transfer();
+    async run(args, ctx) {
+      const ignored = Object.keys(args as Record<string, unknown>).filter((k) => k !== "reason");
+      const result = await ctx.transfer();
+      if (ignored.length === 0) return result;
+      return `${result} (The call goes to the configured colleagues' line '${where}' only; the argument${ignored.length > 1 ? "s" : ""} ${ignored.map((k) => `'${k}'`).join(", ")} ${ignored.length > 1 ? "were" : "was"} ignored.)`;
     },
   };
 }

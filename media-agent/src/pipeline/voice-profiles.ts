@@ -128,7 +128,8 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     get_weather: () => getWeatherTool(spec.weather),
     get_time: () => getTimeTool(spec.timezone),
     end_call: () => endCallTool(),
-    transfer_call: () => transferCallTool(spec.transfer?.ringTimeoutMs ?? 0),
+    // The schema refuses transfer_call without a transfer target.
+    transfer_call: () => transferCallTool(spec.transfer!.ringTimeoutMs, spec.transfer!.target),
   };
   return {
     greeting: spec.greeting,
