@@ -282,3 +282,35 @@ t.test("a slow LLM: the filler is asked for fillerAfterMs after the caller stopp
   t.ok(filler!.requestMs >= 1190 && filler!.requestMs < 1300, `filler asked for ${filler!.requestMs} ms after the caller's last speech (LLM asked at ${turn.llm[0].requestMs} ms)`);
   t.same(turn.tts.map((x) => x.text), ["One moment.", "Sunny."]);
 });
+
+t.test("a clause plays from its first synthesised frames on, not once the engine has finished it", async (t) => {
+  const question = await speech("What is the weather in Bonn?");
+  const ANSWER = "In Bonn it is sunny and warm, with a light breeze from the west all afternoon.";
+  const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }] });
+  const ollama = await startOllamaDouble(t, { script: [{ text: ANSWER }] });
+  const finished: Record<string, number> = {};
+  const run = await converse(t, concatSamples([silence(500), question]), stt.url, ollama.url, 6000, {
+    profile: { greeting: "Hi." },
+    // An engine that streams: 10 frames every 100 ms (half real time), the clause done at the end.
+    tts: (engine) => ({
+      name: engine.name,
+      async synthesize(text, signal, onAudio) {
+        const started = performance.now();
+        const whole = await engine.synthesize(text, signal);
+        for (let at = 0; at < whole.samples.length; at += 10 * FRAME_SAMPLES) {
+          onAudio?.(whole.samples.slice(at, at + 10 * FRAME_SAMPLES));
+          await new Promise((done) => setTimeout(done, 100));
+        }
+        finished[text] = performance.now();
+        return { ...whole, synthesisMs: performance.now() - started };
+      },
+    }),
+  });
+  const turn = run.trace.find((r) => r.stt)!;
+  const clause = turn.tts[0];
+  t.ok(clause.synthesisMs! > 800, `the engine took ${clause.synthesisMs} ms for the first clause ('${clause.text}')`);
+  t.ok(turn.firstPacketOutMs! < clause.requestMs + 300, `its first packet left ${turn.firstPacketOutMs! - clause.requestMs} ms after the request`);
+  t.ok(turn.firstAudibleOutMs! >= turn.firstPacketOutMs!, `first audible packet at ${turn.firstAudibleOutMs} ms (first packet ${turn.firstPacketOutMs} ms)`);
+  const heard = bestCorrelation(await speech(ANSWER), run.said, 16000, { maxLagMs: 15_000 });
+  t.ok(heard.score > 0.8, `the whole clause was said, underruns and all (${heard.score.toFixed(2)})`);
+});

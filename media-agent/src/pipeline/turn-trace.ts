@@ -27,8 +27,11 @@ export interface TurnTrace {
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
   llm: Array<{ requestAt: string; requestMs: number; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
   toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
-  tts: Array<{ text: string; engine: string; requestMs: number; firstByteMs?: number; synthesisMs?: number; error?: string }>;
+  /** firstAudioMs: from the request to the first audio handed over (streamed engines). */
+  tts: Array<{ text: string; engine: string; requestMs: number; firstByteMs?: number; firstAudioMs?: number; synthesisMs?: number; error?: string }>;
+  /** The reply's first packet, and its first packet above −40 dBFS (clauses begin with silence). */
   firstPacketOutMs?: number;
+  firstAudibleOutMs?: number;
   /** The caller spoke over this turn's reply: onset → detection → last agent packet. */
   bargeIn?: { onsetMs: number; detectedMs: number; lastPacketMs: number; stopMs: number; heard: string; outcome?: string };
   /** This turn was spoken over the agent and let its reply go on. */
@@ -60,6 +63,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     toolResults: t.toolResults,
     tts: t.tts,
     firstPacketOutMs: t.firstPacketOutMs,
+    firstAudibleOutMs: t.firstAudibleOutMs,
     bargeIn: t.bargeIn,
     resumedReply: t.resumedReply,
     spoken: t.spoken,

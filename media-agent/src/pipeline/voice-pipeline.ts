@@ -59,12 +59,15 @@ export interface VoiceProfile {
 
 /**
  * A clause in the playback queue. Its place is taken when it is sent to the TTS, so clauses
- * synthesised in parallel still play in order; until its audio is in (`ready`) playback waits.
+ * synthesised in parallel still play in order. It plays from its first frame on, while the engine
+ * is still synthesising the rest: the caller hears the first clause sooner.
  */
 interface QueuedPiece extends SpokenPiece {
+  /** Its audio so far: frames arrive while the engine still synthesises (streamed). */
   frames: PcmFrame[];
   played: number;
-  ready: boolean;
+  /** Synthesis is over (or failed): when played to the end, the next piece follows. */
+  done: boolean;
   trace: TurnTrace;
 }
 
@@ -74,6 +77,14 @@ interface Paused {
 }
 
 type Recognised = { kind: "verdict"; verdict: TranscriptVerdict } | { kind: "error" } | { kind: "aborted" };
+
+/** −40 dBFS: the first frame a caller would hear, not the clause's leading silence. */
+const AUDIBLE = 328;
+
+function isAudible(frame: PcmFrame): boolean {
+  for (let i = 0; i < frame.length; i++) if (frame[i] > AUDIBLE || frame[i] < -AUDIBLE) return true;
+  return false;
+}
 
 export class VoicePipeline implements CallAudio {
   private readonly turns: TurnDetector;
@@ -200,10 +211,12 @@ export class VoicePipeline implements CallAudio {
 
   nextAgentFrame(): PcmFrame | null {
     if (this.paused) return null;
-    while (this.queue.length && this.queue[0].ready && this.queue[0].played >= this.queue[0].frames.length) this.queue.shift();
+    while (this.queue.length && this.queue[0].done && this.queue[0].played >= this.queue[0].frames.length) this.queue.shift();
     const piece = this.queue[0];
-    if (!piece?.ready) {
-      if (this.speaking) {
+    if (!piece || piece.played >= piece.frames.length) {
+      // Nothing to play yet. A clause that has begun and whose next frames are still being
+      // synthesised is a moment's underrun, not the end of the agent's speech.
+      if (this.speaking && (!piece || piece.played === 0)) {
         this.speaking = false;
         this.bargeIn.agentStopped();
       }
@@ -214,8 +227,11 @@ export class VoicePipeline implements CallAudio {
       this.bargeIn.agentStarted();
     }
     this.lastAudioOutAt = performance.now();
-    piece.trace.firstPacketOutMs ??= Math.round(this.lastAudioOutAt - piece.trace.t0);
-    return piece.frames[piece.played++];
+    const frame = piece.frames[piece.played++];
+    const trace = piece.trace;
+    trace.firstPacketOutMs ??= Math.round(this.lastAudioOutAt - trace.t0);
+    if (trace.firstAudibleOutMs === undefined && isAudible(frame)) trace.firstAudibleOutMs = Math.round(this.lastAudioOutAt - trace.t0);
+    return frame;
   }
 
   close(): void {
@@ -463,20 +479,30 @@ export class VoicePipeline implements CallAudio {
     if (signal.aborted || this.closed) return;
     const entry: TurnTrace["tts"][number] = { text, engine: this.profile.tts.name, requestMs: Math.round(performance.now() - trace.t0) };
     trace.tts.push(entry);
-    const piece: QueuedPiece = { text, frames: [], played: 0, durationMs: 0, ready: false, trace };
+    const piece: QueuedPiece = { text, frames: [], played: 0, durationMs: 0, done: false, trace };
     if (this.queue.length === 0 && !this.paused) this.replyPieces = [];
     this.queue.push(piece);
     this.replyPieces.push(piece);
+    let streamed = false;
+    // The engine's pieces are whole 20 ms frames but for the last: framed one by one, they give
+    // the frames the whole clause gives.
+    const onAudio = (samples: Int16Array) => {
+      if (signal.aborted) return;
+      if (!streamed) entry.firstAudioMs = Math.round(performance.now() - trace.t0 - entry.requestMs);
+      streamed = true;
+      for (const frame of toFrames(samples)) piece.frames.push(frame);
+      piece.durationMs = piece.frames.length * FRAME_MS;
+    };
     try {
-      const speech = await this.profile.tts.synthesize(text, signal);
+      const speech = await this.profile.tts.synthesize(text, signal, onAudio);
       entry.firstByteMs = Math.round(speech.firstByteMs);
       entry.synthesisMs = Math.round(speech.synthesisMs);
-      piece.frames = toFrames(speech.samples);
+      if (!streamed) piece.frames = toFrames(speech.samples); // an engine that hands over the whole clause
       piece.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
     } catch (err) {
       if (!signal.aborted) entry.error = String((err as Error).message);
     } finally {
-      piece.ready = true; // a failed clause is skipped, not waited for
+      piece.done = true; // a failed clause is skipped, not waited for
     }
   }
 
