@@ -382,6 +382,12 @@ function stagesOf(r: TurnResult): Record<Stage, number> | null {
   const t = r.trace;
   if (!t || r.latencyMs === null || r.saidEndWallMs === undefined || !t.stt || !t.speechEnd || t.firstPacketOutMs === undefined || !t.tts.length || !t.llm.length) return null;
   const tts = t.tts[0];
+  // The reply's first audible packet (a clause starts with a little silence).
+  const firstOut = t.firstAudibleOutMs ?? t.firstPacketOutMs;
+  const hangover = t.turnDecidedMs ?? 0;
+  // The STT's time after the turn's decision: it starts at the caller's pause (turns.sttAfterMs),
+  // so part of it, or all, passes during the hangover.
+  const sttDone = Date.parse(t.stt.requestAt) + t.stt.responseMs - Date.parse(t.speechEnd);
   const llmStart = t.llm[0].requestMs;
   // With a tool round: from the first round's end to the second's request (the tool and the agent's work around it).
   const tool = t.llm.length > 1 ? t.llm[1].requestMs - (llmStart + (t.llm[0].doneMs ?? 0)) : 0;
@@ -389,18 +395,18 @@ function stagesOf(r: TurnResult): Record<Stage, number> | null {
   const stages: Record<Stage, number> = {
     inbound: inbound - r.vadTailMs,
     "VAD tail": r.vadTailMs,
-    hangover: t.turnDecidedMs ?? 0,
-    STT: t.stt.responseMs,
+    hangover,
+    STT: Math.max(0, sttDone - hangover),
     // Every LLM round up to the first piece of the answer handed to the TTS.
     LLM: tts.requestMs - llmStart - tool,
     tool,
     // To the clause's first audio: the whole synthesis, or less where playback starts while it streams.
-    TTS: Math.min(tts.synthesisMs ?? Infinity, t.firstPacketOutMs - tts.requestMs),
+    TTS: Math.min(tts.synthesisMs ?? Infinity, firstOut - tts.requestMs),
     "agent other": 0,
-    outbound: r.latencyMs - inbound - t.firstPacketOutMs,
+    outbound: r.latencyMs - inbound - firstOut,
   };
   // The agent's own work between the stages: transcript filter, chunking, resampling, the frame clock.
-  stages["agent other"] = t.firstPacketOutMs - stages.hangover - stages.STT - stages.LLM - tool - stages.TTS;
+  stages["agent other"] = firstOut - stages.hangover - stages.STT - stages.LLM - tool - stages.TTS;
   return stages;
 }
 

@@ -22,7 +22,7 @@ async function turns(audio: Int16Array, opts = {}): Promise<TurnEvent[]> {
 t.test("two sentences with a long pause are two turns; a short pause inside one is not a turn end", async (t) => {
   const first = espeak("What is the weather in Dusseldorf?");
   const audio = concatSamples([silence(0.5), first, silence(1.2), espeak("And tomorrow, please."), silence(1)]);
-  const events = await turns(audio);
+  const events = (await turns(audio)).filter((e) => e.type !== "pause");
   t.same(events.map((e) => e.type), ["speech-start", "turn", "speech-start", "turn"]);
   const turn = events[1] as Extract<TurnEvent, { type: "turn" }>;
   t.ok(Math.abs(turn.startFrame * 20 - 500) <= 120, `first turn starts at ${turn.startFrame * 20} ms (speech at 500 ms)`);
@@ -34,6 +34,22 @@ t.test("hangover: a caller's 600 ms pause mid-sentence ends the turn only when t
   const audio = concatSamples([silence(0.3), espeak("I would like"), silence(0.6), espeak("to order a taxi."), silence(1.5)]);
   t.equal((await turns(audio, { hangoverMs: 1000 })).filter((e) => e.type === "turn").length, 1, "1000 ms hangover: one turn");
   t.equal((await turns(audio, { hangoverMs: 300 })).filter((e) => e.type === "turn").length, 2, "300 ms hangover: cut in two");
+});
+
+t.test("a pause of sttAfterMs hands over the turn so far; the turn that ends in that silence has the same speech", async (t) => {
+  const audio = concatSamples([silence(0.3), espeak("I would like"), silence(0.2), espeak("to order a taxi."), silence(1)]);
+  const events = await turns(audio, { hangoverMs: 600, sttAfterMs: 200 });
+  const kinds = events.map((e) => e.type);
+  t.same(kinds.filter((k) => k !== "pause"), ["speech-start", "turn"], "the pause inside the sentence does not end the turn (hangover 600 ms)");
+  const pauses = events.filter((e): e is Extract<TurnEvent, { type: "pause" }> => e.type === "pause");
+  t.ok(pauses.length >= 2, `a pause after 'I would like' and one at the end (${pauses.length})`);
+  t.equal(kinds[kinds.length - 2], "pause", "the turn's end follows a pause");
+  const last = pauses[pauses.length - 1];
+  const turn = events[events.length - 1] as Extract<TurnEvent, { type: "turn" }>;
+  t.equal(last.speechMs, turn.speechMs, "no speech between the last pause and the turn's end");
+  t.same(turn.audio.subarray(0, last.audio.length), last.audio, "the pause's audio is the turn's, without the rest of the hangover");
+  t.equal(turn.audio.length - last.audio.length, ((600 - 200) / 20) * 320, "the turn adds only the rest of the hangover's silence");
+  t.same((await turns(audio, { hangoverMs: 600, sttAfterMs: 600 })).filter((e) => e.type === "pause"), [], "no early STT at sttAfterMs ≥ hangoverMs");
 });
 
 t.test("clicks and background noise are not turns", async (t) => {

@@ -314,3 +314,24 @@ t.test("a clause plays from its first synthesised frames on, not once the engine
   const heard = bestCorrelation(await speech(ANSWER), run.said, 16000, { maxLagMs: 15_000 });
   t.ok(heard.score > 0.8, `the whole clause was said, underruns and all (${heard.score.toFixed(2)})`);
 });
+
+t.test("the STT starts at the caller's short pause, so the LLM is asked when the hangover ends, not an STT later", async (t) => {
+  const question = await speech("What is the weather in Bonn?");
+  const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }], delayMs: 150 });
+  const ollama = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });
+  const run = await converse(t, concatSamples([silence(1500), question]), stt.url, ollama.url, 3000, {
+    profile: { greeting: "Hi.", turns: { hangoverMs: 400, sttAfterMs: 200 } },
+  });
+  const turn = run.trace.find((r) => r.stt)!;
+  t.equal(turn.stt!.text, " What is the weather in Bonn?");
+  t.equal(stt.requests.length, 1, "one STT request for the turn");
+  t.ok(turn.llm[0].requestMs < 400 + 80, `LLM asked ${turn.llm[0].requestMs} ms after the caller's last speech (hangover 400 ms, STT 150 ms from the 200 ms pause)`);
+
+  const late = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }], delayMs: 150 });
+  const ollama2 = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });
+  const without = await converse(t, concatSamples([silence(1500), question]), late.url, ollama2.url, 3000, {
+    profile: { greeting: "Hi.", turns: { hangoverMs: 400, sttAfterMs: 400 } },
+  });
+  const turn2 = without.trace.find((r) => r.stt)!;
+  t.ok(turn2.llm[0].requestMs >= 400 + 150, `without the early request: ${turn2.llm[0].requestMs} ms`);
+});

@@ -81,12 +81,23 @@ export interface TurnOptions {
   minSpeechMs: number;
   /** Audio kept from before the start, so the first syllable is not cut. */
   preRollMs: number;
+  /**
+   * Silence after which the turn so far is sent to the STT ahead of the turn's end ("pause"):
+   * when the hangover then passes without more speech, that transcript is the turn's, and the
+   * STT's time overlaps the rest of the hangover. At hangoverMs or more: no early STT.
+   */
+  sttAfterMs: number;
 }
 
-export const DEFAULT_TURNS: TurnOptions = { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200 };
+export const DEFAULT_TURNS: TurnOptions = { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200, sttAfterMs: 200 };
 
 export type TurnEvent =
   | { type: "speech-start"; atFrame: number }
+  /**
+   * The caller paused for sttAfterMs: the turn's audio so far. A "turn" event always comes in the
+   * same silence as the last "pause" before it: its speech is that pause's.
+   */
+  | { type: "pause"; audio: Int16Array; speechMs: number }
   | { type: "turn"; startFrame: number; endFrame: number; audio: Int16Array; speechMs: number };
 
 /** Frames in, turns out. One per call; `push` every 20 ms. */
@@ -140,12 +151,21 @@ export class TurnDetector {
       return null;
     }
     this.silentRun++;
-    if (this.silentRun * FRAME_MS < this.opts.hangoverMs) return null;
+    const silentMs = this.silentRun * FRAME_MS;
+    if (silentMs === this.opts.sttAfterMs && silentMs < this.opts.hangoverMs) {
+      return { type: "pause", audio: joinFrames(this.collected), speechMs: this.voicedFrames * FRAME_MS };
+    }
+    if (silentMs < this.opts.hangoverMs) return null;
     this.turnOpen = false;
     this.voicedRun = 0;
-    const audio = new Int16Array(this.collected.length * FRAME_SAMPLES);
-    this.collected.forEach((f, i) => audio.set(f, i * FRAME_SAMPLES));
+    const audio = joinFrames(this.collected);
     this.collected = [];
     return { type: "turn", startFrame: this.startFrame, endFrame: index - this.silentRun, audio, speechMs: this.voicedFrames * FRAME_MS };
   }
+}
+
+function joinFrames(frames: PcmFrame[]): Int16Array {
+  const audio = new Int16Array(frames.length * FRAME_SAMPLES);
+  frames.forEach((f, i) => audio.set(f, i * FRAME_SAMPLES));
+  return audio;
 }

@@ -15,7 +15,7 @@ import { toFrames, writeWav } from "../audio/wav.js";
 import { BargeInDetector, heardText, isBackchannel, type SpokenPiece } from "./barge-in.js";
 import { SentenceChunker } from "./chunker.js";
 import { chatStream, type ChatMessage, type LlmConfig } from "./llm-client.js";
-import { transcribe, type SttConfig } from "./stt-client.js";
+import { transcribe, type SttConfig, type SttResult } from "./stt-client.js";
 import { runToolCall, type Tool, type ToolContext } from "./tools.js";
 import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
@@ -78,6 +78,14 @@ interface Paused {
 
 type Recognised = { kind: "verdict"; verdict: TranscriptVerdict } | { kind: "error" } | { kind: "aborted" };
 
+/** The turn so far, sent to the STT when the caller paused (turns.sttAfterMs). */
+interface EarlyStt {
+  wav: Buffer;
+  requestAt: Date;
+  result: Promise<SttResult>;
+  abort: AbortController;
+}
+
 /** −40 dBFS: the first frame a caller would hear, not the clause's leading silence. */
 const AUDIBLE = 328;
 
@@ -112,6 +120,8 @@ export class VoicePipeline implements CallAudio {
   private reprompts = 0;
   /** The goodbye for a silent caller is on its way: no more reprompts. */
   private hangingUp = false;
+  /** The STT request of the caller's last pause; the turn's own when the turn ends in that pause. */
+  private early: EarlyStt | null = null;
   private readonly traceFile: string;
   /** Finished turns whose reply is still playing. */
   private readonly unwritten = new Set<TurnTrace>();
@@ -138,12 +148,32 @@ export class VoicePipeline implements CallAudio {
   onCallerFrame(frame: PcmFrame): void {
     const event = this.turns.push(frame);
     if (this.speaking && !this.paused && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.pause();
-    if (event && event.type !== "speech-start") {
+    if (event?.type === "pause") {
+      // Only speech that will be a turn: an interruption, or the caller speaking to a silent agent.
+      if (this.paused || !this.speaking) this.sendEarly(event.audio);
+    } else if (event?.type === "turn") {
       if (this.paused) void this.handleInterruption(event.audio, event.speechMs);
       // Speech over the agent that did not barge in (echo, a short backchannel) is not a turn.
       else if (!this.speaking) void this.handleTurn(event.audio, event.speechMs);
     }
     this.checkSilence();
+  }
+
+  /** The STT starts on the turn so far; a newer pause or the end of the call drops it. */
+  private sendEarly(audio: Int16Array): void {
+    this.early?.abort.abort();
+    const abort = new AbortController();
+    const wav = writeWav(audio, SAMPLE_RATE);
+    const result = transcribe(wav, this.profile.stt, abort.signal);
+    result.catch(() => undefined); // awaited (and reported) by the turn, if one takes it
+    this.early = { wav, requestAt: new Date(), result, abort };
+  }
+
+  /** The last pause's STT request, which is the ending turn's (the same silence ended it). */
+  private takeEarly(): EarlyStt | null {
+    const early = this.early;
+    this.early = null;
+    return early;
   }
 
   /**
@@ -240,6 +270,7 @@ export class VoicePipeline implements CallAudio {
     for (const trace of [...this.unwritten]) this.writeTrace(trace);
     this.turnAbort.abort();
     this.interruptionAbort?.abort();
+    this.early?.abort.abort();
     this.queue.length = 0;
     this.vad.close?.();
   }
@@ -254,8 +285,9 @@ export class VoicePipeline implements CallAudio {
     const signal = this.turnAbort.signal;
     this.turnsInProgress++;
     try {
-      const [trace, wav] = this.startTurn(audio, speechMs);
-      const recognised = await this.recognise(wav, speechMs, trace, signal);
+      const early = this.takeEarly();
+      const [trace, wav] = this.startTurn(audio, speechMs, early);
+      const recognised = await this.recognise(wav, speechMs, trace, signal, early);
       await this.answer(recognised, trace, signal);
     } finally {
       this.turnsInProgress--;
@@ -275,8 +307,9 @@ export class VoicePipeline implements CallAudio {
   private async decideInterruption(audio: Int16Array, speechMs: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
-    const [trace, wav] = this.startTurn(audio, speechMs);
-    const recognised = await this.recognise(wav, speechMs, trace, next.signal);
+    const early = this.takeEarly();
+    const [trace, wav] = this.startTurn(audio, speechMs, early);
+    const recognised = await this.recognise(wav, speechMs, trace, next.signal, early);
     this.interruptionAbort = null;
     if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
     if (this.paused !== paused) return this.finishTrace(trace, ""); // a key press took the turn meanwhile
@@ -307,7 +340,7 @@ export class VoicePipeline implements CallAudio {
    * one WAV, sent to the STT and kept beside the trace; written asynchronously, because turns of
    * many calls can end in the same tick and the frame clock must not wait for the disk.
    */
-  private startTurn(audio: Int16Array, speechMs: number): [TurnTrace, Buffer] {
+  private startTurn(audio: Int16Array, speechMs: number, early: EarlyStt | null): [TurnTrace, Buffer] {
     const hangover = this.profile.turns.hangoverMs;
     const trace = this.newTrace(performance.now() - hangover);
     trace.speechMs = speechMs;
@@ -315,17 +348,25 @@ export class VoicePipeline implements CallAudio {
     trace.speechEnd = new Date(Date.now() - hangover).toISOString();
     trace.speechStart = new Date(Date.now() - hangover - (audio.length / SAMPLE_RATE) * 1000).toISOString();
     trace.audio = `${callFileName(this.call.callId)}-turn-${trace.turn}.wav`;
-    const wav = writeWav(audio, SAMPLE_RATE);
+    // What the STT got: with an early request, the turn up to the pause.
+    const wav = early?.wav ?? writeWav(audio, SAMPLE_RATE);
     writeFile(join(this.profile.traceDir, trace.audio), wav, (err) => {
       if (err) trace.audioError = err.message;
     });
     return [trace, wav];
   }
 
-  private async recognise(wav: Buffer, speechMs: number, trace: TurnTrace, signal: AbortSignal): Promise<Recognised> {
-    const requestAt = new Date();
+  private async recognise(wav: Buffer, speechMs: number, trace: TurnTrace, signal: AbortSignal, early: EarlyStt | null): Promise<Recognised> {
+    const requestAt = early?.requestAt ?? new Date();
     try {
-      const result = await transcribe(wav, this.profile.stt, signal);
+      let pending: Promise<SttResult>;
+      if (early) {
+        // The turn's end (a new turn, the call's end) aborts the early request as its own.
+        if (signal.aborted) early.abort.abort();
+        else signal.addEventListener("abort", () => early.abort.abort(), { once: true });
+        pending = early.result;
+      } else pending = transcribe(wav, this.profile.stt, signal);
+      const result = await pending;
       const verdict = judgeTranscript(result.segments, speechMs, this.profile.transcriptFilter);
       trace.stt = { requestAt: requestAt.toISOString(), responseMs: Math.round(result.requestMs), text: result.text, segments: result.segments, dropped: verdict.dropped, verdict: verdict.kind };
       return { kind: "verdict", verdict };

@@ -46,7 +46,14 @@ const profileSchema = z.object({
     })
     .optional(),
   timezone: z.string().default("UTC"),
-  turns: z.object({ hangoverMs: z.number().int().min(100).max(2000).default(400), minSpeechMs: z.number().int().min(60).default(200), preRollMs: z.number().int().min(0).default(200) }).default({ hangoverMs: 400, minSpeechMs: 200, preRollMs: 200 }),
+  turns: z
+    .object({
+      hangoverMs: z.number().int().min(100).max(2000).default(400),
+      minSpeechMs: z.number().int().min(60).default(200),
+      preRollMs: z.number().int().min(0).default(200),
+      sttAfterMs: z.number().int().min(100).max(2000).multipleOf(20).default(200),
+    })
+    .prefault({}),
   bargeIn: z
     .object({
       minSpeechMs: z.number().int().min(60).default(DEFAULT_BARGE_IN.minSpeechMs),
