@@ -315,7 +315,7 @@ t.test("a clause plays from its first synthesised frames on, not once the engine
   t.ok(heard.score > 0.8, `the whole clause was said, underruns and all (${heard.score.toFixed(2)})`);
 });
 
-t.test("the STT starts at the caller's short pause, so the LLM is asked when the hangover ends, not an STT later", async (t) => {
+t.test("the STT starts at the caller's short pause: a finished sentence ends the turn then, an unfinished one when the hangover has passed", async (t) => {
   const question = await speech("What is the weather in Bonn?");
   const stt = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }], delayMs: 150 });
   const ollama = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });
@@ -325,7 +325,18 @@ t.test("the STT starts at the caller's short pause, so the LLM is asked when the
   const turn = run.trace.find((r) => r.stt)!;
   t.equal(turn.stt!.text, " What is the weather in Bonn?");
   t.equal(stt.requests.length, 1, "one STT request for the turn");
-  t.ok(turn.llm[0].requestMs < 400 + 80, `LLM asked ${turn.llm[0].requestMs} ms after the caller's last speech (hangover 400 ms, STT 150 ms from the 200 ms pause)`);
+  t.ok(turn.turnDecidedMs! >= 300 && turn.turnDecidedMs! < 400, `a finished question ends the turn when its transcript is back (${turn.turnDecidedMs} ms of silence), before the 400 ms hangover`);
+  t.ok(turn.llm[0].requestMs < 400, `LLM asked ${turn.llm[0].requestMs} ms after the caller's last speech (STT 150 ms from the 200 ms pause)`);
+
+  // A transcript that does not end like a sentence waits for the hangover.
+  const unfinished = await startSttDouble(t, { phrases: [{ text: " What is the weather in", samples16k: question }], delayMs: 150 });
+  const ollama3 = await startOllamaDouble(t, { script: [{ text: "Where?" }] });
+  const waited = await converse(t, concatSamples([silence(1500), question]), unfinished.url, ollama3.url, 3000, {
+    profile: { greeting: "Hi.", turns: { hangoverMs: 400, sttAfterMs: 200 } },
+  });
+  const turn3 = waited.trace.find((r) => r.stt)!;
+  t.equal(turn3.turnDecidedMs, 400, "an unfinished sentence: the hangover decides");
+  t.ok(turn3.llm[0].requestMs < 400 + 60, `and the transcript is already there then (LLM at ${turn3.llm[0].requestMs} ms)`);
 
   const late = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }], delayMs: 150 });
   const ollama2 = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });

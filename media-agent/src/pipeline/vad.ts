@@ -97,8 +97,9 @@ export type TurnEvent =
    * The caller paused for sttAfterMs: the turn's audio so far. A "turn" event always comes in the
    * same silence as the last "pause" before it: its speech is that pause's.
    */
-  | { type: "pause"; audio: Int16Array; speechMs: number }
-  | { type: "turn"; startFrame: number; endFrame: number; audio: Int16Array; speechMs: number };
+  | { type: "pause"; id: number; audio: Int16Array; speechMs: number }
+  /** silenceMs: the silence that ended it (the hangover, or less when ended early: endTurnNow). */
+  | { type: "turn"; startFrame: number; endFrame: number; audio: Int16Array; speechMs: number; silenceMs: number };
 
 /** Frames in, turns out. One per call; `push` every 20 ms. */
 export class TurnDetector {
@@ -110,6 +111,9 @@ export class TurnDetector {
   private voicedFrames = 0;
   private readonly recent: PcmFrame[] = [];
   private collected: PcmFrame[] = [];
+  private pauses = 0;
+  /** The last pause's silence goes on (no speech since its "pause" event). */
+  private pauseOpen = false;
   private readonly opts: TurnOptions;
 
   constructor(
@@ -125,6 +129,20 @@ export class TurnDetector {
   /** The caller is in a turn: speech has started and its end is not decided yet. */
   get inTurn(): boolean {
     return this.turnOpen;
+  }
+
+  /** The id of the pause the caller is still silent in, or null. */
+  get openPause(): number | null {
+    return this.turnOpen && this.pauseOpen ? this.pauses : null;
+  }
+
+  /**
+   * Ends the turn now, before the hangover has passed: for a caller who is still silent in the
+   * pause whose transcript is already known to be complete. null when there is no such pause.
+   */
+  endTurnNow(): Extract<TurnEvent, { type: "turn" }> | null {
+    if (this.openPause === null) return null;
+    return this.closeTurn(this.frame - 1);
   }
 
   push(frame: PcmFrame): TurnEvent | null {
@@ -148,19 +166,26 @@ export class TurnDetector {
     if (speech) {
       this.voicedFrames++;
       this.silentRun = 0;
+      this.pauseOpen = false;
       return null;
     }
     this.silentRun++;
     const silentMs = this.silentRun * FRAME_MS;
     if (silentMs === this.opts.sttAfterMs && silentMs < this.opts.hangoverMs) {
-      return { type: "pause", audio: joinFrames(this.collected), speechMs: this.voicedFrames * FRAME_MS };
+      this.pauseOpen = true;
+      return { type: "pause", id: ++this.pauses, audio: joinFrames(this.collected), speechMs: this.voicedFrames * FRAME_MS };
     }
     if (silentMs < this.opts.hangoverMs) return null;
+    return this.closeTurn(index);
+  }
+
+  private closeTurn(index: number): Extract<TurnEvent, { type: "turn" }> {
     this.turnOpen = false;
+    this.pauseOpen = false;
     this.voicedRun = 0;
     const audio = joinFrames(this.collected);
     this.collected = [];
-    return { type: "turn", startFrame: this.startFrame, endFrame: index - this.silentRun, audio, speechMs: this.voicedFrames * FRAME_MS };
+    return { type: "turn", startFrame: this.startFrame, endFrame: index - this.silentRun, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: this.silentRun * FRAME_MS };
   }
 }
 

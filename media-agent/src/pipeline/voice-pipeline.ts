@@ -20,7 +20,7 @@ import { runToolCall, type Tool, type ToolContext } from "./tools.js";
 import { judgeTranscript, type FilterThresholds, type TranscriptVerdict } from "./transcript-filter.js";
 import type { TtsEngine } from "./tts.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
-import { TurnDetector, type FrameClassifier, type TurnOptions } from "./vad.js";
+import { TurnDetector, type FrameClassifier, type TurnEvent, type TurnOptions } from "./vad.js";
 
 /** What a key press or the fallback can do without the LLM. */
 export type CallAction = "end-call" | "transfer";
@@ -80,6 +80,8 @@ type Recognised = { kind: "verdict"; verdict: TranscriptVerdict } | { kind: "err
 
 /** The turn so far, sent to the STT when the caller paused (turns.sttAfterMs). */
 interface EarlyStt {
+  pauseId: number;
+  speechMs: number;
   wav: Buffer;
   requestAt: Date;
   result: Promise<SttResult>;
@@ -150,23 +152,41 @@ export class VoicePipeline implements CallAudio {
     if (this.speaking && !this.paused && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.pause();
     if (event?.type === "pause") {
       // Only speech that will be a turn: an interruption, or the caller speaking to a silent agent.
-      if (this.paused || !this.speaking) this.sendEarly(event.audio);
-    } else if (event?.type === "turn") {
-      if (this.paused) void this.handleInterruption(event.audio, event.speechMs);
-      // Speech over the agent that did not barge in (echo, a short backchannel) is not a turn.
-      else if (!this.speaking) void this.handleTurn(event.audio, event.speechMs);
-    }
+      if (this.paused || !this.speaking) this.sendEarly(event.id, event.audio, event.speechMs);
+    } else if (event?.type === "turn") this.onTurn(event);
     this.checkSilence();
   }
 
+  private onTurn(event: Extract<TurnEvent, { type: "turn" }>): void {
+    if (this.paused) void this.handleInterruption(event.audio, event.speechMs, event.silenceMs);
+    // Speech over the agent that did not barge in (echo, a short backchannel) is not a turn.
+    else if (!this.speaking) void this.handleTurn(event.audio, event.speechMs, event.silenceMs);
+  }
+
   /** The STT starts on the turn so far; a newer pause or the end of the call drops it. */
-  private sendEarly(audio: Int16Array): void {
+  private sendEarly(pauseId: number, audio: Int16Array, speechMs: number): void {
     this.early?.abort.abort();
     const abort = new AbortController();
     const wav = writeWav(audio, SAMPLE_RATE);
     const result = transcribe(wav, this.profile.stt, abort.signal);
-    result.catch(() => undefined); // awaited (and reported) by the turn, if one takes it
-    this.early = { wav, requestAt: new Date(), result, abort };
+    const early: EarlyStt = { pauseId, speechMs, wav, requestAt: new Date(), result, abort };
+    this.early = early;
+    // Awaited (and errors reported) by the turn that takes it; here only a look at the text.
+    result.then((r) => this.onEarlyTranscript(early, r), () => undefined);
+  }
+
+  /**
+   * The end of a turn is decided before the hangover has passed when the caller is still silent
+   * in the pause whose transcript came back, and it is a usable sentence that ends like one
+   * (Whisper punctuates): a caller who goes on after all is a barge-in. Otherwise the hangover
+   * decides as usual.
+   */
+  private onEarlyTranscript(early: EarlyStt, result: SttResult): void {
+    if (this.early !== early || this.closed || this.turns.openPause !== early.pauseId || !(this.paused || !this.speaking)) return;
+    if (!/[.?!]["')\]]*$/.test(result.text.trim())) return;
+    if (judgeTranscript(result.segments, early.speechMs, this.profile.transcriptFilter).kind !== "use") return;
+    const event = this.turns.endTurnNow();
+    if (event) this.onTurn(event);
   }
 
   /** The last pause's STT request, which is the ending turn's (the same silence ended it). */
@@ -277,7 +297,7 @@ export class VoicePipeline implements CallAudio {
 
   // ----- turns
 
-  private async handleTurn(audio: Int16Array, speechMs: number): Promise<void> {
+  private async handleTurn(audio: Int16Array, speechMs: number, silenceMs: number): Promise<void> {
     // A new turn before the last reply began to play makes that reply obsolete.
     this.turnAbort.abort();
     this.queue.length = 0;
@@ -286,7 +306,7 @@ export class VoicePipeline implements CallAudio {
     this.turnsInProgress++;
     try {
       const early = this.takeEarly();
-      const [trace, wav] = this.startTurn(audio, speechMs, early);
+      const [trace, wav] = this.startTurn(audio, speechMs, silenceMs, early);
       const recognised = await this.recognise(wav, speechMs, trace, signal, early);
       await this.answer(recognised, trace, signal);
     } finally {
@@ -295,20 +315,20 @@ export class VoicePipeline implements CallAudio {
   }
 
   /** Speech that paused the agent: a backchannel or noise lets the reply go on, anything else takes the turn. */
-  private async handleInterruption(audio: Int16Array, speechMs: number): Promise<void> {
+  private async handleInterruption(audio: Int16Array, speechMs: number, silenceMs: number): Promise<void> {
     this.turnsInProgress++;
     try {
-      await this.decideInterruption(audio, speechMs);
+      await this.decideInterruption(audio, speechMs, silenceMs);
     } finally {
       this.turnsInProgress--;
     }
   }
 
-  private async decideInterruption(audio: Int16Array, speechMs: number): Promise<void> {
+  private async decideInterruption(audio: Int16Array, speechMs: number, silenceMs: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
     const early = this.takeEarly();
-    const [trace, wav] = this.startTurn(audio, speechMs, early);
+    const [trace, wav] = this.startTurn(audio, speechMs, silenceMs, early);
     const recognised = await this.recognise(wav, speechMs, trace, next.signal, early);
     this.interruptionAbort = null;
     if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
@@ -336,17 +356,17 @@ export class VoicePipeline implements CallAudio {
   }
 
   /**
-   * The turn was decided now, a hangover after the caller's last speech frame. Its audio becomes
+   * The turn was decided now, silenceMs after the caller's last speech frame (the hangover, or
+   * less when the early transcript decided it). Its audio becomes
    * one WAV, sent to the STT and kept beside the trace; written asynchronously, because turns of
    * many calls can end in the same tick and the frame clock must not wait for the disk.
    */
-  private startTurn(audio: Int16Array, speechMs: number, early: EarlyStt | null): [TurnTrace, Buffer] {
-    const hangover = this.profile.turns.hangoverMs;
-    const trace = this.newTrace(performance.now() - hangover);
+  private startTurn(audio: Int16Array, speechMs: number, silenceMs: number, early: EarlyStt | null): [TurnTrace, Buffer] {
+    const trace = this.newTrace(performance.now() - silenceMs);
     trace.speechMs = speechMs;
-    trace.turnDecidedMs = hangover;
-    trace.speechEnd = new Date(Date.now() - hangover).toISOString();
-    trace.speechStart = new Date(Date.now() - hangover - (audio.length / SAMPLE_RATE) * 1000).toISOString();
+    trace.turnDecidedMs = silenceMs;
+    trace.speechEnd = new Date(Date.now() - silenceMs).toISOString();
+    trace.speechStart = new Date(Date.now() - silenceMs - (audio.length / SAMPLE_RATE) * 1000).toISOString();
     trace.audio = `${callFileName(this.call.callId)}-turn-${trace.turn}.wav`;
     // What the STT got: with an early request, the turn up to the pause.
     const wav = early?.wav ?? writeWav(audio, SAMPLE_RATE);
