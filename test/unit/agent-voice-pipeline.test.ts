@@ -208,6 +208,7 @@ t.test("a mapped key during the greeting stops it and transfers; an unmapped key
   t.same(calls, ["sip:support@pbx.example.com"], "0 transferred");
   const greeting = run.trace.find((r) => r.turn === 0)!;
   t.match(greeting.bargeIn, { outcome: "reply stopped by DTMF 0" });
+  t.ok(greeting.bargeIn!.stopMs >= 0 && greeting.bargeIn!.stopMs <= 20, `stopped ${greeting.bargeIn!.stopMs} ms after the key press, never before it`);
   t.ok(greeting.spoken!.length < GREETING.length, `the greeting was cut: '${greeting.spoken}'`);
   t.match(run.trace.find((r) => r.dtmf === "5"), { spoken: "" }, "5 is not mapped: traced, nothing done");
   t.match(run.trace.find((r) => r.dtmf === "0"), { tts: [{ text: "Connecting you." }, { text: "Nobody is free." }], spoken: "Nobody is free." });

@@ -583,7 +583,8 @@ export class VoicePipeline implements CallAudio {
       onsetMs: Math.round(onsetAt - trace.t0),
       detectedMs: Math.round(now - trace.t0),
       lastPacketMs: Math.round(this.lastAudioOutAt - trace.t0),
-      stopMs: Math.round(this.lastAudioOutAt - onsetAt),
+      // A key press stops the agent from the next frame: its last packet left before the press.
+      stopMs: Math.max(0, Math.round(this.lastAudioOutAt - onsetAt)),
       heard,
     };
     this.paused = { heard, trace };
