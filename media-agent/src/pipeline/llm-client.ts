@@ -1,9 +1,10 @@
 /**
- * The LLM through Ollama's `/api/chat`, streamed (NDJSON, one object per line): text parts as
- * they come, tool calls (arguments as objects), and the final line's timings. Abort stops the
- * read at once; no first token within timeoutMs is an error naming it.
+ * The LLM through Ollama's `/api/chat` with the official client (`ollama` on npm), streamed:
+ * text parts as they come, tool calls (arguments as objects), and the final part's timings.
+ * Abort stops the stream at once; no first part within timeoutMs is an error naming it; an error
+ * in the stream, or a stream that ends without Ollama's `done`, is an LlmError with its cause.
  */
-import { z } from "zod";
+import { Ollama, type ChatRequest } from "ollama";
 import type { ToolSpec } from "./tools.js";
 
 export interface LlmConfig {
@@ -13,7 +14,7 @@ export interface LlmConfig {
   temperature: number;
   numPredict: number;
   numCtx?: number;
-  /** Time allowed until the first streamed line. */
+  /** Time allowed until the first streamed part. */
   timeoutMs: number;
 }
 
@@ -37,101 +38,66 @@ export class LlmError extends Error {
   override name = "LlmError";
 }
 
-const line = z.object({
-  message: z
-    .object({
-      role: z.string(),
-      content: z.string().default(""),
-      tool_calls: z.array(z.object({ function: z.object({ name: z.string(), arguments: z.record(z.string(), z.unknown()) }) })).optional(),
-    })
-    .optional(),
-  done: z.boolean(),
-  total_duration: z.number().optional(),
-  load_duration: z.number().optional(),
-  eval_count: z.number().optional(),
-  error: z.string().optional(),
-});
+/** A client whose requests also end with `signal` (the client's own abort only exists once the answer has begun). */
+function client(cfg: LlmConfig, signal: AbortSignal): Ollama {
+  return new Ollama({
+    host: cfg.baseUrl,
+    fetch: (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }),
+  });
+}
+
+/** What went wrong, as an LlmError naming the server (aborts are passed on as they are). */
+function llmError(err: unknown, url: string): unknown {
+  const e = err as Error & { status_code?: number; error?: string; cause?: unknown };
+  // The client's ResponseError (not exported): an HTTP error answer, Ollama's message in `error`.
+  if (e.name === "ResponseError") return new LlmError(`LLM at ${url} answered ${e.status_code}: ${String(e.error).slice(0, 200)}`);
+  if (e.name === "AbortError") return err;
+  return new LlmError(`LLM at ${url}: ${String(e.cause ?? e.message).slice(0, 300)}`);
+}
 
 export async function* chatStream(messages: ChatMessage[], tools: ToolSpec[], cfg: LlmConfig, signal: AbortSignal): AsyncGenerator<ChatPart> {
   const url = `${cfg.baseUrl}/api/chat`;
-  const firstToken = new AbortController();
-  const timer = setTimeout(() => firstToken.abort(), cfg.timeoutMs);
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        model: cfg.model,
-        messages,
-        ...(tools.length ? { tools } : {}),
-        stream: true,
-        think: false,
-        keep_alive: cfg.keepAlive,
-        options: { temperature: cfg.temperature, num_predict: cfg.numPredict, ...(cfg.numCtx ? { num_ctx: cfg.numCtx } : {}) },
-      }),
-      signal: AbortSignal.any([signal, firstToken.signal]),
-    });
-  } catch (err) {
-    clearTimeout(timer);
-    if (signal.aborted) throw err;
-    if (firstToken.signal.aborted) throw new LlmError(`LLM at ${url}: no answer within ${cfg.timeoutMs} ms`);
-    throw new LlmError(`LLM at ${url}: ${String((err as { cause?: unknown }).cause ?? err)}`);
-  }
-  if (!res.ok || !res.body) {
-    clearTimeout(timer);
-    throw new LlmError(`LLM at ${url} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-  }
-  const decoder = new TextDecoder();
-  let pending = "";
+  const firstPart = new AbortController();
+  const timer = setTimeout(() => firstPart.abort(), cfg.timeoutMs);
+  const ended = AbortSignal.any([signal, firstPart.signal]);
+  const request: ChatRequest & { stream: true } = {
+    model: cfg.model,
+    messages,
+    ...(tools.length ? { tools: tools as ChatRequest["tools"] } : {}),
+    stream: true,
+    think: false,
+    keep_alive: cfg.keepAlive,
+    options: { temperature: cfg.temperature, num_predict: cfg.numPredict, ...(cfg.numCtx ? { num_ctx: cfg.numCtx } : {}) },
+  };
   let first = true;
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    const stream = await client(cfg, ended).chat(request);
+    for await (const part of stream) {
       if (first) {
         clearTimeout(timer);
         first = false;
       }
-      pending += decoder.decode(chunk, { stream: true });
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const text = pending.slice(0, newline).trim();
-        pending = pending.slice(newline + 1);
-        if (text) yield* parts(text, url);
+      if (part.message?.content) yield { type: "text", text: part.message.content };
+      if (part.message?.tool_calls?.length) yield { type: "tool_calls", calls: part.message.tool_calls as ToolCall[] };
+      if (part.done) {
+        yield { type: "done", stats: { totalMs: (part.total_duration ?? 0) / 1e6, loadMs: (part.load_duration ?? 0) / 1e6, evalCount: part.eval_count ?? 0 } };
       }
     }
-    if (pending.trim()) yield* parts(pending.trim(), url);
   } catch (err) {
     if (signal.aborted) throw err;
-    if (firstToken.signal.aborted) throw new LlmError(`LLM at ${url}: no first token within ${cfg.timeoutMs} ms`);
-    throw err;
+    if (firstPart.signal.aborted) throw new LlmError(`LLM at ${url}: no ${first ? "answer" : "first token"} within ${cfg.timeoutMs} ms`);
+    throw llmError(err, url);
   } finally {
     clearTimeout(timer);
   }
 }
 
-function* parts(text: string, url: string): Generator<ChatPart> {
-  let parsed;
-  try {
-    parsed = line.parse(JSON.parse(text));
-  } catch (err) {
-    throw new LlmError(`LLM at ${url} sent a bad line '${text.slice(0, 80)}': ${(err as Error).message.slice(0, 120)}`);
-  }
-  if (parsed.error) throw new LlmError(`LLM at ${url}: ${parsed.error}`);
-  if (parsed.message?.content) yield { type: "text", text: parsed.message.content };
-  if (parsed.message?.tool_calls?.length) yield { type: "tool_calls", calls: parsed.message.tool_calls };
-  if (parsed.done) {
-    yield { type: "done", stats: { totalMs: (parsed.total_duration ?? 0) / 1e6, loadMs: (parsed.load_duration ?? 0) / 1e6, evalCount: parsed.eval_count ?? 0 } };
-  }
-}
-
 /** Loads the model and keeps it loaded (empty messages, keep_alive). */
 export async function warmUp(cfg: LlmConfig): Promise<void> {
-  const res = await fetch(`${cfg.baseUrl}/api/chat`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model: cfg.model, messages: [], keep_alive: cfg.keepAlive }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  if (!res.ok) throw new LlmError(`LLM warm-up at ${cfg.baseUrl}/api/chat answered ${res.status}`);
-  await res.text();
+  try {
+    await client(cfg, AbortSignal.timeout(60_000)).chat({ model: cfg.model, messages: [], keep_alive: cfg.keepAlive, stream: false });
+  } catch (err) {
+    const e = llmError(err, `${cfg.baseUrl}/api/chat`);
+    throw e instanceof LlmError ? new LlmError(e.message.replace(/^LLM at/, "LLM warm-up at")) : e;
+  }
 }

@@ -39,6 +39,8 @@ export interface TurnTrace {
   spoken?: string;
   /** The call ended (hang-up, transfer) before this turn was over. */
   endedWithCall?: boolean;
+  /** A newer turn of the caller (or a key) took over before this one was answered. */
+  superseded?: boolean;
   /** performance.now() at the end of the caller's speech; not written. */
   t0: number;
 }
@@ -68,6 +70,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     resumedReply: t.resumedReply,
     spoken: t.spoken,
     endedWithCall: t.endedWithCall,
+    superseded: t.superseded,
   };
 }
 

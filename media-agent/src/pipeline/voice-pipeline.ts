@@ -127,6 +127,9 @@ export class VoicePipeline implements CallAudio {
   private readonly traceFile: string;
   /** Finished turns whose reply is still playing. */
   private readonly unwritten = new Set<TurnTrace>();
+  /** Records finished before an earlier turn's: written after it, so the file is in turn order. */
+  private readonly written = new Map<number, TurnTrace>();
+  private nextRecord = 0;
 
   constructor(
     private readonly call: CallInfo,
@@ -288,6 +291,7 @@ export class VoicePipeline implements CallAudio {
     this.closed = true;
     // Records waiting for their playback are written now: the call's end is their end.
     for (const trace of [...this.unwritten]) this.writeTrace(trace);
+    this.flushRecords(true);
     this.turnAbort.abort();
     this.interruptionAbort?.abort();
     this.early?.abort.abort();
@@ -331,7 +335,7 @@ export class VoicePipeline implements CallAudio {
     const [trace, wav] = this.startTurn(audio, speechMs, silenceMs, early);
     const recognised = await this.recognise(wav, speechMs, trace, next.signal, early);
     this.interruptionAbort = null;
-    if (recognised.kind === "aborted" || this.closed) return this.closed ? this.finishTrace(trace, "") : undefined;
+    if (recognised.kind === "aborted" || this.closed) return this.abandonTurn(trace, "");
     if (this.paused !== paused) return this.finishTrace(trace, ""); // a key press took the turn meanwhile
     const goOn = this.goesOn(recognised);
     if (goOn) {
@@ -398,7 +402,7 @@ export class VoicePipeline implements CallAudio {
   }
 
   private async answer(recognised: Recognised, trace: TurnTrace, signal: AbortSignal): Promise<void> {
-    if (recognised.kind === "aborted") return this.closed ? this.finishTrace(trace, "") : undefined;
+    if (recognised.kind === "aborted") return this.abandonTurn(trace, "");
     if (recognised.kind === "error") return this.sayAndFinish(this.profile.apology, trace, signal);
     const { verdict } = recognised;
     if (verdict.kind === "ignore") return this.finishTrace(trace, "");
@@ -473,8 +477,8 @@ export class VoicePipeline implements CallAudio {
       if (reason) this.afterPlayback(() => this.control.hangUp(`end_call: ${reason}`));
     } catch (err) {
       if (signal.aborted) {
-        // A call that ends (or is transferred) mid-turn still leaves the turn's record.
-        if (this.closed) this.finishTrace(trace, spoken.join(" "));
+        // Cut by a barge-in (its record is written already), superseded, or the call ended.
+        this.abandonTurn(trace, spoken.join(" "));
         return null;
       }
       const last = trace.llm[trace.llm.length - 1];
@@ -576,7 +580,8 @@ export class VoicePipeline implements CallAudio {
   private pause(onsetAgoMs = this.bargeIn.onsetAgoMs): void {
     const now = performance.now();
     const playedMs = this.replyPieces.reduce((ms, p) => ms + p.played * FRAME_MS, 0);
-    const trace = this.replyPieces[this.replyPieces.length - 1]?.trace ?? this.newTrace();
+    const last = this.replyPieces[this.replyPieces.length - 1];
+    const trace = last?.trace ?? this.newTrace();
     const onsetAt = now - onsetAgoMs;
     const heard = heardText(this.replyPieces, playedMs);
     trace.bargeIn = {
@@ -588,6 +593,7 @@ export class VoicePipeline implements CallAudio {
       heard,
     };
     this.paused = { heard, trace };
+    if (!last) this.finishTrace(trace, ""); // a record of its own: no reply's record will carry it
   }
 
   /** The caller took the turn: the rest of the reply is dropped, its requests aborted, only the heard words kept. */
@@ -618,7 +624,30 @@ export class VoicePipeline implements CallAudio {
     this.afterPlayback(() => this.writeTrace(trace));
   }
 
+  /**
+   * A turn that was not answered: a newer turn or a key took over (superseded), or the call
+   * ended. Its record is written all the same, with what was said of it.
+   */
+  private abandonTurn(trace: TurnTrace, spoken: string): void {
+    if (trace.spoken === undefined && !this.closed) trace.superseded = true;
+    this.finishTrace(trace, spoken);
+  }
+
   private writeTrace(trace: TurnTrace): void {
-    if (this.unwritten.delete(trace)) appendFileSync(this.traceFile, `${JSON.stringify(traceRecord(trace))}\n`);
+    if (!this.unwritten.delete(trace)) return;
+    this.written.set(trace.turn, trace);
+    this.flushRecords(false);
+  }
+
+  /** Appends the records that are next in turn order; at the call's end all that are left. */
+  private flushRecords(all: boolean): void {
+    const lines: string[] = [];
+    const take = (turn: number) => {
+      lines.push(JSON.stringify(traceRecord(this.written.get(turn)!)));
+      this.written.delete(turn);
+    };
+    for (; this.written.has(this.nextRecord); this.nextRecord++) take(this.nextRecord);
+    if (all) for (const turn of [...this.written.keys()].sort((a, b) => a - b)) take(turn);
+    if (lines.length) appendFileSync(this.traceFile, `${lines.join("\n")}\n`);
   }
 }
