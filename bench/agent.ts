@@ -16,7 +16,8 @@
  * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load), see below.
  * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
  * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
- * a sweep of N. The knee is the most calls with p99 pacing error < 2 ms, no gap > 40 ms and
+ * a sweep of N. Echo calls all arrive at once; voice calls arrive AGENT_BENCH_VOICE_ARRIVAL_MS
+ * apart (50: 20 calls/s), and once all at once as the worst case (every turn in the same tick). The knee is the most calls with p99 pacing error < 2 ms, no gap > 40 ms and
  * no loss (voice: no event-loop stall > 20 ms). --quick: a few calls for 3 s per kind.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";

@@ -4,22 +4,13 @@
  * Outbound: placeCall → INVITE through Kamailio → on 200 the agent speaks first.
  * Calls end on BYE (either side), CANCEL, RTP timeout or the maximum duration.
  */
-import { readFileSync } from "node:fs";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { bridgeAudio } from "./audio/bridge.js";
 import type { CallAudio, CallAudioFactory, CallControl, CallInfo, TransferResult } from "./audio/call-audio.js";
-import { readWav16k, toFrames } from "./audio/wav.js";
-import type { PcmFrame } from "./audio/frames.js";
-import type { AgentConfig, ProfileSpec } from "./config.js";
-import { echoProfile } from "./profiles/echo.js";
-import { playRecordProfile } from "./profiles/play-record.js";
+import type { AgentConfig } from "./config.js";
+import { ProfileRegistry } from "./profiles/registry.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
-import { warmUp } from "./pipeline/llm-client.js";
-import { VoicePipeline } from "./pipeline/voice-pipeline.js";
-import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "./pipeline/voice-profiles.js";
-import { startSpeechWorkers } from "./pipeline/tts.js";
-import { WebRtcVad } from "./pipeline/vad.js";
 import { acceptAnswer, answerOffer, createOffer, type LocalMedia, type NegotiatedMedia } from "./sdp/negotiate.js";
 import { parseSdp, SdpParseError } from "./sdp/sdp.js";
 import { header, parseNameAddr, parseUri, type SipHeader } from "./sip/message.js";
@@ -75,14 +66,13 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
   private readonly live = new Map<string, LiveCall>();
   /** Calls in progress and the last AGENT_CALL_HISTORY ended ones, oldest first, for the API. */
   readonly calls = new Map<string, CallRecord>();
-  private readonly prompts = new Map<string, PcmFrame[]>();
-  private voiceProfiles: Record<string, VoiceProfileSpec> = {};
 
   private constructor(
     readonly config: AgentConfig,
     private readonly log: Logger,
     private readonly transport: SipTransport,
     private readonly ua: UserAgent,
+    private readonly profiles: ProfileRegistry,
     private readonly hooks: AgentHooks,
   ) {
     super();
@@ -92,6 +82,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
   }
 
   static async start(config: AgentConfig, log: Logger, hooks: AgentHooks = {}): Promise<MediaAgent> {
+    const profiles = await ProfileRegistry.load(config, log);
     let agent: MediaAgent | undefined;
     const transport = await SipTransport.open({
       bind: config.AGENT_SIP,
@@ -100,59 +91,13 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       onMessage: (msg) => agent!.ua.handle(msg),
     });
     const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
-    agent = new MediaAgent(config, log, transport, ua, hooks);
-    agent.loadPrompts();
-    if (config.AGENT_VOICE_PROFILES) {
-      agent.voiceProfiles = loadVoiceProfiles(config.AGENT_VOICE_PROFILES);
-      await WebRtcVad.create(); // loads the VAD's WASM once, so calls start without waiting
-      await startSpeechWorkers(); // likewise the processes that synthesise speech
-      if (!agent.hasProfile(config.AGENT_DEFAULT_PROFILE)) {
-        throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
-      }
-      agent.warmLlms();
-    }
+    agent = new MediaAgent(config, log, transport, ua, profiles, hooks);
     log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
     return agent;
   }
 
-  /** Every profile a call can name: the built-in ones and the voice profiles. */
-  get profileNames(): string[] {
-    return [...Object.keys(this.config.AGENT_PROFILES), ...Object.keys(this.voiceProfiles)];
-  }
-
   get sipAddress(): { host: string; port: number } {
     return this.transport.local;
-  }
-
-  /**
-   * Loads each profile's model into Ollama and keeps it there, so the first caller does not wait
-   * for a model load. An engine that is down at start is logged, not fatal: calls then get the
-   * profile's apology until it is back.
-   */
-  private warmLlms(): void {
-    const seen = new Set<string>();
-    for (const [name, spec] of Object.entries(this.voiceProfiles)) {
-      const key = `${spec.llm.url} ${spec.llm.model}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const started = performance.now();
-      warmUp(llmConfig(spec)).then(
-        () => this.log.info({ profile: name, llm: spec.llm.url, model: spec.llm.model, ms: Math.round(performance.now() - started) }, "LLM model loaded"),
-        (err: Error) => this.log.warn({ profile: name, llm: spec.llm.url, model: spec.llm.model, err: err.message }, "LLM warm-up failed; calls get the apology until the engine answers"),
-      );
-    }
-  }
-
-  /** Prompts are read once at start, so a missing file is a start-up error naming the key. */
-  private loadPrompts(): void {
-    for (const [name, spec] of Object.entries(this.config.AGENT_PROFILES)) {
-      if (spec.kind !== "play-record") continue;
-      try {
-        this.prompts.set(name, toFrames(readWav16k(readFileSync(spec.prompt))));
-      } catch (err) {
-        throw new Error(`AGENT_PROFILES: profile '${name}' prompt ${spec.prompt}: ${(err as Error).message}`);
-      }
-    }
   }
 
   private async incoming(invite: IncomingInvite): Promise<void> {
@@ -160,7 +105,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     const profile = header(request, PROFILE_HEADER) ?? this.config.AGENT_DEFAULT_PROFILE;
     const record = this.newRecord(invite.callId, "inbound", profile, parseUri(request.uri).user, userOf(header(request, "From")!));
     const log = this.log.child({ callId: invite.callId });
-    if (!this.hasProfile(profile) && !this.hooks.audioFactory) {
+    if (!this.profiles.has(profile) && !this.hooks.audioFactory) {
       log.warn({ profile }, "unknown agent profile");
       return this.refuse(invite, record, 404, `Not Found - No Agent Profile '${profile}'`);
     }
@@ -180,25 +125,14 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     }
     invite.ringing();
     if (this.config.AGENT_ANSWER_DELAY_MS > 0) await new Promise((done) => setTimeout(done, this.config.AGENT_ANSWER_DELAY_MS));
-    if (invite.canceled) {
-      media.stop();
-      record.status = "failed";
-      record.endReason = "CANCEL";
-      record.endedAt = new Date().toISOString();
-      this.emit("ended", record);
-      return;
-    }
+    if (invite.canceled) return void this.end(record, "CANCEL", media);
     invite.accept(negotiation.sdp);
     this.begin(record, media, negotiation.media, log);
   }
 
   private refuse(invite: IncomingInvite, record: CallRecord, status: number, reason: string): void {
     invite.reject(status, reason);
-    record.status = "failed";
-    record.endReason = `${status} ${reason}`;
-    record.endedAt = new Date().toISOString();
-    this.log.info({ callId: record.callId, status, reason }, "call refused");
-    this.emit("ended", record);
+    void this.end(record, `${status} ${reason}`);
   }
 
   /**
@@ -206,7 +140,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
    * (calling → answered → ended, or failed with Meta's/Kamailio's answer).
    */
   async placeCall(p: { to: string; number: string; profile: string }): Promise<CallRecord> {
-    if (!this.hasProfile(p.profile) && !this.hooks.audioFactory) {
+    if (!this.profiles.has(p.profile) && !this.hooks.audioFactory) {
       throw new AgentRequestError(`no agent profile '${p.profile}' (AGENT_PROFILES)`);
     }
     const media = await this.openMedia(this.log);
@@ -284,13 +218,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       clearTimeout(ringing);
       if (result.status >= 300 || !result.dialog) {
         const reason = result.status === 487 && p.ringTimeoutMs ? `no answer within ${p.ringTimeoutMs} ms` : `${result.status} ${result.reason}`;
-        media.stop();
-        this.live.delete(call.callId);
-        record.status = "failed";
-        record.endReason = reason;
-        record.endedAt = new Date().toISOString();
-        log.info({ status: result.status, reason }, "outbound call failed");
-        this.emit("ended", record);
+        await this.end(record, reason);
         return { ok: false as const, reason };
       }
       let answer;
@@ -345,7 +273,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
       hangUp: (reason) => void setImmediate(() => void this.hangUp(record.callId, reason)),
       transfer: (target, ringTimeoutMs) => this.transfer(record.callId, target, ringTimeoutMs),
     };
-    const audio = joined ?? this.hooks.audioFactory?.(info, control) ?? this.profileAudio(info, control);
+    const audio = joined ?? this.hooks.audioFactory?.(info, control) ?? this.profiles.audioFor(info, control);
     const live: LiveCall = this.live.get(record.callId) ?? { record, media };
     live.audio = audio;
     live.maxDuration = setTimeout(() => void this.hangUp(record.callId, "maximum call duration"), this.config.AGENT_MAX_CALL_S * 1000);
@@ -357,41 +285,36 @@ export class MediaAgent extends EventEmitter<AgentEvents> {
     this.emit("answered", record);
   }
 
-  private hasProfile(name: string): boolean {
-    return name in this.config.AGENT_PROFILES || name in this.voiceProfiles;
-  }
-
-  private profileAudio(info: CallInfo, control: CallControl): CallAudio {
-    const voice = this.voiceProfiles[info.profile];
-    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), WebRtcVad.createLoaded(3));
-    const spec: ProfileSpec = this.config.AGENT_PROFILES[info.profile];
-    if (spec.kind === "echo") return echoProfile();
-    return playRecordProfile(info, control, {
-      prompt: this.prompts.get(info.profile)!,
-      recordDir: this.config.AGENT_RECORD_DIR,
-      hangUpAfterMs: this.config.AGENT_HANGUP_AFTER_PROMPT_MS ?? null,
-    });
-  }
-
+  /** A call the SIP side saw end (BYE, CANCEL, a failure answer, no ACK). */
   private async finish(callId: string, reason: string): Promise<void> {
     const live = this.live.get(callId);
-    if (!live) return;
-    this.live.delete(callId);
-    clearTimeout(live.maxDuration);
-    live.media.stop();
-    const record = live.record;
-    record.media = live.media.stats();
+    if (live) await this.end(live.record, reason);
+  }
+
+  /**
+   * The one "call ended" step, however a call ends (refused, cancelled, failed, hung up by
+   * either side): its media and audio released, its record closed (ended if it was answered,
+   * failed otherwise), logged, announced; a call joined to it in a transfer is hung up too.
+   * `media`: a call's RTP ports opened before it became a live call.
+   */
+  private async end(record: CallRecord, reason: string, media?: MediaSession): Promise<void> {
+    const live = this.live.get(record.callId);
+    this.live.delete(record.callId);
+    clearTimeout(live?.maxDuration);
+    const session = live?.media ?? media;
+    session?.stop();
+    if (live?.audio) record.media = live.media.stats();
     record.status = record.status === "answered" ? "ended" : "failed";
     record.endReason = reason;
     record.endedAt = new Date().toISOString();
     try {
-      await live.audio?.close();
+      await live?.audio?.close();
     } catch (err) {
-      this.log.error({ callId, err }, "closing the call's audio failed");
+      this.log.error({ callId: record.callId, err }, "closing the call's audio failed");
     }
-    this.log.info({ callId, reason, packetsIn: record.media.packetsIn, packetsOut: record.media.packetsOut }, "call ended");
+    this.log.info({ callId: record.callId, direction: record.direction, status: record.status, reason, packetsIn: record.media?.packetsIn, packetsOut: record.media?.packetsOut }, "call ended");
     this.emit("ended", record);
-    if (live.joinedWith) await this.hangUp(live.joinedWith, "the other party of the transfer hung up");
+    if (live?.joinedWith) await this.hangUp(live.joinedWith, "the other party of the transfer hung up");
   }
 
   private async openMedia(log: Logger): Promise<MediaSession | null> {

@@ -1,0 +1,87 @@
+/**
+ * Every profile a call can name, and the audio each gives a call: the built-in ones of
+ * AGENT_PROFILES (echo, play-record) and the voice profiles of AGENT_VOICE_PROFILES (the voice
+ * pipeline). Loaded once at start, so a missing prompt file or a bad voice profile is a start-up
+ * error naming its key, and the first call does not wait for the VAD, the speech workers or the
+ * LLM's model.
+ */
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
+import type { PcmFrame } from "../audio/frames.js";
+import { readWav16k, toFrames } from "../audio/wav.js";
+import type { AgentConfig } from "../config.js";
+import { warmUp } from "../pipeline/llm-client.js";
+import { startSpeechWorkers } from "../pipeline/tts.js";
+import { WebRtcVad } from "../pipeline/vad.js";
+import { VoicePipeline } from "../pipeline/voice-pipeline.js";
+import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
+import { echoProfile } from "./echo.js";
+import { playRecordProfile } from "./play-record.js";
+
+export class ProfileRegistry {
+  private constructor(
+    private readonly config: AgentConfig,
+    private readonly prompts: Map<string, PcmFrame[]>,
+    private readonly voice: Record<string, VoiceProfileSpec>,
+  ) {}
+
+  static async load(config: AgentConfig, log: Logger): Promise<ProfileRegistry> {
+    const prompts = new Map<string, PcmFrame[]>();
+    for (const [name, spec] of Object.entries(config.AGENT_PROFILES)) {
+      if (spec.kind !== "play-record") continue;
+      try {
+        prompts.set(name, toFrames(readWav16k(readFileSync(spec.prompt))));
+      } catch (err) {
+        throw new Error(`AGENT_PROFILES: profile '${name}' prompt ${spec.prompt}: ${(err as Error).message}`);
+      }
+    }
+    const voice = config.AGENT_VOICE_PROFILES ? loadVoiceProfiles(config.AGENT_VOICE_PROFILES) : {};
+    const registry = new ProfileRegistry(config, prompts, voice);
+    if (config.AGENT_VOICE_PROFILES) {
+      await WebRtcVad.create(); // loads the VAD's WASM once, so calls start without waiting
+      await startSpeechWorkers(); // likewise the processes that synthesise speech
+      if (!registry.has(config.AGENT_DEFAULT_PROFILE)) {
+        throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
+      }
+      registry.warmLlms(log);
+    }
+    return registry;
+  }
+
+  has(name: string): boolean {
+    return name in this.config.AGENT_PROFILES || name in this.voice;
+  }
+
+  /** The audio of a call with this (known) profile. */
+  audioFor(info: CallInfo, control: CallControl): CallAudio {
+    const voice = this.voice[info.profile];
+    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), WebRtcVad.createLoaded(3));
+    const spec = this.config.AGENT_PROFILES[info.profile];
+    if (spec.kind === "echo") return echoProfile();
+    return playRecordProfile(info, control, {
+      prompt: this.prompts.get(info.profile)!,
+      recordDir: this.config.AGENT_RECORD_DIR,
+      hangUpAfterMs: this.config.AGENT_HANGUP_AFTER_PROMPT_MS ?? null,
+    });
+  }
+
+  /**
+   * Loads each voice profile's model into Ollama and keeps it there, so the first caller does
+   * not wait for a model load. An engine that is down at start is logged, not fatal: calls then
+   * get the profile's apology until it is back.
+   */
+  private warmLlms(log: Logger): void {
+    const seen = new Set<string>();
+    for (const [name, spec] of Object.entries(this.voice)) {
+      const key = `${spec.llm.url} ${spec.llm.model}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const started = performance.now();
+      warmUp(llmConfig(spec)).then(
+        () => log.info({ profile: name, llm: spec.llm.url, model: spec.llm.model, ms: Math.round(performance.now() - started) }, "LLM model loaded"),
+        (err: Error) => log.warn({ profile: name, llm: spec.llm.url, model: spec.llm.model, err: err.message }, "LLM warm-up failed; calls get the apology until the engine answers"),
+      );
+    }
+  }
+}
