@@ -130,8 +130,14 @@ export class SynthesisPool {
     let failed: (err: Error) => void = () => {};
     const worker: PoolWorker = { process: child, jobs: 0, ready: new Promise((done, fail) => ((loaded = done), (failed = fail))) };
     worker.ready.catch(() => {}); // also reported to the jobs it had
-    keepAlive(child, false);
-    child.on("message", (reply: WorkerReply) => (reply.type === "ready" ? loaded() : this.receive(reply)));
+    // A worker being started is awaited (warmUp: before the agent has anything else that keeps
+    // it alive): referenced until it is ready, then only while it has jobs.
+    keepAlive(child, true);
+    const isReady = () => {
+      if (worker.jobs === 0) keepAlive(child, false);
+      loaded();
+    };
+    child.on("message", (reply: WorkerReply) => (reply.type === "ready" ? isReady() : this.receive(reply)));
     const lost = (why: string) => {
       const at = this.workers.indexOf(worker);
       if (at >= 0) this.workers.splice(at, 1);
