@@ -26,7 +26,7 @@ export interface TurnTrace {
   audioError?: string;
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
   llm: Array<{ requestAt: string; requestMs: number; messages: ChatMessage[]; tools: string[]; firstTokenMs?: number; doneMs?: number; text: string; toolCalls: ToolCall[]; error?: string }>;
-  toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string }>;
+  toolResults: Array<{ name: string; arguments: unknown; ok: boolean; content: string; atMs?: number }>;
   /** firstAudioMs: from the request to the first audio handed over (streamed engines). */
   tts: Array<{ text: string; engine: string; requestMs: number; firstByteMs?: number; firstAudioMs?: number; synthesisMs?: number; error?: string }>;
   /** The reply's first packet, and its first packet above −40 dBFS (clauses begin with silence). */
@@ -45,8 +45,56 @@ export interface TurnTrace {
   t0: number;
 }
 
+/** One moment of a turn, in ms from the end of the caller's speech (turn 0: from the answer). */
+export interface TraceEvent {
+  ms: number;
+  event: string;
+  detail?: string;
+}
+
 /** A record as written. */
-export type TraceRecord = Omit<TurnTrace, "t0">;
+export type TraceRecord = Omit<TurnTrace, "t0"> & { events: TraceEvent[] };
+
+/**
+ * The turn as one timeline, in time order (ties in the order things happen), read off the
+ * record's fields: what a reader of the record, or a call viewer, follows first.
+ */
+export function turnEvents(t: TurnTrace): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  const at = (ms: number | undefined, event: string, detail?: string) => {
+    if (ms !== undefined && Number.isFinite(ms)) events.push({ ms: Math.round(ms), event, ...(detail !== undefined ? { detail } : {}) });
+  };
+  if (t.speechEnd) at(0, "caller speech ended", t.speechMs !== undefined ? `${t.speechMs} ms of speech` : undefined);
+  if (t.dtmf) at(0, "key pressed", t.dtmf);
+  if (t.idle) at(0, "caller silent", t.idle);
+  at(t.turnDecidedMs, "turn decided");
+  if (t.stt && t.speechEnd) {
+    const requestMs = Date.parse(t.stt.requestAt) - Date.parse(t.speechEnd);
+    at(requestMs, "STT request");
+    at(requestMs + t.stt.responseMs, "STT answer", t.stt.error ? `error: ${t.stt.error}` : `${t.stt.verdict}: ${t.stt.text.trim()}`);
+  }
+  t.llm.forEach((round, i) => {
+    at(round.requestMs, "LLM request", `round ${i + 1}`);
+    if (round.firstTokenMs !== undefined) at(round.requestMs + round.firstTokenMs, "LLM first token");
+    if (round.doneMs !== undefined) at(round.requestMs + round.doneMs, "LLM done", round.toolCalls.length ? `tools: ${round.toolCalls.map((c) => c.function.name).join(", ")}` : undefined);
+    if (round.error) at(round.requestMs, "LLM error", round.error);
+  });
+  for (const r of t.toolResults) at(r.atMs, "tool result", `${r.name}: ${r.ok ? "ok" : "failed"}`);
+  for (const x of t.tts) {
+    at(x.requestMs, "TTS request", x.text);
+    if (x.firstAudioMs !== undefined) at(x.requestMs + x.firstAudioMs, "TTS first audio", x.text);
+    if (x.synthesisMs !== undefined) at(x.requestMs + x.synthesisMs, "TTS done", x.text);
+    if (x.error) at(x.requestMs, "TTS error", x.error);
+  }
+  at(t.firstPacketOutMs, "first packet out");
+  at(t.firstAudibleOutMs, "first audible packet out");
+  if (t.bargeIn) {
+    at(t.bargeIn.onsetMs, "caller began speaking over the reply");
+    at(t.bargeIn.detectedMs, "barge-in: reply paused");
+    at(t.bargeIn.lastPacketMs, "last reply packet");
+  }
+  return events.map((e, i) => [e, i] as const).sort((a, b) => a[0].ms - b[0].ms || a[1] - b[1]).map(([e]) => e);
+}
 
 /** The record as written: in the order a reader follows a turn (speech → STT → LLM → tools → TTS → audio out). */
 export function traceRecord(t: TurnTrace): TraceRecord {
@@ -71,6 +119,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     spoken: t.spoken,
     endedWithCall: t.endedWithCall,
     superseded: t.superseded,
+    events: turnEvents(t),
   };
 }
 

@@ -465,7 +465,7 @@ export class VoicePipeline implements CallAudio {
         this.history.push({ role: "assistant", content: record.text, tool_calls: record.toolCalls });
         for (const call of record.toolCalls) {
           const result = await runToolCall(call, this.profile.tools, this.toolContext(signal, trace), this.profile.toolTimeoutMs);
-          trace.toolResults.push({ name: call.function.name, arguments: call.function.arguments, ok: result.ok, content: result.content });
+          trace.toolResults.push({ name: call.function.name, arguments: call.function.arguments, ok: result.ok, content: result.content, atMs: Math.round(performance.now() - trace.t0) });
           this.history.push({ role: "tool", tool_name: result.name, content: result.content });
         }
         if (this.endingReason) break; // end_call: the goodbye is the profile's, no further LLM round
