@@ -154,16 +154,33 @@ export class VoicePipeline implements CallAudio {
     const event = this.turns.push(frame);
     if (this.speaking && !this.paused && this.bargeIn.callerFrame(this.turns.lastWasSpeech) === "barge-in") this.pause();
     if (event?.type === "pause") {
-      // Only speech that will be a turn: an interruption, or the caller speaking to a silent agent.
-      if (this.paused || !this.speaking) this.sendEarly(event.id, event.audio, event.speechMs);
+      if (this.speechIsTurn) this.sendEarly(event.id, event.audio, event.speechMs);
     } else if (event?.type === "turn") this.onTurn(event);
     this.checkSilence();
   }
 
+  /**
+   * Whether the caller's speech now makes a turn: an interruption (the agent paused for it), or
+   * speech to a silent agent. Speech over the agent that did not barge in (echo, a short
+   * backchannel) does not.
+   */
+  private get speechIsTurn(): boolean {
+    return this.paused !== null || !this.speaking;
+  }
+
+  /** Runs a turn, key action or reprompt, counted as work in progress (no idle reprompt meanwhile). */
+  private async working(work: () => Promise<void>): Promise<void> {
+    this.turnsInProgress++;
+    try {
+      await work();
+    } finally {
+      this.turnsInProgress--;
+    }
+  }
+
   private onTurn(event: Extract<TurnEvent, { type: "turn" }>): void {
-    if (this.paused) void this.handleInterruption(event.audio, event.speechMs, event.silenceMs);
-    // Speech over the agent that did not barge in (echo, a short backchannel) is not a turn.
-    else if (!this.speaking) void this.handleTurn(event.audio, event.speechMs, event.silenceMs);
+    if (this.paused) void this.working(() => this.handleInterruption(event.audio, event.speechMs, event.silenceMs));
+    else if (this.speechIsTurn) void this.working(() => this.handleTurn(event.audio, event.speechMs, event.silenceMs));
   }
 
   /** The STT starts on the turn so far; a newer pause or the end of the call drops it. */
@@ -185,7 +202,7 @@ export class VoicePipeline implements CallAudio {
    * decides as usual.
    */
   private onEarlyTranscript(early: EarlyStt, result: SttResult): void {
-    if (this.early !== early || this.closed || this.turns.openPause !== early.pauseId || !(this.paused || !this.speaking)) return;
+    if (this.early !== early || this.closed || this.turns.openPause !== early.pauseId || !this.speechIsTurn) return;
     if (!/[.?!]["')\]]*$/.test(result.text.trim())) return;
     if (judgeTranscript(result.segments, early.speechMs, this.profile.transcriptFilter).kind !== "use") return;
     const event = this.turns.endTurnNow();
@@ -214,7 +231,7 @@ export class VoicePipeline implements CallAudio {
     if (this.waitingSince === null) this.waitingSince = now;
     else if (now - this.waitingSince >= this.profile.idle.repromptAfterMs) {
       this.waitingSince = null;
-      void this.onCallerSilent();
+      void this.working(() => this.onCallerSilent());
     }
   }
 
@@ -223,26 +240,20 @@ export class VoicePipeline implements CallAudio {
     const { maxReprompts, reprompt } = this.profile.idle;
     const trace = this.newTrace();
     const signal = this.turnAbort.signal; // the caller speaking takes the turn and aborts this
-    this.turnsInProgress++;
-    try {
-      if (this.reprompts < maxReprompts) {
-        this.reprompts++;
-        trace.idle = `reprompt ${this.reprompts}`;
-        this.history.push({ role: "assistant", content: reprompt });
-        await this.sayAndFinish(reprompt, trace, signal);
-        return;
-      }
-      trace.idle = "goodbye";
-      this.hangingUp = true;
-      await this.sayAndFinish(this.profile.goodbye, trace, signal);
-      // The caller may still speak up during the goodbye: then the call goes on.
-      this.afterPlayback(() => {
-        if (signal.aborted) this.hangingUp = false;
-        else this.control.hangUp(`caller silent after ${maxReprompts} reprompts: goodbye`);
-      });
-    } finally {
-      this.turnsInProgress--;
+    if (this.reprompts < maxReprompts) {
+      this.reprompts++;
+      trace.idle = `reprompt ${this.reprompts}`;
+      this.history.push({ role: "assistant", content: reprompt });
+      return this.sayAndFinish(reprompt, trace, signal);
     }
+    trace.idle = "goodbye";
+    this.hangingUp = true;
+    await this.sayAndFinish(this.profile.goodbye, trace, signal);
+    // The caller may still speak up during the goodbye: then the call goes on.
+    this.afterPlayback(() => {
+      if (signal.aborted) this.hangingUp = false;
+      else this.control.hangUp(`caller silent after ${maxReprompts} reprompts: goodbye`);
+    });
   }
 
   /** A key the profile maps takes the turn, like speech that barges in; other keys are traced only. */
@@ -258,8 +269,8 @@ export class VoicePipeline implements CallAudio {
     } else this.turnAbort.abort();
     this.turnAbort = new AbortController();
     this.reprompts = 0;
-    this.turnsInProgress++;
-    void this.act(action, trace, this.turnAbort.signal).finally(() => this.turnsInProgress--);
+    const signal = this.turnAbort.signal;
+    void this.working(() => this.act(action, trace, signal));
   }
 
   nextAgentFrame(): PcmFrame | null {
@@ -307,28 +318,14 @@ export class VoicePipeline implements CallAudio {
     this.queue.length = 0;
     this.turnAbort = new AbortController();
     const signal = this.turnAbort.signal;
-    this.turnsInProgress++;
-    try {
-      const early = this.takeEarly();
-      const [trace, wav] = this.startTurn(audio, speechMs, silenceMs, early);
-      const recognised = await this.recognise(wav, speechMs, trace, signal, early);
-      await this.answer(recognised, trace, signal);
-    } finally {
-      this.turnsInProgress--;
-    }
+    const early = this.takeEarly();
+    const [trace, wav] = this.startTurn(audio, speechMs, silenceMs, early);
+    const recognised = await this.recognise(wav, speechMs, trace, signal, early);
+    await this.answer(recognised, trace, signal);
   }
 
   /** Speech that paused the agent: a backchannel or noise lets the reply go on, anything else takes the turn. */
   private async handleInterruption(audio: Int16Array, speechMs: number, silenceMs: number): Promise<void> {
-    this.turnsInProgress++;
-    try {
-      await this.decideInterruption(audio, speechMs, silenceMs);
-    } finally {
-      this.turnsInProgress--;
-    }
-  }
-
-  private async decideInterruption(audio: Int16Array, speechMs: number, silenceMs: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
     const early = this.takeEarly();
