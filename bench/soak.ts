@@ -23,7 +23,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { CallRecord } from "../media-agent/src/agent.js";
+import type { CallRecord } from "../media-agent/src/calls/call.js";
 import { listCalls } from "../build/rtpengine-ng.js";
 import { MetaEdge, opusToneFrames, type CallFailed, type MetaCall } from "./lib/meta-caller.js";
 import { BUSINESS, groupCpuSeconds } from "./native/stand.js";

@@ -8,7 +8,7 @@
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { CallRecord } from "../media-agent/src/agent.js";
+import type { CallRecord } from "../media-agent/src/calls/call.js";
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { startBaresip } from "../build/baresip.js";
 import { callerTrack } from "../build/speech.js";

@@ -15,7 +15,7 @@ import { freePort, freePortRange } from "../../build/ports.js";
 import { ngCommand } from "../../build/rtpengine-ng.js";
 import { sipPing } from "../../build/sip-ping.js";
 import { ensureSelfSignedCert } from "../../build/tls-cert.js";
-import type { CallRecord } from "../../media-agent/src/agent.js";
+import type { CallRecord } from "../../media-agent/src/calls/call.js";
 import { header } from "../../media-agent/src/sip/message.js";
 import { DAEMONS, supervisedStack } from "../../stack/stack.js";
 import type { RestartEvent } from "../../stack/supervisor.js";

@@ -15,7 +15,7 @@ import { freePort, freePortRange } from "../../build/ports.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
-import type { CallRecord } from "../../media-agent/src/agent.js";
+import type { CallRecord } from "../../media-agent/src/calls/call.js";
 import { startPiperDouble } from "../support/piper-double.js";
 import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
 import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";

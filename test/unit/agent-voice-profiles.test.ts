@@ -24,7 +24,7 @@ t.test("a minimal profile gets the documented defaults", async (t) => {
     maxToolRounds: 2,
   });
   const running = voiceProfile(spec, "/tmp/traces");
-  t.match(running, { stt: { language: "de" }, llm: { baseUrl: "http://127.0.0.1:11434", model: "qwen2.5:3b" }, tools: [] });
+  t.match(running, { stt: { config: { language: "de" } }, llm: { config: { baseUrl: "http://127.0.0.1:11434", model: "qwen2.5:3b" } }, tools: [] });
   t.equal(running.tts.name, "espeak-ng");
 });
 

@@ -8,7 +8,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
-import { AgentRequestError, type MediaAgent } from "../agent.js";
+import type { MediaAgent } from "../agent.js";
+import { AgentRequestError } from "../calls/outbound.js";
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 

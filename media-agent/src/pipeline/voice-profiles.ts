@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DEFAULT_BACKCHANNELS, DEFAULT_BARGE_IN } from "./barge-in.js";
+import { OllamaChat, WhisperStt } from "./engines.js";
 import type { LlmConfig } from "./llm-client.js";
 import { DEFAULT_THRESHOLDS } from "./transcript-filter.js";
 import { getTimeTool, getWeatherTool, endCallTool, transferCallTool, type Tool } from "./tools.js";
@@ -142,8 +143,8 @@ export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoicePro
     greeting: spec.greeting,
     systemPrompt: spec.systemPrompt,
     language: spec.language,
-    stt: { baseUrl: spec.stt.url, model: spec.stt.model, language: spec.language, timeoutMs: spec.stt.timeoutMs },
-    llm: llmConfig(spec),
+    stt: new WhisperStt({ baseUrl: spec.stt.url, model: spec.stt.model, language: spec.language, timeoutMs: spec.stt.timeoutMs }),
+    llm: new OllamaChat(llmConfig(spec)),
     tts,
     tools: spec.tools.map((name) => available[name]()),
     turns: spec.turns,

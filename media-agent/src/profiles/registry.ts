@@ -56,7 +56,7 @@ export class ProfileRegistry {
   /** The audio of a call with this (known) profile. */
   audioFor(info: CallInfo, control: CallControl): CallAudio {
     const voice = this.voice[info.profile];
-    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), WebRtcVad.createLoaded(3));
+    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), { vad: WebRtcVad.createLoaded(3) });
     const spec = this.config.AGENT_PROFILES[info.profile];
     if (spec.kind === "echo") return echoProfile();
     return playRecordProfile(info, control, {

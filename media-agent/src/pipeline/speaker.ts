@@ -1,0 +1,198 @@
+/**
+ * The speaker stage: text to speech and the playback queue the media session drains one 20 ms
+ * frame at a time. A clause takes its place in the queue when it is sent to the TTS, so clauses
+ * synthesised in parallel still play in order, and it plays from its first synthesised frame on.
+ * It tells the others what happens as events (clause started/audible/played, playback done, the
+ * agent's voice on or off) instead of being polled. A clause's own signal (its turn's) removes
+ * it from the queue when the turn is interrupted.
+ */
+import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { toFrames } from "../audio/wav.js";
+import { heardText, type SpokenPiece } from "./barge-in.js";
+import type { Clock, TtsEngine } from "./engines.js";
+import type { PipelineEvent } from "./events.js";
+
+interface Clause extends SpokenPiece {
+  id: number;
+  turn: number;
+  /** Its audio so far: frames arrive while the engine still synthesises (streamed). */
+  frames: PcmFrame[];
+  played: number;
+  /** Synthesis is over (or failed): when played to the end, the next clause follows. */
+  done: boolean;
+  audible: boolean;
+  /** Removes it from the queue when its turn is interrupted; unhooked once it has been played. */
+  drop: () => void;
+}
+
+/** What the caller had heard of the reply when it was paused. */
+export interface PausedReply {
+  /** The turn whose reply it is; null when nothing of a reply was queued. */
+  turn: number | null;
+  heard: string;
+  /** When its last packet went out. */
+  lastPacketAt: number;
+}
+
+/** −40 dBFS: the first frame a caller would hear, not the clause's leading silence. */
+const AUDIBLE = 328;
+
+function isAudible(frame: PcmFrame): boolean {
+  for (let i = 0; i < frame.length; i++) if (frame[i] > AUDIBLE || frame[i] < -AUDIBLE) return true;
+  return false;
+}
+
+export class Speaker {
+  private readonly queue: Clause[] = [];
+  /** The clauses of the reply now playing, for what the caller heard. */
+  private reply: Clause[] = [];
+  private clauses = 0;
+  private lastTurn = -1;
+  private speaking = false;
+  private paused = false;
+  private closed = false;
+  private lastPacketAt = 0;
+  /** Since the last "playback-done": it is sent once per stretch of playback, not every frame. */
+  private sinceIdle = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly tts: TtsEngine,
+    private readonly clock: Clock,
+    private readonly emit: (event: PipelineEvent) => void,
+  ) {}
+
+  /** Something is queued (playing, or being synthesised) or playback is paused. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.paused;
+  }
+
+  get isSpeaking(): boolean {
+    return this.speaking;
+  }
+
+  /** The turn of the last clause asked for (turns count up): whether a turn has said anything yet. */
+  get lastTurnAsked(): number {
+    return this.lastTurn;
+  }
+
+  /**
+   * Queues the clause and synthesises it; resolves when synthesis is over. Failures are emitted,
+   * never thrown; a failed clause is skipped. `signal` is its turn's: when it aborts, the clause
+   * leaves the queue.
+   */
+  async say(text: string, turn: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted || this.closed) return;
+    const clause: Clause = { id: this.clauses++, turn, text, frames: [], played: 0, durationMs: 0, done: false, audible: false, drop: () => this.remove(clause, signal) };
+    this.lastTurn = turn;
+    const requestAt = this.clock.now();
+    this.emit({ type: "tts-request", turn, clause: clause.id, at: requestAt, text, engine: this.tts.name });
+    if (this.queue.length === 0 && !this.paused) this.reply = [];
+    this.queue.push(clause);
+    this.sinceIdle = true;
+    this.reply.push(clause);
+    signal.addEventListener("abort", clause.drop, { once: true });
+    let streamed = false;
+    // The engine's pieces are whole 20 ms frames but for the last: framed one by one, they give
+    // the frames the whole clause gives.
+    const onAudio = (samples: Int16Array) => {
+      if (signal.aborted) return;
+      if (!streamed) this.emit({ type: "tts-first-audio", turn, clause: clause.id, at: this.clock.now() });
+      streamed = true;
+      for (const frame of toFrames(samples)) clause.frames.push(frame);
+      clause.durationMs = clause.frames.length * FRAME_MS;
+    };
+    try {
+      const speech = await this.tts.synthesize(text, signal, onAudio);
+      this.emit({ type: "tts-done", turn, clause: clause.id, firstByteMs: Math.round(speech.firstByteMs), synthesisMs: Math.round(speech.synthesisMs) });
+      if (!streamed) clause.frames = toFrames(speech.samples); // an engine that hands over the whole clause
+      clause.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
+    } catch (err) {
+      if (!signal.aborted) this.emit({ type: "tts-error", turn, clause: clause.id, error: String((err as Error).message) });
+    } finally {
+      clause.done = true;
+    }
+  }
+
+  /** The next 20 ms of the agent's voice; null: silence (paused, nothing to play, or an underrun). */
+  nextFrame(): PcmFrame | null {
+    if (this.paused) return null;
+    while (this.queue.length && this.queue[0].done && this.queue[0].played >= this.queue[0].frames.length) {
+      const clause = this.queue.shift()!;
+      clause.drop();
+      this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now() });
+    }
+    const clause = this.queue[0];
+    if (!clause || clause.played >= clause.frames.length) {
+      // Nothing to play yet. A clause that has begun and whose next frames are still being
+      // synthesised is a moment's underrun, not the end of the agent's speech.
+      if (!clause || clause.played === 0) this.setSpeaking(false);
+      if (!clause) this.playbackDone();
+      return null;
+    }
+    this.setSpeaking(true);
+    const now = (this.lastPacketAt = this.clock.now());
+    const frame = clause.frames[clause.played++];
+    if (clause.played === 1) this.emit({ type: "clause-started", turn: clause.turn, clause: clause.id, at: now });
+    if (!clause.audible && isAudible(frame)) {
+      clause.audible = true;
+      this.emit({ type: "clause-audible", turn: clause.turn, clause: clause.id, at: now });
+    }
+    return frame;
+  }
+
+  /** Barge-in: silence from the next frame on, until resume() or the reply's turn is interrupted. */
+  pause(): PausedReply {
+    this.paused = true;
+    this.sinceIdle = true;
+    this.setSpeaking(false);
+    const playedMs = this.reply.reduce((ms, c) => ms + c.played * FRAME_MS, 0);
+    const last = this.reply[this.reply.length - 1];
+    return { turn: last?.turn ?? null, heard: heardText(this.reply, playedMs), lastPacketAt: this.lastPacketAt };
+  }
+
+  /** The reply goes on where it paused (the caller only acknowledged), or, once its turn was interrupted, the next one plays. */
+  resume(): void {
+    this.paused = false;
+    this.reply = this.reply.filter((c) => this.queue.includes(c));
+    if (this.queue.length === 0) this.playbackDone();
+  }
+
+  /** Resolves when nothing is left to play (not paused), or the call has ended. */
+  whenIdle(): Promise<void> {
+    if (!this.busy || this.closed) return Promise.resolve();
+    return new Promise((done) => this.idleWaiters.push(done));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.reply = [];
+    this.releaseWaiters();
+  }
+
+  private remove(clause: Clause, signal: AbortSignal): void {
+    signal.removeEventListener("abort", clause.drop);
+    const i = this.queue.indexOf(clause);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  private setSpeaking(speaking: boolean): void {
+    if (speaking === this.speaking) return;
+    this.speaking = speaking;
+    this.emit({ type: "agent-speaking", speaking, at: this.clock.now() });
+  }
+
+  private playbackDone(): void {
+    if (this.paused || this.queue.length || !this.sinceIdle) return;
+    this.sinceIdle = false;
+    this.releaseWaiters();
+    this.emit({ type: "playback-done", at: this.clock.now() });
+  }
+
+  private releaseWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const done of waiters) done();
+  }
+}

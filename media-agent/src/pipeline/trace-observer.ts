@@ -1,0 +1,171 @@
+/**
+ * The trace observer: listens to the pipeline's events and writes the turn trace (turn-trace.ts),
+ * one JSON line per turn and each turn's caller audio as a WAV beside it. A record is written once
+ * its turn is over and its reply has been played (or cut), so it holds the first-packet times;
+ * records are written in turn order (one finished early waits for the turns before it), and at
+ * the call's end all that are left.
+ */
+import { appendFileSync, mkdirSync, writeFile } from "node:fs";
+import { join } from "node:path";
+import { callFileName } from "../audio/frames.js";
+import type { PipelineEvent } from "./events.js";
+import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
+
+type TtsEntry = TurnTrace["tts"][number];
+
+export class TraceObserver {
+  private readonly traces = new Map<number, TurnTrace>();
+  /** Over, waiting for the playback to end. */
+  private readonly finished = new Set<TurnTrace>();
+  /** Records ready, written once the turns before them are. */
+  private readonly ready = new Map<number, TurnTrace>();
+  private nextRecord = 0;
+  private closed = false;
+  private readonly file: string;
+  /** The TTS entry of each clause being synthesised, and when it was asked for. */
+  private readonly clauses = new Map<number, { entry: TtsEntry; requestAt: number }>();
+
+  constructor(
+    private readonly traceDir: string,
+    private readonly callId: string,
+    /** Whether the speaker still has something to play (then records wait for "playback-done"). */
+    private readonly playing: () => boolean,
+  ) {
+    mkdirSync(traceDir, { recursive: true });
+    this.file = traceFileOf(traceDir, callId);
+  }
+
+  readonly handle = (e: PipelineEvent): void => {
+    if (e.type === "turn") return this.open(e);
+    if (e.type === "playback-done") return this.writeFinished();
+    if (e.type === "closed") return this.close();
+    if (e.type === "agent-speaking") return;
+    if (e.type === "tts-first-audio" || e.type === "tts-done" || e.type === "tts-error") return this.onClause(e);
+    const t = this.traces.get(e.turn);
+    if (!t) return;
+    const ms = (at: number) => Math.round(at - t.t0);
+    const round = t.llm[t.llm.length - 1];
+    switch (e.type) {
+      case "stt":
+        t.stt = { requestAt: e.requestAt.toISOString(), responseMs: e.responseMs, text: e.text, segments: e.segments, dropped: e.dropped, verdict: e.verdict, ...(e.error ? { error: e.error } : {}) };
+        break;
+      case "llm-request":
+        t.llm.push({ requestAt: e.date.toISOString(), requestMs: ms(e.at), messages: e.messages, tools: e.tools, text: "", toolCalls: [] });
+        break;
+      case "llm-text":
+      case "llm-tool-calls":
+      case "llm-done":
+        round.firstTokenMs ??= ms(e.at) - round.requestMs;
+        if (e.type === "llm-text") round.text += e.text;
+        else if (e.type === "llm-tool-calls") round.toolCalls.push(...e.calls);
+        else round.doneMs = ms(e.at) - round.requestMs;
+        break;
+      case "llm-error":
+        if (round) round.error = e.error;
+        break;
+      case "tool-result":
+        t.toolResults.push({ name: e.name, arguments: e.arguments, ok: e.ok, content: e.content, atMs: ms(e.at) });
+        break;
+      case "tts-request": {
+        const entry: TtsEntry = { text: e.text, engine: e.engine, requestMs: ms(e.at) };
+        t.tts.push(entry);
+        this.clauses.set(e.clause, { entry, requestAt: e.at });
+        break;
+      }
+      case "clause-started":
+        t.firstPacketOutMs ??= ms(e.at);
+        break;
+      case "clause-audible":
+        t.firstAudibleOutMs ??= ms(e.at);
+        break;
+      case "clause-played":
+        this.clauses.delete(e.clause);
+        break;
+      case "barge-in":
+        // A key press stops the agent from the next frame: its last packet left before the press.
+        t.bargeIn = { onsetMs: ms(e.onsetAt), detectedMs: ms(e.at), lastPacketMs: ms(e.lastPacketAt), stopMs: Math.max(0, Math.round(e.lastPacketAt - e.onsetAt)), heard: e.heard };
+        break;
+      case "barge-in-outcome":
+        if (t.bargeIn) t.bargeIn.outcome = e.outcome;
+        break;
+      case "reply-resumed":
+        t.resumedReply = e.reason;
+        break;
+      case "reply-cut":
+        // The record of the cut reply says what was heard, also when it was over (waiting for playback).
+        if (this.finished.has(t)) t.spoken = e.heard;
+        else this.finish(t, e.heard);
+        break;
+      case "turn-end":
+        if (e.superseded && t.spoken === undefined && !this.closed) t.superseded = true;
+        this.finish(t, e.spoken);
+        break;
+    }
+  };
+
+  private open(e: Extract<PipelineEvent, { type: "turn" }>): void {
+    const t: TurnTrace = { turn: e.turn, llm: [], toolResults: [], tts: [], t0: e.at };
+    if (e.dtmf) t.dtmf = e.dtmf;
+    if (e.idle) t.idle = e.idle;
+    if (e.speech) {
+      const { speechMs, decidedAfterMs, durationMs, wav } = e.speech;
+      const audio = `${callFileName(this.callId)}-turn-${e.turn}.wav`;
+      Object.assign(t, {
+        speechStart: new Date(e.date.getTime() - durationMs).toISOString(),
+        speechEnd: e.date.toISOString(),
+        speechMs,
+        turnDecidedMs: decidedAfterMs,
+        audio,
+      });
+      // Written asynchronously: turns of many calls can end in the same tick, and the frame clock must not wait for the disk.
+      writeFile(join(this.traceDir, audio), wav, (err) => {
+        if (err) t.audioError = err.message;
+      });
+    }
+    this.traces.set(e.turn, t);
+  }
+
+  private onClause(e: Extract<PipelineEvent, { type: "tts-first-audio" | "tts-done" | "tts-error" }>): void {
+    const clause = this.clauses.get(e.clause);
+    if (!clause) return;
+    if (e.type === "tts-first-audio") clause.entry.firstAudioMs = Math.round(e.at - clause.requestAt);
+    else if (e.type === "tts-done") Object.assign(clause.entry, { firstByteMs: e.firstByteMs, synthesisMs: e.synthesisMs });
+    else clause.entry.error = e.error;
+  }
+
+  /** The turn is over; its record is written when nothing is left to play. */
+  private finish(t: TurnTrace, spoken: string): void {
+    if (t.spoken !== undefined) return;
+    t.spoken = spoken;
+    if (this.closed) t.endedWithCall = true;
+    this.finished.add(t);
+    if (!this.playing() || this.closed) this.writeFinished();
+  }
+
+  private writeFinished(): void {
+    for (const t of this.finished) {
+      this.ready.set(t.turn, t);
+      this.traces.delete(t.turn);
+    }
+    this.finished.clear();
+    this.flush(this.closed);
+  }
+
+  /** Records waiting for their playback are written now: the call's end is their end. */
+  private close(): void {
+    this.closed = true;
+    this.writeFinished();
+  }
+
+  /** Appends the records that are next in turn order; once the call has ended, all that are ready (late ones too). */
+  private flush(all: boolean): void {
+    const lines: string[] = [];
+    const take = (turn: number) => {
+      lines.push(JSON.stringify(traceRecord(this.ready.get(turn)!)));
+      this.ready.delete(turn);
+    };
+    for (; this.ready.has(this.nextRecord); this.nextRecord++) take(this.nextRecord);
+    if (all) for (const turn of [...this.ready.keys()].sort((a, b) => a - b)) take(turn);
+    if (lines.length) appendFileSync(this.file, `${lines.join("\n")}\n`);
+  }
+}
