@@ -29,11 +29,15 @@ export function pvRaw(name: string): string | null {
   return v === null ? null : String(v);
 }
 
-/** Every value of a header, in order (one per header line). */
-export function headerValues(name: string): string[] {
-  const count = KSR.pv.get(`$hdrc(${name})`) as number | null;
+/**
+ * Every value of a header, in order (one per header line), of the request being routed or, in a
+ * failure route, of the reply that failed the transaction ($T_rpl).
+ */
+export function headerValues(name: string, of: "request" | "failed reply" = "request"): string[] {
+  const pv = (inner: string) => (of === "request" ? inner : `$T_rpl(${inner})`);
+  const count = KSR.pv.get(pv(`$hdrc(${name})`)) as number | null;
   const out: string[] = [];
-  for (let i = 0; i < (count || 0); i++) out.push(pvString(`$(hdr(${name})[${i}])`));
+  for (let i = 0; i < (count || 0); i++) out.push(pvString(pv(`$(hdr(${name})[${i}])`)));
   return out;
 }
 

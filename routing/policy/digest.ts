@@ -33,6 +33,67 @@ export function parseDigestChallenge(header: string): DigestChallenge | null {
   };
 }
 
+/**
+ * Every challenge in a message's Proxy-Authenticate (or WWW-Authenticate) headers: several
+ * headers, or several challenges in one header separated by commas (RFC 7235: a new challenge
+ * starts with a scheme token followed by its first parameter). Non-Digest and unusable
+ * challenges are left out.
+ */
+export function parseDigestChallenges(headerValues: string[]): DigestChallenge[] {
+  const found: DigestChallenge[] = [];
+  for (const value of headerValues) {
+    let current = "";
+    for (const piece of splitOutsideQuotes(value)) {
+      if (/^\s*[A-Za-z][A-Za-z0-9._-]*\s+[A-Za-z0-9_-]+\s*=/.test(piece)) {
+        flush(current);
+        current = piece;
+      } else current += `,${piece}`;
+    }
+    flush(current);
+  }
+  return found;
+
+  function flush(challenge: string): void {
+    const parsed = challenge ? parseDigestChallenge(challenge) : null;
+    if (parsed) found.push(parsed);
+  }
+}
+
+/** Splits at commas that are not inside a quoted string. */
+function splitOutsideQuotes(value: string): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charAt(i);
+    if (c === "\\" && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === "," && !quoted) {
+      pieces.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  pieces.push(value.slice(start));
+  return pieces;
+}
+
+/** Our preference among the algorithms we can answer: the stronger first. */
+const STRENGTH: { [algorithm: string]: number } = { "SHA-256": 2, MD5: 1 };
+
+/**
+ * The challenge to answer: the strongest algorithm we support (SHA-256 over MD5), the first of
+ * equals; null when none can be answered. Meta's 407 carries SHA-256 and MD5 challenges, in
+ * either order; answering the first would send an MD5 digest although SHA-256 was offered.
+ */
+export function strongestChallenge(challenges: DigestChallenge[]): DigestChallenge | null {
+  let best: DigestChallenge | null = null;
+  for (const ch of challenges) {
+    const alg = supportedAlgorithm(ch.algorithm);
+    if (alg && (!best || STRENGTH[alg] > STRENGTH[supportedAlgorithm(best.algorithm)!])) best = ch;
+  }
+  return best;
+}
+
 /** The algorithm name as the hash function takes it, or null for ones we cannot answer. */
 export function supportedAlgorithm(algorithm: string): "MD5" | "SHA-256" | null {
   const a = algorithm.toUpperCase();

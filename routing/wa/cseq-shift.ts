@@ -1,8 +1,8 @@
 /**
- * CSeq shift after a SHA-256 digest re-send. The re-sent INVITE toward Meta must be a new
- * transaction (CSeq + 1). For MD5, uac_auth() marks the transaction and dialog
- * (track_cseq_updates) keeps both sides consistent; Kamailio 5.6 has no way to set that mark
- * from KEMI, so for SHA-256 the routing keeps the shift itself, in the dialog variable
+ * CSeq shift after a digest re-send. The re-sent INVITE toward Meta must be a new transaction
+ * (CSeq + 1). dialog's track_cseq_updates only follows re-sends marked by uac_auth(), which the
+ * routing does not use (it answers only the first of Meta's challenges; Kamailio 5.6 has no way
+ * to set that mark from KEMI), so the routing keeps the shift itself, in the dialog variable
  * wa_cseq_shift:
  *   - the re-sent INVITE carries CSeq + shift;
  *   - Meta's replies go back to the agent with the agent's own CSeq;

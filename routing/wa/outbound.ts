@@ -7,8 +7,8 @@
  */
 import { routingConfig, type BusinessNumber, type RoutingConfig } from "../config";
 import { digestUsername, isE164, lookupBusinessNumber, numberFromUser } from "../policy/numbers";
-import { digestCredentials, parseDigestChallenge, supportedAlgorithm, type HashFn } from "../policy/digest";
-import { pvString } from "../ksr/pv";
+import { digestCredentials, parseDigestChallenges, strongestChallenge, type HashFn } from "../policy/digest";
+import { headerValues, pvString } from "../ksr/pv";
 import { startDialog } from "./dialog-peers";
 import { refuse } from "../sip/reply";
 import { relay } from "../sip/relay";
@@ -98,46 +98,37 @@ function failureMeta(): void {
     KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
     KSR.x.exit();
   }
+  // Meta's 407 may carry several challenges (SHA-256 and MD5, in either order): the strongest
+  // one we support is answered, with exactly one credentials header. Computed here for both
+  // algorithms: uac_auth() answers only the first challenge (kamailio/kamailio #4698).
   const headerName = status === 407 ? "Proxy-Authenticate" : "WWW-Authenticate";
-  const challenge = parseDigestChallenge(pvString(`$T_rpl($hdr(${headerName}))`));
-  const algorithm = challenge && supportedAlgorithm(challenge.algorithm);
-  if (!challenge || !algorithm) {
-    KSR.err(`cannot answer Meta's ${status}: ${headerName} '${pvString(`$T_rpl($hdr(${headerName}))`)}'\n`);
+  const offered = headerValues(headerName, "failed reply");
+  const challenge = strongestChallenge(parseDigestChallenges(offered));
+  if (!challenge) {
+    KSR.err(`cannot answer Meta's ${status}: no MD5 or SHA-256 digest challenge in ${headerName} '${offered.join("' '")}'\n`);
     endCall("failed");
     KSR.tm.t_reply(500, "Server Error - Unusable Digest Challenge");
     KSR.x.exit();
   }
   KSR.pv.seti("$avp(wa_digest_sent)", 1);
-  // MD5: uac_auth() also marks the transaction, so dialog (track_cseq_updates) gives the
-  // re-send a new CSeq and shifts the caller's later ACK/BYE to match. SHA-256: the routing
-  // keeps that shift itself (cseq-shift.ts).
-  if (algorithm === "MD5") {
-    KSR.pv.sets("$avp(wa_auth_realm)", challenge.realm);
-    KSR.pv.sets("$avp(wa_auth_username)", digestUsername(business.number));
-    KSR.pv.sets("$avp(wa_auth_password)", business.password);
-    if (KSR.uac.uac_auth() < 0) {
-      endCall("failed");
-      KSR.tm.t_reply(500, "Server Error - Digest Answer Failed");
-      KSR.x.exit();
-    }
-  } else {
-    const credentials = digestCredentials(
-      challenge,
-      {
-        username: digestUsername(business.number),
-        password: business.password,
-        method: "INVITE",
-        uri: pvString("$ru"),
-        cnonce: randomHex(16),
-        nc: "00000001",
-      },
-      kamailioHash,
-    );
-    KSR.hdr.append(`${status === 407 ? "Proxy-Authorization" : "Authorization"}: ${credentials}\r\n`);
-    shiftResentInvite();
-  }
-  KSR.info(`answering Meta's ${status} (${algorithm}) for ${business.number}\n`);
-  // A failure route forwards only to destinations set anew (uac_auth sets the R-URI itself).
+  const credentials = digestCredentials(
+    challenge,
+    {
+      username: digestUsername(business.number),
+      password: business.password,
+      method: "INVITE",
+      // The Request-URI as it goes out; To carries the same user@domain (Meta compares them).
+      uri: pvString("$ru"),
+      cnonce: randomHex(16),
+      nc: "00000001",
+    },
+    kamailioHash,
+  );
+  KSR.hdr.append(`${status === 407 ? "Proxy-Authorization" : "Authorization"}: ${credentials}\r\n`);
+  // The re-sent INVITE is a new transaction toward Meta (CSeq + 1); the routing keeps the shift.
+  shiftResentInvite();
+  KSR.info(`answering Meta's ${status} (${challenge.algorithm} of ${offered.length} challenge header(s)) for ${business.number}\n`);
+  // A failure route forwards only to destinations set anew.
   KSR.pv.sets("$ru", pvString("$ru"));
   KSR.pv.sets("$du", pvString("$T_req($du)") || pvString("$du"));
   KSR.tm.t_on_failure(FAILURE_ROUTE);

@@ -28,8 +28,8 @@ for (const algorithm of ["MD5", "SHA-256"] as const) {
     t.match(invite.uri, /^sip:\+15551234567@/);
     t.match(header(invite, "From"), /<sip:\+15550001111@sip\.example\.com>/, "From as Meta wants it");
     t.match(header(invite, "To"), /<sip:\+15551234567@wa\.meta\.vc>/, "To consistent with the R-URI");
-    await w.edge.waitForLog(new RegExp(`edge: accepted business call from \\+15550001111 to \\+15551234567, digest user 15550001111`));
-    await w.us.kamailio.waitForLog(new RegExp(`answering Meta's 407 \\(${algorithm}\\) for \\+15550001111`));
+    await w.edge.waitForLog(new RegExp(`edge: accepted business call from \\+15550001111 to \\+15551234567, digest user 15550001111, 1 credentials header\\(s\\)`));
+    await w.us.kamailio.waitForLog(new RegExp(`answering Meta's 407 \\(${algorithm} of 1 challenge header\\(s\\)\\) for \\+15550001111`));
     t.ok(userRun.received.some((m) => m.method === "BYE"), "BYE reached the WhatsApp user");
     // The digest re-send is a new transaction (CSeq 2); the agent's ACK and BYE are shifted to
     // match, and the agent gets its own CSeq back in the replies.
@@ -38,6 +38,23 @@ for (const algorithm of ["MD5", "SHA-256"] as const) {
     t.equal(header(userRun.received.find((m) => m.method === "BYE")!, "CSeq"), "3 BYE");
     const agentReplies = agent.received.filter((m) => m.status === 200).map((m) => header(m, "CSeq"));
     t.same(agentReplies, ["1 INVITE", "2 BYE"]);
+  });
+}
+
+for (const decoy of ["first", "after"] as const) {
+  t.test(`Meta's double 407 (MD5 challenge ${decoy === "first" ? "before" : "after"} SHA-256): the SHA-256 one is answered, once`, async (t) => {
+    const w = await startInterconnect(t, { digestAlgorithm: "SHA-256", digestDecoy: decoy });
+    await grantPermission(w, WA_USER);
+    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
+    const agent = await businessCall(w, businessCallsUser());
+    const userRun = await user.done;
+    t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
+    t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
+    await w.edge.waitForLog(/edge: double challenge, decoy Proxy-Authenticate: Digest .*algorithm=MD5/);
+    await w.edge.waitForLog(/edge: accepted business call from .*, digest user 15550001111, 1 credentials header\(s\)/);
+    t.equal(header(userRun.received.find((m) => m.method === "INVITE")!, "X-Edge-Verified"), BUSINESS.slice(1), "the edge's auth module verified a SHA-256 answer");
+    await w.us.kamailio.waitForLog(/answering Meta's 407 \(SHA-256 of 2 challenge header\(s\)\) for \+15550001111/);
+    t.equal((w.us.kamailio.logText().match(/answering Meta's 407/g) ?? []).length, 1, "one answer");
   });
 }
 

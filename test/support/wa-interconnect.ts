@@ -45,6 +45,8 @@ export async function startInterconnect(
   t: Teardown,
   opts: {
     digestAlgorithm?: "MD5" | "SHA-256";
+    /** A second challenge with the other algorithm (which the edge cannot verify), before or after the real one. */
+    digestDecoy?: "first" | "after";
     edgePassword?: string;
     /** The password the edge answers our challenges with (WA_INBOUND_AUTH). */
     edgeAnswerPassword?: string;
@@ -92,6 +94,7 @@ export async function startInterconnect(
       BUSINESS_URI: `sip:${us.tls.host}:${us.tls.port};transport=tls`,
       WA_USER_URI: opts.waUserUri ?? `sip:${waUser.host}:${waUser.port}`,
       EDGE_DIGEST_ALGORITHM: opts.digestAlgorithm ?? "MD5",
+      EDGE_DIGEST_DECOY: opts.digestDecoy ?? "none",
       EDGE_DIGEST_USER: BUSINESS.slice(1),
       EDGE_DIGEST_PASSWORD: opts.edgePassword ?? BUSINESS_PASSWORD,
       EDGE_BUSINESS_DOMAIN: "sip.example.com",
