@@ -31,8 +31,11 @@ export interface BaresipOptions {
   /** Codecs in order, e.g. ["opus/48000/2"] or ["PCMA/8000"]. */
   codecs: string[];
   answerMode?: "manual" | "auto";
-  /** SRTP key exchange: SDES (`srtp-mand`, default) or DTLS-SRTP (`dtls_srtp`). */
-  mediaEncryption?: "srtp-mand" | "dtls_srtp";
+  /**
+   * SRTP key exchange: SDES (`srtp-mand`, default) or DTLS-SRTP (`dtls_srtp`); "none": plain
+   * RTP (the WhatsApp user behind the Meta-edge peer's own media relay, which does the SRTP).
+   */
+  mediaEncryption?: "srtp-mand" | "dtls_srtp" | "none";
 }
 
 export interface BaresipEvent {
@@ -187,7 +190,7 @@ export async function startBaresip(t: Teardown, opts: BaresipOptions): Promise<B
     ...(role.kind === "wa-user"
       ? [
           `outbound="sip:${role.outbound.host}:${role.outbound.port};transport=tls"`,
-          `mediaenc=${opts.mediaEncryption ?? "srtp-mand"}`,
+          ...(opts.mediaEncryption === "none" ? [] : [`mediaenc=${opts.mediaEncryption ?? "srtp-mand"}`]),
           // DTLS-SRTP as Meta does it: with ICE (Meta is ICE-lite, we are controlling).
           ...(opts.mediaEncryption === "dtls_srtp" ? ["medianat=ice"] : []),
         ]

@@ -92,3 +92,48 @@ export function parseMediaSettings(mode: string, directions: string, errors: str
   }
   return { srtpMode: mode === "DTLS" ? "DTLS" : "SDES", directions: pair };
 }
+
+/**
+ * Meta's DTLS SDP marks Meta as ICE-lite with `a=ice-lite` at session level (RFC 8839's place
+ * for it; seen in signalwire/freeswitch #2904). rtpengine 10.5 reads the mark only at media
+ * level (sipwise/rtpengine #1721); without it rtpengine takes the ICE-CONTROLLED role and
+ * never nominates, and against an ICE-lite peer nobody else does: the call has no audio. So
+ * the SDP rtpengine gets from Meta carries the mark in each media section as well.
+ *
+ * The SDP with `a=ice-lite` added to every media section that lacks it; null when the session
+ * level has no `a=ice-lite` (then the SDP goes to rtpengine as it came).
+ */
+export function iceLiteAtMediaLevel(sdp: string): string | null {
+  const eol = sdp.indexOf("\r\n") >= 0 ? "\r\n" : "\n";
+  const lines = sdp.split(/\r?\n/);
+  while (lines.length && lines[lines.length - 1] === "") lines.pop();
+  let firstMedia = -1;
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].indexOf("m=") === 0) {
+      firstMedia = i;
+      break;
+    }
+  }
+  if (firstMedia < 0) return null;
+  const isIceLite = (line: string) => /^a=ice-lite\s*$/.test(line);
+  let sessionLite = false;
+  for (let i = 0; i < firstMedia; i++) if (isIceLite(lines[i])) sessionLite = true;
+  if (!sessionLite) return null;
+  const out: string[] = lines.slice(0, firstMedia);
+  let section: string[] = [];
+  const endSection = () => {
+    let marked = false;
+    for (const line of section) if (isIceLite(line)) marked = true;
+    if (!marked) section.push("a=ice-lite");
+    for (const line of section) out.push(line);
+  };
+  for (let i = firstMedia; i < lines.length; i++) {
+    if (i > firstMedia && lines[i].indexOf("m=") === 0) {
+      endSection();
+      section = [];
+    }
+    section.push(lines[i]);
+  }
+  endSection();
+  return out.join(eol) + eol;
+}

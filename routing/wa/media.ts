@@ -4,8 +4,8 @@
  * The flags themselves are pure functions in policy/media.ts.
  */
 import type { MediaSettings } from "../policy/media";
-import { answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags } from "../policy/media";
-import { pvString } from "../ksr/pv";
+import { answerTowardAgentFlags, answerTowardMetaFlags, iceLiteAtMediaLevel, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags } from "../policy/media";
+import { pvRaw, pvString, wellFormed } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { routingConfig } from "../config";
 import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
@@ -45,6 +45,7 @@ export function requireSdpOffer(direction: CallDirection): void {
  */
 export function offerMedia(direction: CallDirection, settings: MediaSettings, undo?: () => void): void {
   const flags = offerFlags(direction, settings);
+  sdpForRtpengine(direction === "user-initiated" ? "Meta" : "our side");
   if (KSR.rtpengine.rtpengine_offer(flags) < 0) {
     if (undo) undo();
     refuse(503, "Service Unavailable - Media Relay Failed", `rtpengine_offer failed (${direction}); is rtpengine running on WA_RTPENGINE_SOCK?`);
@@ -56,7 +57,7 @@ export function offerMedia(direction: CallDirection, settings: MediaSettings, un
  * In a reply route: a 18x/2xx with SDP gets rtpengine's answer. A failure here leaves the
  * reply's SDP pointing at the callee directly, which cannot carry audio, so it is logged loudly.
  */
-export function answerMedia(settings: MediaSettings): void {
+export function answerMedia(settings: MediaSettings, from: SdpSource): void {
   // Cheapest question first: most replies (100 Trying, most 18x, failures) carry no SDP.
   if (KSR.textops.has_body_type("application/sdp") < 0) return;
   const status = KSR.pv.get("$rs") as number;
@@ -64,10 +65,28 @@ export function answerMedia(settings: MediaSettings): void {
   const direction = pvString("$avp(wa_media)");
   if (!direction) return;
   const flags = direction === "user-initiated" ? cachedFlags(settings, "answer toward Meta", answerTowardMetaFlags) : cachedFlags(settings, "answer toward agent", answerTowardAgentFlags);
+  sdpForRtpengine(from);
   if (KSR.rtpengine.rtpengine_answer(flags) < 0) {
     KSR.err(`rtpengine_answer failed for ${status} of call ${pvString("$ci")} (${direction}): the call will have no audio\n`);
   }
 }
+
+/** Whose SDP it is: Meta's (trusted only as far as the caller of this function checked the source) or ours. */
+export type SdpSource = "Meta" | "our side";
+
+/**
+ * rtpengine reads the SDP from $var(wa_sdp) (kamailio.cfg: read_sdp_pv) and writes its own into
+ * the message: the message's SDP as it is, or Meta's with its session-level ICE-lite mark
+ * repeated in the media sections (iceLiteAtMediaLevel: rtpengine 10.5 reads it only there).
+ */
+function sdpForRtpengine(from: SdpSource): void {
+  const body = pvRaw("$rb") ?? "";
+  const fixed = from === "Meta" ? iceLiteAtMediaLevel(wellFormed(body)) : null;
+  if (fixed !== null) KSR.info(`call ${pvString("$ci")}: Meta's session-level a=ice-lite repeated at media level for rtpengine\n`);
+  KSR.pv.sets(SDP_FOR_RTPENGINE, fixed === null ? body : fixed);
+}
+
+const SDP_FOR_RTPENGINE = "$var(wa_sdp)";
 
 /** Ends the call's media in rtpengine; the reason goes to the log. */
 export function deleteMedia(reason: string): void {
@@ -96,7 +115,7 @@ export function deleteMediaOfDialog(reason: string): void {
 /** ksr_onreply_local: a callee on our side (the agent, a transfer target) answered: its plain SDP goes through rtpengine. */
 export const LOCAL_CALLEE_REPLY_ROUTE = exportReplyRoute("ksr_onreply_local", () => {
   const cfg = routingConfig();
-  if (cfg) answerMedia(cfg.media);
+  if (cfg) answerMedia(cfg.media, "our side");
 });
 
 /** ksr_failure_local: that callee refused or never answered; a CANCEL already freed the media. */

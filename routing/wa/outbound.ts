@@ -148,7 +148,7 @@ function onReplyMeta(): void {
   const name = pvString("$tls_peer_san_hostname") || pvString("$tls_peer_subject_cn");
   if (!cfg || certificateNameMatches(name, cfg.metaDomain)) {
     const status = KSR.pv.get("$rs") as number;
-    if (cfg) answerMedia(cfg.media);
+    if (cfg) answerMedia(cfg.media, "Meta"); // the edge's certificate was checked just above
     if (status >= 200 && status < 300 && !pvString("$avp(wa_answered)")) {
       KSR.pv.seti("$avp(wa_answered)", 1);
       callOutcome("answered");

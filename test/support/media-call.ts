@@ -49,6 +49,8 @@ export async function setUpMediaCall(
     /** Extra WA_* settings for our Kamailio. */
     env?: Record<string, string>;
     mediaEncryption?: "srtp-mand" | "dtls_srtp";
+    /** The edge plays Meta's media side with its own rtpengine (ICE-lite DTLS); baresip then speaks plain RTP to it. */
+    metaMedia?: boolean;
     /** baresip's microphone (a WAV in its codec's rate and channels); default: CALLER_TEXT spoken. */
     callerWav?: string;
   } = {},
@@ -61,7 +63,7 @@ export async function setUpMediaCall(
   const baresipHost = "127.0.0.1";
   // baresip listens for SIP on the port and for SIP over TLS on the port + 1.
   const baresipSipPort = (await freePortRange(2, baresipHost)).min;
-  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort + 1};transport=tls`, env: opts.env });
+  const w = await startInterconnect(t, { waUserUri: `sip:${baresipHost}:${baresipSipPort + 1};transport=tls`, env: opts.env, metaMedia: opts.metaMedia });
 
   const agentRtp = await freePortRange(40);
   const parsed = parseAgentConfig({
@@ -94,7 +96,7 @@ export async function setUpMediaCall(
     codecs: baresipCodecs,
     rtpPorts: baresipRtp,
     answerMode: opts.answerMode,
-    mediaEncryption: opts.mediaEncryption,
+    mediaEncryption: opts.metaMedia ? "none" : opts.mediaEncryption,
   });
   const once = (event: "ended" | "answered") => () =>
     new Promise<CallRecord>((done) => agent.once(event, (r) => done(r)));

@@ -41,6 +41,8 @@ export async function startRoutingUnderTest(
     caFor?: (ca: TestCa) => { cert: string; key: string };
     /** rtpengine's interfaces (default: one, on 127.0.0.1). */
     rtpInterfaces?: string[];
+    /** rtpengine's log level (default 6; 7 logs the ICE checks and nominations). */
+    rtpLogLevel?: number;
   } = {},
 ): Promise<RoutingUnderTest> {
   const workDir = tempDir(t, "wa-kamailio-");
@@ -57,6 +59,7 @@ export async function startRoutingUnderTest(
     ng: { host: "127.0.0.1", port: await freePort() },
     portMin: ports.min,
     portMax: ports.max,
+    logLevel: opts.rtpLogLevel,
   });
   t.teardown(() => rtpengine.stop());
   const stateDb = join(workDir, "callback.sqlite");

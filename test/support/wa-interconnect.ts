@@ -6,7 +6,8 @@
 import { join, resolve } from "node:path";
 import { REPO_ROOT } from "../../build/bundle.js";
 import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
-import { freePort } from "../../build/ports.js";
+import { freePort, freePortRange } from "../../build/ports.js";
+import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "./routing-under-test.js";
 import { issueCert } from "../../build/test-ca.js";
 import type { Teardown } from "../../build/teardown.js";
@@ -29,6 +30,8 @@ export interface Interconnect {
   agent: { host: string; port: number };
   /** The WhatsApp user's UAS for business-initiated calls. */
   waUser: { host: string; port: number };
+  /** Meta's media side (metaMedia): the edge's own rtpengine, ICE-lite DTLS toward us. */
+  metaMedia: RtpengineProcess | null;
 }
 
 /** Records a call permission through the permission API, as the business backend would. */
@@ -55,6 +58,11 @@ export async function startInterconnect(
     env?: Record<string, string>;
     /** Where the edge sends business-initiated calls (default: a SIPp UAS over UDP). */
     waUserUri?: string;
+    /**
+     * The edge gets its own rtpengine as Meta's media side: DTLS-SRTP, ICE-lite (a=ice-lite at
+     * session level), rtcp-mux, a=mid toward us; plain RTP toward the WhatsApp user.
+     */
+    metaMedia?: boolean;
   } = {},
 ): Promise<Interconnect> {
   const agent = { host: "127.0.0.1", port: await freePort() };
@@ -65,6 +73,8 @@ export async function startInterconnect(
   const outsiderTlsPort = await freePort(OUTSIDER_IP);
 
   const us = await startRoutingUnderTest(t, {
+    // With Meta's media side, our rtpengine logs its ICE checks: the tests read its role from them.
+    rtpLogLevel: opts.metaMedia ? 7 : undefined,
     env: {
       WA_NUMBERS: `${BUSINESS}=sales,+15550002222=support`,
       WA_SIP_PASSWORDS: `${BUSINESS}=${BUSINESS_PASSWORD}`,
@@ -76,6 +86,20 @@ export async function startInterconnect(
     caFor: (ca) => issueCert(ca, "us", ["sip.example.com", "127.0.0.1"]),
   });
   const edgeCert = issueCert(us.ca!, "edge", opts.edgeCertHosts ?? ["wa.meta.vc", EDGE_IP, OUTSIDER_IP]);
+  let metaMedia: RtpengineProcess | null = null;
+  if (opts.metaMedia) {
+    const ports = await freePortRange(40, EDGE_IP);
+    metaMedia = await startRtpengine({
+      runDir: join(us.workDir, "meta-media"),
+      interfaces: [EDGE_IP],
+      ng: { host: "127.0.0.1", port: await freePort() },
+      portMin: ports.min,
+      portMax: ports.max,
+      logLevel: 7,
+    });
+    const media = metaMedia;
+    t.teardown(() => media.stop());
+  }
   const edge = await startKamailio({
     runDir: join(us.workDir, "edge"),
     cfg: resolve(REPO_ROOT, "test/meta-edge/meta-edge.cfg"),
@@ -99,8 +123,9 @@ export async function startInterconnect(
       EDGE_DIGEST_PASSWORD: opts.edgePassword ?? BUSINESS_PASSWORD,
       EDGE_BUSINESS_DOMAIN: "sip.example.com",
       EDGE_UAC_CREDENTIAL: `${BUSINESS.slice(1)}:sip.example.com:${opts.edgeAnswerPassword ?? BUSINESS_PASSWORD}`,
+      ...(metaMedia ? { EDGE_RTPENGINE_SOCK: metaMedia.sock } : {}),
     },
   });
   t.teardown(() => edge.stop());
-  return { us, edge, edgeUdp, edgeUserTls: { host: EDGE_IP, port: edgeUserTlsPort }, agent, waUser };
+  return { us, edge, edgeUdp, edgeUserTls: { host: EDGE_IP, port: edgeUserTlsPort }, agent, waUser, metaMedia };
 }

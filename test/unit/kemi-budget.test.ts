@@ -4,7 +4,9 @@
  * whatever the function does (a $dlg(…) read is a dialog lookup), and the routing benchmark
  * (bench/routing.ts) measures what they add up to. A budget here catches a change that quietly
  * adds reads to the hot path; lowering it after an optimisation is the point. Reading the
- * settings (kx.get_env, once per worker) is not counted.
+ * settings (kx.get_env, once per worker) is not counted. Each SDP that goes to rtpengine costs
+ * two calls ($rb read, $var(wa_sdp) set: rtpengine reads the SDP from there, so that Meta's
+ * ICE-lite mark can be moved to media level first).
  */
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
@@ -47,9 +49,9 @@ function kemiCalls(opts: Partial<DoubleOptions> & { message: string }, route: ()
 const BUDGET: Array<[string, number, () => string[]]> = [
   ["OPTIONS from the internal side", 9, () => kemiCalls({ message: sipFixture("meta-options"), transport: AGENT }, requestRoute, "answered")],
   ["OPTIONS from Meta", 10, () => kemiCalls({ message: sipFixture("meta-options"), transport: META }, requestRoute, "answered")],
-  ["Meta's INVITE", 27, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
+  ["Meta's INVITE", 29, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
   ["its 200 OK: ksr_reply_route", 2, () => kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT }, replyRoute, "passed")],
-  ["its 200 OK: the agent's reply route", 4, () =>
+  ["its 200 OK: the agent's reply route", 6, () =>
     kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_local"), "passed")],
   ["Meta's ACK", 18, () => kemiCalls({ message: ACK, transport: META, dialog: LIVE_USER_CALL }, requestRoute, "relayed")],
   ["Meta's BYE", 21, () => kemiCalls({ message: BYE, transport: META, dialog: LIVE_USER_CALL }, requestRoute, "relayed")],

@@ -5,7 +5,7 @@
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
 import {
-  answerTowardAgentFlags, answerTowardMetaFlags, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags, parseMediaSettings,
+  answerTowardAgentFlags, answerTowardMetaFlags, iceLiteAtMediaLevel, offerTowardAgentFlags, offerTowardMetaFlags, offerTowardTransferFlags, parseMediaSettings,
 } from "../../routing/policy/media.js";
 import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
 import { AGENT_SDP, sipFixture, withHeader } from "../support/fixtures.js";
@@ -146,4 +146,49 @@ t.test("a transfer leg from the agent: plain RTP through rtpengine to WA_TRANSFE
   const refused = run(transferInvite, { transport: AGENT });
   t.same(refused.replies.map((r) => `${r.code} ${r.reason}`), ["503 Service Unavailable - No Transfer Proxy"]);
   t.same(refused.rtpengine, [], "nothing reaches rtpengine");
+});
+
+// Meta's DTLS offer as reported in signalwire/freeswitch #2904: ICE-lite at session level.
+const META_DTLS_OFFER = [
+  "v=0",
+  "o=- 1727370954 1727370954 IN IP4 157.240.19.130",
+  "s=-",
+  "t=0 0",
+  "a=group:BUNDLE audio",
+  "a=msid-semantic: WMS",
+  "a=ice-lite",
+  "m=audio 3480 UDP/TLS/RTP/SAVPF 111 126",
+  "c=IN IP4 157.240.19.130",
+  "a=rtcp:3480 IN IP4 157.240.19.130",
+  "a=candidate:3152277880 1 udp 2122260223 157.240.19.130 3480 typ host generation 0 network-cost 50",
+  "a=ice-ufrag:Jx6q",
+  "a=ice-pwd:eP4rcHyOlqGE1JNm0sOiQOXm",
+  "a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08",
+  "a=setup:actpass",
+  "a=mid:audio",
+  "a=sendrecv",
+  "a=rtcp-mux",
+  "a=rtpmap:111 opus/48000/2",
+  "a=fmtp:111 maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1",
+  "a=rtpmap:126 telephone-event/8000",
+  "a=ptime:20",
+  "",
+].join("\r\n");
+
+t.test("Meta's session-level a=ice-lite is repeated in the media section for rtpengine; nothing else changes", async (t) => {
+  const fixed = iceLiteAtMediaLevel(META_DTLS_OFFER)!;
+  t.ok(fixed, "rewritten");
+  t.equal(fixed, `${META_DTLS_OFFER}a=ice-lite\r\n`, "the media section ends with a=ice-lite; the session-level one stays");
+  t.equal(iceLiteAtMediaLevel(fixed), fixed, "idempotent: a section that has it is left alone");
+});
+
+t.test("ICE-lite mark: no session-level mark, no media, LF line ends, several media sections", async (t) => {
+  t.equal(iceLiteAtMediaLevel(META_DTLS_OFFER.replace("a=ice-lite\r\n", "")), null, "a full ICE peer: unchanged");
+  t.equal(iceLiteAtMediaLevel("v=0\r\na=ice-lite\r\n"), null, "no media section");
+  t.equal(iceLiteAtMediaLevel("v=0\na=ice-lite\nm=audio 1 RTP/AVP 0\na=sendrecv\n"), "v=0\na=ice-lite\nm=audio 1 RTP/AVP 0\na=sendrecv\na=ice-lite\n");
+  t.equal(
+    iceLiteAtMediaLevel("v=0\r\na=ice-lite\r\nm=audio 1 RTP/AVP 0\r\nm=video 2 RTP/AVP 96\r\na=ice-lite\r\n"),
+    "v=0\r\na=ice-lite\r\nm=audio 1 RTP/AVP 0\r\na=ice-lite\r\nm=video 2 RTP/AVP 96\r\na=ice-lite\r\n",
+  );
+  t.equal(iceLiteAtMediaLevel("v=0\r\na=ice-lite-not\r\nm=audio 1 RTP/AVP 0\r\n"), null, "only the attribute itself");
 });
