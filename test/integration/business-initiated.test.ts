@@ -8,20 +8,27 @@ import { runSipp, startSipp } from "../support/sipp.js";
 import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
 import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
 import { header } from "../../media-agent/src/sip/message.js";
+import type { Test } from "tap";
 
 async function businessCall(w: Interconnect, scenarioXml: string) {
   return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });
 }
 
+/** A permitted business-initiated call that the WhatsApp user (SIPp) answers; both sides' runs checked. */
+async function answeredBusinessCall(t: Test, opts: Parameters<typeof startInterconnect>[1]) {
+  const w = await startInterconnect(t, opts);
+  await grantPermission(w, WA_USER);
+  const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
+  const agent = await businessCall(w, businessCallsUser());
+  const userRun = await user.done;
+  t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
+  t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
+  return { w, agent, userRun };
+}
+
 for (const algorithm of ["MD5", "SHA-256"] as const) {
   t.test(`${algorithm} digest: a full call INVITE → 407 → INVITE with credentials → 200 → ACK → BYE`, async (t) => {
-    const w = await startInterconnect(t, { digestAlgorithm: algorithm });
-    await grantPermission(w, WA_USER);
-    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
-    const agent = await businessCall(w, businessCallsUser());
-    const userRun = await user.done;
-    t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
-    t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
+    const { w, agent, userRun } = await answeredBusinessCall(t, { digestAlgorithm: algorithm });
 
     const invite = userRun.received.find((m) => m.method === "INVITE")!;
     t.equal(header(invite, "X-Edge-Verified"), BUSINESS.slice(1), "the edge's auth module accepted username = number without +");
@@ -43,13 +50,7 @@ for (const algorithm of ["MD5", "SHA-256"] as const) {
 
 for (const decoy of ["first", "after"] as const) {
   t.test(`Meta's double 407 (MD5 challenge ${decoy === "first" ? "before" : "after"} SHA-256): the SHA-256 one is answered, once`, async (t) => {
-    const w = await startInterconnect(t, { digestAlgorithm: "SHA-256", digestDecoy: decoy });
-    await grantPermission(w, WA_USER);
-    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
-    const agent = await businessCall(w, businessCallsUser());
-    const userRun = await user.done;
-    t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
-    t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
+    const { w, userRun } = await answeredBusinessCall(t, { digestAlgorithm: "SHA-256", digestDecoy: decoy });
     await w.edge.waitForLog(/edge: double challenge, decoy Proxy-Authenticate: Digest .*algorithm=MD5/);
     await w.edge.waitForLog(/edge: accepted business call from .*, digest user 15550001111, 1 credentials header\(s\)/);
     t.equal(header(userRun.received.find((m) => m.method === "INVITE")!, "X-Edge-Verified"), BUSINESS.slice(1), "the edge's auth module verified a SHA-256 answer");
