@@ -10,7 +10,7 @@
  * Outsiders may only ask for OPTIONS or offer calls that inbound.ts then refuses; strangers
  * get nothing; nobody reaches a dialog they are not a party to.
  */
-import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent } from "./policy/methods";
+import { ALLOW_HEADER, initialRequestDecision, isScannerUserAgent, sessionChangeDecision } from "./policy/methods";
 import { describeSource, inDialogSender, isTrusted, type SourceClass } from "./policy/trust";
 import { nextHopAfterOurRoutes } from "./policy/route-set";
 import { pvRaw, pvString } from "./ksr/pv";
@@ -92,8 +92,8 @@ function cancel(source: SourceClass): void {
  * In-dialog requests: only for a dialog we hold, only from that dialog's own sides, and only
  * toward that dialog's own peers — checked before loose_route, which would already act on the
  * dialog (a BYE ends it there). ACKs for our own negative replies are absorbed.
- * Meta answers re-INVITE and UPDATE with 500 and has no session timers or hold, so those
- * never leave toward Meta: they are answered here.
+ * Session changes (re-INVITE, UPDATE) never cross between Meta and the agent: they are
+ * answered here (sessionChangeDecision).
  */
 function withindlg(source: SourceClass, method: string): void {
   // `method`: the upper-case method name (is_ACK(), is_BYE() … in JavaScript).
@@ -105,9 +105,15 @@ function withindlg(source: SourceClass, method: string): void {
     if (method === "ACK") dropSilently(`in-dialog ACK: ${sender.cause}`);
     refuse(sender.code, sender.reason, sender.cause);
   }
-  if (sender.toward === "meta" && (method === "INVITE" || method === "UPDATE")) {
-    refuse(488, "Not Acceptable Here - No Session Updates Toward WhatsApp", `in-dialog ${method} from the internal side: Meta accepts no re-INVITE/UPDATE`);
+  const change = sessionChangeDecision(method, source === "meta", sender.toward === "meta");
+  if (change) {
+    // Answered in a transaction of ours: its ACK (hop-by-hop, same branch) is absorbed below.
+    KSR.tm.t_newtran();
+    refuse(change.code, change.reason, change.cause);
   }
+  // The ACK of a negative answer we gave in this dialog (a refused session change) ends here;
+  // only the ACK of the call's 2xx goes on to the other side.
+  if (method === "ACK" && KSR.tm.t_check_trans() === 0) return;
   const hop = nextHopAfterOurRoutes(requestRoutes(), requestUri, isMyself);
   if (!hop.ok) refuse(404, "Not Here", `in-dialog request not routed through us: ${hop.cause}`);
   if (!isRecordedPeer(hop, sender.from)) {

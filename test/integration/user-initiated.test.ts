@@ -4,7 +4,7 @@
  */
 import t from "tap";
 import { startSipp, runSipp } from "../support/sipp.js";
-import { answerCall, META_CALL_ID, userCallRefused, userCallsBusiness } from "../support/wa-scenarios.js";
+import { answerCall, META_CALL_ID, userCallRefused, userCallsBusiness, userCallWithRefusedReinvite } from "../support/wa-scenarios.js";
 import { BUSINESS, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
 import { header, headerValues } from "../../media-agent/src/sip/message.js";
 
@@ -40,6 +40,17 @@ t.test("WhatsApp user → Meta edge → our Kamailio → media agent", async (t)
     t.match(rr[1], /^<sip:127\.0\.0\.1:\d+;transport=tls;r2=on;lr/, "ours, TLS side, toward Meta");
     t.match(rr.slice(2).join(" "), /127\.0\.0\.2/, "the edge's own Record-Routes are still there, unchanged");
     t.ok(agentRun.received.some((m) => m.method === "BYE"), "BYE reached the agent through the route set");
+  });
+
+  t.test("Meta's re-INVITE mid-call is answered 488 by us (never reaches the agent) and the call goes on to its BYE", async (t) => {
+    const agent = await startSipp({ scenarioXml: answerCall("media agent"), target: w.agent, local: w.agent, workDir: w.us.workDir, timeoutS: 15 });
+    const user = await userCall(w, userCallWithRefusedReinvite());
+    const agentRun = await agent.done;
+    t.equal(user.exitCode, 0, `WhatsApp user side: ${user.output}`);
+    t.equal(agentRun.exitCode, 0, `agent side (INVITE, ACK, BYE only): ${agentRun.output}`);
+    t.equal(user.received.find((m) => m.status === 488)?.reason, "Not Acceptable Here - Session Changes Not Supported");
+    t.same(agentRun.received.map((m) => m.method), ["INVITE", "ACK", "BYE"], "the agent saw no re-INVITE");
+    await w.us.kamailio.waitForLog(/in-dialog INVITE from Meta: the call keeps its media session/);
   });
 
   t.test("a number we do not serve gets 404", async (t) => {

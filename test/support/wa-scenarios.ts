@@ -54,7 +54,7 @@ function request(c: Caller, method: string, ruri: string, cseq: string, extra: s
     `${method} ${ruri} SIP/2.0`,
     "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport",
     c.from,
-    c.to + (method === "INVITE" ? "" : "[peer_tag_param]"),
+    c.to + (method === "INVITE" && cseq === "1 INVITE" ? "" : "[peer_tag_param]"),
     "Call-ID: [call_id]",
     `CSeq: ${cseq}`,
     "Max-Forwards: 70",
@@ -73,8 +73,23 @@ ${SDP}
 <recv response="183" optional="true"/>`;
 }
 
-/** INVITE → 200 → ACK → (holdMs) → BYE, in-dialog requests along the recorded route set. */
-function fullCall(c: Caller, holdMs = 300): string {
+/**
+ * INVITE → 200 → ACK → (holdMs) → BYE, in-dialog requests along the recorded route set.
+ * `refusedReinvite`: after the ACK, a re-INVITE with a new offer that must be answered 488 (and
+ * is acknowledged); the call then goes on to its BYE.
+ */
+function fullCall(c: Caller, holdMs = 300, refusedReinvite = false): string {
+  const reinvite = `<send retrans="500"><![CDATA[
+${request(c, "INVITE", "[next_url]", "2 INVITE", ["[routes]", ...c.inviteHeaders, "Content-Type: application/sdp", "Content-Length: [len]"])}
+
+${SDP}
+]]></send>
+<recv response="100" optional="true"/>
+<recv response="488"/>
+<send><![CDATA[
+${request(c, "ACK", "[next_url]", "2 ACK", ["[routes]", "Content-Length: 0"]).replace(/^Via: .*$/m, "[last_Via:]")}
+
+]]></send>`;
   return xml(
     c.name,
     `${invite(c)}
@@ -83,9 +98,10 @@ function fullCall(c: Caller, holdMs = 300): string {
 ${request(c, "ACK", "[next_url]", "1 ACK", ["[routes]", "Content-Length: 0"])}
 
 ]]></send>
+${refusedReinvite ? reinvite : ""}
 <pause milliseconds="${holdMs}"/>
 <send retrans="500"><![CDATA[
-${request(c, "BYE", "[next_url]", "2 BYE", ["[routes]", "Reason: Q.850;cause=16", "Content-Length: 0"])}
+${request(c, "BYE", "[next_url]", `${refusedReinvite ? 3 : 2} BYE`, ["[routes]", "Reason: Q.850;cause=16", "Content-Length: 0"])}
 
 ]]></send>
 <recv response="200" crlf="true"/>`,
@@ -117,6 +133,8 @@ Content-Length: 0
  * `testSource` "outsider" makes the edge send it from a non-Meta address.
  */
 export const userCallsBusiness = (testSource = "meta", holdMs?: number) => fullCall(whatsappUser(testSource), holdMs);
+/** The same call with a re-INVITE from Meta in the middle, which must be answered 488. */
+export const userCallWithRefusedReinvite = () => fullCall(whatsappUser("meta"), 300, true);
 export const userCallRefused = (status: number, testSource = "meta") => refusedCall(whatsappUser(testSource), status);
 /** The agent places a business-initiated call: INVITE → 200 → ACK → (holdMs) → BYE. */
 export const businessCallsUser = (holdMs?: number) => fullCall(agent, holdMs);

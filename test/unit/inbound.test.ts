@@ -2,7 +2,7 @@
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
 import { createKsrDouble, runRoute, type DoubleOptions } from "../support/ksr-double.js";
-import { sipFixture, withHeader } from "../support/fixtures.js";
+import { LIVE_USER_CALL, sipFixture, withHeader } from "../support/fixtures.js";
 
 const META = { proto: "tls", srcIp: "157.240.19.130", srcPort: 5061, rcvIp: "203.0.113.5", rcvPort: 5061 } as const;
 const ENV = { WA_NUMBERS: "+15550001111=sales", WA_AGENT_URI: "sip:127.0.0.1:5080", WA_MAX_CALLS_PER_NUMBER: "2" };
@@ -70,6 +70,22 @@ t.test("no re-INVITE or UPDATE goes toward Meta from our side", async (t) => {
   t.same(d.replies.map((r) => r.code), [488]);
   t.match(d.replies[0].reason, /No Session Updates Toward WhatsApp/);
   t.equal(d.relays.length, 0);
+});
+
+t.test("Meta's re-INVITE or UPDATE in a call is answered here (488, the call goes on); it never reaches the agent or rtpengine", async (t) => {
+  const ourRoutes = "<sip:203.0.113.5:5061;transport=tls;r2=on;lr;ftag=9c1f6a2e>, <sip:127.0.0.1:5070;r2=on;lr;ftag=9c1f6a2e>";
+  for (const method of ["INVITE", "UPDATE"]) {
+    const inDialog = withHeader(
+      withHeader(sipFixture("meta-invite").replace(/^INVITE \S+/, `${method} sip:agent@127.0.0.1:5080`).replace(/^CSeq: .*$/m, `CSeq: 2 ${method}`), "To", "<sip:+15550001111@sip.example.com>;tag=as58f4d2e1"),
+      "Route",
+      ourRoutes,
+    );
+    const d = route({ message: inDialog, transport: META, dialog: LIVE_USER_CALL });
+    t.same(d.replies.map((r) => [r.code, r.reason]), [[488, "Not Acceptable Here - Session Changes Not Supported"]], method);
+    t.equal(d.relays.length, 0, `${method}: not relayed`);
+    t.notOk(d.calls.some((c) => c.fn.startsWith("rtpengine.")), `${method}: rtpengine untouched`);
+    t.match(d.logs.map((l) => l.text).join("\n"), new RegExp(`in-dialog ${method} from Meta: the call keeps its media session`));
+  }
 });
 
 t.test("the user calling the business clears the unanswered-calls guard for that pair", async (t) => {
