@@ -44,6 +44,8 @@ export interface RoutingConfig {
   media: MediaSettings;
   /** Next hop (sip: URI) for the agent's transfer legs to people (WA_TRANSFER_PROXY); null: no transfers. */
   transferProxy: string | null;
+  /** Written before a BSUID in Meta's Request-URI user part (WA_BSUID_URI_PREFIX; Meta's pages do not say). */
+  bsuidUriPrefix: string;
 }
 
 /**
@@ -113,6 +115,8 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   }
 
   const internalAllow = parseInternalAllow(get("WA_INTERNAL_ALLOW", ""), [agentUri, transferProxy], errors);
+  const bsuidUriPrefix = get("WA_BSUID_URI_PREFIX", "");
+  if (!/^[A-Za-z0-9+._-]{0,16}$/.test(bsuidUriPrefix)) errors.push(`WA_BSUID_URI_PREFIX: '${bsuidUriPrefix}' is not up to 16 of A-Z a-z 0-9 + . _ -`);
 
   if (errors.length) return { config: null, errors };
   return {
@@ -129,6 +133,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       callbackLimits: { dailyLimit, unansweredLimit },
       media,
       transferProxy: transferProxy || null,
+      bsuidUriPrefix,
     },
     errors: [],
   };

@@ -6,7 +6,7 @@
  *     ─► dialog + Record-Route ─► TLS to the edge (SNI) ─► ksr_failure_meta answers 407/401
  */
 import { routingConfig, type BusinessNumber, type RoutingConfig } from "../config";
-import { digestUsername, isE164, lookupBusinessNumber, numberFromUser } from "../policy/numbers";
+import { digestUsername, isWhatsAppUser, lookupBusinessNumber, metaUserPart, numberFromUser } from "../policy/numbers";
 import { digestCredentials, parseDigestChallenges, strongestChallenge, type HashFn } from "../policy/digest";
 import { headerValues, pvString } from "../ksr/pv";
 import { startDialog } from "./dialog-peers";
@@ -32,7 +32,9 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
     refuse(503, "Service Unavailable - No SIP Password", `${business.number} has no password in WA_SIP_PASSWORDS; Meta always challenges`);
   }
   const user = numberFromUser(pvString("$rU"));
-  if (!isE164(user)) refuse(484, "Address Incomplete - E.164 With + Expected", `R-URI user '${pvString("$rU")}' is not +E.164`);
+  if (!isWhatsAppUser(user)) {
+    refuse(484, "Address Incomplete - E.164 With + Or BSUID Expected", `R-URI user '${pvString("$rU")}' is neither +E.164 nor a business-scoped user id`);
+  }
 
   requireSdpOffer("business-initiated");
 
@@ -44,7 +46,7 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   KSR.pv.sets("$avp(wa_pair)", pair);
 
   // Meta's rules: R-URI with its domain (an IP gets 404), To equal to it, From our number@domain.
-  const metaUri = `sip:${user}@${cfg.metaDomain}`;
+  const metaUri = `sip:${metaUserPart(user, cfg.bsuidUriPrefix)}@${cfg.metaDomain}`;
   KSR.uac.uac_replace_from_uri(`sip:${business.number}@${cfg.domain}`);
   KSR.uac.uac_replace_to_uri(metaUri);
   KSR.pv.sets("$ru", `${metaUri};transport=tls`);

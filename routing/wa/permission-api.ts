@@ -16,7 +16,7 @@ import { routingConfig } from "../config";
 import { pvString } from "../ksr/pv";
 import { allPairs, nowSeconds, pairKey, readPair, recordPermission } from "./callback-state";
 import { DAY, type PairState } from "../policy/callback-rules";
-import { isE164 } from "../policy/numbers";
+import { isWhatsAppUser } from "../policy/numbers";
 
 function reply(code: number, reason: string, body: unknown): void {
   KSR.xhttp.xhttp_reply(code, reason, "application/json", `${JSON.stringify(body)}\n`);
@@ -62,7 +62,7 @@ function handle(method: string, url: string): void {
   const cfg = routingConfig();
   if (!cfg) return reply(503, "Service Unavailable", { error: "routing settings are invalid (see the Kamailio log)" });
   if (!cfg.numbers.hasOwnProperty(business)) return reply(400, "Bad Request", { error: `business ${business} is not in WA_NUMBERS` });
-  if (!isE164(user)) return reply(400, "Bad Request", { error: `user ${user} is not E.164 with +` });
+  if (!isWhatsAppUser(user)) return reply(400, "Bad Request", { error: `user ${user} is neither E.164 with + nor a business-scoped user id (e.g. US.13491208655302741918)` });
   const key = pairKey(business, user);
   switch (method) {
     case "GET": {

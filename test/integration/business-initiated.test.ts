@@ -10,16 +10,16 @@ import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnec
 import { header } from "../../media-agent/src/sip/message.js";
 import type { Test } from "tap";
 
-async function businessCall(w: Interconnect, scenarioXml: string) {
-  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: WA_USER, keys: { business: BUSINESS }, timeoutS: 15 });
+async function businessCall(w: Interconnect, scenarioXml: string, user = WA_USER) {
+  return runSipp({ scenarioXml, target: w.us.internal, workDir: w.us.workDir, service: user, keys: { business: BUSINESS }, timeoutS: 15 });
 }
 
 /** A permitted business-initiated call that the WhatsApp user (SIPp) answers; both sides' runs checked. */
-async function answeredBusinessCall(t: Test, opts: Parameters<typeof startInterconnect>[1]) {
+async function answeredBusinessCall(t: Test, opts: Parameters<typeof startInterconnect>[1], userId = WA_USER) {
   const w = await startInterconnect(t, opts);
-  await grantPermission(w, WA_USER);
+  await grantPermission(w, userId);
   const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
-  const agent = await businessCall(w, businessCallsUser());
+  const agent = await businessCall(w, businessCallsUser(), userId);
   const userRun = await user.done;
   t.equal(agent.exitCode, 0, `agent side: ${agent.output}`);
   t.equal(userRun.exitCode, 0, `WhatsApp user side: ${userRun.output}`);
@@ -58,6 +58,20 @@ for (const decoy of ["first", "after"] as const) {
     t.equal((w.us.kamailio.logText().match(/answering Meta's 407/g) ?? []).length, 1, "one answer");
   });
 }
+
+t.test("a call to a business-scoped user id (BSUID) reaches the edge in Meta's form, with its own permission", async (t) => {
+  const BSUID = "US.13491208655302741918";
+  const { w, userRun } = await answeredBusinessCall(t, {}, BSUID);
+  const invite = userRun.received.find((m) => m.method === "INVITE")!;
+  t.match(invite.uri, new RegExp(`^sip:${BSUID.replace(".", "\\.")}@`), "the R-URI carries the BSUID");
+  t.match(header(invite, "To"), new RegExp(`<sip:${BSUID.replace(".", "\\.")}@wa\\.meta\\.vc>`));
+  await w.edge.waitForLog(new RegExp(`edge: accepted business call from \\+15550001111 to ${BSUID.replace(".", "\\.")}`));
+  const pair = await (await fetch(`${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${BSUID}`)).json();
+  t.match(pair, { permission: "permanent", connectedLast24h: 1 }, "the BSUID's own pair counted the call");
+  const bad = await fetch(`${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/not-a-user`, { method: "PUT", body: '{"kind":"permanent"}' });
+  t.equal(bad.status, 400);
+  t.match((await bad.json()) as object, { error: /neither E\.164 with \+ nor a business-scoped user id/ });
+});
 
 t.test("a wrong password ends the call with Meta's 403, answered once, no loop", async (t) => {
   const w = await startInterconnect(t, { edgePassword: "not-what-we-have" });

@@ -250,7 +250,16 @@ t.test("POST /calls places an outbound call: INVITE with an offer, ACK for 200, 
 
   const bad = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "12345", number: "+15550001111" }) });
   t.equal(bad.status, 400);
-  t.match(((await bad.json()) as { error: string }).error, /to: expected the WhatsApp user's number as \+E\.164/);
+  t.match(((await bad.json()) as { error: string }).error, /to: expected the WhatsApp user's number as \+E\.164 or their business-scoped user id/);
+  const bsuid = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "US.13491208655302741918", number: "+15550001111", profile: "sales" }) });
+  t.equal(bsuid.status, 202, "a business-scoped user id is called like a number");
+  const toBsuid = await kamailio.next((m) => m.method === "INVITE");
+  t.match(toBsuid.uri, /^sip:US\.13491208655302741918@127\.0\.0\.1:\d+$/);
+  kamailio.send([
+    "SIP/2.0 486 Busy Here", `Via: ${header(toBsuid, "Via")}`, `From: ${header(toBsuid, "From")}`, `To: ${header(toBsuid, "To")};tag=b0`,
+    `Call-ID: ${header(toBsuid, "Call-ID")}`, `CSeq: ${header(toBsuid, "CSeq")}`, "Content-Length: 0", "", "",
+  ].join("\r\n"));
+  await kamailio.next((m) => m.method === "ACK");
   const unknown = await fetch(`${base}/calls`, { method: "POST", body: JSON.stringify({ to: "+15551234567", number: "+15550001111", profile: "nope" }) });
   t.equal(unknown.status, 400);
 

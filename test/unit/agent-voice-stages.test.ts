@@ -39,7 +39,15 @@ interface Conversation {
 
 function conversation(
   t: Teardown,
-  opts: { utterances?: Utterance[]; script?: LlmRound[]; profile?: Record<string, unknown>; tools?: Tool[]; transfer?: (c: Conversation) => Promise<TransferResult> } = {},
+  opts: {
+    utterances?: Utterance[];
+    script?: LlmRound[];
+    profile?: Record<string, unknown>;
+    tools?: Tool[];
+    transfer?: (c: Conversation) => Promise<TransferResult>;
+    /** The caller as Meta named them (default a number). */
+    remoteNumber?: string;
+  } = {},
 ): Conversation {
   const dir = tempDir(t, "wa-stages-");
   const clock = new FakeClock();
@@ -74,7 +82,7 @@ function conversation(
     pipeline: undefined as unknown as VoicePipeline,
   };
   c.pipeline = new VoicePipeline(
-    { callId: "call-1", direction: "inbound", profile: "line", businessNumber: "+4921100000", remoteNumber: "+4917600000", codec: "opus" },
+    { callId: "call-1", direction: "inbound", profile: "line", businessNumber: "+4921100000", remoteNumber: opts.remoteNumber ?? "+4917600000", codec: "opus" },
     {
       hangUp: (reason) => c.hangUps.push({ reason, atMs: clock.now() }),
       transfer: async (target) => {
@@ -429,4 +437,18 @@ t.test("responder alone: an aborted turn stops the LLM stream and says nothing m
   const response = await pending;
   t.same(said, ["One.", "Two."]);
   t.match(response, { aborted: true, spoken: "One. Two." });
+});
+
+t.test("the caller's identity reaches the LLM through the system prompt: a number, or a business-scoped user id said to be one", async (t) => {
+  for (const [remote, kind] of [["+4917600000", "phone number"], ["DE.88231990012", "WhatsApp business-scoped user id (not a phone number)"]]) {
+    const c = conversation(t, {
+      utterances: [{ text: " Who am I?" }],
+      script: [{ text: "You are calling from WhatsApp." }],
+      profile: { systemPrompt: "Weather line of {business}. The caller is {caller} ({callerKind})." },
+      remoteNumber: remote,
+    });
+    await play(c, [{ silenceMs: 5000 }, { say: 0, ms: 800 }, { silenceMs: 2000 }]);
+    t.same(c.llm.requests[0].messages[0], { role: "system", content: `Weather line of +4921100000. The caller is ${remote} (${kind}).` });
+    await end(c);
+  }
 });

@@ -2,7 +2,7 @@ import t from "tap";
 import { ipInAnyCidr, ipInCidr, isCidr } from "../../routing/policy/cidr.js";
 import { isFromMeta } from "../../routing/policy/meta-edge.js";
 import { classifySource } from "../../routing/policy/trust.js";
-import { digestUsername, lookupBusinessNumber, numberFromUser } from "../../routing/policy/numbers.js";
+import { digestUsername, isWhatsAppUser, lookupBusinessNumber, metaUserPart, numberFromUser } from "../../routing/policy/numbers.js";
 import { META_PREFIXES_DEFAULT, parseRoutingConfig } from "../../routing/config.js";
 import { certificateNameMatches } from "../../routing/policy/certificate.js";
 
@@ -72,6 +72,7 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
   t.same(ok.config?.numbers["+15550001111"], { number: "+15550001111", profile: "sales", password: "a=b" });
   t.equal(ok.config?.metaDomain, "wa.meta.vc");
   t.equal(ok.config?.maxCallsPerNumber, 1000);
+  t.equal(ok.config?.bsuidUriPrefix, "", "a BSUID goes into Meta's R-URI as it is unless WA_BSUID_URI_PREFIX says otherwise");
   t.same(ok.config?.metaPrefixes, META_PREFIXES_DEFAULT);
   t.same(ok.config?.internalAllow, ["127.0.0.1/32"], "the internal side is the agent's address by default");
   const withPbx = parseRoutingConfig(env({ WA_AGENT_URI: "sip:10.1.2.3:5080", WA_TRANSFER_PROXY: "sip:192.0.2.44:5060" }));
@@ -89,9 +90,18 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
     WA_AGENT_URI: "127.0.0.1:5080",
     WA_META_EDGE: "wa.meta.vc",
     WA_INTERNAL_ALLOW: "10.0.0.0/33",
+    WA_BSUID_URI_PREFIX: "sip:",
   }));
   t.equal(bad.config, null);
-  for (const key of ["WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_AGENT_URI", "WA_META_EDGE", "WA_INTERNAL_ALLOW"]) {
+  for (const key of ["WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_AGENT_URI", "WA_META_EDGE", "WA_INTERNAL_ALLOW", "WA_BSUID_URI_PREFIX"]) {
     t.ok(bad.errors.some((e) => e.startsWith(`${key}:`)), `${key} is named`);
   }
+});
+
+t.test("WhatsApp users: +E.164 numbers and business-scoped user ids (BSUIDs), strictly", async (t) => {
+  for (const ok of ["+15551234567", "US.13491208655302741918", "DE.a1B2c3", `US.${"1".repeat(253)}`]) t.ok(isWhatsAppUser(ok), ok.slice(0, 30));
+  for (const bad of ["15551234567", "+0123456", "us.1349", "USA.1349", "US.", "US.12-34", "US.12 34", "US.12;x=1", `US.${"1".repeat(254)}`, ""]) t.notOk(isWhatsAppUser(bad), bad.slice(0, 30));
+  t.equal(metaUserPart("+15551234567", "+"), "+15551234567", "a number is never prefixed");
+  t.equal(metaUserPart("US.13491208655302741918", ""), "US.13491208655302741918");
+  t.equal(metaUserPart("US.13491208655302741918", "+"), "+US.13491208655302741918");
 });

@@ -62,6 +62,22 @@ t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS wit
   t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, "3c1f0a9e-agent", "the pair has its one active call");
 });
 
+t.test("a business-scoped user id (BSUID) is called like a number: Meta's R-URI and To, its own pair; WA_BSUID_URI_PREFIX in front when set", async (t) => {
+  const BSUID = "US.13491208655302741918";
+  const permitted = { wa_callback: { [`+15550001111|${BSUID}`]: PERMITTED.wa_callback["+15550001111|+15551234567"] } };
+  const d = route(agentInvite(BSUID), { htables: structuredClone(permitted) });
+  t.same(d.replies, []);
+  t.equal(d.relays[0]?.ruri, `sip:${BSUID}@wa.meta.vc;transport=tls`);
+  t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === `sip:${BSUID}@wa.meta.vc`));
+  t.equal(JSON.parse(d.htables.wa_callback[`+15550001111|${BSUID}`]).activeCall, "3c1f0a9e-agent");
+  const prefixed = route(agentInvite(BSUID), { htables: structuredClone(permitted), env: { ...ENV, WA_BSUID_URI_PREFIX: "+" } });
+  t.equal(prefixed.relays[0]?.ruri, `sip:+${BSUID}@wa.meta.vc;transport=tls`);
+  t.same(route(agentInvite(BSUID)).replies.map((r) => r.code), [403], "no permission for the BSUID's own pair: refused locally");
+  for (const bad of ["us.1349", "US.", "US.1349-1", `US.${"1".repeat(260)}`]) {
+    t.same(route(agentInvite(bad)).replies.map((r) => [r.code, r.reason]), [[484, "Address Incomplete - E.164 With + Or BSUID Expected"]], bad.slice(0, 20));
+  }
+});
+
 t.test("callback rules refuse locally before anything goes to Meta", async (t) => {
   const none = route(agentInvite("+15557654321"));
   t.same(none.replies.map((r) => [r.code, r.reason]), [[403, "No Call Permission"]]);

@@ -12,9 +12,11 @@ import type { MediaAgent } from "../agent.js";
 import { AgentRequestError } from "../calls/outbound.js";
 
 const E164 = /^\+[1-9]\d{6,14}$/;
+/** A business-scoped user id, as the routing takes it (routing/policy/numbers.ts: isBsuid). */
+const BSUID = /^[A-Z]{2}\.[A-Za-z0-9]{1,253}$/;
 
 const placeCallBody = z.object({
-  to: z.string().regex(E164, "to: expected the WhatsApp user's number as +E.164"),
+  to: z.string().refine((to) => E164.test(to) || BSUID.test(to), "to: expected the WhatsApp user's number as +E.164 or their business-scoped user id (e.g. US.13491208655302741918)"),
   number: z.string().regex(E164, "number: expected the business number as +E.164"),
   profile: z.string().min(1, "profile: required").optional(),
 });

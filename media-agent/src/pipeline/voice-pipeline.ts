@@ -31,6 +31,7 @@ import type { Tool, ToolContext } from "./tools.js";
 import { TraceObserver } from "./trace-observer.js";
 import type { FilterThresholds } from "./transcript-filter.js";
 import { TurnTaking, type TurnEnd } from "./turn-taking.js";
+import { systemPromptFor } from "./voice-profiles.js";
 import type { TurnOptions } from "./vad.js";
 
 /** What a key press or the fallback can do without the LLM. */
@@ -120,7 +121,7 @@ export class VoicePipeline implements CallAudio {
       if (e.type === "agent-speaking") this.turnTaking.agentSpeakingChanged(e.speaking);
     });
     this.events.on(trace.handle);
-    this.history = [{ role: "system", content: profile.systemPrompt }];
+    this.history = [{ role: "system", content: systemPromptFor(profile.systemPrompt, call) }];
     // The business speaks first: the greeting is synthesised at once.
     void this.sayAndEnd(profile.greeting, this.newTurn(), this.turnAbort.signal);
     this.history.push({ role: "assistant", content: profile.greeting });

@@ -126,6 +126,16 @@ export function llmConfig(spec: VoiceProfileSpec): LlmConfig {
   return { baseUrl: url, model, keepAlive, temperature, numPredict, timeoutMs };
 }
 
+/**
+ * The system prompt for one call: `{caller}` becomes the WhatsApp user's id as Meta gave it (a
+ * +E.164 number, or a business-scoped user id such as US.13491208655302741918, which is not a
+ * phone number), `{callerKind}` says which of the two it is, `{business}` the business number.
+ */
+export function systemPromptFor(template: string, call: { remoteNumber: string; businessNumber: string }): string {
+  const kind = /^\+\d+$/.test(call.remoteNumber) ? "phone number" : "WhatsApp business-scoped user id (not a phone number)";
+  return template.replace(/\{caller\}/g, call.remoteNumber).replace(/\{callerKind\}/g, kind).replace(/\{business\}/g, call.businessNumber);
+}
+
 /** The running form of a profile for one call. */
 export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoiceProfile {
   const tts: TtsEngine =
