@@ -46,6 +46,8 @@ export interface RoutingConfig {
   transferProxy: string | null;
   /** Written before a BSUID in Meta's Request-URI user part (WA_BSUID_URI_PREFIX; Meta's pages do not say). */
   bsuidUriPrefix: string;
+  /** Meta's permission webhooks (WA_WEBHOOK_VERIFY_TOKEN and WA_APP_SECRET); null: not taken. */
+  webhook: { verifyToken: string; appSecret: string } | null;
 }
 
 /**
@@ -115,6 +117,11 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   }
 
   const internalAllow = parseInternalAllow(get("WA_INTERNAL_ALLOW", ""), [agentUri, transferProxy], errors);
+  const verifyToken = get("WA_WEBHOOK_VERIFY_TOKEN", "");
+  const appSecret = get("WA_APP_SECRET", "");
+  if ((verifyToken === "") !== (appSecret === "")) {
+    errors.push(`${verifyToken ? "WA_APP_SECRET" : "WA_WEBHOOK_VERIFY_TOKEN"}: Meta's webhooks need both WA_WEBHOOK_VERIFY_TOKEN and WA_APP_SECRET (or neither)`);
+  }
   const bsuidUriPrefix = get("WA_BSUID_URI_PREFIX", "");
   if (!/^[A-Za-z0-9+._-]{0,16}$/.test(bsuidUriPrefix)) errors.push(`WA_BSUID_URI_PREFIX: '${bsuidUriPrefix}' is not up to 16 of A-Z a-z 0-9 + . _ -`);
 
@@ -134,6 +141,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       media,
       transferProxy: transferProxy || null,
       bsuidUriPrefix,
+      webhook: verifyToken && appSecret ? { verifyToken, appSecret } : null,
     },
     errors: [],
   };

@@ -10,13 +10,15 @@
  *
  * A grant or revocation is on disk (fsynced) before the answer.
  *
- * Numbers are E.164 with "+" (URL-encoded as %2B or not).
+ * Numbers are E.164 with "+" (URL-encoded as %2B or not); a user may also be a business-scoped
+ * user id. Meta's own webhook deliveries come in on /webhooks/whatsapp (permission-webhook.ts).
  */
 import { routingConfig } from "../config";
 import { pvString } from "../ksr/pv";
 import { allPairs, nowSeconds, pairKey, readPair, recordPermission } from "./callback-state";
 import { DAY, type PairState } from "../policy/callback-rules";
 import { isWhatsAppUser } from "../policy/numbers";
+import { permissionWebhook, WEBHOOK_PATH } from "./permission-webhook";
 
 function reply(code: number, reason: string, body: unknown): void {
   KSR.xhttp.xhttp_reply(code, reason, "application/json", `${JSON.stringify(body)}\n`);
@@ -49,6 +51,7 @@ export function permissionApi(): void {
 
 function handle(method: string, url: string): void {
   const path = url.split("?")[0];
+  if (path === WEBHOOK_PATH) return permissionWebhook(method, url);
   if (path === "/permissions" || path === "/permissions/") {
     if (method !== "GET") return reply(405, "Method Not Allowed", { error: "use GET on /permissions" });
     const list: unknown[] = [];

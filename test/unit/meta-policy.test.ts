@@ -73,6 +73,10 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
   t.equal(ok.config?.metaDomain, "wa.meta.vc");
   t.equal(ok.config?.maxCallsPerNumber, 1000);
   t.equal(ok.config?.bsuidUriPrefix, "", "a BSUID goes into Meta's R-URI as it is unless WA_BSUID_URI_PREFIX says otherwise");
+  t.equal(ok.config?.webhook, null, "no webhooks unless configured");
+  t.same(parseRoutingConfig(env({ WA_WEBHOOK_VERIFY_TOKEN: "t", WA_APP_SECRET: "s" })).config?.webhook, { verifyToken: "t", appSecret: "s" });
+  t.match(parseRoutingConfig(env({ WA_APP_SECRET: "s" })).errors, [/^WA_WEBHOOK_VERIFY_TOKEN: Meta's webhooks need both/]);
+  t.match(parseRoutingConfig(env({ WA_WEBHOOK_VERIFY_TOKEN: "t" })).errors, [/^WA_APP_SECRET: Meta's webhooks need both/]);
   t.same(ok.config?.metaPrefixes, META_PREFIXES_DEFAULT);
   t.same(ok.config?.internalAllow, ["127.0.0.1/32"], "the internal side is the agent's address by default");
   const withPbx = parseRoutingConfig(env({ WA_AGENT_URI: "sip:10.1.2.3:5080", WA_TRANSFER_PROXY: "sip:192.0.2.44:5060" }));

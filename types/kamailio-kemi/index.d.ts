@@ -132,6 +132,11 @@ declare namespace KSR {
     function via_add_xavp_params(p1: number): number;
     function via_use_xavp_fields(p1: number): number;
   }
+  namespace crypto {
+    function aes_decrypt(p1: string, p2: string, p3: string): number;
+    function aes_encrypt(p1: string, p2: string, p3: string): number;
+    function hmac_sha256(p1: string, p2: string, p3: string): number;
+  }
   namespace dialog {
     function dlg_bridge(p1: string, p2: string, p3: string): number;
     function dlg_bye(p1: string): number;
