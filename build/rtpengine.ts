@@ -19,6 +19,8 @@ export interface RtpengineOptions {
   portMax: number;
   /** Seconds without media before rtpengine drops a call on its own. */
   timeoutSeconds?: number;
+  /** address:port of rtpengine's HTTP listener, which serves Prometheus text at /metrics. */
+  metrics?: string;
   logLevel?: number;
   echo?: NodeJS.WritableStream;
 }
@@ -49,6 +51,7 @@ export async function startRtpengine(opts: RtpengineOptions): Promise<RtpengineP
     "--table=-1",
     ...opts.interfaces.map((i) => `--interface=${i}`),
     `--listen-ng=${opts.ng.host}:${opts.ng.port}`,
+    ...(opts.metrics ? [`--listen-http=${opts.metrics}`] : []),
     `--port-min=${opts.portMin}`,
     `--port-max=${opts.portMax}`,
     `--timeout=${opts.timeoutSeconds ?? 60}`,

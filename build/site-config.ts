@@ -36,6 +36,11 @@ export const siteConfigSchema = z.object({
     .string()
     .regex(/^(udp6?|tcp):[^:]+:\d+$|^udp6?:\[[^\]]+\]:\d+$/, "must look like udp:127.0.0.1:2223")
     .default("udp:127.0.0.1:2223"),
+  /** rtpengine's HTTP listener: Prometheus text at /metrics (loopback by default). */
+  WA_RTPENGINE_METRICS: z
+    .string()
+    .regex(/^[0-9.]+:\d+$/, "must be address:port, e.g. 127.0.0.1:2225")
+    .default("127.0.0.1:2225"),
   WA_LOG_LEVEL: z.coerce.number().int().min(-5).max(3).default(2),
   WA_CHILDREN: z.coerce.number().int().min(1).max(64).default(4),
   WA_API_PORT: port.default(5072),

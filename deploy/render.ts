@@ -53,6 +53,8 @@ function renderRtpengine(cfg: SiteConfig, out: string): void {
     "table = -1",
     `interface = ${rtp.interfaces.join(";")}`,
     `listen-ng = ${rtp.ng.host}:${rtp.ng.port}`,
+    // Prometheus text at http://<listen-http>/metrics
+    `listen-http = ${rtp.metrics}`,
     `port-min = ${rtp.portMin}`,
     `port-max = ${rtp.portMax}`,
     "timeout = 60",

@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const stack = supervisedStack({
     runDir: runRoot,
     kamailioEnv: env,
-    rtpengine: { interfaces, ng: rtp.ng, portMin: rtp.portMin, portMax: rtp.portMax },
+    rtpengine: { interfaces, ng: rtp.ng, portMin: rtp.portMin, portMax: rtp.portMax, metrics: rtp.metrics },
     agentEnv,
     supervisor: {
       log: (line) => {

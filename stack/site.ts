@@ -13,6 +13,8 @@ export interface RtpengineSetup {
   portMax: number;
   /** WA_RTPENGINE_DIRECTIONS Kamailio must use with these interfaces (unset: one interface). */
   directions?: string;
+  /** rtpengine's HTTP listener (WA_RTPENGINE_METRICS): Prometheus text at /metrics. */
+  metrics: string;
 }
 
 /**
@@ -26,5 +28,5 @@ export function rtpengineSetup(cfg: SiteConfig, agentRtpHost: string): Rtpengine
     ? [`external/${cfg.WA_PUBLIC_IP}${cfg.WA_ADVERTISE_IP ? `!${cfg.WA_ADVERTISE_IP}` : ""}`, `internal/${agentRtpHost}`]
     : [cfg.WA_PUBLIC_IP];
   const [portMin, portMax] = cfg.WA_RTP_PORTS.split("-").map(Number);
-  return { interfaces, ng: { host: ngHost, port: Number(ngPort) }, portMin, portMax, directions: split ? "external,internal" : undefined };
+  return { interfaces, ng: { host: ngHost, port: Number(ngPort) }, portMin, portMax, directions: split ? "external,internal" : undefined, metrics: cfg.WA_RTPENGINE_METRICS };
 }

@@ -13,6 +13,7 @@ import { answerInvite } from "./calls/inbound.js";
 import { placeCall } from "./calls/outbound.js";
 import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
+import { activeCalls, countEndedCall } from "./metrics.js";
 import { ProfileRegistry } from "./profiles/registry.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
 import type { LocalMedia, NegotiatedMedia } from "./sdp/negotiate.js";
@@ -75,6 +76,29 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     return this.live.size;
   }
 
+  /**
+   * GET /healthz: every voice profile's engine answers HTTP (any status) within a second, and a
+   * pair of RTP ports is left for the next call. ok: all of it.
+   */
+  async health(): Promise<{ ok: boolean; engines: Array<{ profile: string; engine: string; url: string; ok: boolean; detail: string }>; rtp: { ports: string; pairs: number; inUse: number; ok: boolean } }> {
+    const engines = await Promise.all(
+      this.profiles.engineUrls().map(async (e) => {
+        try {
+          const res = await fetch(e.url, { signal: AbortSignal.timeout(1000) });
+          await res.body?.cancel();
+          return { ...e, ok: true, detail: `HTTP ${res.status}` };
+        } catch (err) {
+          const cause = (err as Error).name === "TimeoutError" ? "no answer within 1000 ms" : String((err as { cause?: unknown }).cause ?? err);
+          return { ...e, ok: false, detail: cause };
+        }
+      }),
+    );
+    const { min, max } = this.config.AGENT_RTP_PORTS;
+    const pairs = Math.floor((max - min + 1) / 2);
+    const rtp = { ports: `${min}-${max}`, pairs, inUse: this.live.size, ok: this.live.size < pairs };
+    return { ok: rtp.ok && engines.every((e) => e.ok), engines, rtp };
+  }
+
   /** A business-initiated call (calls/outbound.ts). */
   placeCall(p: { to: string; number: string; profile: string }): Promise<CallRecord> {
     return placeCall(this, p);
@@ -122,6 +146,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
 
   track(call: Call): void {
     this.live.set(call.record.callId, call);
+    activeCalls.set(this.live.size);
   }
 
   call(callId: string): Call | undefined {
@@ -184,10 +209,12 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
 
   forget(call: Call): void {
     if (this.live.get(call.record.callId) === call) this.live.delete(call.record.callId);
+    activeCalls.set(this.live.size);
   }
 
-  /** Announced; a call joined to it in a transfer is hung up too. */
+  /** Counted, announced; a call joined to it in a transfer is hung up too. */
   async ended(call: Call): Promise<void> {
+    countEndedCall(call.record);
     this.emit("ended", call.record);
     if (call.joinedWith) await this.hangUp(call.joinedWith, "the other party of the transfer hung up");
   }

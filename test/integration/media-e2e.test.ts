@@ -33,6 +33,8 @@ t.test("user-initiated call with Opus: both directions' audio arrives, SRTP outs
   t.equal(record.profile, "sales", "X-WA-Profile chose the profile");
 
   await sleep(6500); // the caller's sentence is ~5 s; the agent's prompt about as long
+  const metrics = await (await fetch(s.w.us.rtpengineMetrics)).text();
+  t.match(metrics, /^rtpengine_sessions\{type="own"\} 1$/m, "rtpengine's /metrics (as npm start runs it) shows the call's session");
   const ended = s.nextEnded();
   s.baresip.hangup();
   await s.baresip.waitForEvent("CALL_CLOSED");

@@ -16,6 +16,7 @@ import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
 import type { CallRecord } from "../../media-agent/src/calls/call.js";
+import { registry } from "../../media-agent/src/metrics.js";
 import { startPiperDouble } from "../support/piper-double.js";
 import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
 import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";
@@ -135,6 +136,15 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   t.same(turn.toolResults.map((r) => [r.name, r.ok]), [["get_weather", true]]);
   t.ok((turn.llm[0].firstTokenMs ?? -1) >= 0 && turn.tts.length > 0 && turn.firstPacketOutMs !== undefined, "LLM, TTS and first-packet times are recorded");
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
+
+  // The agent's metrics (its /metrics; the agent runs in this process) counted the call and its turn.
+  const metrics = await registry.metrics();
+  t.match(metrics, /wa_agent_calls_total\{direction="inbound",profile="weather",codec="opus",status="ended",end_reason="remote BYE"\} [1-9]/);
+  for (const stage of ["turn_decided", "stt", "llm_first_token", "tts_first_audio", "first_audible"]) {
+    t.match(metrics, new RegExp(`wa_agent_turn_stage_seconds_count\\{stage="${stage}"\\} [1-9]`), `${stage} observed`);
+  }
+  t.match(metrics, /wa_agent_transcripts_total\{verdict="use"\} [1-9]/);
+  t.match(metrics, /wa_agent_rtp_packets_total\{kind="received"\} [1-9]/);
 });
 
 t.test("the LLM is down: the caller hears an apology, the call goes on", async (t) => {

@@ -28,6 +28,8 @@ export interface RoutingUnderTest {
   stateDb: string;
   /** rtpengine (userspace) that the routing drives; interfaces "external" and "internal". */
   rtpengine: RtpengineProcess;
+  /** rtpengine's Prometheus text (its HTTP listener, as `npm start` runs it). */
+  rtpengineMetrics: string;
   /** Kills Kamailio like a crash (SIGKILL) and starts it again with the same settings and state. */
   crashAndRestart(): Promise<void>;
 }
@@ -53,7 +55,9 @@ export async function startRoutingUnderTest(
   const tls = { host: "127.0.0.1", port: await freePort() };
   const apiPort = await freePort();
   const ports = await freePortRange(200);
+  const rtpengineMetrics = `127.0.0.1:${await freePort()}`;
   const rtpengine = await startRtpengine({
+    metrics: rtpengineMetrics,
     runDir: join(workDir, "rtpengine"),
     interfaces: opts.rtpInterfaces ?? ["127.0.0.1"],
     ng: { host: "127.0.0.1", port: await freePort() },
@@ -93,6 +97,7 @@ export async function startRoutingUnderTest(
     api: `http://127.0.0.1:${apiPort}`,
     stateDb,
     rtpengine,
+    rtpengineMetrics: `http://${rtpengineMetrics}/metrics`,
     async crashAndRestart() {
       await under.kamailio.crash();
       under.kamailio = await startKamailio(options);

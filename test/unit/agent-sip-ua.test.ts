@@ -6,6 +6,10 @@
  */
 import t from "tap";
 import { createSocket, type Socket } from "node:dgram";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { tempDir } from "../support/temp-dir.js";
 import { pino } from "pino";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { sleep } from "../../build/kamailio.js";
@@ -301,6 +305,12 @@ t.test("POST /calls places an outbound call: INVITE with an offer, ACK for 200, 
   t.equal(header(ack2, "Via"), header(inv2, "Via"), "ACK for a failure reuses the INVITE's branch");
   await sleep(50);
   t.same([agent.calls.get(header(inv2, "Call-ID")!)?.status, agent.calls.get(header(inv2, "Call-ID")!)?.endReason], ["failed", "486 Busy Here"]);
+  const metrics = await fetch(`${base}/metrics`);
+  t.match(metrics.headers.get("content-type"), /^text\/plain; version=0\.0\.4/);
+  const text = await metrics.text();
+  t.match(text, /wa_agent_calls_total\{direction="outbound",profile="default",codec="none",status="failed",end_reason="486 Busy Here"\} [1-9]/, "the failed call is counted with its reason");
+  t.match(text, /wa_agent_calls_total\{direction="outbound",profile="sales",codec="opus",status="ended",end_reason="local BYE"\} [1-9]/, "the answered call hung up through the API");
+  t.match(text, /^wa_agent_active_calls 0$/m);
 });
 
 t.test("the call API keeps calls in progress and the last AGENT_CALL_HISTORY ended ones", async (t) => {
@@ -332,4 +342,32 @@ t.test("the call API keeps calls in progress and the last AGENT_CALL_HISTORY end
   const list = (await (await fetch(`${base}/calls`)).json()) as { active: number; calls: Array<{ callId: string }> };
   t.equal(list.active, 1);
   t.same(list.calls.map((c) => c.callId), ["long-call", failed[2], failed[3]]);
+});
+
+t.test("GET /healthz: 200 when every voice profile's engine answers and RTP ports are left; 503 naming the engine that does not", async (t) => {
+  const dir = tempDir(t, "wa-health-");
+  const up = createServer((_req, res) => res.end("ok"));
+  await new Promise<void>((done) => up.listen(0, "127.0.0.1", done));
+  t.teardown(() => up.close());
+  const upUrl = `http://127.0.0.1:${(up.address() as { port: number }).port}`;
+  const downUrl = `http://127.0.0.1:${await freePort()}`;
+  const profiles = join(dir, "voice.json");
+  const profile = (stt: string) => ({ greeting: "Hi.", systemPrompt: "x", language: "en", stt: { url: stt }, llm: { url: upUrl, model: "m" }, tts: { engine: "espeak-ng" } });
+  writeFileSync(profiles, JSON.stringify({ good: profile(upUrl), bad: profile(downUrl) }));
+  const agent = await startAgent(t, await freePort(), { AGENT_VOICE_PROFILES: profiles, AGENT_PROFILES: "default=echo" });
+  const api = await startApi(agent, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => api.close());
+  const res = await fetch(`http://127.0.0.1:${(api.address() as { port: number }).port}/healthz`);
+  t.equal(res.status, 503);
+  const health = (await res.json()) as { ok: boolean; engines: Array<{ profile: string; engine: string; ok: boolean; detail: string }>; rtp: { pairs: number; inUse: number; ok: boolean } };
+  t.same(health.engines.filter((e) => !e.ok).map((e) => [e.profile, e.engine]), [["bad", "stt"]]);
+  t.match(health.engines.find((e) => !e.ok)?.detail, /ECONNREFUSED/);
+  t.same(health.engines.filter((e) => e.ok).map((e) => `${e.profile}/${e.engine}`).sort(), ["bad/llm", "good/llm", "good/stt"]);
+  t.match(health.rtp, { pairs: 10, inUse: 0, ok: true });
+
+  const plain = await startAgent(t, await freePort());
+  const plainApi = await startApi(plain, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => plainApi.close());
+  const ok = await fetch(`http://127.0.0.1:${(plainApi.address() as { port: number }).port}/healthz`);
+  t.equal(ok.status, 200, "no voice profiles: nothing to reach, ports free");
 });

@@ -4,12 +4,15 @@
  *   GET  /calls/{callId}               → the call's record
  *   GET  /calls                        → {active, calls}: calls in progress, the last 100 records
  *   DELETE /calls/{callId}             → hang up
+ *   GET  /metrics                      → Prometheus text (metrics.ts)
+ *   GET  /healthz                      → 200 or 503 {ok, engines, rtp}: engines reachable, RTP ports left
  * Bad input gets 400 with the field named; nothing is half-done.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
 import type { MediaAgent } from "../agent.js";
 import { AgentRequestError } from "../calls/outbound.js";
+import { registry } from "../metrics.js";
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 /** A business-scoped user id, as the routing takes it (routing/policy/numbers.ts: isBsuid). */
@@ -52,6 +55,14 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
     }
   }
   if (url.pathname === "/calls" && req.method === "GET") return send(res, 200, { active: agent.activeCalls, calls: [...agent.calls.values()].slice(-100) });
+  if (url.pathname === "/healthz" && req.method === "GET") {
+    const health = await agent.health();
+    return send(res, health.ok ? 200 : 503, health);
+  }
+  if (url.pathname === "/metrics" && req.method === "GET") {
+    res.writeHead(200, { "content-type": registry.contentType });
+    return void res.end(await registry.metrics());
+  }
   if (id && req.method === "GET") {
     const record = agent.calls.get(decodeURIComponent(id));
     return record ? send(res, 200, record) : send(res, 404, { error: `no call ${decodeURIComponent(id)}` });

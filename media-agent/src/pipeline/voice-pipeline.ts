@@ -22,7 +22,7 @@ import type { CallAudio, CallControl, CallInfo, TransferResult } from "../audio/
 import { SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { isBackchannel } from "./barge-in.js";
 import { processClock, type ChatModel, type Clock, type FrameClassifier, type SpeechToText, type TtsEngine } from "./engines.js";
-import { PipelineEvents } from "./events.js";
+import { PipelineEvents, type PipelineListener } from "./events.js";
 import type { ChatMessage } from "./llm-client.js";
 import { Recogniser, type Recognised } from "./recogniser.js";
 import { Responder } from "./responder.js";
@@ -109,6 +109,8 @@ export class VoicePipeline implements CallAudio {
     private readonly control: CallControl,
     private readonly profile: VoiceProfile,
     engines: PipelineEngines,
+    /** Listeners of the pipeline's events besides the trace observer (the agent's metrics). */
+    observers: PipelineListener[] = [],
   ) {
     const clock = (this.clock = engines.clock ?? processClock);
     const emit = this.events.emit;
@@ -121,6 +123,7 @@ export class VoicePipeline implements CallAudio {
       if (e.type === "agent-speaking") this.turnTaking.agentSpeakingChanged(e.speaking);
     });
     this.events.on(trace.handle);
+    for (const observer of observers) this.events.on(observer);
     this.history = [{ role: "system", content: systemPromptFor(profile.systemPrompt, call) }];
     // The business speaks first: the greeting is synthesised at once.
     void this.sayAndEnd(profile.greeting, this.newTurn(), this.turnAbort.signal);

@@ -15,6 +15,7 @@ import { warmUp } from "../pipeline/llm-client.js";
 import { startSpeechWorkers } from "../pipeline/tts.js";
 import { WebRtcVad } from "../pipeline/vad.js";
 import { VoicePipeline } from "../pipeline/voice-pipeline.js";
+import { pipelineMetrics } from "../metrics.js";
 import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
 import { echoProfile } from "./echo.js";
 import { playRecordProfile } from "./play-record.js";
@@ -49,6 +50,16 @@ export class ProfileRegistry {
     return registry;
   }
 
+  /** The engines the voice profiles call over HTTP (espeak-ng is built in and has none). */
+  engineUrls(): Array<{ profile: string; engine: "stt" | "llm" | "tts"; url: string }> {
+    const out: Array<{ profile: string; engine: "stt" | "llm" | "tts"; url: string }> = [];
+    for (const [profile, spec] of Object.entries(this.voice)) {
+      out.push({ profile, engine: "stt", url: spec.stt.url }, { profile, engine: "llm", url: spec.llm.url });
+      if (spec.tts.engine === "piper") out.push({ profile, engine: "tts", url: spec.tts.url });
+    }
+    return out;
+  }
+
   has(name: string): boolean {
     return name in this.config.AGENT_PROFILES || name in this.voice;
   }
@@ -56,7 +67,7 @@ export class ProfileRegistry {
   /** The audio of a call with this (known) profile. */
   audioFor(info: CallInfo, control: CallControl): CallAudio {
     const voice = this.voice[info.profile];
-    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), { vad: WebRtcVad.createLoaded(3) });
+    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), { vad: WebRtcVad.createLoaded(3) }, [pipelineMetrics()]);
     const spec = this.config.AGENT_PROFILES[info.profile];
     if (spec.kind === "echo") return echoProfile();
     return playRecordProfile(info, control, {
