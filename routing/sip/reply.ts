@@ -1,5 +1,6 @@
 /** Answering requests: every refusal carries a reason phrase and a log line naming why. */
 import { pvString } from "../ksr/pv";
+import { countRefusal } from "../wa/metrics";
 
 /** Message flag set once this request has been answered (flags live with the message). */
 const FLAG_ANSWERED = 30;
@@ -21,6 +22,7 @@ export function refuse(code: number, reason: string, cause: string, headers?: st
       ` with ${code} ${reason}: ${cause}\n`,
   );
   if (headers) for (const h of headers) KSR.hdr.append_to_reply(`${h}\r\n`);
+  countRefusal(pvString("$rm"), code, reason);
   answerOnce(code, reason);
   return KSR.x.exit();
 }

@@ -6,6 +6,7 @@
  */
 import type { BusinessNumber, RoutingConfig } from "../config";
 import { isFromMeta } from "../policy/meta-edge";
+import { countCall, countMetaClassificationFailure } from "./metrics";
 import { digestUsername, lookupBusinessNumber } from "../policy/numbers";
 import { headerValues, pvString } from "../ksr/pv";
 import { refuse } from "../sip/reply";
@@ -23,7 +24,10 @@ export const PROFILE_HEADER = "X-WA-Profile";
 
 export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: SourceClass): void {
   const edge = isFromMeta({ proto: arrival.proto, srcIp: arrival.srcIp, source, externalDomains: headerValues("X-FB-External-Domain") }, cfg);
-  if (!edge.fromMeta) refuse(edge.code, edge.reason, edge.cause);
+  if (!edge.fromMeta) {
+    countMetaClassificationFailure(edge.reason);
+    refuse(edge.code, edge.reason, edge.cause);
+  }
 
   const ruriUser = pvString("$rU");
   const business = lookupBusinessNumber(ruriUser, cfg.numbers);
@@ -53,6 +57,7 @@ export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: 
   KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
   KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);
   KSR.info(`user-initiated call from ${caller} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
+  countCall("user-initiated", "relayed to the agent");
   relay();
 }
 

@@ -18,6 +18,7 @@ import { classifyMetaFailure } from "../policy/callback-rules";
 import { admitCall, pairKey, updatePair } from "./callback-state";
 import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
 import { answerMedia, deleteMedia, offerMedia, requireSdpOffer } from "./media";
+import { countCall, countCallbackDecision, countDigestAnswer } from "./metrics";
 
 const FAILURE_ROUTE = "ksr_failure_meta";
 const REPLY_ROUTE = "ksr_onreply_meta";
@@ -42,6 +43,7 @@ export function businessInitiatedCall(cfg: RoutingConfig): void {
   // call in progress: a refusal must release it (releaseAdmission), or the pair stays busy.
   const pair = pairKey(business.number, user);
   const admitted = admitCall(pair, pvString("$ci"), cfg.callbackLimits);
+  countCallbackDecision(admitted.allow ? "allowed" : admitted.reason);
   if (!admitted.allow) refuse(admitted.code, admitted.reason, `${business.number} → ${user}: ${admitted.cause}`);
   KSR.pv.sets("$avp(wa_pair)", pair);
 
@@ -96,6 +98,7 @@ function failureMeta(): void {
   }
   if (KSR.pv.get("$avp(wa_digest_sent)") !== null) {
     KSR.warn(`Meta challenged again after our digest answer for ${business.number}: wrong password in WA_SIP_PASSWORDS?\n`);
+    countDigestAnswer(pvString("$avp(wa_digest_algorithm)"), "rejected");
     endCall("failed");
     KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
     KSR.x.exit();
@@ -108,11 +111,14 @@ function failureMeta(): void {
   const challenge = strongestChallenge(parseDigestChallenges(offered));
   if (!challenge) {
     KSR.err(`cannot answer Meta's ${status}: no MD5 or SHA-256 digest challenge in ${headerName} '${offered.join("' '")}'\n`);
+    countDigestAnswer("none", "unusable challenge");
     endCall("failed");
     KSR.tm.t_reply(500, "Server Error - Unusable Digest Challenge");
     KSR.x.exit();
   }
   KSR.pv.seti("$avp(wa_digest_sent)", 1);
+  KSR.pv.sets("$avp(wa_digest_algorithm)", challenge.algorithm);
+  countDigestAnswer(challenge.algorithm, "sent");
   const credentials = digestCredentials(
     challenge,
     {
@@ -166,6 +172,7 @@ function onReplyMeta(): void {
 
 /** Records how a business-initiated call went against its pair's callback state. */
 function callOutcome(type: "answered" | "unanswered" | "failed" | "meta-no-permission" | "meta-daily-limit"): void {
+  countCall("business-initiated", type);
   const pair = pvString("$avp(wa_pair)");
   if (pair) updatePair(pair, { type, callId: pvString("$ci") });
 }

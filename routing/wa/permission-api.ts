@@ -52,6 +52,8 @@ export function permissionApi(): void {
 function handle(method: string, url: string): void {
   const path = url.split("?")[0];
   if (path === WEBHOOK_PATH) return permissionWebhook(method, url);
+  // Prometheus text: Kamailio's statistics and the routing's counters (wa/metrics.ts).
+  if (path === "/metrics") return void KSR.xhttp_prom.dispatch();
   if (path === "/permissions" || path === "/permissions/") {
     if (method !== "GET") return reply(405, "Method Not Allowed", { error: "use GET on /permissions" });
     const list: unknown[] = [];

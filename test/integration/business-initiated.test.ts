@@ -56,6 +56,10 @@ for (const decoy of ["first", "after"] as const) {
     t.equal(header(userRun.received.find((m) => m.method === "INVITE")!, "X-Edge-Verified"), BUSINESS.slice(1), "the edge's auth module verified a SHA-256 answer");
     await w.us.kamailio.waitForLog(/answering Meta's 407 \(SHA-256 of 2 challenge header\(s\)\) for \+15550001111/);
     t.equal((w.us.kamailio.logText().match(/answering Meta's 407/g) ?? []).length, 1, "one answer");
+    const metrics = await (await fetch(`${w.us.api}/metrics`)).text();
+    t.match(metrics, /kamailio_wa_digest_answers_total\{algorithm="SHA-256", ?result="sent"\} 1/, "Kamailio's /metrics counts the digest answer");
+    t.match(metrics, /kamailio_wa_callback_decisions_total\{decision="allowed"\} 1/);
+    t.match(metrics, /kamailio_wa_calls_total\{direction="business-initiated", ?outcome="answered"\} 1/);
   });
 }
 

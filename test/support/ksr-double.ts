@@ -100,6 +100,8 @@ export interface KsrDouble {
   sql: Array<{ con: string; query: string }>;
   /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
   dialog: { managed: boolean; profiles: string[] };
+  /** xhttp_prom counters as increased: "name{label,label} → total". */
+  counters: Map<string, number>;
 }
 
 type Impl = (...args: any[]) => unknown;
@@ -127,6 +129,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     flags: new Set(),
     vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
+    counters: new Map(),
     htables: opts.htables ?? {},
     sql: [],
   };
@@ -247,6 +250,11 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     d.ended = how;
     throw EXIT_SENTINEL;
   };
+  const count = (name: string, labels: string[], n: number) => {
+    const key = `${name}{${labels.join(",")}}`;
+    d.counters.set(key, (d.counters.get(key) ?? 0) + n);
+    return 1;
+  };
   const reply = (code: number, reason: string) => {
     d.replies.push({ code, reason, headers: pendingReplyHeaders, via: "sl" });
     pendingReplyHeaders = [];
@@ -335,6 +343,10 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "tm.t_reply": reply,
     "tm.t_send_reply": reply,
     "tm.t_newtran": () => 1,
+    "xhttp_prom.counter_inc_l0": (name: string, n: number) => count(name, [], n),
+    "xhttp_prom.counter_inc_l1": (name: string, n: number, a: string) => count(name, [a], n),
+    "xhttp_prom.counter_inc_l2": (name: string, n: number, a: string, b: string) => count(name, [a, b], n),
+    "xhttp_prom.counter_inc_l3": (name: string, n: number, a: string, b: string, c: string) => count(name, [a, b, c], n),
     "tm.t_check_trans": () => (opts.transactionExists ? 1 : -1),
     "tm.t_relay": () => relay("t_relay"),
     "tm.t_on_failure": (name: string) => ((failureRoute = name), 1),

@@ -18,6 +18,7 @@ t.test("Meta's INVITE goes to the agent with the profile, in a dialog, record-ro
   t.same(d.replies, []);
   t.equal(d.relays.length, 1);
   t.equal(d.relays[0].duri, "sip:127.0.0.1:5080");
+  t.same([...d.counters], [["wa_calls_total{user-initiated,relayed to the agent}", 1]], "counted in Kamailio's /metrics");
   t.equal(d.relays[0].ruri, "sip:+15550001111@sip.example.com;transport=tls", "R-URI untouched");
   t.ok(d.dialog.managed);
   t.same(d.dialog.profiles, ["calls_per_number/+15550001111"]);

@@ -81,6 +81,7 @@ t.test("a business-scoped user id (BSUID) is called like a number: Meta's R-URI 
 t.test("callback rules refuse locally before anything goes to Meta", async (t) => {
   const none = route(agentInvite("+15557654321"));
   t.same(none.replies.map((r) => [r.code, r.reason]), [[403, "No Call Permission"]]);
+  t.same([...none.counters].sort(), [["wa_callback_decisions_total{No Call Permission}", 1], ["wa_refusals_total{INVITE,403,No Call Permission}", 1]], "counted for Kamailio's /metrics");
   t.equal(none.relays.length, 0);
   t.match(none.logs.find((l) => l.level === "notice")?.text, /\+15550001111 → \+15557654321: no call permission on record/);
 

@@ -713,6 +713,30 @@ declare namespace KSR {
     function get_hu(): string | number | null;
     function xhttp_reply(p1: number, p2: string, p3: string, p4: string): number;
   }
+  namespace xhttp_prom {
+    function check_uri(): number;
+    function counter_inc_l0(p1: string, p2: number): number;
+    function counter_inc_l1(p1: string, p2: number, p3: string): number;
+    function counter_inc_l2(p1: string, p2: number, p3: string, p4: string): number;
+    function counter_inc_l3(p1: string, p2: number, p3: string, p4: string, p5: string): number;
+    function counter_reset_l0(p1: string): number;
+    function counter_reset_l1(p1: string, p2: string): number;
+    function counter_reset_l2(p1: string, p2: string, p3: string): number;
+    function counter_reset_l3(p1: string, p2: string, p3: string, p4: string): number;
+    function dispatch(): number;
+    function gauge_reset_l0(p1: string): number;
+    function gauge_reset_l1(p1: string, p2: string): number;
+    function gauge_reset_l2(p1: string, p2: string, p3: string): number;
+    function gauge_reset_l3(p1: string, p2: string, p3: string, p4: string): number;
+    function gauge_set_l0(p1: string, p2: string): number;
+    function gauge_set_l1(p1: string, p2: string, p3: string): number;
+    function gauge_set_l2(p1: string, p2: string, p3: string, p4: string): number;
+    function gauge_set_l3(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+    function histogram_observe_l0(p1: string, p2: string): number;
+    function histogram_observe_l1(p1: string, p2: string, p3: string): number;
+    function histogram_observe_l2(p1: string, p2: string, p3: string, p4: string): number;
+    function histogram_observe_l3(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+  }
   namespace xlog {
     function xalert(p1: string): number;
     function xcrit(p1: string): number;
