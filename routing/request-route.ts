@@ -23,6 +23,7 @@ import { businessInitiatedCall } from "./wa/outbound";
 import { isTransferLeg, transferCall } from "./wa/transfer";
 import { shiftInDialogRequest } from "./wa/cseq-shift";
 import { deleteMedia } from "./wa/media";
+import { countMetaKeepalive } from "./wa/metrics";
 import { dialogOfRequest, isRecordedPeer, requestRoutes } from "./wa/dialog-peers";
 import { memoize } from "./runtime/memo";
 
@@ -138,6 +139,8 @@ function initialRequest(cfg: RoutingConfig, source: SourceClass, method: string,
   const decision = initialRequestDecision(method);
   switch (decision.kind) {
     case "keepalive":
+      // Meta's keepalive: its absence for minutes is the first sign of a broken interconnect.
+      if (source === "meta") countMetaKeepalive();
       KSR.hdr.append_to_reply(ALLOW_LINE);
       answerOnce(200, "OK");
       return;

@@ -23,6 +23,11 @@ export function countCallbackDecision(decision: string): void {
   KSR.xhttp_prom.counter_inc_l1("wa_callback_decisions_total", 1, decision);
 }
 
+/** An OPTIONS from Meta's edge (its keepalive). */
+export function countMetaKeepalive(): void {
+  KSR.xhttp_prom.counter_inc_l0("wa_meta_options_total", 1);
+}
+
 /** A call that claimed to come from Meta and did not pass (the refusal's reason). */
 export function countMetaClassificationFailure(cause: string): void {
   KSR.xhttp_prom.counter_inc_l1("wa_meta_classification_failures_total", 1, cause);
