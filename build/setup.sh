@@ -9,6 +9,7 @@ packages=(
   kamailio kamailio-tls-modules kamailio-extra-modules kamailio-utils-modules
   kamailio-sqlite-modules sqlite3
   rtpengine-daemon sip-tester baresip-core espeak-ng sox openssl tshark ca-certificates
+  chromium
 )
 # Node.js: keep an installed one (>= 18.19); otherwise Debian's.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -5,7 +5,7 @@
  * scripted to call get_weather, an Open-Meteo-compatible weather API, and espeak-ng speaking.
  */
 import t from "tap";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
@@ -17,6 +17,9 @@ import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
 import type { CallRecord } from "../../media-agent/src/calls/call.js";
 import { registry } from "../../media-agent/src/metrics.js";
+import { startApi } from "../../media-agent/src/api/http.js";
+import { REPO_ROOT } from "../../build/bundle.js";
+import { openBrowser } from "../support/browser.js";
 import { startPiperDouble } from "../support/piper-double.js";
 import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
 import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";
@@ -145,6 +148,34 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   }
   t.match(metrics, /wa_agent_transcripts_total\{verdict="use"\} [1-9]/);
   t.match(metrics, /wa_agent_rtp_packets_total\{kind="received"\} [1-9]/);
+
+  // The call viewer, in Debian's chromium: the timeline shows the turns and the tool call, a
+  // turn's audio plays, and a screenshot is kept (test-artifacts/call-viewer.png).
+  const api = await startApi(s.agent, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => api.close());
+  const page = await (await openBrowser(t)).newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
+  const base = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+  await page.goto(`${base}/calls`);
+  await page.click(`a[href="/calls/${encodeURIComponent(record.callId)}"]`);
+  await page.waitForSelector("#timeline");
+  t.ok((await page.$$(".turn")).length >= 2, "the greeting and the caller's turn are listed");
+  t.ok((await page.$$('[data-lane="Caller speech"] rect')).length >= 1, "the caller's speech is on the timeline");
+  t.ok((await page.$$('[data-lane="Tools"] circle')).length >= 1, "the tool call is on the timeline");
+  t.ok((await page.$$('[data-lane="LLM"] rect')).length >= 2, "both LLM rounds are on the timeline");
+  t.match(await page.textContent("body"), /Tool get_weather/);
+  t.match(await page.$eval('[data-lane="SIP"]', (g) => g.innerHTML), /BYE from the caller: remote BYE/);
+  // (The page's own types: this tsconfig has no DOM library.)
+  const played = await page.$eval("audio", (a) => {
+    const audio = a as unknown as { play(): Promise<void>; duration: number };
+    return audio.play().then(() => audio.duration);
+  });
+  t.ok(played > 0.5, `a turn's caller audio plays (${played.toFixed(2)} s)`);
+  mkdirSync(join(REPO_ROOT, "test-artifacts"), { recursive: true });
+  await page.screenshot({ path: join(REPO_ROOT, "test-artifacts", "call-viewer.png"), fullPage: true });
+  t.same(pageErrors, [], "the page ran without errors");
 });
 
 t.test("the LLM is down: the caller hears an apology, the call goes on", async (t) => {

@@ -6,13 +6,23 @@
  *   DELETE /calls/{callId}             → hang up
  *   GET  /metrics                      → Prometheus text (metrics.ts)
  *   GET  /healthz                      → 200 or 503 {ok, engines, rtp}: engines reachable, RTP ports left
+ *   GET  /calls, /calls/{callId} with Accept: text/html → the call viewer (viewer.html)
+ *   GET  /calls/{callId}/trace         → the call's turn records (JSON)
+ *   GET  /calls/{callId}/audio/{file}  → a turn's caller audio (WAV) from AGENT_TRACE_DIR
  * Bad input gets 400 with the field named; nothing is half-done.
  */
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { join } from "node:path";
 import { z } from "zod";
 import type { MediaAgent } from "../agent.js";
 import { AgentRequestError } from "../calls/outbound.js";
 import { registry } from "../metrics.js";
+import { callFileName } from "../audio/frames.js";
+import { readTrace, traceFileOf } from "../pipeline/turn-trace.js";
+
+/** The call viewer (viewer.html): one static page, no build step. */
+const VIEWER = readFileSync(new URL("./viewer.html", import.meta.url), "utf8");
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 /** A business-scoped user id, as the routing takes it (routing/policy/numbers.ts: isBsuid). */
@@ -37,6 +47,18 @@ export function startApi(agent: MediaAgent, bind: { host: string; port: number }
 async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", "http://agent");
   const id = /^\/calls\/([^/]+)$/.exec(url.pathname)?.[1];
+  if (req.method === "GET" && (url.pathname === "/calls" || id) && (req.headers.accept ?? "").includes("text/html")) {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    return void res.end(VIEWER);
+  }
+  const traceOf = /^\/calls\/([^/]+)\/trace$/.exec(url.pathname)?.[1];
+  if (traceOf && req.method === "GET") {
+    const callId = decodeURIComponent(traceOf);
+    if (!agent.calls.has(callId)) return send(res, 404, { error: `no call ${callId}` });
+    return send(res, 200, existsSync(traceFileOf(agent.config.AGENT_TRACE_DIR, callId)) ? readTrace(agent.config.AGENT_TRACE_DIR, callId) : []);
+  }
+  const audio = /^\/calls\/([^/]+)\/audio\/([^/]+)$/.exec(url.pathname);
+  if (audio && req.method === "GET") return sendTurnAudio(agent, res, decodeURIComponent(audio[1]), decodeURIComponent(audio[2]));
   if (url.pathname === "/calls" && req.method === "POST") {
     let body: unknown;
     try {
@@ -72,6 +94,17 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
     return ended ? send(res, 200, { callId: decodeURIComponent(id), status: "ending" }) : send(res, 404, { error: `no live call ${decodeURIComponent(id)}` });
   }
   send(res, 404, { error: `no such resource: ${req.method} ${url.pathname}` });
+}
+
+/** A turn's caller audio from the trace directory; only the call's own turn files (no paths). */
+function sendTurnAudio(agent: MediaAgent, res: ServerResponse, callId: string, file: string): void {
+  const prefix = `${callFileName(callId)}-turn-`;
+  const own = file.startsWith(prefix) && /^\d+\.wav$/.test(file.slice(prefix.length));
+  if (!agent.calls.has(callId) || !own) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
+  const path = join(agent.config.AGENT_TRACE_DIR, file);
+  if (!existsSync(path)) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
+  res.writeHead(200, { "content-type": "audio/wav", "content-length": statSync(path).size });
+  createReadStream(path).pipe(res);
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

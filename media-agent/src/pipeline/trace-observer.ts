@@ -104,7 +104,7 @@ export class TraceObserver {
   };
 
   private open(e: Extract<PipelineEvent, { type: "turn" }>): void {
-    const t: TurnTrace = { turn: e.turn, llm: [], toolResults: [], tts: [], t0: e.at };
+    const t: TurnTrace = { turn: e.turn, startedAt: e.date.toISOString(), llm: [], toolResults: [], tts: [], t0: e.at };
     if (e.dtmf) t.dtmf = e.dtmf;
     if (e.idle) t.idle = e.idle;
     if (e.speech) {

@@ -13,6 +13,8 @@ import type { ChatMessage, ToolCall } from "./llm-client.js";
  */
 export interface TurnTrace {
   turn: number;
+  /** Wall-clock time of the turn's 0 ms (the end of the caller's speech; for turn 0 the answer). */
+  startedAt?: string;
   speechStart?: string;
   speechEnd?: string;
   speechMs?: number;
@@ -100,6 +102,7 @@ export function turnEvents(t: TurnTrace): TraceEvent[] {
 export function traceRecord(t: TurnTrace): TraceRecord {
   return {
     turn: t.turn,
+    startedAt: t.startedAt,
     speechStart: t.speechStart,
     speechEnd: t.speechEnd,
     speechMs: t.speechMs,
