@@ -40,7 +40,7 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
     t.match(list, [{ business: BUSINESS, user: WA_USER, permission: "temporary" }]);
     const bad = await fetch(pairUrl(w, "12345"), { method: "PUT", body: '{"kind":"temporary"}' });
     t.equal(bad.status, 400);
-    t.match(await bad.json(), { error: /not E\.164/ });
+    t.match(await bad.json(), { error: /neither E\.164 with \+ nor a business-scoped user id/ });
     const badKind = await fetch(pairUrl(w), { method: "PUT", body: '{"kind":"forever"}' });
     t.equal(badKind.status, 400);
   });

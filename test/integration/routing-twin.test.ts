@@ -62,8 +62,9 @@ const CASES: Case[] = [
   { name: "an internal INVITE claiming Meta", from: "internal", method: "INVITE", user: permittedUser(0), fromUser: BUSINESS, headers: [FB], body: "sdp", expect: "403 Meta Traffic Must Use TLS" },
   { name: "an internal INVITE from an unknown business", from: "internal", method: "INVITE", user: permittedUser(0), fromUser: "+15558888888", body: "sdp", expect: "403 Forbidden - Unknown Business Number" },
   { name: "an internal INVITE from a number without password", from: "internal", method: "INVITE", user: permittedUser(0), fromUser: OTHER_BUSINESS, body: "sdp", expect: "503 Service Unavailable - No SIP Password" },
-  { name: "an internal INVITE to a non-E.164 user", from: "internal", method: "INVITE", user: "15551234567", fromUser: BUSINESS, body: "sdp", expect: "484 Address Incomplete - E.164 With + Expected" },
+  { name: "an internal INVITE to a non-E.164 user", from: "internal", method: "INVITE", user: "15551234567", fromUser: BUSINESS, body: "sdp", expect: "484 Address Incomplete - E.164 With + Or BSUID Expected" },
   { name: "a business call without permission", from: "internal", method: "INVITE", user: permittedUser(7), fromUser: BUSINESS, body: "sdp", expect: "403 No Call Permission" },
+  { name: "a business call to a BSUID without permission", from: "internal", method: "INVITE", user: "US.13491208655302741918", fromUser: BUSINESS, body: "sdp", expect: "403 No Call Permission" },
   { name: "a business call with permission", from: "internal", method: "INVITE", user: permittedUser(0), fromUser: BUSINESS, body: "sdp", expect: "200 OK" },
 ];
 
