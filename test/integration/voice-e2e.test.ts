@@ -167,12 +167,15 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   t.ok((await page.$$('[data-lane="LLM"] rect')).length >= 2, "both LLM rounds are on the timeline");
   t.match(await page.textContent("body"), /Tool get_weather/);
   t.match(await page.$eval('[data-lane="SIP"]', (g) => g.innerHTML), /BYE from the caller: remote BYE/);
-  // (The page's own types: this tsconfig has no DOM library.)
-  const played = await page.$eval("audio", (a) => {
-    const audio = a as unknown as { play(): Promise<void>; duration: number };
-    return audio.play().then(() => audio.duration);
-  });
-  t.ok(played > 0.5, `a turn's caller audio plays (${played.toFixed(2)} s)`);
+  t.ok((await page.$$("audio.agent")).length >= 2, "what the agent said has players too (the greeting, the answer)");
+  for (const who of ["caller", "agent"]) {
+    // (The page's own types: this tsconfig has no DOM library.)
+    const played = await page.$eval(`audio.${who}`, (a) => {
+      const audio = a as unknown as { play(): Promise<void>; pause(): void; duration: number };
+      return audio.play().then(() => (audio.pause(), audio.duration));
+    });
+    t.ok(played > 0.5, `a turn's ${who} audio plays (${played.toFixed(2)} s)`);
+  }
   mkdirSync(join(REPO_ROOT, "test-artifacts"), { recursive: true });
   await page.screenshot({ path: join(REPO_ROOT, "test-artifacts", "call-viewer.png"), fullPage: true });
   t.same(pageErrors, [], "the page ran without errors");

@@ -15,6 +15,9 @@ import { Responder } from "../../media-agent/src/pipeline/responder.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import type { Tool } from "../../media-agent/src/pipeline/tools.js";
 import { readTrace, type TraceRecord } from "../../media-agent/src/pipeline/turn-trace.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { readWav } from "../../media-agent/src/audio/wav.js";
 import { VoicePipeline } from "../../media-agent/src/pipeline/voice-pipeline.js";
 import { parseVoiceProfiles, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
 import type { Teardown } from "../../build/teardown.js";
@@ -35,6 +38,8 @@ interface Conversation {
   hangUps: Array<{ reason: string; atMs: number }>;
   transfers: Array<{ target: string; atMs: number }>;
   trace(): TraceRecord[];
+  /** The trace directory (records and WAVs). */
+  dir: string;
 }
 
 function conversation(
@@ -79,6 +84,7 @@ function conversation(
     hangUps: [],
     transfers: [],
     trace: () => readTrace(dir, "call-1"),
+    dir,
     pipeline: undefined as unknown as VoicePipeline,
   };
   c.pipeline = new VoicePipeline(
@@ -236,6 +242,11 @@ t.test("a question over the greeting stops it 200 ms after the onset; the LLM ge
   t.equal(messages.at(-2)!.content, HEARD, "only the heard words of the greeting (1.1 s of 3 s: 11 of 30 words)");
   const trace = await end(c);
   t.match(trace[0], { bargeIn: { outcome: "reply stopped", stopMs: 180, heard: HEARD }, spoken: HEARD });
+  // What the agent said, as played: the greeting up to the cut (its frames hold the clause's number).
+  await settle();
+  const played = readWav(readFileSync(join(c.dir, trace[0].agentAudio!))).samples;
+  t.equal(played.length / 320, framesOf(c, GREETING) + 2, "the turn's agent audio is what went out: 2 silent frames, then the greeting up to the cut");
+  t.equal(c.tts.textOf(played.subarray(played.length - 320) as PcmFrame), GREETING);
   t.match(trace[1], { stt: { text: " What about Berlin?" }, spoken: "Berlin is cloudy." });
 });
 

@@ -8,7 +8,7 @@
  *   GET  /healthz                      → 200 or 503 {ok, engines, rtp}: engines reachable, RTP ports left
  *   GET  /calls, /calls/{callId} with Accept: text/html → the call viewer (viewer.html)
  *   GET  /calls/{callId}/trace         → the call's turn records (JSON)
- *   GET  /calls/{callId}/audio/{file}  → a turn's caller audio (WAV) from AGENT_TRACE_DIR
+ *   GET  /calls/{callId}/audio/{file}  → a turn's caller or agent audio (WAV) from AGENT_TRACE_DIR
  * Bad input gets 400 with the field named; nothing is half-done.
  */
 import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
@@ -96,10 +96,10 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
   send(res, 404, { error: `no such resource: ${req.method} ${url.pathname}` });
 }
 
-/** A turn's caller audio from the trace directory; only the call's own turn files (no paths). */
+/** A turn's caller (or agent) audio from the trace directory; only the call's own turn files (no paths). */
 function sendTurnAudio(agent: MediaAgent, res: ServerResponse, callId: string, file: string): void {
   const prefix = `${callFileName(callId)}-turn-`;
-  const own = file.startsWith(prefix) && /^\d+\.wav$/.test(file.slice(prefix.length));
+  const own = file.startsWith(prefix) && /^\d+(-agent)?\.wav$/.test(file.slice(prefix.length));
   if (!agent.calls.has(callId) || !own) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
   const path = join(agent.config.AGENT_TRACE_DIR, file);
   if (!existsSync(path)) return send(res, 404, { error: `no audio ${file} for call ${callId}` });

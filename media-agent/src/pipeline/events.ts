@@ -4,6 +4,7 @@
  * The stages only emit; the trace observer (trace-observer.ts) turns the events into records,
  * so no stage holds trace code.
  */
+import type { PcmFrame } from "../audio/frames.js";
 import type { ChatMessage, ToolCall } from "./llm-client.js";
 import type { SttSegment } from "./transcript-filter.js";
 
@@ -34,7 +35,8 @@ export type PipelineEvent =
   /** A clause's first packet, and its first above −40 dBFS (clauses begin with silence). */
   | { type: "clause-started"; turn: number; clause: number; at: number }
   | { type: "clause-audible"; turn: number; clause: number; at: number }
-  | { type: "clause-played"; turn: number; clause: number; at: number }
+  /** A clause left the queue played (or cut: then only what was played); `audio`: the frames sent. */
+  | { type: "clause-played"; turn: number; clause: number; at: number; audio: PcmFrame[] }
   /** Nothing left to play and playback not paused. */
   | { type: "playback-done"; at: number }
   /** The agent's voice starts or stops at the caller's ear (for barge-in). */

@@ -120,7 +120,7 @@ export class Speaker {
     while (this.queue.length && this.queue[0].done && this.queue[0].played >= this.queue[0].frames.length) {
       const clause = this.queue.shift()!;
       clause.drop();
-      this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now() });
+      this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: clause.frames });
     }
     const clause = this.queue[0];
     if (!clause || clause.played >= clause.frames.length) {
@@ -174,7 +174,9 @@ export class Speaker {
   private remove(clause: Clause, signal: AbortSignal): void {
     signal.removeEventListener("abort", clause.drop);
     const i = this.queue.indexOf(clause);
-    if (i >= 0) this.queue.splice(i, 1);
+    if (i < 0) return;
+    this.queue.splice(i, 1);
+    if (clause.played > 0) this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: clause.frames.slice(0, clause.played) });
   }
 
   private setSpeaking(speaking: boolean): void {

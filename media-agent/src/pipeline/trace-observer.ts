@@ -7,7 +7,8 @@
  */
 import { appendFileSync, mkdirSync, writeFile } from "node:fs";
 import { join } from "node:path";
-import { callFileName } from "../audio/frames.js";
+import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 
@@ -22,6 +23,8 @@ export class TraceObserver {
   private nextRecord = 0;
   private closed = false;
   private readonly file: string;
+  /** Per turn: the agent's frames as played, written as the turn's agent WAV with its record. */
+  private readonly agentAudio = new Map<number, PcmFrame[]>();
   /** The TTS entry of each clause being synthesised, and when it was asked for. */
   private readonly clauses = new Map<number, { entry: TtsEntry; requestAt: number }>();
 
@@ -78,9 +81,13 @@ export class TraceObserver {
       case "clause-audible":
         t.firstAudibleOutMs ??= ms(e.at);
         break;
-      case "clause-played":
+      case "clause-played": {
         this.clauses.delete(e.clause);
+        const played = this.agentAudio.get(e.turn) ?? [];
+        for (const frame of e.audio) played.push(frame);
+        this.agentAudio.set(e.turn, played);
         break;
+      }
       case "barge-in":
         // A key press stops the agent from the next frame: its last packet left before the press.
         t.bargeIn = { onsetMs: ms(e.onsetAt), detectedMs: ms(e.at), lastPacketMs: ms(e.lastPacketAt), stopMs: Math.max(0, Math.round(e.lastPacketAt - e.onsetAt)), heard: e.heard };
@@ -144,11 +151,29 @@ export class TraceObserver {
 
   private writeFinished(): void {
     for (const t of this.finished) {
+      this.writeAgentAudio(t);
       this.ready.set(t.turn, t);
       this.traces.delete(t.turn);
     }
     this.finished.clear();
     this.flush(this.closed);
+  }
+
+  private writeAgentAudio(t: TurnTrace): void {
+    const frames = this.agentAudio.get(t.turn);
+    this.agentAudio.delete(t.turn);
+    if (!frames?.length) return;
+    const samples = new Int16Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      samples.set(f, at);
+      at += f.length;
+    }
+    const file = `${callFileName(this.callId)}-turn-${t.turn}-agent.wav`;
+    t.agentAudio = file;
+    writeFile(join(this.traceDir, file), writeWav(samples, SAMPLE_RATE), (err) => {
+      if (err) t.audioError = err.message;
+    });
   }
 
   /** Records waiting for their playback are written now: the call's end is their end. */

@@ -24,6 +24,8 @@ export interface TurnTrace {
   /** The caller was silent: this turn is the agent's reprompt ("reprompt 1", …) or its goodbye. */
   idle?: string;
   audio?: string;
+  /** What the agent said for this turn as it was played (a cut reply: up to the cut), a WAV beside the trace. */
+  agentAudio?: string;
   /** The turn's WAV could not be written (the turn went on without it). */
   audioError?: string;
   stt?: { requestAt: string; responseMs: number; text: string; segments: unknown[]; dropped: unknown[]; verdict: string; error?: string };
@@ -110,6 +112,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     dtmf: t.dtmf,
     idle: t.idle,
     audio: t.audio,
+    agentAudio: t.agentAudio,
     audioError: t.audioError,
     stt: t.stt,
     llm: t.llm,
