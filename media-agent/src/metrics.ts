@@ -26,6 +26,25 @@ const rtpPackets = new Counter({
   registers: [registry],
 });
 
+const rtpJitter = new Histogram({
+  name: "wa_agent_rtp_jitter_seconds",
+  help: "RFC 3550 interarrival jitter of each ended call's incoming audio (the call's last estimate)",
+  buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16],
+  registers: [registry],
+});
+
+const frameLateness = new Histogram({
+  name: "wa_agent_frame_lateness_seconds",
+  help: "Pacing error as the agent sees it: how late the shared 20 ms frame timer ran its due frames (each run sends a frame for every due call)",
+  buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.1],
+  registers: [registry],
+});
+
+/** The frame clock's timer ran `ms` after its due time (rtp/frame-clock.ts). */
+export function observeFrameLateness(ms: number): void {
+  frameLateness.observe(Math.max(0, ms) / 1000);
+}
+
 /** Set by the agent: how many calls are in progress now. */
 export const activeCalls = new Gauge({ name: "wa_agent_active_calls", help: "Calls in progress", registers: [registry] });
 
@@ -68,6 +87,7 @@ export function countEndedCall(record: CallRecord): void {
   rtpPackets.inc({ kind: "lost" }, m.jitter.lost);
   rtpPackets.inc({ kind: "late" }, m.jitter.late);
   rtpPackets.inc({ kind: "concealed" }, m.concealed);
+  if (m.arrivalJitterMs !== null) rtpJitter.observe(m.arrivalJitterMs / 1000);
 }
 
 /** One call's pipeline events → the metrics above. */

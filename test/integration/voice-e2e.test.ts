@@ -148,6 +148,8 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   }
   t.match(metrics, /wa_agent_transcripts_total\{verdict="use"\} [1-9]/);
   t.match(metrics, /wa_agent_rtp_packets_total\{kind="received"\} [1-9]/);
+  t.match(metrics, /wa_agent_rtp_jitter_seconds_count [1-9]/, "the call's interarrival jitter");
+  t.match(metrics, /wa_agent_frame_lateness_seconds_count [1-9]/, "the frame timer's lateness (pacing error)");
 
   // The call viewer, in Debian's chromium: the timeline shows the turns and the tool call, a
   // turn's audio plays, and a screenshot is kept (test-artifacts/call-viewer.png).

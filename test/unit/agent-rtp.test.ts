@@ -1,5 +1,6 @@
 /** RTP stages of the media agent: packets, jitter buffer, pacer and frame clock, RTCP, DTMF. */
 import t from "tap";
+import { ArrivalJitter } from "../../media-agent/src/rtp/arrival-jitter.js";
 import { DtmfReceiver } from "../../media-agent/src/rtp/dtmf.js";
 import { FrameClock, Ticker, type Clock } from "../../media-agent/src/rtp/frame-clock.js";
 import { JitterBuffer, type JitterOutput } from "../../media-agent/src/rtp/jitter-buffer.js";
@@ -221,4 +222,13 @@ t.test("DTMF (RFC 4733): one digit per event despite repeated end packets; lost 
     dtmf(0, 7000, true),
   ].flatMap((p) => rx.push(p));
   t.same(digits, ["5", "#", "1", "0"], "5, #, the 1 whose end was lost (reported when the next event starts), 0");
+});
+
+t.test("RFC 3550 interarrival jitter: none for a steady stream, the mean deviation for a jittery one, across a timestamp wrap", async (t) => {
+  const steady = new ArrivalJitter(48000);
+  for (let i = 0; i < 200; i++) steady.push(1000 + i * 20, (0xfffff000 + i * 960) >>> 0);
+  t.equal(steady.jitterMs, 0, "20 ms apart with 960-sample timestamps (wrapping past 2^32): no jitter");
+  const jittery = new ArrivalJitter(8000);
+  for (let i = 0; i < 2000; i++) jittery.push(1000 + i * 20 + (i % 2 ? 4 : -4), i * 160);
+  t.ok(Math.abs(jittery.jitterMs - 8) < 0.5, `±4 ms around the 20 ms grid: D is 8 ms each time, J → 8 (${jittery.jitterMs.toFixed(2)})`);
 });

@@ -9,6 +9,8 @@
  * about a quarter of them. A call's first tick runs at once (the first packet must leave as
  * soon as the call is answered); its second comes 20 to 25 ms later, on the grid.
  */
+import { observeFrameLateness } from "../metrics.js";
+
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
@@ -102,9 +104,10 @@ export class Ticker {
   }
 
   private wake(): void {
+    const now = this.clock.now();
+    observeFrameLateness(now - this.wakeAt);
     this.timer = null;
     this.wakeAt = Infinity;
-    const now = this.clock.now();
     try {
       for (const fc of this.clocks) if (fc.nextDueAt <= now) fc.runDue(now);
     } finally {

@@ -14,6 +14,7 @@ import { SilencePayload } from "../codecs/silence-payload.js";
 import type { NegotiatedMedia } from "../sdp/negotiate.js";
 import { DtmfReceiver } from "./dtmf.js";
 import { FrameClock, systemClock, type Clock } from "./frame-clock.js";
+import { ArrivalJitter } from "./arrival-jitter.js";
 import { JitterBuffer, type JitterStats } from "./jitter-buffer.js";
 import { isRtcp, parseRtp, RtpParseError } from "./packet.js";
 import { buildSenderReport } from "./rtcp.js";
@@ -43,12 +44,16 @@ export interface MediaStats {
   firstSentAt: number | null;
   firstReceivedAt: number | null;
   jitter: JitterStats;
+  /** RFC 3550 interarrival jitter of the caller's audio at the end, ms (null: no audio received). */
+  arrivalJitterMs: number | null;
 }
 
 export class MediaSession extends EventEmitter<MediaSessionEvents> {
   private codec?: AudioCodec;
   private outbound?: SilencePayload;
   private jitter = new JitterBuffer();
+  /** RFC 3550 interarrival jitter of the caller's audio (set up with the codec's clock rate). */
+  private arrival: ArrivalJitter | null = null;
   private dtmf = new DtmfReceiver();
   private pacer?: RtpPacer;
   private frameClock?: FrameClock;
@@ -144,7 +149,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   }
 
   stats(): MediaStats {
-    return { ...this.counters, packetsOut: this.pacer?.packetCount ?? 0, jitter: this.jitter.stats };
+    return { ...this.counters, packetsOut: this.pacer?.packetCount ?? 0, jitter: this.jitter.stats, arrivalJitterMs: this.arrival ? Math.round(this.arrival.jitterMs * 100) / 100 : null };
   }
 
   private receive(buf: Buffer): void {
@@ -173,6 +178,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       this.counters.unexpectedPayloadType++;
       return;
     }
+    (this.arrival ??= new ArrivalJitter(media.codec.clockRate)).push(this.lastPacketAt, packet.timestamp);
     this.jitter.push(packet);
   }
 
