@@ -8,19 +8,15 @@
  * Kamailio's restart.
  */
 import t, { type Test } from "tap";
-import { join } from "node:path";
-import { buildBundle, DEFAULT_ENTRY } from "../../build/bundle.js";
 import { sleep } from "../../build/kamailio.js";
-import { freePort, freePortRange } from "../../build/ports.js";
 import { ngCommand } from "../../build/rtpengine-ng.js";
 import { sipPing } from "../../build/sip-ping.js";
-import { ensureSelfSignedCert } from "../../build/tls-cert.js";
 import type { CallRecord } from "../../media-agent/src/calls/call.js";
 import { header } from "../../media-agent/src/sip/message.js";
-import { DAEMONS, supervisedStack } from "../../stack/stack.js";
+import { DAEMONS } from "../../stack/stack.js";
 import type { RestartEvent } from "../../stack/supervisor.js";
-import { startStandInEdge } from "../../stack/stand-in-edge.js";
 import { runSipp, startSipp } from "../support/sipp.js";
+import { startSupervisedSite } from "../support/supervised-site.js";
 import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS, WA_USER } from "../support/wa-interconnect.js";
 import { META_CALL_ID, userCallsBusiness } from "../support/wa-scenarios.js";
@@ -36,59 +32,10 @@ function alive(pid: number): boolean {
 
 t.test("supervised daemons: each one SIGKILLed during a call comes back while the others keep running", async (t) => {
   const dir = tempDir(t, "wa-supervisor-");
-  const { outFile } = await buildBundle(DEFAULT_ENTRY, join(dir, "routing.js"));
-  const cert = ensureSelfSignedCert(dir, "tls", ["sip.example.com", "127.0.0.1"]);
-  const internal = { host: "127.0.0.1", port: await freePort() };
-  const tls = { host: "127.0.0.1", port: await freePort() };
-  const apiPort = await freePort();
-  const ng = { host: "127.0.0.1", port: await freePort() };
-  const agentApi = { host: "127.0.0.1", port: await freePort() };
-  const agentSip = await freePort();
-  const rtp = await freePortRange(100);
-  const agentRtp = await freePortRange(40);
-
-  const edge = await startStandInEdge({ dir: join(dir, "edge"), ourTls: tls, waUserUri: `sip:127.0.0.1:${await freePort()}`, business: BUSINESS });
-  t.teardown(() => edge.edge.stop());
-
   const lines: string[] = [];
-  const stack = supervisedStack({
-    runDir: join(dir, "run"),
-    kamailioEnv: {
-      WA_PUBLIC_IP: tls.host,
-      WA_TLS_PORT: String(tls.port),
-      WA_INTERNAL_IP: internal.host,
-      WA_INTERNAL_PORT: String(internal.port),
-      WA_DOMAIN: "sip.example.com",
-      WA_TLS_CERT: cert.cert,
-      WA_TLS_KEY: cert.key,
-      WA_BUNDLE: outFile,
-      WA_CHILDREN: "2",
-      WA_API_PORT: String(apiPort),
-      WA_RTPENGINE_SOCK: `udp:${ng.host}:${ng.port}`,
-      WA_NUMBERS: `${BUSINESS}=default`,
-      WA_META_PREFIXES: `${edge.udp.host}/32`,
-      WA_AGENT_URI: `sip:127.0.0.1:${agentSip}`,
-      // A small CA list, as the interconnect tests use: Kamailio parses it once per process at
-      // start, and the system bundle takes ~4 s to load into 13 processes on a 2-core box.
-      WA_META_CA_LIST: edge.ca.cert,
-    },
-    rtpengine: { interfaces: ["127.0.0.1"], ng, portMin: rtp.min, portMax: rtp.max },
-    agentEnv: {
-      AGENT_SIP: `127.0.0.1:${agentSip}`,
-      AGENT_KAMAILIO: `${internal.host}:${internal.port}`,
-      AGENT_RTP_PORTS: `${agentRtp.min}-${agentRtp.max}`,
-      AGENT_API: `${agentApi.host}:${agentApi.port}`,
-      AGENT_PROFILES: "default=echo",
-      AGENT_RECORD_DIR: join(dir, "recordings"),
-      AGENT_TRACE_DIR: join(dir, "traces"),
-    },
-    supervisor: { log: (line) => lines.push(line) },
-  });
-  t.teardown(() => stack.supervisor.stop());
-  await stack.supervisor.start();
+  const { stack, edge, internal, ng, apiPort, agentUrl } = await startSupervisedSite(t, dir, (line) => lines.push(line));
   const everyPid = new Set(stack.supervisor.names.map((n) => stack.supervisor.pid(n)!));
 
-  const agentUrl = `http://${agentApi.host}:${agentApi.port}`;
   const agentCalls = async (): Promise<CallRecord[]> => ((await (await fetch(`${agentUrl}/calls`)).json()) as { calls: CallRecord[] }).calls;
   const pairUrl = `http://127.0.0.1:${apiPort}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(WA_USER)}`;
   const sippCall = { target: edge.udp, workDir: dir, service: BUSINESS, keys: { biz_domain: "sip.example.com", caller: WA_USER }, callIdFormat: META_CALL_ID };

@@ -108,6 +108,33 @@ ${request(c, "BYE", "[next_url]", `${refusedReinvite ? 3 : 2} BYE`, ["[routes]",
   );
 }
 
+/** The other side ends the call: its BYE in, our 200 out. */
+const BYE_ANSWERED = `<recv request="BYE"/>
+<send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>`;
+
+/** INVITE → 200 → ACK, then the other side ends the call: BYE in, 200 out. */
+function callEndedByCallee(c: Caller): string {
+  return xml(
+    `${c.name}: the callee hangs up`,
+    `${invite(c)}
+<recv response="200" rtd="true" rrs="true"/>
+<send><![CDATA[
+${request(c, "ACK", "[next_url]", "1 ACK", ["[routes]", "Content-Length: 0"])}
+
+]]></send>
+${BYE_ANSWERED}`,
+  );
+}
+
 /** The call is refused with `status`; the caller acknowledges the answer (hop-by-hop ACK). */
 function refusedCall(c: Caller, status: number): string {
   return xml(
@@ -133,6 +160,8 @@ Content-Length: 0
  * `testSource` "outsider" makes the edge send it from a non-Meta address.
  */
 export const userCallsBusiness = (testSource = "meta", holdMs?: number) => fullCall(whatsappUser(testSource), holdMs);
+/** The WhatsApp user calls the business and the business (the agent) hangs up. */
+export const userCallEndedByBusiness = () => callEndedByCallee(whatsappUser("meta"));
 /** The same call with a re-INVITE from Meta in the middle, which must be answered 488. */
 export const userCallWithRefusedReinvite = () => fullCall(whatsappUser("meta"), 300, true);
 export const userCallRefused = (status: number, testSource = "meta") => refusedCall(whatsappUser(testSource), status);
@@ -169,16 +198,6 @@ Content-Length: [len]
 ${SDP}
 ]]></send>
 <recv request="ACK" rtd="true" crlf="true"/>
-<recv request="BYE"/>
-<send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>`,
+${BYE_ANSWERED}`,
   );
 }
