@@ -167,7 +167,9 @@ t.test("greeting, a weather question answered through get_weather, the answer he
   t.ok((await page.$$('[data-lane="Caller speech"] rect')).length >= 1, "the caller's speech is on the timeline");
   t.ok((await page.$$('[data-lane="Tools"] circle')).length >= 1, "the tool call is on the timeline");
   t.ok((await page.$$('[data-lane="LLM"] rect')).length >= 2, "both LLM rounds are on the timeline");
-  t.match(await page.textContent("body"), /Tool get_weather/);
+  t.match(await page.textContent("body"), /Tool get_weather\(\{"city":"Düsseldorf"\}\)/, "which tool ran, with which arguments");
+  t.match(await page.textContent("body"), /Heard: “What is the weather in Dusseldorf\?” — use/, "what the agent heard");
+  t.match(await page.textContent(".turn:nth-of-type(2) .stages"), /turn decided \d+ ms · STT \d+ ms · LLM round 1: first token \d+ ms.* · first audible agent audio \d+ ms/, "how long each stage took");
   t.match(await page.$eval('[data-lane="SIP"]', (g) => g.innerHTML), /BYE from the caller: remote BYE/);
   t.ok((await page.$$("audio.agent")).length >= 2, "what the agent said has players too (the greeting, the answer)");
   for (const who of ["caller", "agent"]) {
