@@ -14,6 +14,7 @@ import { freePort, freePortRange } from "../../build/ports.js";
 import { createTestCa, issueCert } from "../../build/test-ca.js";
 import { supervisedStack, type Stack } from "../../stack/stack.js";
 import { META_IP } from "../native/stand.js";
+import { siteKamailioEnv } from "../../test/support/supervised-site.js";
 
 export interface BenchStack {
   stack: Stack;
@@ -60,20 +61,7 @@ export async function startBenchStack(opts: {
     const stack = supervisedStack({
       runDir: join(dir, "run"),
       kamailioEnv: {
-        WA_PUBLIC_IP: tls.host,
-        WA_TLS_PORT: String(tls.port),
-        WA_INTERNAL_IP: internal.host,
-        WA_INTERNAL_PORT: String(internal.port),
-        WA_DOMAIN: "sip.example.com",
-        WA_TLS_CERT: ours.cert,
-        WA_TLS_KEY: ours.key,
-        WA_BUNDLE: outFile,
-        WA_CHILDREN: "2",
-        WA_API_PORT: String(await freePort()),
-        WA_RTPENGINE_SOCK: `udp:${ng.host}:${ng.port}`,
-        WA_META_PREFIXES: `${META_IP}/32`,
-        WA_META_CA_LIST: ca.cert,
-        WA_AGENT_URI: `sip:127.0.0.1:${agentSip}`,
+        ...siteKamailioEnv({ tls, internal, cert: ours, bundle: outFile, apiPort: await freePort(), ng, metaPrefix: META_IP, metaCaList: ca.cert, agentSip }),
         ...opts.kamailioEnv,
       },
       rtpengine: { interfaces: ["127.0.0.1"], ng, portMin: rtp.min, portMax: rtp.max, logLevel: 4 },

@@ -104,6 +104,8 @@ export function parseMediaSettings(mode: string, directions: string, errors: str
  * level has no `a=ice-lite` (then the SDP goes to rtpengine as it came).
  */
 export function iceLiteAtMediaLevel(sdp: string): string | null {
+  // Most SDPs (every SDES call) have no ICE at all: no need to look at their lines.
+  if (sdp.indexOf("a=ice-lite") < 0) return null;
   const eol = sdp.indexOf("\r\n") >= 0 ? "\r\n" : "\n";
   const lines = sdp.split(/\r?\n/);
   while (lines.length && lines[lines.length - 1] === "") lines.pop();

@@ -12,6 +12,38 @@ import { supervisedStack } from "../../stack/stack.js";
 import { startStandInEdge } from "../../stack/stand-in-edge.js";
 import { BUSINESS } from "./wa-interconnect.js";
 
+/** The WA_* settings of a Kamailio site on loopback, as `npm start` would pass them. */
+export function siteKamailioEnv(p: {
+  tls: { host: string; port: number };
+  internal: { host: string; port: number };
+  cert: { cert: string; key: string };
+  bundle: string;
+  apiPort: number;
+  ng: { host: string; port: number };
+  metaPrefix: string;
+  metaCaList: string;
+  agentSip: number;
+}): Record<string, string> {
+  return {
+    WA_PUBLIC_IP: p.tls.host,
+    WA_TLS_PORT: String(p.tls.port),
+    WA_INTERNAL_IP: p.internal.host,
+    WA_INTERNAL_PORT: String(p.internal.port),
+    WA_DOMAIN: "sip.example.com",
+    WA_TLS_CERT: p.cert.cert,
+    WA_TLS_KEY: p.cert.key,
+    WA_BUNDLE: p.bundle,
+    WA_CHILDREN: "2",
+    WA_API_PORT: String(p.apiPort),
+    WA_RTPENGINE_SOCK: `udp:${p.ng.host}:${p.ng.port}`,
+    WA_META_PREFIXES: `${p.metaPrefix}/32`,
+    // A small CA list: Kamailio parses it once per process at start, and the system bundle takes
+    // ~4 s to load into 13 processes on a 2-core box.
+    WA_META_CA_LIST: p.metaCaList,
+    WA_AGENT_URI: `sip:127.0.0.1:${p.agentSip}`,
+  };
+}
+
 export async function startSupervisedSite(t: Teardown, dir: string, log: (line: string) => void) {
   const { outFile } = await buildBundle(DEFAULT_ENTRY, join(dir, "routing.js"));
   const cert = ensureSelfSignedCert(dir, "tls", ["sip.example.com", "127.0.0.1"]);
@@ -30,23 +62,8 @@ export async function startSupervisedSite(t: Teardown, dir: string, log: (line: 
   const stack = supervisedStack({
     runDir: join(dir, "run"),
     kamailioEnv: {
-      WA_PUBLIC_IP: tls.host,
-      WA_TLS_PORT: String(tls.port),
-      WA_INTERNAL_IP: internal.host,
-      WA_INTERNAL_PORT: String(internal.port),
-      WA_DOMAIN: "sip.example.com",
-      WA_TLS_CERT: cert.cert,
-      WA_TLS_KEY: cert.key,
-      WA_BUNDLE: outFile,
-      WA_CHILDREN: "2",
-      WA_API_PORT: String(apiPort),
-      WA_RTPENGINE_SOCK: `udp:${ng.host}:${ng.port}`,
+      ...siteKamailioEnv({ tls, internal, cert, bundle: outFile, apiPort, ng, metaPrefix: edge.udp.host, metaCaList: edge.ca.cert, agentSip }),
       WA_NUMBERS: `${BUSINESS}=default`,
-      WA_META_PREFIXES: `${edge.udp.host}/32`,
-      WA_AGENT_URI: `sip:127.0.0.1:${agentSip}`,
-      // A small CA list, as the interconnect tests use: Kamailio parses it once per process at
-      // start, and the system bundle takes ~4 s to load into 13 processes on a 2-core box.
-      WA_META_CA_LIST: edge.ca.cert,
     },
     rtpengine: { interfaces: ["127.0.0.1"], ng, portMin: rtp.min, portMax: rtp.max, metrics: rtpengineMetrics },
     agentEnv: {

@@ -43,12 +43,11 @@ export interface ResponseRequest {
 
 /**
  * What was said; `aborted` when the turn was interrupted (then `spoken` is what was queued of
- * it). An LLM failure is not thrown: the apology is said and `failed` names the cause.
+ * it). An LLM failure is not thrown: the apology is said (the "llm-error" event names the cause).
  */
 export interface Response {
   spoken: string;
   aborted: boolean;
-  failed?: string;
 }
 
 export class Responder {
@@ -112,7 +111,7 @@ export class Responder {
       this.emit({ type: "llm-error", turn, error });
       await req.say(this.opts.apology);
       spoken.push(this.opts.apology);
-      return { spoken: spoken.join(" "), aborted: signal.aborted, failed: error };
+      return { spoken: spoken.join(" "), aborted: signal.aborted };
     } finally {
       this.clock.clearTimeout(filler);
     }
