@@ -371,3 +371,27 @@ t.test("GET /healthz: 200 when every voice profile's engine answers and RTP port
   const ok = await fetch(`http://127.0.0.1:${(plainApi.address() as { port: number }).port}/healthz`);
   t.equal(ok.status, 200, "no voice profiles: nothing to reach, ports free");
 });
+
+t.test("the viewer's audio route serves only a known call's own turn files: no other call's, no paths, no other files", async (t) => {
+  const dir = tempDir(t, "wa-viewer-");
+  const agent = await startAgent(t, await freePort(), { AGENT_TRACE_DIR: dir });
+  const api = await startApi(agent, { host: "127.0.0.1", port: await freePort() });
+  t.teardown(() => api.close());
+  const base = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+  const callId = "known-call";
+  agent.newCall(callId, "inbound", "default", "+15550001111", "+15551234567");
+  writeFileSync(join(dir, `${callId}-turn-1.wav`), "RIFF");
+  writeFileSync(join(dir, "other-call-turn-1.wav"), "RIFF");
+  writeFileSync(join(dir, "secret.txt"), "no");
+  t.equal((await fetch(`${base}/calls/${callId}/audio/${callId}-turn-1.wav`)).status, 200, "its own turn audio");
+  for (const [label, path] of [
+    ["another call's file through this call", `/calls/${callId}/audio/other-call-turn-1.wav`],
+    ["a call the agent does not know", `/calls/other-call/audio/other-call-turn-1.wav`],
+    ["a path out of the trace directory", `/calls/${callId}/audio/..%2F..%2Fetc%2Fpasswd`],
+    ["a file that is not a turn's audio", `/calls/${callId}/audio/secret.txt`],
+    ["a name that only starts like one", `/calls/${callId}/audio/${callId}-turn-1.wav.bak`],
+  ]) {
+    t.equal((await fetch(`${base}${path}`)).status, 404, label);
+  }
+  t.equal((await fetch(`${base}/calls/other-call/trace`)).status, 404, "no trace for an unknown call");
+});
