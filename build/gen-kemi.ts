@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { REPO_ROOT } from "./bundle.js";
 import { startKamailio } from "./kamailio.js";
+import { startRedis } from "./redis.js";
 import { freePort } from "./ports.js";
 import { ensureSelfSignedCert } from "./tls-cert.js";
 
@@ -109,6 +110,9 @@ export async function readInstalledApi(): Promise<KemiApi> {
     const bundle = join(work, "placeholder.js");
     writeFileSync(bundle, 'function ksr_request_route() { KSR.sl.sl_send_reply(200, "OK"); }\nfunction ksr_reply_route() {}\n');
     const { cert, key } = ensureSelfSignedCert(work, "tls", ["localhost", "127.0.0.1"]);
+    // With a Redis URL the cfg loads ndb_redis (the shared callback state), which will not start
+    // without a Redis that answers.
+    const redis = await startRedis({ dir: join(work, "redis"), port: await freePort() });
     const k = await startKamailio({
       runDir: join(work, "run"),
       env: {
@@ -120,13 +124,18 @@ export async function readInstalledApi(): Promise<KemiApi> {
         WA_BUNDLE: bundle,
         WA_CHILDREN: "1",
         WA_API_PORT: String(await freePort()),
+        WA_STATE_REDIS_URL: redis.url,
       },
+    }).catch(async (e: unknown) => {
+      await redis.stop();
+      throw e;
     });
     try {
       const version = execFileSync("kamailio", ["-v"], { encoding: "utf8" }).split("\n")[0].replace(/^version:\s*/, "").trim();
       return { kamailio: version, functions: parseApiList(await k.rpc("app_jsdt.api_list")) };
     } finally {
       await k.stop();
+      await redis.stop();
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { REPO_ROOT } from "./bundle.js";
 import { sipPing } from "./sip-ping.js";
 import { GroupProcess, killGroup } from "./process-group.js";
+import { DEFAULT_AGENT_URI, dispatcherList, parseAgentUris } from "../routing/policy/agent-pool.js";
 
 const execFileP = promisify(execFile);
 export const KAMAILIO_CFG = resolve(REPO_ROOT, "kamailio/kamailio.cfg");
@@ -114,6 +115,31 @@ export function ensureStateDb(file: string): string {
   return `sqlite://${file}`;
 }
 
+/** The ndb_redis server name the routing uses (routing/wa/callback-state-redis.ts). */
+export const STATE_REDIS_SERVER = "wa_state";
+
+/**
+ * ndb_redis's server definition for WA_STATE_REDIS_URL (redis://[:password@]host[:port][/db]),
+ * which the cfg language cannot take apart; a malformed URL is an error naming the key.
+ */
+export function redisServerDefinition(url: string): string {
+  const m = /^redis:\/\/(?:(?:[^:@/]*):([^@/]*)@)?([0-9A-Za-z.-]+)(?::(\d{1,5}))?(?:\/(\d{1,2}))?\/?$/.exec(url);
+  if (!m) throw new Error(`WA_STATE_REDIS_URL: '${url}' is not redis://[:password@]host[:port][/db]`);
+  const parts = [`name=${STATE_REDIS_SERVER}`, `addr=${m[2]}`, `port=${m[3] ?? "6379"}`, `db=${m[4] ?? "0"}`];
+  if (m[1]) parts.push(`pass=${decodeURIComponent(m[1])}`);
+  return parts.join(";");
+}
+
+/** Writes dispatcher's list of the agents in WA_AGENT_URI (routing/policy/agent-pool.ts). */
+export function writeAgentList(agentUris: string, file: string): string {
+  const errors: string[] = [];
+  const agents = parseAgentUris(agentUris, errors);
+  if (errors.length) throw new Error(errors.join("; "));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, dispatcherList(agents));
+  return file;
+}
+
 export async function startKamailio(opts: KamailioOptions): Promise<KamailioProcess> {
   mkdirSync(opts.runDir, { recursive: true });
   const cfg = opts.cfg ?? KAMAILIO_CFG;
@@ -123,6 +149,10 @@ export async function startKamailio(opts: KamailioOptions): Promise<KamailioProc
   if (ours) {
     const url = opts.env.WA_STATE_DB_URL ?? `sqlite://${join(opts.runDir, "callback.sqlite")}`;
     if (url.startsWith("sqlite://")) derived.WA_STATE_DB_URL = ensureStateDb(url.slice("sqlite://".length));
+    if (opts.env.WA_STATE_REDIS_URL) derived.WA_STATE_REDIS_SERVER = redisServerDefinition(opts.env.WA_STATE_REDIS_URL);
+    if (!opts.env.WA_DISPATCHER_LIST) {
+      derived.WA_DISPATCHER_LIST = writeAgentList(opts.env.WA_AGENT_URI ?? DEFAULT_AGENT_URI, join(opts.runDir, "dispatcher.list"));
+    }
   }
   const ctlPath = join(opts.runDir, "kamailio_ctl");
   const env: NodeJS.ProcessEnv = {

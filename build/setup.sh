@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   kamailio kamailio-tls-modules kamailio-extra-modules kamailio-utils-modules
-  kamailio-sqlite-modules sqlite3
+  kamailio-sqlite-modules sqlite3 kamailio-redis-modules redis-server
   rtpengine-daemon sip-tester baresip-core espeak-ng sox openssl tshark ca-certificates
   chromium
 )

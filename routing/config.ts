@@ -7,6 +7,7 @@ import { isCidr } from "./policy/cidr";
 import { isE164 } from "./policy/numbers";
 import type { CallbackLimits } from "./policy/callback-rules";
 import { parseMediaSettings, type MediaSettings } from "./policy/media";
+import { DEFAULT_AGENT_URI, parseAgentUris, type AgentDestination } from "./policy/agent-pool";
 
 export interface BusinessNumber {
   /** E.164 with "+", as Meta puts it in the Request-URI user. */
@@ -33,8 +34,8 @@ export interface RoutingConfig {
   metaDomain: string;
   /** Where business-initiated calls are sent: host:port (TLS). */
   metaEdge: string;
-  /** Where user-initiated calls go: the media agent's SIP URI. */
-  agentUri: string;
+  /** Where user-initiated calls go: the media agents (dispatcher set 1; WA_AGENT_URI). */
+  agents: AgentDestination[];
   /** Challenge Meta's INVITEs with digest (off when null). */
   inboundAuth: DigestAlgorithm | null;
   maxCallsPerNumber: number;
@@ -46,6 +47,10 @@ export interface RoutingConfig {
   transferProxy: string | null;
   /** Written before a BSUID in Meta's Request-URI user part (WA_BSUID_URI_PREFIX; Meta's pages do not say). */
   bsuidUriPrefix: string;
+  /** Callback state in Redis shared by several nodes (WA_STATE_REDIS_URL set), else SQLite. */
+  stateRedis: boolean;
+  /** The longest a call may last (WA_MAX_CALL_SECONDS; the dialog module ends it then). */
+  maxCallSeconds: number;
   /** Meta's permission webhooks (WA_WEBHOOK_VERIFY_TOKEN and WA_APP_SECRET); null: not taken. */
   webhook: { verifyToken: string; appSecret: string } | null;
 }
@@ -105,8 +110,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
   if (!(dailyLimit > 0)) errors.push("WA_CALLBACK_DAILY_LIMIT: must be a positive integer");
   const unansweredLimit = parseInt(get("WA_CALLBACK_UNANSWERED_LIMIT", "2"), 10);
   if (!(unansweredLimit > 0 && unansweredLimit < 4)) errors.push("WA_CALLBACK_UNANSWERED_LIMIT: must be 1, 2 or 3 (Meta revokes the permission at 4)");
-  const agentUri = get("WA_AGENT_URI", "sip:127.0.0.1:5080");
-  if (!/^sip:[^\s]+$/.test(agentUri)) errors.push(`WA_AGENT_URI: '${agentUri}' is not a sip: URI`);
+  const agents = parseAgentUris(get("WA_AGENT_URI", DEFAULT_AGENT_URI), errors);
   const metaEdge = get("WA_META_EDGE", "wa.meta.vc:5061");
   if (!/^[A-Za-z0-9.-]+:\d+$/.test(metaEdge)) errors.push(`WA_META_EDGE: '${metaEdge}' is not host:port`);
 
@@ -116,12 +120,16 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
     errors.push(`WA_TRANSFER_PROXY: '${transferProxy}' is not sip:host[:port][;transport=udp|tcp]`);
   }
 
-  const internalAllow = parseInternalAllow(get("WA_INTERNAL_ALLOW", ""), [agentUri, transferProxy], errors);
+  const internalAllow = parseInternalAllow(get("WA_INTERNAL_ALLOW", ""), agents.map((a) => a.uri).concat([transferProxy]), errors);
   const verifyToken = get("WA_WEBHOOK_VERIFY_TOKEN", "");
   const appSecret = get("WA_APP_SECRET", "");
   if ((verifyToken === "") !== (appSecret === "")) {
     errors.push(`${verifyToken ? "WA_APP_SECRET" : "WA_WEBHOOK_VERIFY_TOKEN"}: Meta's webhooks need both WA_WEBHOOK_VERIFY_TOKEN and WA_APP_SECRET (or neither)`);
   }
+  const stateRedis = get("WA_STATE_REDIS_URL", "");
+  if (stateRedis && !/^redis:\/\/\S+$/.test(stateRedis)) errors.push(`WA_STATE_REDIS_URL: '${stateRedis}' is not a redis:// URL`);
+  const maxCallSeconds = parseInt(get("WA_MAX_CALL_SECONDS", "14400"), 10);
+  if (!(maxCallSeconds > 0)) errors.push("WA_MAX_CALL_SECONDS: must be a positive integer");
   const bsuidUriPrefix = get("WA_BSUID_URI_PREFIX", "");
   if (!/^[A-Za-z0-9+._-]{0,16}$/.test(bsuidUriPrefix)) errors.push(`WA_BSUID_URI_PREFIX: '${bsuidUriPrefix}' is not up to 16 of A-Z a-z 0-9 + . _ -`);
 
@@ -134,13 +142,15 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
       internalAllow,
       metaDomain: get("WA_META_DOMAIN", "wa.meta.vc"),
       metaEdge,
-      agentUri,
+      agents,
       inboundAuth: auth === "" ? null : (auth as DigestAlgorithm),
       maxCallsPerNumber: limit,
       callbackLimits: { dailyLimit, unansweredLimit },
       media,
       transferProxy: transferProxy || null,
       bsuidUriPrefix,
+      stateRedis: stateRedis !== "",
+      maxCallSeconds,
       webhook: verifyToken && appSecret ? { verifyToken, appSecret } : null,
     },
     errors: [],
@@ -148,7 +158,7 @@ export function parseRoutingConfig(env: (name: string) => string | null): Config
 }
 
 /**
- * WA_INTERNAL_ALLOW as prefixes; unset, the hosts of the agent and the transfer proxy URIs
+ * WA_INTERNAL_ALLOW as prefixes; unset, the hosts of the agents and the transfer proxy URIs
  * (a bare address is taken as a single-host prefix).
  */
 function parseInternalAllow(text: string, uris: string[], errors: string[]): string[] {
@@ -165,7 +175,7 @@ function parseInternalAllow(text: string, uris: string[], errors: string[]): str
     const m = /^sip:(?:[^@]*@)?([0-9.]+)(?::\d+)?(?:;.*)?$/.exec(uri);
     if (m && isCidr(`${m[1]}/32`)) hosts.push(`${m[1]}/32`);
   }
-  if (hosts.length === 0) errors.push("WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI is not an IPv4 address (who may send SIP to the internal listener?)");
+  if (hosts.length === 0) errors.push("WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI names no IPv4 address (who may send SIP to the internal listener?)");
   return hosts;
 }
 

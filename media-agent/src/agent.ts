@@ -58,12 +58,13 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     const transport = await SipTransport.open({
       bind: config.AGENT_SIP,
       kamailio: config.AGENT_KAMAILIO,
+      peers: config.AGENT_KAMAILIO_PEERS,
       log,
       onMessage: (msg) => agent!.ua.handle(msg),
     });
     const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
     agent = new MediaAgent(config, log, transport, ua, profiles, hooks);
-    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, codecs: config.AGENT_CODECS }, "media agent listening");
+    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, peers: config.AGENT_KAMAILIO_PEERS, codecs: config.AGENT_CODECS }, "media agent listening");
     return agent;
   }
 

@@ -35,6 +35,20 @@ const schema = z
   .object({
     AGENT_SIP: hostPort("AGENT_SIP", "127.0.0.1:5080"),
     AGENT_KAMAILIO: hostPort("AGENT_KAMAILIO", "127.0.0.1:5070"),
+    // Other Kamailio nodes that send calls to this agent (scale-out): their requests are served
+    // too, and a call's in-dialog requests go to the node that holds it.
+    AGENT_KAMAILIO_PEERS: z
+      .string()
+      .default("")
+      .transform((text, ctx) => {
+        const peers: Array<{ host: string; port: number }> = [];
+        for (const entry of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+          const m = /^([0-9.]+):(\d{1,5})$/.exec(entry);
+          if (m) peers.push({ host: m[1], port: Number(m[2]) });
+          else ctx.addIssue({ code: "custom", message: `AGENT_KAMAILIO_PEERS: '${entry}' is not IPv4:port` });
+        }
+        return peers;
+      }),
     AGENT_RTP_HOST: z.string().regex(/^[0-9.]+$/, "AGENT_RTP_HOST: expected an IPv4 address").default("127.0.0.1"),
     AGENT_RTP_PORTS: z
       .string()

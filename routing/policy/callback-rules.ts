@@ -66,6 +66,22 @@ function isEmptyLasting(s: PairState): boolean {
   return s.permission === null && s.permissionExpires === null && s.connected.length === 0 && s.unanswered === 0 && s.blockedUntil === null;
 }
 
+/**
+ * Until when a state's lasting part still matters (epoch seconds), for a store that lets entries
+ * expire (Redis TTLs); null: for good (a permanent permission, or unanswered calls, which only
+ * the user's call or a new permission clears). A temporary permission matters until it ends,
+ * a connected call for 24 h, Meta's daily-limit block until it lifts.
+ */
+export function lastingUntil(s: PairState): number | null {
+  if (s.permission === "permanent" || s.unanswered > 0) return null;
+  if (s.permission === "temporary" && s.permissionExpires === null) return null;
+  let until = 0;
+  if (s.permission === "temporary" && s.permissionExpires !== null) until = s.permissionExpires;
+  for (let i = 0; i < s.connected.length; i++) if (s.connected[i] + DAY > until) until = s.connected[i] + DAY;
+  if (s.blockedUntil !== null && s.blockedUntil > until) until = s.blockedUntil;
+  return until;
+}
+
 export function callbackDecision(state: PairState | null, now: number, limits: CallbackLimits): CallbackDecision {
   const s = state || emptyPairState();
   if (s.permission === null) {

@@ -1,183 +1,45 @@
 /**
- * Callback-rule state in Kamailio: one JSON entry per business+user pair in the htable
- * wa_callback (shared by all workers, loaded from the SQLite database WA_STATE_DB_URL at
- * start), changed only under the pair's htable lock. The rules themselves are
- * policy/callback-rules.ts.
- *
- * A change writes that pair's row, and only that row, to the database (sqlops connection
- * "wa_state" to the same database, kamailio.cfg) while the pair's lock is still held: the row
- * always holds the pair's latest state, and an older state never lands after a newer one. The
- * row leaves out the call in progress (lastingPairState): dialogs do not survive a restart, so
- * after one no call is in progress, and a call's start and end alone write nothing. A pair
- * whose state records nothing has no entry and no row.
+ * Callback-rule state per business+user pair: where it lives is the site's choice. With
+ * WA_STATE_REDIS_URL, in Redis shared by every node (callback-state-redis.ts); without, in this
+ * node's htable and SQLite file (callback-state-sqlite.ts). The rules are policy/callback-rules.ts.
  */
-import {
-  applyPairEvent, callbackDecision, isEmptyPairState, lastingPairState, sameLastingState,
-  type CallbackDecision, type CallbackLimits, type PairEvent, type PairState,
-} from "../policy/callback-rules";
+import { routingConfig } from "../config";
+import type { CallbackDecision, CallbackLimits, PairEvent, PairState } from "../policy/callback-rules";
+import { redisStore } from "./callback-state-redis";
+import { sqliteStore } from "./callback-state-sqlite";
+import type { CallbackStore } from "./callback-store";
 
-/** The htable's name and the database table it loads from (kamailio.cfg, callback-state.sql). */
-export const CALLBACK_TABLE = "wa_callback";
-/** sqlops connection to WA_STATE_DB_URL (kamailio.cfg) and the result container its answers go to. */
-const STATE_DB = "wa_state";
-const STATE_RESULT = "wa_state";
+export { isStateUnavailable, nowSeconds } from "./callback-store";
 
 export function pairKey(business: string, user: string): string {
   return `${business}|${user}`;
 }
 
-export function nowSeconds(): number {
-  return Math.floor(new Date().getTime() / 1000);
-}
-
-function parsePair(key: string, raw: string | number | null): PairState | null {
-  if (raw === null || raw === "") return null;
-  try {
-    return JSON.parse(String(raw)) as PairState;
-  } catch (e) {
-    KSR.err(`callback state for ${key} is not JSON ('${String(raw)}'): treated as empty\n`);
-    return null;
-  }
+function store(): CallbackStore {
+  const cfg = routingConfig();
+  return cfg && cfg.stateRedis ? redisStore : sqliteStore;
 }
 
 export function readPair(key: string): PairState | null {
-  return parsePair(key, KSR.htable.sht_get(CALLBACK_TABLE, key));
+  return store().readPair(key);
 }
 
-function locked<T>(key: string, work: () => T): T {
-  KSR.htable.sht_lock(CALLBACK_TABLE, key);
-  try {
-    return work();
-  } finally {
-    KSR.htable.sht_unlock(CALLBACK_TABLE, key);
-  }
+export function updatePair(key: string, event: PairEvent): void {
+  store().updatePair(key, event);
 }
 
-/** An SQL string literal: SQLite's literals know one escape, the doubled quote. */
-function sqlText(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
-
-function sql(query: string): boolean {
-  if (KSR.sqlops.sql_query(STATE_DB, query, STATE_RESULT) >= 0) return true;
-  KSR.err(`callback state database: query failed (cause in the sqlops/db_sqlite error before this): ${query}\n`);
-  return false;
-}
-
-/** This process's connection (each process has its own): its synchronous mode once set up. */
-let synchronous: "NORMAL" | "FULL" | null = null;
-
-/**
- * SQLite settings for this process's connection, made on its first write. db_sqlite 5.6 sets
- * none of them from a URL (db_set_journal_mode wants the file path; there is no busy timeout or
- * synchronous parameter), so they are PRAGMAs:
- *  - busy_timeout: the workers write from separate processes; one waits for another's commit
- *    instead of failing with SQLITE_BUSY;
- *  - journal_mode=WAL (kept in the database file): a commit appends to the log instead of
- *    rewriting pages through a rollback journal, and readers (the sqlite3 CLI) never block us;
- *  - synchronous=NORMAL, only once WAL is on (with a rollback journal it risks the file on
- *    power loss): no fsync per commit. Every commit survives Kamailio being killed or
- *    restarted; a power loss or OS crash can lose the commits since the last checkpoint, never
- *    the file's consistency. Permission changes from the API are fsynced all the same.
- */
-function prepareConnection(): void {
-  if (synchronous !== null) return;
-  sql("PRAGMA busy_timeout=5000");
-  if (sql("PRAGMA journal_mode=WAL") && String(KSR.pv.get(`$dbr(${STATE_RESULT}=>[0,0])`)).toLowerCase() === "wal") {
-    synchronous = "NORMAL";
-    sql("PRAGMA synchronous=NORMAL");
-  } else {
-    synchronous = "FULL";
-    KSR.warn("callback state database: no WAL journal; every change is fsynced (slower, as safe)\n");
-  }
-}
-
-/** Writes the pair's row: its state as htable loads it (a string value, no expiry), or no row. */
-function storeRow(key: string, value: string | null, fsync: boolean): void {
-  prepareConnection();
-  const name = sqlText(key);
-  // REPLACE keeps the row's id (found by name), so this works with or without the unique index
-  // on key_name that callback-state.sql creates (databases made by earlier versions lack it).
-  const query = value === null
-    ? `DELETE FROM ${CALLBACK_TABLE} WHERE key_name=${name}`
-    : `REPLACE INTO ${CALLBACK_TABLE} (id,key_name,key_type,value_type,key_value,expires) `
-      + `VALUES ((SELECT id FROM ${CALLBACK_TABLE} WHERE key_name=${name}),${name},0,0,${sqlText(value)},0)`;
-  // A failed write leaves the row behind memory until the pair's next write, which writes the
-  // whole state again.
-  if (!fsync || synchronous === "FULL") {
-    sql(query);
-    return;
-  }
-  sql("PRAGMA synchronous=FULL");
-  sql(query);
-  sql(`PRAGMA synchronous=${synchronous}`);
-}
-
-/** A state as its entry or row holds it; null: no entry or row. */
-function entryValue(s: PairState | null): string | null {
-  return s === null || isEmptyPairState(s) ? null : JSON.stringify(s);
-}
-
-/**
- * Under the pair's lock, with its entry as read (`raw`): stores the state after the event in
- * memory, and what outlives a restart on disk; each only when it changed.
- */
-function apply(key: string, raw: string | number | null, event: PairEvent, now: number, fsync = false): PairState {
-  const current = parsePair(key, raw);
-  const next = applyPairEvent(current, event, now);
-  const value = entryValue(next);
-  if (value === (raw === null || raw === "" ? null : String(raw))) return next;
-  if (value === null) KSR.htable.sht_rm(CALLBACK_TABLE, key);
-  else KSR.htable.sht_sets(CALLBACK_TABLE, key, value);
-  if (!sameLastingState(current, next)) storeRow(key, entryValue(lastingPairState(next)), fsync);
-  return next;
-}
-
-/** Applies an event to a pair and stores the result. */
-export function updatePair(key: string, event: PairEvent): PairState {
-  return locked(key, () => apply(key, KSR.htable.sht_get(CALLBACK_TABLE, key), event, nowSeconds()));
-}
-
-/**
- * A permission granted or revoked through the API: on disk (fsynced) before the API answers,
- * since the backend takes the answer as the permission being recorded.
- */
 export function recordPermission(key: string, event: Extract<PairEvent, { type: "granted" | "revoked" }>): PairState {
-  return locked(key, () => apply(key, KSR.htable.sht_get(CALLBACK_TABLE, key), event, nowSeconds(), true));
+  return store().recordPermission(key, event);
 }
 
-/** Applies an event only to a pair that has state already (e.g. a user's own call). */
 export function updateExistingPair(key: string, event: PairEvent): void {
-  // Most callers have no state: one unlocked read settles that without taking the lock (a pair
-  // created meanwhile is ordered after this event, which is then a no-op for it anyway).
-  const unlocked = KSR.htable.sht_get(CALLBACK_TABLE, key);
-  if (unlocked === null || unlocked === "") return;
-  locked(key, () => {
-    const raw = KSR.htable.sht_get(CALLBACK_TABLE, key);
-    if (raw !== null && raw !== "") apply(key, raw, event, nowSeconds());
-  });
+  store().updateExistingPair(key, event);
 }
 
-/** Decides on a new call and, when allowed, marks it active, in one locked step. */
 export function admitCall(key: string, callId: string, limits: CallbackLimits): CallbackDecision {
-  return locked(key, () => {
-    const now = nowSeconds();
-    const raw = KSR.htable.sht_get(CALLBACK_TABLE, key);
-    const verdict = callbackDecision(parsePair(key, raw), now, limits);
-    if (verdict.allow) apply(key, raw, { type: "call-started", callId }, now);
-    return verdict;
-  });
+  return store().admitCall(key, callId, limits);
 }
 
-/** Every pair with its state (for the permission API's list). */
 export function allPairs(): Array<{ key: string; state: PairState }> {
-  const out: Array<{ key: string; state: PairState }> = [];
-  if (KSR.htable.sht_iterator_start("wa_cb_it", CALLBACK_TABLE) < 0) return out;
-  while (KSR.htable.sht_iterator_next("wa_cb_it") > 0) {
-    const key = String(KSR.pv.get("$shtitkey(wa_cb_it)"));
-    const state = readPair(key);
-    if (state) out.push({ key, state });
-  }
-  KSR.htable.sht_iterator_end("wa_cb_it");
-  return out;
+  return store().allPairs();
 }

@@ -15,6 +15,7 @@ import { pairKey, updateExistingPair } from "./callback-state";
 import type { Arrival } from "../ksr/arrival";
 import type { SourceClass } from "../policy/trust";
 import { startDialog } from "./dialog-peers";
+import { selectAgent } from "./agent-pool";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia, requireSdpOffer } from "./media";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
@@ -43,6 +44,11 @@ export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: 
   if ((KSR.pv.get("$var(active_calls)") as number) >= cfg.maxCallsPerNumber) {
     refuse(486, "Busy Here - Call Limit Reached", `${business.number} has ${cfg.maxCallsPerNumber} active calls (WA_MAX_CALLS_PER_NUMBER)`);
   }
+  // The agent is chosen before anything is recorded for the call: with none up, it is refused clean.
+  const agent = selectAgent(cfg.agents);
+  if (agent === null) {
+    refuse(503, "Service Unavailable - No Media Agent", "no agent of WA_AGENT_URI answers dispatcher's probes");
+  }
   startDialog("user-initiated");
   KSR.dialog.set_dlg_profile(CALLS_PER_NUMBER, business.number);
 
@@ -51,12 +57,11 @@ export function userInitiatedCall(cfg: RoutingConfig, arrival: Arrival, source: 
   // No X-WA-Profile from outside is left: reqinit strips every X-WA-* (but X-WA-Meta-*) from
   // the public side, the only side this route serves. Ours is the only one.
   KSR.hdr.append(`${PROFILE_HEADER}: ${business.profile}\r\n`);
-  KSR.pv.sets("$du", cfg.agentUri);
   requireSdpOffer("user-initiated");
   offerMedia("user-initiated", cfg.media);
   KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
   KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);
-  KSR.info(`user-initiated call from ${caller} to ${business.number} (profile ${business.profile}) → ${cfg.agentUri}\n`);
+  KSR.info(`user-initiated call from ${caller} to ${business.number} (profile ${business.profile}) → ${agent}\n`);
   countCall("user-initiated", "relayed to the agent");
   relay();
 }

@@ -9,6 +9,8 @@ import { pvRaw, pvString, wellFormed } from "../ksr/pv";
 import { refuse } from "../sip/reply";
 import { routingConfig } from "../config";
 import { exportReplyRoute, exportRequestRoute } from "../runtime/callbacks";
+import { tryNextAgent } from "../policy/agent-pool";
+import { nextAgent } from "./agent-pool";
 
 export type CallDirection = "user-initiated" | "business-initiated" | "transfer";
 
@@ -118,8 +120,24 @@ export const LOCAL_CALLEE_REPLY_ROUTE = exportReplyRoute("ksr_onreply_local", ()
   if (cfg) answerMedia(cfg.media, "our side");
 });
 
-/** ksr_failure_local: that callee refused or never answered; a CANCEL already freed the media. */
+/**
+ * ksr_failure_local: that callee refused or never answered; a CANCEL already freed the media.
+ * An agent that could not take the call (5xx, no answer) hands it to the next agent of the pool,
+ * with the media already offered; Meta hears nothing of it.
+ */
 export const LOCAL_CALLEE_FAILURE_ROUTE = exportRequestRoute("ksr_failure_local", () => {
-  const callee = pvString("$avp(wa_media)") === "transfer" ? "the transfer target" : "the agent";
-  if (KSR.tm.t_is_canceled() < 0) deleteMedia(`${callee} answered ${KSR.tm.t_get_status_code()}`);
+  const transfer = pvString("$avp(wa_media)") === "transfer";
+  const status = KSR.tm.t_get_status_code();
+  const canceled = KSR.tm.t_is_canceled() > 0;
+  if (!transfer && tryNextAgent(status, canceled)) {
+    const moved = nextAgent();
+    if (moved) {
+      KSR.warn(`agent ${moved.failed} answered ${status}: call moved to ${moved.next}\n`);
+      KSR.tm.t_on_reply(LOCAL_CALLEE_REPLY_ROUTE);
+      KSR.tm.t_on_failure(LOCAL_CALLEE_FAILURE_ROUTE);
+      if (KSR.tm.t_relay() > 0) return;
+      KSR.err(`call could not be relayed to ${moved.next}\n`);
+    }
+  }
+  if (!canceled) deleteMedia(`${transfer ? "the transfer target" : "the agent"} answered ${status}`);
 });

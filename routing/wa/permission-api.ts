@@ -8,14 +8,15 @@
  *   DELETE /permissions/{business}/{user}    revoke (the pair's other state, e.g. calls counted
  *                                            today, stays; a pair left with none is gone)
  *
- * A grant or revocation is on disk (fsynced) before the answer.
+ * A grant or revocation is stored before the answer: on disk (fsynced) with SQLite, in Redis
+ * (shared by every node) with WA_STATE_REDIS_URL; 503 when Redis does not answer.
  *
  * Numbers are E.164 with "+" (URL-encoded as %2B or not); a user may also be a business-scoped
  * user id. Meta's own webhook deliveries come in on /webhooks/whatsapp (permission-webhook.ts).
  */
 import { routingConfig } from "../config";
 import { pvString } from "../ksr/pv";
-import { allPairs, nowSeconds, pairKey, readPair, recordPermission } from "./callback-state";
+import { allPairs, nowSeconds, pairKey, readPair, recordPermission, isStateUnavailable } from "./callback-state";
 import { DAY, type PairState } from "../policy/callback-rules";
 import { isWhatsAppUser } from "../policy/numbers";
 import { permissionWebhook, WEBHOOK_PATH } from "./permission-webhook";
@@ -44,6 +45,11 @@ export function permissionApi(): void {
   try {
     handle(pvString("$rm"), String(KSR.xhttp.get_hu() || ""));
   } catch (err) {
+    if (isStateUnavailable(err)) {
+      // Nothing was recorded: the backend (or Meta, for a webhook delivery) tries again later.
+      KSR.err(`permission API: callback state unavailable: ${err.message}\n`);
+      return reply(503, "Service Unavailable", { error: `callback state unavailable: ${err.message}` });
+    }
     KSR.err(`permission API error: ${String(err)}\n`);
     reply(500, "Internal Server Error", { error: "internal error, see the Kamailio log" });
   }

@@ -48,6 +48,13 @@ export interface DoubleOptions {
    * message's Call-ID and tags match it as Kamailio's match_dialog does.
    */
   dialog?: DialogRecord;
+  /**
+   * The dispatcher's agents (set 1) and whether each answers its probes; ds_select_dst puts $du
+   * on the first that does, ds_next_dst on the next. Default: one agent, up, at WA_AGENT_URI's default.
+   */
+  agents?: Array<{ uri: string; up: boolean }>;
+  /** $du as the route starts (in a failure route: where the failed branch went). */
+  dstUri?: string;
   /** Overrides or additions: "module.name" (core functions: "name") → implementation. */
   answers?: Record<string, (...args: unknown[]) => unknown>;
 }
@@ -102,6 +109,10 @@ export interface KsrDouble {
   dialog: { managed: boolean; profiles: string[] };
   /** xhttp_prom counters as increased: "name{label,label} → total". */
   counters: Map<string, number>;
+  /** dispatcher's view: the agents chosen for the call in order, and the ones marked (uri → state). */
+  dispatcher: { tried: string[]; marked: Record<string, string> };
+  /** tm's timers as the route set them for the next relay (t_set_fr), in ms; 0: tm's default. */
+  timers: { frInv: number; fr: number } | null;
 }
 
 type Impl = (...args: any[]) => unknown;
@@ -130,16 +141,30 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
     counters: new Map(),
+    dispatcher: { tried: [], marked: {} },
+    timers: null,
     htables: opts.htables ?? {},
     sql: [],
   };
   const iterators: Record<string, { keys: string[]; table: string; at: number }> = {};
+  const agents = opts.agents ?? [{ uri: "sip:127.0.0.1:5080", up: true }];
+  /** The first agent from `from` on that is up and not marked down becomes $du. */
+  const selectAgent = (set: number, from: number): number => {
+    if (set !== 1) return -1;
+    for (let i = from; i < agents.length; i++) {
+      if (!agents[i].up || d.dispatcher.marked[agents[i].uri]) continue;
+      d.dispatcher.tried.push(agents[i].uri);
+      duri = agents[i].uri;
+      return 1;
+    }
+    return -1;
+  };
   const table = (name: string) => (d.htables[name] ??= {});
   /** sqlops result containers: rows of column values, as $dbr(name=>[row,column]) reads them. */
   const sqlResults: Record<string, string[][]> = {};
   let pendingReplyHeaders: string[] = [];
   let ruri = message.uri;
-  let duri: string | null = null;
+  let duri: string | null = opts.dstUri ?? null;
   let failureRoute: string | null = null;
   let replyRoute: string | null = null;
 
@@ -404,6 +429,11 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
         (flags: string) => (d.rtpengine.push({ fn, flags }), 1),
       ]),
     ),
+    "dispatcher.ds_select_dst": (set: number) => selectAgent(set, 0),
+    // The last used address is the one $du names (the failed branch's, in a failure route).
+    "dispatcher.ds_next_dst": () => (duri === null ? -1 : selectAgent(1, agents.findIndex((a) => a.uri === duri) + 1)),
+    "dispatcher.ds_mark_dst_state": (state: string) => (duri === null ? -1 : ((d.dispatcher.marked[duri] = state), 1)),
+    "tm.t_set_fr": (frInv: number, fr: number) => ((d.timers = { frInv, fr }), 1),
     "rtpengine.rtpengine_delete0": () => (d.rtpengine.push({ fn: "rtpengine_delete", flags: "" }), 1),
     "textops.remove_hf_exp": (match: string, skip: string) => (d.headerOps.push({ op: "remove_hf_exp", args: [match, skip] }), 1),
     "textops.has_body_type": (type: string) =>

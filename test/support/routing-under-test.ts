@@ -41,6 +41,10 @@ export async function startRoutingUnderTest(
     env?: Record<string, string>;
     /** Make a test CA and take our certificate from it (else a self-signed one). */
     caFor?: (ca: TestCa) => { cert: string; key: string };
+    /** Use this test CA (another node's) instead of making one; with caFor. */
+    ca?: TestCa;
+    /** More rtpengines that, with this node's own, make its rtpengine set (WA_RTPENGINE_SOCK). */
+    rtpPool?: RtpengineProcess[];
     /** rtpengine's interfaces (default: one, on 127.0.0.1). */
     rtpInterfaces?: string[];
     /** rtpengine's log level (default 6; 7 logs the ICE checks and nominations). */
@@ -49,7 +53,7 @@ export async function startRoutingUnderTest(
 ): Promise<RoutingUnderTest> {
   const workDir = tempDir(t, "wa-kamailio-");
   const { outFile } = await buildBundle(opts.entry ?? DEFAULT_ENTRY, join(workDir, "routing.js"));
-  const ca = opts.caFor ? createTestCa(workDir) : undefined;
+  const ca = opts.caFor ? (opts.ca ?? createTestCa(workDir)) : undefined;
   const { cert, key } = ca ? opts.caFor!(ca) : ensureSelfSignedCert(workDir, "tls", ["localhost", "127.0.0.1"]);
   const internal = { host: "127.0.0.1", port: await freePort() };
   const tls = { host: "127.0.0.1", port: await freePort() };
@@ -80,7 +84,7 @@ export async function startRoutingUnderTest(
       WA_BUNDLE: outFile,
       WA_CHILDREN: "2",
       WA_API_PORT: String(apiPort),
-      WA_RTPENGINE_SOCK: rtpengine.sock,
+      WA_RTPENGINE_SOCK: [rtpengine, ...(opts.rtpPool ?? [])].map((r) => r.sock).join(" "),
       WA_STATE_DB_URL: `sqlite://${stateDb}`,
       // Meta's edge in the tests presents a certificate from the same test CA.
       ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),

@@ -9,7 +9,7 @@ import { startKamailio, type KamailioProcess } from "../../build/kamailio.js";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { startRtpengine, type RtpengineProcess } from "../../build/rtpengine.js";
 import { startRoutingUnderTest, type RoutingUnderTest } from "./routing-under-test.js";
-import { issueCert } from "../../build/test-ca.js";
+import { issueCert, type TestCa } from "../../build/test-ca.js";
 import type { Teardown } from "../../build/teardown.js";
 
 export const BUSINESS = "+15550001111";
@@ -21,6 +21,8 @@ export const OUTSIDER_IP = "127.0.0.3";
 
 export interface Interconnect {
   us: RoutingUnderTest;
+  /** A second node of ours (secondNode), with the same settings; the edge alternates calls between the two. */
+  us2: RoutingUnderTest | null;
   edge: KamailioProcess;
   /** Where the WhatsApp user (SIPp) sends its requests: the edge's UDP side. */
   edgeUdp: { host: string; port: number };
@@ -63,6 +65,10 @@ export async function startInterconnect(
      * session level), rtcp-mux, a=mid toward us; plain RTP toward the WhatsApp user.
      */
     metaMedia?: boolean;
+    /** A second Kamailio node with the same WA_* settings (scale-out): Meta's calls alternate between the two. */
+    secondNode?: boolean;
+    /** More rtpengines for our first node's rtpengine set. */
+    rtpPool?: RtpengineProcess[];
   } = {},
 ): Promise<Interconnect> {
   const agent = { host: "127.0.0.1", port: await freePort() };
@@ -72,7 +78,7 @@ export async function startInterconnect(
   const edgeUserTlsPort = await freePort(EDGE_IP);
   const outsiderTlsPort = await freePort(OUTSIDER_IP);
 
-  const us = await startRoutingUnderTest(t, {
+  const ourSettings = {
     // With Meta's media side, our rtpengine logs its ICE checks: the tests read its role from them.
     rtpLogLevel: opts.metaMedia ? 7 : undefined,
     env: {
@@ -83,8 +89,10 @@ export async function startInterconnect(
       WA_AGENT_URI: `sip:${agent.host}:${agent.port}`,
       ...opts.env,
     },
-    caFor: (ca) => issueCert(ca, "us", ["sip.example.com", "127.0.0.1"]),
-  });
+    caFor: (ca: TestCa) => issueCert(ca, "us", ["sip.example.com", "127.0.0.1"]),
+  };
+  const us = await startRoutingUnderTest(t, { ...ourSettings, rtpPool: opts.rtpPool });
+  const us2 = opts.secondNode ? await startRoutingUnderTest(t, { ...ourSettings, ca: us.ca }) : null;
   const edgeCert = issueCert(us.ca!, "edge", opts.edgeCertHosts ?? ["wa.meta.vc", EDGE_IP, OUTSIDER_IP]);
   let metaMedia: RtpengineProcess | null = null;
   if (opts.metaMedia) {
@@ -116,6 +124,7 @@ export async function startInterconnect(
       EDGE_TLS_CERT: edgeCert.cert,
       EDGE_TLS_KEY: edgeCert.key,
       BUSINESS_URI: `sip:${us.tls.host}:${us.tls.port};transport=tls`,
+      ...(us2 ? { BUSINESS_URI_2: `sip:${us2.tls.host}:${us2.tls.port};transport=tls` } : {}),
       WA_USER_URI: opts.waUserUri ?? `sip:${waUser.host}:${waUser.port}`,
       EDGE_DIGEST_ALGORITHM: opts.digestAlgorithm ?? "MD5",
       EDGE_DIGEST_DECOY: opts.digestDecoy ?? "none",
@@ -127,5 +136,5 @@ export async function startInterconnect(
     },
   });
   t.teardown(() => edge.stop());
-  return { us, edge, edgeUdp, edgeUserTls: { host: EDGE_IP, port: edgeUserTlsPort }, agent, waUser, metaMedia };
+  return { us, us2, edge, edgeUdp, edgeUserTls: { host: EDGE_IP, port: edgeUserTlsPort }, agent, waUser, metaMedia };
 }

@@ -108,6 +108,42 @@ ${request(c, "BYE", "[next_url]", `${refusedReinvite ? 3 : 2} BYE`, ["[routes]",
   );
 }
 
+/**
+ * The agent places a call that may race another for the same user: 486 (busy: the other won) is
+ * acknowledged and ends the scenario; 200 is the full call, held `holdMs`.
+ */
+export function businessCallRacing(holdMs: number): string {
+  return xml(
+    "business calls a WhatsApp user, racing another call",
+    `${invite(agent)}
+<recv response="486" optional="true" next="busy"/>
+<recv response="200" rtd="true" rrs="true"/>
+<send><![CDATA[
+${request(agent, "ACK", "[next_url]", "1 ACK", ["[routes]", "Content-Length: 0"])}
+
+]]></send>
+<pause milliseconds="${holdMs}"/>
+<send retrans="500"><![CDATA[
+${request(agent, "BYE", "[next_url]", "2 BYE", ["[routes]", "Reason: Q.850;cause=16", "Content-Length: 0"])}
+
+]]></send>
+<recv response="200" crlf="true" next="done"/>
+<label id="busy"/>
+<send><![CDATA[
+ACK ${agent.inviteUri} SIP/2.0
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<label id="done"/>`,
+  );
+}
+
 /** The other side ends the call: its BYE in, our 200 out. */
 const BYE_ANSWERED = `<recv request="BYE"/>
 <send><![CDATA[

@@ -119,3 +119,16 @@ t.test("WA_INBOUND_AUTH: Meta's INVITE is challenged, checked, and the credentia
   const stale = route({ env, message: withCredentials, answers: { "auth.pv_auth_check": () => -4 } });
   t.match(stale.replies[0].reason, /flags 17/, "stale nonce: challenged again with stale=true");
 });
+
+t.test("agent pool: dispatcher picks an agent that answers probes; with none up the call is refused before anything is recorded", async (t) => {
+  const pool = [{ uri: "sip:127.0.0.1:5080", up: false }, { uri: "sip:127.0.0.1:5082", up: true }];
+  const d = route({ agents: pool, env: { ...ENV, WA_AGENT_URI: "sip:127.0.0.1:5080, sip:127.0.0.1:5082" } });
+  t.equal(d.relays[0].duri, "sip:127.0.0.1:5082", "the agent that is up");
+  t.same(d.timers, { frInv: 0, fr: 2000 }, "an agent that sends no reply at all is given up after 2 s, not tm's 30 s");
+  const none = route({ agents: pool.map((a) => ({ ...a, up: false })) });
+  t.same(none.replies.map((r) => [r.code, r.reason]), [[503, "Service Unavailable - No Media Agent"]]);
+  t.equal(none.relays.length, 0);
+  t.notOk(none.dialog.managed, "no dialog");
+  t.same(none.rtpengine, [], "no media offered");
+  t.match(none.logs.map((l) => l.text).join(""), /no agent of WA_AGENT_URI answers dispatcher's probes/);
+});

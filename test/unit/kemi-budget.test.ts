@@ -51,7 +51,7 @@ function kemiCalls(opts: Partial<DoubleOptions> & { message: string }, route: ()
 const BUDGET: Array<[string, number, () => string[]]> = [
   ["OPTIONS from the internal side", 9, () => kemiCalls({ message: sipFixture("meta-options"), transport: AGENT }, requestRoute, "answered")],
   ["OPTIONS from Meta", 11, () => kemiCalls({ message: sipFixture("meta-options"), transport: META }, requestRoute, "answered")],
-  ["Meta's INVITE", 30, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
+  ["Meta's INVITE", 32, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
   ["its 200 OK: ksr_reply_route", 2, () => kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT }, replyRoute, "passed")],
   ["its 200 OK: the agent's reply route", 6, () =>
     kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_local"), "passed")],

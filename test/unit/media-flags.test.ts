@@ -192,3 +192,26 @@ t.test("ICE-lite mark: no session-level mark, no media, LF line ends, several me
   );
   t.equal(iceLiteAtMediaLevel("v=0\r\na=ice-lite-not\r\nm=audio 1 RTP/AVP 0\r\n"), null, "only the attribute itself");
 });
+
+t.test("agent pool: an agent that fails the call (5xx, no answer) hands it to the next with the media as offered; a refusal or a CANCEL does not", async (t) => {
+  const agents = [{ uri: "sip:127.0.0.1:5080", up: true }, { uri: "sip:127.0.0.1:5082", up: true }];
+  const failure = (status: number, opts: Partial<DoubleOptions> = {}) =>
+    run(sipFixture("meta-invite"), { agents, dstUri: agents[0].uri, answers: { "tm.t_is_canceled": () => -1, "tm.t_get_status_code": () => status }, ...opts }, callback("ksr_failure_local"));
+  for (const status of [503, 500, 408]) {
+    const d = failure(status);
+    t.match(d.relays, [{ duri: "sip:127.0.0.1:5082", replyRoute: "ksr_onreply_local", failureRoute: "ksr_failure_local" }], `${status}: relayed to the next agent`);
+    t.same(d.dispatcher.marked, { "sip:127.0.0.1:5080": "ip" }, `${status}: the failed agent is out until a probe brings it back`);
+    t.same(d.rtpengine, [], `${status}: the media offer stands for the next agent`);
+    t.match(d.logs.map((l) => l.text).join(""), new RegExp(`agent sip:127.0.0.1:5080 answered ${status}: call moved to sip:127.0.0.1:5082`));
+  }
+  const last = failure(503, { dstUri: agents[1].uri });
+  t.same(last.relays, [], "the last agent's 503 goes to Meta");
+  t.same(last.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
+  const refused = failure(486);
+  t.same(refused.relays, [], "486 is the agent's answer about the call");
+  t.same(refused.rtpengine, [{ fn: "rtpengine_delete", flags: "" }]);
+  const canceled = failure(503, { answers: { "tm.t_is_canceled": () => 1, "tm.t_get_status_code": () => 503 } });
+  t.same(canceled.relays, [], "the caller hung up: nothing moves");
+  const transfer = failure(503, { vars: { "$avp(wa_media)": "transfer" } });
+  t.same(transfer.relays, [], "a transfer target is no agent of the pool");
+});

@@ -84,7 +84,15 @@ t.test("routing settings: parsed, defaulted, and every error names its key", asy
   const listed = parseRoutingConfig(env({ WA_INTERNAL_ALLOW: "10.0.0.0/24, 10.9.9.9, fd00::/8" }));
   t.same(listed.config?.internalAllow, ["10.0.0.0/24", "10.9.9.9/32", "fd00::/8"]);
   const named = parseRoutingConfig(env({ WA_AGENT_URI: "sip:agent.internal:5080" }));
-  t.match(named.errors, [/^WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI is not an IPv4 address/]);
+  t.match(named.errors, [/^WA_INTERNAL_ALLOW: must be set when WA_AGENT_URI names no IPv4 address/]);
+  const pool = parseRoutingConfig(env({ WA_AGENT_URI: "sip:10.1.2.3:5080;weight=3, sip:10.1.2.4:5080" }));
+  t.same(pool.config?.agents, [{ uri: "sip:10.1.2.3:5080", weight: 3 }, { uri: "sip:10.1.2.4:5080", weight: 1 }], "a pool of agents, weights optional");
+  t.same(pool.config?.internalAllow, ["10.1.2.3/32", "10.1.2.4/32"], "every agent of the pool may send SIP to the internal side");
+  for (const wrong of ["sip:10.1.2.3:5080;weight=0", "sip:10.1.2.3:5080;weight=101", "sip:10.1.2.3:5080, sip:10.1.2.3:5080", "10.1.2.3", " , "]) {
+    t.match(parseRoutingConfig(env({ WA_AGENT_URI: wrong, WA_INTERNAL_ALLOW: "10.0.0.0/8" })).errors, [/^WA_AGENT_URI: /], `'${wrong}' is refused, naming the key`);
+  }
+  t.match(parseRoutingConfig(env({ WA_STATE_REDIS_URL: "127.0.0.1:6379" })).errors, [/^WA_STATE_REDIS_URL: '127.0.0.1:6379' is not a redis:\/\/ URL/]);
+  t.equal(parseRoutingConfig(env({ WA_STATE_REDIS_URL: "redis://10.0.0.9:6379/2" })).config?.stateRedis, true, "a Redis URL puts the callback state in Redis");
   const bad = parseRoutingConfig(env({
     WA_NUMBERS: "15550001111=sales",
     WA_SIP_PASSWORDS: "+15559999999=x",

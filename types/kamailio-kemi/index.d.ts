@@ -167,6 +167,32 @@ declare namespace KSR {
     function var_rm(p1: string): number;
     function var_sets(p1: string, p2: string): number;
   }
+  namespace dispatcher {
+    function ds_is_active(p1: number): number;
+    function ds_is_active_uri(p1: number, p2: string): number;
+    function ds_is_from_list(p1: number): number;
+    function ds_is_from_list_mode(p1: number, p2: number): number;
+    function ds_is_from_list_uri(p1: number, p2: number, p3: string): number;
+    function ds_is_from_lists(): number;
+    function ds_list_exists(p1: number): number;
+    function ds_load_unset(): number;
+    function ds_load_update(): number;
+    function ds_mark_dst(): number;
+    function ds_mark_dst_state(p1: string): number;
+    function ds_next_domain(): number;
+    function ds_next_dst(): number;
+    function ds_reload(): number;
+    function ds_select(p1: number, p2: number): number;
+    function ds_select_domain(p1: number, p2: number): number;
+    function ds_select_domain_limit(p1: number, p2: number, p3: number): number;
+    function ds_select_dst(p1: number, p2: number): number;
+    function ds_select_dst_limit(p1: number, p2: number, p3: number): number;
+    function ds_select_limit(p1: number, p2: number, p3: number): number;
+    function ds_select_routes(p1: string, p2: string): number;
+    function ds_select_routes_limit(p1: string, p2: string, p3: number): number;
+    function ds_set_domain(): number;
+    function ds_set_dst(): number;
+  }
   namespace hdr {
     function append(p1: string): number;
     function append_after(p1: string, p2: string): number;
@@ -321,6 +347,13 @@ declare namespace KSR {
   namespace maxfwd {
     function is_maxfwd_lt(p1: number): number;
     function process_maxfwd(p1: number): number;
+  }
+  namespace ndb_redis {
+    function redis_cmd(p1: string, p2: string, p3: string): number;
+    function redis_cmd_p1(p1: string, p2: string, p3: string, p4: string): number;
+    function redis_cmd_p2(p1: string, p2: string, p3: string, p4: string, p5: string): number;
+    function redis_cmd_p3(p1: string, p2: string, p3: string, p4: string, p5: string, p6: string): number;
+    function redis_free(p1: string): number;
   }
   namespace pike {
     function pike_check_ip(p1: string): number;

@@ -1,7 +1,7 @@
 /**
- * SIP over UDP on loopback, talking only to Kamailio. Every datagram is parsed strictly; a
- * malformed request gets a 400 naming the problem (never a crash), a request from any address
- * other than Kamailio's gets a 403, and malformed responses are dropped with a log line.
+ * SIP over UDP on loopback, talking only to Kamailio (its nodes). Every datagram is parsed
+ * strictly; a malformed request gets a 400 naming the problem (never a crash), a request from any
+ * address other than a Kamailio node's gets a 403, and malformed responses are dropped with a log line.
  */
 import { createSocket, type Socket } from "node:dgram";
 import type { Logger } from "pino";
@@ -14,8 +14,10 @@ export interface SipPeer {
 
 export interface SipTransportOptions {
   bind: SipPeer;
-  /** The only peer whose requests are served (Kamailio's internal listener). */
+  /** Where requests go by default (Kamailio's internal listener). */
   kamailio: SipPeer;
+  /** Other Kamailio nodes (AGENT_KAMAILIO_PEERS): with `kamailio`, the only peers served. */
+  peers?: SipPeer[];
   log: Logger;
   onMessage: (msg: SipMessage, from: SipPeer) => void;
 }
@@ -46,12 +48,34 @@ export class SipTransport {
     return { host: a.address, port: a.port };
   }
 
-  send(msg: SipMessage, to: SipPeer = this.opts.kamailio): void {
-    this.sendText(serializeSipMessage(msg), to);
+  /**
+   * A request goes to `to` (default: AGENT_KAMAILIO). A response goes where its top Via says the
+   * request came from (RFC 3261 §18.2.2), when that is one of our Kamailio nodes: with several
+   * nodes, the one that sent the request waits for it.
+   */
+  send(msg: SipMessage, to?: SipPeer): void {
+    const target = to ?? (msg.kind === "response" ? this.viaNode(msg) : null) ?? this.opts.kamailio;
+    this.sendText(serializeSipMessage(msg), target);
+  }
+
+  private viaNode(response: SipMessage): SipPeer | null {
+    const via = response.headers.find((h) => h.name === "Via")?.value ?? "";
+    const m = /^SIP\/2\.0\/UDP\s+([0-9.]+)(?::(\d+))?([^,]*)/i.exec(via.trim());
+    if (!m) return null;
+    const received = /;received=([0-9.]+)/i.exec(m[3]);
+    const rport = /;rport=(\d+)/i.exec(m[3]);
+    const node = { host: received ? received[1] : m[1], port: Number(rport ? rport[1] : (m[2] ?? 5060)) };
+    return this.isKamailio(node) ? node : null;
   }
 
   close(): void {
     this.socket.close();
+  }
+
+  /** Whether an address is one of the Kamailio nodes this agent serves (source address: not a header). */
+  isKamailio(peer: SipPeer): boolean {
+    const same = (p: SipPeer) => p.host === peer.host && p.port === peer.port;
+    return same(this.opts.kamailio) || (this.opts.peers ?? []).some(same);
   }
 
   private sendText(text: string, to: SipPeer): void {
@@ -70,8 +94,7 @@ export class SipTransport {
       if (answer) this.sendText(answer, from);
       return;
     }
-    const fromKamailio = from.host === this.opts.kamailio.host && from.port === this.opts.kamailio.port;
-    if (!fromKamailio) {
+    if (!this.isKamailio(from)) {
       this.opts.log.warn({ from, method: msg.method || msg.status }, "SIP message from an address other than Kamailio refused");
       if (msg.kind === "request" && msg.method !== "ACK") {
         this.send(buildResponse(msg, 403, "Forbidden - Only Kamailio May Talk To The Agent"), from);

@@ -309,6 +309,18 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     return { kind: "request", method, uri, status: 0, reason: "", headers, body: p.body ?? "" };
   }
 
+  /**
+   * Where a request goes: to the Kamailio node its first Route names (RFC 3261 §8.1.2: the node
+   * that record-routed the call holds its dialog), when that is a node this agent serves; else to
+   * AGENT_KAMAILIO. The route set is no reason to send anywhere else.
+   */
+  private nextHop(request: SipMessage): SipPeer {
+    const route = header(request, "Route");
+    const m = route ? /^\s*<sip:(?:[^@>]*@)?([0-9.]+)(?::(\d+))?[;>]/.exec(route) : null;
+    const node = m ? { host: m[1], port: Number(m[2] ?? 5060) } : null;
+    return node && this.transport.isKamailio(node) ? node : this.kamailio;
+  }
+
   /** A client transaction: retransmits over UDP until a response (INVITE: until a provisional one). */
   private sendRequest(request: SipMessage, onProvisional?: (r: SipMessage) => void): Promise<SipMessage> {
     const key = transactionKey(request);
@@ -326,7 +338,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       };
       const retransmit = () => {
         if (request.method === "INVITE" && tx.gotProvisional) return;
-        this.transport.send(request, this.kamailio);
+        this.transport.send(request, this.nextHop(request));
         tx.interval = request.method === "INVITE" ? tx.interval * 2 : Math.min(tx.interval * 2, T2);
         tx.timer = setTimeout(retransmit, tx.interval);
       };
@@ -444,7 +456,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       cseq: seq,
       routes: dialog.routeSet,
     });
-    this.transport.send(ack, this.kamailio);
+    this.transport.send(ack, this.nextHop(ack));
   }
 
   /** ACK for a non-2xx final answer: same branch as the INVITE (RFC 3261 §17.1.1.3). */
@@ -452,7 +464,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const headers = invite.headers
       .filter((h) => ["Via", "Max-Forwards", "Route", "From", "Call-ID"].includes(h.name))
       .concat([{ name: "To", value: header(response, "To")! }, { name: "CSeq", value: `${parseCSeq(header(invite, "CSeq")!).seq} ACK` }]);
-    this.transport.send({ ...invite, method: "ACK", headers, body: "" }, this.kamailio);
+    this.transport.send({ ...invite, method: "ACK", headers, body: "" }, this.nextHop(invite));
   }
 
   /** Stops all timers (agent shutdown). */

@@ -1,0 +1,34 @@
+/**
+ * The pool of media agents behind dispatcher (set AGENT_SET, probed with OPTIONS: kamailio.cfg).
+ * Trust: the pool is the operator's list (WA_AGENT_URI); nothing in a request chooses the agent.
+ *
+ *   selectAgent ─► relay ─► (5xx or no answer in AGENT_FIRST_REPLY_MS) ─► nextAgent ─► relay …
+ */
+import { AGENT_SET, agentAlgorithm, type AgentDestination } from "../policy/agent-pool";
+import { pvString } from "../ksr/pv";
+
+/**
+ * How long an agent has to send its first reply (the agent answers 100 Trying at once): one that
+ * does not is taken for dead and the call moves on, long before tm's 30 s fr_timer.
+ */
+export const AGENT_FIRST_REPLY_MS = 2000;
+
+/** Puts the call's next hop on an agent that answers probes; null when none does. */
+export function selectAgent(agents: AgentDestination[]): string | null {
+  if (KSR.dispatcher.ds_select_dst(AGENT_SET, agentAlgorithm(agents)) < 0) return null;
+  KSR.tm.t_set_fr(0, AGENT_FIRST_REPLY_MS);
+  return pvString("$du");
+}
+
+/**
+ * In the failure route: the agent that failed the call is marked inactive (probing brings it
+ * back) and the next hop is the next agent; null when there is none left.
+ */
+export function nextAgent(): { failed: string; next: string } | null {
+  const failed = pvString("$du");
+  // "The last used address" is the failed one only until ds_next_dst moves on.
+  KSR.dispatcher.ds_mark_dst_state("ip");
+  if (KSR.dispatcher.ds_next_dst() < 0) return null;
+  KSR.tm.t_set_fr(0, AGENT_FIRST_REPLY_MS);
+  return { failed, next: pvString("$du") };
+}
