@@ -13,6 +13,7 @@ const ROUTING_KEYS = [
   "WA_NUMBERS", "WA_SIP_PASSWORDS", "WA_META_PREFIXES", "WA_META_DOMAIN", "WA_META_EDGE",
   "WA_AGENT_URI", "WA_INBOUND_AUTH", "WA_MAX_CALLS_PER_NUMBER", "WA_CALLBACK_DAILY_LIMIT",
   "WA_CALLBACK_UNANSWERED_LIMIT", "WA_SRTP_MODE", "WA_RTPENGINE_DIRECTIONS", "WA_TRANSFER_PROXY", "WA_INTERNAL_ALLOW",
+  "WA_STATE_REDIS_URL",
 ];
 
 const ip = z.string().refine((v) => isIP(v) !== 0, "must be an IPv4 or IPv6 address");
@@ -32,9 +33,13 @@ export const siteConfigSchema = z.object({
   WA_TLS_CERT: file.optional(),
   WA_TLS_KEY: file.optional(),
   WA_META_CA_LIST: file.default("/etc/ssl/certs/ca-certificates.crt"),
+  /** One rtpengine, or a set: space-separated, each with an optional "=weight". */
   WA_RTPENGINE_SOCK: z
     .string()
-    .regex(/^(udp6?|tcp):[^:]+:\d+$|^udp6?:\[[^\]]+\]:\d+$/, "must look like udp:127.0.0.1:2223")
+    .regex(
+      /^((udp6?|tcp):([^:\s=]+|\[[^\]]+\]):\d+(=\d+)?)(\s+(udp6?|tcp):([^:\s=]+|\[[^\]]+\]):\d+(=\d+)?)*$/,
+      "must look like udp:127.0.0.1:2223, or several such separated by spaces (a set; udp:10.0.0.7:2223=2 weighs 2)",
+    )
     .default("udp:127.0.0.1:2223"),
   /** rtpengine's HTTP listener: Prometheus text at /metrics (loopback by default). */
   WA_RTPENGINE_METRICS: z

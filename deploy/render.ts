@@ -7,17 +7,20 @@
  *     Meta verifies our certificate, so no self-signed fallback here), renders kamailio/tls.cfg
  *     with WA_TLS_CERT, WA_TLS_KEY and WA_META_CA_LIST into --out (WA_TLS_CONFIG), and creates the
  *     callback-state SQLite database (WA_STATE_DB_URL) from kamailio/callback-state.sql when it is
- *     missing (--no-state-db skips that).
+ *     missing (--no-state-db skips that; with WA_STATE_REDIS_URL there is none). Beside --out it
+ *     writes dispatcher.list (the agents of WA_AGENT_URI) and derived.env (WA_DISPATCHER_LIST and,
+ *     with WA_STATE_REDIS_URL, ndb_redis's WA_STATE_REDIS_SERVER), read by wa-kamailio.service.
  *
  *   npm run render:rtpengine -- --config /etc/wa-voice/site.env --out /etc/wa-voice/rtpengine.conf
  *     rtpengine's own config file with the interfaces, ng socket and port range `npm start` would
  *     use (stack/site.ts); fails when WA_RTPENGINE_DIRECTIONS does not match those interfaces.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseAgentConfig } from "../media-agent/src/config.js";
-import { ensureStateDb, renderTlsConfig } from "../build/kamailio.js";
+import { ensureStateDb, redisServerDefinition, renderTlsConfig, writeAgentList } from "../build/kamailio.js";
+import { DEFAULT_AGENT_URI } from "../routing/policy/agent-pool.js";
 import { ConfigError, loadSiteConfig, type SiteConfig } from "../build/site-config.js";
 import { rtpengineSetup } from "../stack/site.js";
 
@@ -28,11 +31,19 @@ function renderTls(cfg: SiteConfig, out: string, stateDb: boolean): void {
   mkdirSync(dirname(out), { recursive: true });
   renderTlsConfig({ WA_TLS_CERT: cfg.WA_TLS_CERT, WA_TLS_KEY: cfg.WA_TLS_KEY, WA_META_CA_LIST: cfg.WA_META_CA_LIST }, out);
   console.log(`rendered kamailio/tls.cfg into ${out} (certificate ${cfg.WA_TLS_CERT}, CA list ${cfg.WA_META_CA_LIST})`);
-  if (stateDb) {
+  if (stateDb && !cfg.routing.WA_STATE_REDIS_URL) {
     const file = (cfg.WA_STATE_DB_URL ?? `sqlite://${DEFAULT_STATE_DB}`).slice("sqlite://".length);
     ensureStateDb(file);
     console.log(`callback state: ${file}`);
   }
+  // What the launcher derives for Kamailio, beside tls.cfg: dispatcher's list of the agents
+  // (WA_DISPATCHER_LIST's default path when --out is /etc/kamailio/wa/tls.cfg) and, with Redis,
+  // ndb_redis's server definition (wa-kamailio.service reads derived.env).
+  const list = writeAgentList(cfg.routing.WA_AGENT_URI ?? DEFAULT_AGENT_URI, join(dirname(out), "dispatcher.list"));
+  console.log(`agents (dispatcher set 1): ${list}`);
+  const derived = cfg.routing.WA_STATE_REDIS_URL ? `WA_STATE_REDIS_SERVER=${redisServerDefinition(cfg.routing.WA_STATE_REDIS_URL)}\n` : "";
+  writeFileSync(join(dirname(out), "derived.env"), `# Rendered by \`npm run render:tls\` from the site settings; edit those, not this file.\nWA_DISPATCHER_LIST=${list}\n${derived}`, { mode: 0o640 });
+  console.log(`callback state: ${cfg.routing.WA_STATE_REDIS_URL ? `Redis ${cfg.routing.WA_STATE_REDIS_URL.replace(/\/\/:[^@]*@/, "//:***@")}` : "SQLite"}; ${join(dirname(out), "derived.env")}`);
 }
 
 function renderRtpengine(cfg: SiteConfig, out: string): void {

@@ -18,11 +18,13 @@ export interface RtpengineSetup {
 }
 
 /**
- * rtpengine: one interface when Meta and the agent share an address (a test box), else
+ * rtpengine (the first of WA_RTPENGINE_SOCK's set): one interface when Meta and the agent share an address (a test box), else
  * "external" (public, advertised behind NAT) and "internal" (the agent's side, usually loopback).
  */
 export function rtpengineSetup(cfg: SiteConfig, agentRtpHost: string): RtpengineSetup {
-  const [ngHost, ngPort] = cfg.WA_RTPENGINE_SOCK.replace(/^udp6?:/, "").split(/:(?=\d+$)/);
+  // With a set (several sockets), the first is this host's own rtpengine: the one started here.
+  const own = cfg.WA_RTPENGINE_SOCK.split(/\s+/)[0].replace(/=\d+$/, "");
+  const [ngHost, ngPort] = own.replace(/^udp6?:/, "").split(/:(?=\d+$)/);
   const split = cfg.WA_PUBLIC_IP !== agentRtpHost;
   const interfaces = split
     ? [`external/${cfg.WA_PUBLIC_IP}${cfg.WA_ADVERTISE_IP ? `!${cfg.WA_ADVERTISE_IP}` : ""}`, `internal/${agentRtpHost}`]

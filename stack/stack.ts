@@ -1,6 +1,7 @@
 /**
- * The stack as supervised daemons: rtpengine, then Kamailio (which pings rtpengine as its
- * workers start), then the media agent (which serves only Kamailio). Everything site-specific
+ * The stack as supervised daemons: rtpengine, then the media agent, then Kamailio (which pings
+ * rtpengine as its workers start, and probes the agent with OPTIONS from then on: an agent up
+ * before Kamailio is in service from the first call). Everything site-specific
  * comes in as options, so `npm start` runs it on the configured ports under .run/ and the tests
  * on free ports in a temp dir.
  */
@@ -41,8 +42,8 @@ export function supervisedStack(opts: StackOptions): Stack {
   const supervisor = new Supervisor(
     [
       rtpengineDaemon({ ...opts.rtpengine, runDir: join(opts.runDir, "rtpengine"), name: DAEMONS.rtpengine }),
-      kamailioDaemon({ runDir: kamailioRunDir, env: opts.kamailioEnv, name: DAEMONS.kamailio }),
       mediaAgentDaemon({ env: opts.agentEnv, logFile: agentLog, api: agentApi, name: DAEMONS.agent }),
+      kamailioDaemon({ runDir: kamailioRunDir, env: opts.kamailioEnv, name: DAEMONS.kamailio }),
     ],
     opts.supervisor,
   );

@@ -21,13 +21,12 @@ export function selectAgent(agents: AgentDestination[]): string | null {
 }
 
 /**
- * In the failure route: the agent that failed the call is marked inactive (probing brings it
- * back) and the next hop is the next agent; null when there is none left.
+ * In the failure route: the next agent becomes the call's next hop; null when there is none left.
+ * The failed agent is not marked here: the probes decide who is up (a 503 may be one busy moment,
+ * and with probing off a mark would never be lifted).
  */
 export function nextAgent(): { failed: string; next: string } | null {
   const failed = pvString("$du");
-  // "The last used address" is the failed one only until ds_next_dst moves on.
-  KSR.dispatcher.ds_mark_dst_state("ip");
   if (KSR.dispatcher.ds_next_dst() < 0) return null;
   KSR.tm.t_set_fr(0, AGENT_FIRST_REPLY_MS);
   return { failed, next: pvString("$du") };

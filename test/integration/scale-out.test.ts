@@ -42,6 +42,7 @@ t.test("two nodes, two agents, rtpengine sets, one Redis", async (t) => {
       WA_STATE_REDIS_URL: redis.url,
       WA_AGENT_URI: agentSip.map((p) => `sip:127.0.0.1:${p}`).join(", "),
       WA_CALLBACK_DAILY_LIMIT: "2",
+      WA_AGENT_PROBE_INTERVAL: "1",
     },
   });
   const nodes = [w.us, w.us2!];
@@ -157,7 +158,7 @@ t.test("two nodes, two agents, rtpengine sets, one Redis", async (t) => {
     }
     t.equal((await answeredBy(1)) - before, 4, "all four taken by the surviving agent");
     t.ok(firstAnswered[0] < 5000, `the first call after the kill was over within ${firstAnswered[0]} ms (goal: answered within 5 s)`);
-    await waitFor(async () => (await Promise.all(nodes.map((n) => n.kamailio.rpc("dispatcher.list")))).every((l) => /FLAGS: I/.test(l)), 5000, "both nodes' probes took the dead agent out");
+    await waitFor(async () => (await Promise.all(nodes.map((n) => n.kamailio.rpc("dispatcher.list")))).every((l) => /FLAGS: I/.test(l)), 8000, "both nodes' probes took the dead agent out (1 s interval, 5 s without a reply)");
   });
 
   t.test("a node killed: its state is intact for the other; Redis gone: calls are refused, not guessed", async (t) => {

@@ -109,8 +109,8 @@ export interface KsrDouble {
   dialog: { managed: boolean; profiles: string[] };
   /** xhttp_prom counters as increased: "name{label,label} → total". */
   counters: Map<string, number>;
-  /** dispatcher's view: the agents chosen for the call in order, and the ones marked (uri → state). */
-  dispatcher: { tried: string[]; marked: Record<string, string> };
+  /** dispatcher's view: the agents chosen for the call, in order. */
+  dispatcher: { tried: string[] };
   /** tm's timers as the route set them for the next relay (t_set_fr), in ms; 0: tm's default. */
   timers: { frInv: number; fr: number } | null;
 }
@@ -141,18 +141,18 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
     counters: new Map(),
-    dispatcher: { tried: [], marked: {} },
+    dispatcher: { tried: [] },
     timers: null,
     htables: opts.htables ?? {},
     sql: [],
   };
   const iterators: Record<string, { keys: string[]; table: string; at: number }> = {};
   const agents = opts.agents ?? [{ uri: "sip:127.0.0.1:5080", up: true }];
-  /** The first agent from `from` on that is up and not marked down becomes $du. */
+  /** The first agent from `from` on that is up becomes $du. */
   const selectAgent = (set: number, from: number): number => {
     if (set !== 1) return -1;
     for (let i = from; i < agents.length; i++) {
-      if (!agents[i].up || d.dispatcher.marked[agents[i].uri]) continue;
+      if (!agents[i].up) continue;
       d.dispatcher.tried.push(agents[i].uri);
       duri = agents[i].uri;
       return 1;
@@ -432,7 +432,6 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "dispatcher.ds_select_dst": (set: number) => selectAgent(set, 0),
     // The last used address is the one $du names (the failed branch's, in a failure route).
     "dispatcher.ds_next_dst": () => (duri === null ? -1 : selectAgent(1, agents.findIndex((a) => a.uri === duri) + 1)),
-    "dispatcher.ds_mark_dst_state": (state: string) => (duri === null ? -1 : ((d.dispatcher.marked[duri] = state), 1)),
     "tm.t_set_fr": (frInv: number, fr: number) => ((d.timers = { frInv, fr }), 1),
     "rtpengine.rtpengine_delete0": () => (d.rtpengine.push({ fn: "rtpengine_delete", flags: "" }), 1),
     "textops.remove_hf_exp": (match: string, skip: string) => (d.headerOps.push({ op: "remove_hf_exp", args: [match, skip] }), 1),

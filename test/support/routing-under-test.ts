@@ -86,6 +86,9 @@ export async function startRoutingUnderTest(
       WA_API_PORT: String(apiPort),
       WA_RTPENGINE_SOCK: [rtpengine, ...(opts.rtpPool ?? [])].map((r) => r.sock).join(" "),
       WA_STATE_DB_URL: `sqlite://${stateDb}`,
+      // SIPp stands in for the agent in most tests and starts after Kamailio, per call: no
+      // probes (they would take it out before it starts). The scale-out test probes real agents.
+      WA_AGENT_PROBE_INTERVAL: "0",
       // Meta's edge in the tests presents a certificate from the same test CA.
       ...(ca ? { WA_META_CA_LIST: ca.cert } : {}),
       ...opts.env,
