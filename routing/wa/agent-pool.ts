@@ -13,10 +13,14 @@ import { pvString } from "../ksr/pv";
  */
 export const AGENT_FIRST_REPLY_MS = 2000;
 
-/** Puts the call's next hop on an agent that answers probes; null when none does. */
+/**
+ * Puts the call's next hop on an agent that answers probes; null when none does. With another
+ * agent to go to, a silent one is given up after AGENT_FIRST_REPLY_MS; a lone agent gets tm's
+ * own fr_timer (a busy moment of its event loop must not cost the call).
+ */
 export function selectAgent(agents: AgentDestination[]): string | null {
   if (KSR.dispatcher.ds_select_dst(AGENT_SET, agentAlgorithm(agents)) < 0) return null;
-  KSR.tm.t_set_fr(0, AGENT_FIRST_REPLY_MS);
+  if (agents.length > 1) KSR.tm.t_set_fr(0, AGENT_FIRST_REPLY_MS);
   return pvString("$du");
 }
 

@@ -14,7 +14,7 @@ import { killGroup } from "../../build/process-group.js";
 import { mediaAgentDaemon } from "../../stack/daemons.js";
 import type { DaemonHandle } from "../../stack/supervisor.js";
 import { runSipp, startSipp } from "../support/sipp.js";
-import { answerCall, businessCallRacing, businessCallRefused, businessCallsUser, META_CALL_ID, userCallsBusiness } from "../support/wa-scenarios.js";
+import { answerCall, businessCallRacing, businessCallRefused, businessCallsUser, META_CALL_ID, userCallEndedByBusiness, userCallsBusiness } from "../support/wa-scenarios.js";
 import { BUSINESS, startInterconnect, WA_USER } from "../support/wa-interconnect.js";
 import type { RoutingUnderTest } from "../support/routing-under-test.js";
 import { tempDir } from "../support/temp-dir.js";
@@ -74,8 +74,9 @@ t.test("two nodes, two agents, rtpengine sets, one Redis", async (t) => {
     agentApis.push(api);
     t.teardown(() => agent.stop());
   }
-  const answeredBy = async (i: number) =>
-    ((await (await fetch(`http://${agentApis[i].host}:${agentApis[i].port}/calls`)).json()) as { calls: Array<{ status: string; endReason?: string }> }).calls.length;
+  const agentCalls = async (i: number) =>
+    ((await (await fetch(`http://${agentApis[i].host}:${agentApis[i].port}/calls`)).json()) as { calls: Array<{ callId: string; status: string }> }).calls;
+  const answeredBy = async (i: number) => (await agentCalls(i)).length;
   // dispatcher probes every second: both agents are taken in once each has answered one.
   await waitFor(async () => (await Promise.all(nodes.map((n) => n.kamailio.rpc("dispatcher.list")))).every((l) => (l.match(/FLAGS: A/g) ?? []).length === 2), 10_000, "both agents active on both nodes");
 
@@ -107,6 +108,30 @@ t.test("two nodes, two agents, rtpengine sets, one Redis", async (t) => {
     }
     t.equal(offers.reduce((n, o) => n + o.length, 0), calls, "each call offered once");
     t.ok(offers[1].length > 0 && offers[0].length + offers[2].length > 0, `both members of the sets took calls (own ${offers[0].length}+${offers[2].length}, shared ${offers[1].length})`);
+  });
+
+  t.test("an agent ends calls that came through either node: its BYE goes to the node that holds the call", async (t) => {
+    // Each node sends its calls to the agents in turn, so of two calls per node one goes to the
+    // agent whose own node (AGENT_KAMAILIO) is the other one.
+    for (let i = 0; i < 4; i++) {
+      const caller = await startSipp({ scenarioXml: userCallEndedByBusiness(), target: w.edgeUdp, workDir: w.us.workDir, service: BUSINESS, keys: { biz_domain: "sip.example.com", caller: WA_USER }, callIdFormat: META_CALL_ID, timeoutS: 15 });
+      let live: { agent: number; callId: string } | undefined;
+      for (let tries = 0; tries < 100 && !live; tries++) {
+        for (const a of [0, 1]) {
+          const call = (await agentCalls(a)).find((c) => c.status === "answered");
+          if (call) live = { agent: a, callId: call.callId };
+        }
+        if (!live) await sleep(50);
+      }
+      t.ok(live, `call ${i + 1} is up at an agent`);
+      await fetch(`http://${agentApis[live!.agent].host}:${agentApis[live!.agent].port}/calls/${encodeURIComponent(live!.callId)}`, { method: "DELETE" });
+      const run = await caller.done;
+      t.equal(run.exitCode, 0, `call ${i + 1}: the caller got agent ${live!.agent + 1}'s BYE: ${run.output.slice(-300)}`);
+    }
+    for (const [i, node] of nodes.entries()) {
+      const calls = new Set([...node.kamailio.logText().matchAll(/media of call (\S+) deleted \(BYE from the callee \(internal side\)\)/g)].map((m) => m[1]));
+      t.equal(calls.size, 2, `node ${i + 1} relayed the agents' BYEs of its two calls`);
+    }
   });
 
   t.test("a permission granted through node A is enforced on node B; the daily limit counts across nodes", async (t) => {

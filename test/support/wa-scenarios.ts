@@ -129,17 +129,7 @@ ${request(agent, "BYE", "[next_url]", "2 BYE", ["[routes]", "Reason: Q.850;cause
 ]]></send>
 <recv response="200" crlf="true" next="done"/>
 <label id="busy"/>
-<send><![CDATA[
-ACK ${agent.inviteUri} SIP/2.0
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
+${ackFailure(agent)}
 <label id="done"/>`,
   );
 }
@@ -171,13 +161,9 @@ ${BYE_ANSWERED}`,
   );
 }
 
-/** The call is refused with `status`; the caller acknowledges the answer (hop-by-hop ACK). */
-function refusedCall(c: Caller, status: number): string {
-  return xml(
-    `${c.name}: refused with ${status}`,
-    `${invite(c)}
-<recv response="${status}"/>
-<send><![CDATA[
+/** The hop-by-hop ACK of a failure answer to the INVITE. */
+function ackFailure(c: Caller): string {
+  return `<send><![CDATA[
 ACK ${c.inviteUri} SIP/2.0
 [last_Via:]
 [last_From:]
@@ -187,7 +173,16 @@ CSeq: 1 ACK
 Max-Forwards: 70
 Content-Length: 0
 
-]]></send>`,
+]]></send>`;
+}
+
+/** The call is refused with `status`; the caller acknowledges the answer (hop-by-hop ACK). */
+function refusedCall(c: Caller, status: number): string {
+  return xml(
+    `${c.name}: refused with ${status}`,
+    `${invite(c)}
+<recv response="${status}"/>
+${ackFailure(c)}`,
   );
 }
 

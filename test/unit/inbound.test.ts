@@ -124,7 +124,8 @@ t.test("agent pool: dispatcher picks an agent that answers probes; with none up 
   const pool = [{ uri: "sip:127.0.0.1:5080", up: false }, { uri: "sip:127.0.0.1:5082", up: true }];
   const d = route({ agents: pool, env: { ...ENV, WA_AGENT_URI: "sip:127.0.0.1:5080, sip:127.0.0.1:5082" } });
   t.equal(d.relays[0].duri, "sip:127.0.0.1:5082", "the agent that is up");
-  t.same(d.timers, { frInv: 0, fr: 2000 }, "an agent that sends no reply at all is given up after 2 s, not tm's 30 s");
+  t.same(d.timers, { frInv: 0, fr: 2000 }, "with another agent to go to, one that sends no reply at all is given up after 2 s");
+  t.equal(route().timers, null, "a lone agent gets tm's own timer");
   const none = route({ agents: pool.map((a) => ({ ...a, up: false })) });
   t.same(none.replies.map((r) => [r.code, r.reason]), [[503, "Service Unavailable - No Media Agent"]]);
   t.equal(none.relays.length, 0);
