@@ -27,8 +27,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encoder } from "@evan/opus";
-import { startOllamaDouble } from "../build/doubles/ollama-double.js";
-import { startSttDouble } from "../build/doubles/stt-double.js";
+import { startOllamaDouble } from "../doubles/ollama-double.js";
+import { startSttDouble } from "../doubles/stt-double.js";
 import { freePort, freePortRange } from "../build/ports.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";

@@ -10,9 +10,9 @@
  *  - DEMO weather API: Open-Meteo's geocoding and forecast for two cities.
  * The voice is real: the built-in espeak-ng TTS.
  */
-import { startOllamaDouble, type ChatMessages, type ScriptedReply } from "../build/doubles/ollama-double.js";
-import { startSttDouble } from "../build/doubles/stt-double.js";
-import { startWeatherDouble } from "../build/doubles/weather-double.js";
+import { startOllamaDouble, type ChatMessages, type ScriptedReply } from "../doubles/ollama-double.js";
+import { startSttDouble } from "../doubles/stt-double.js";
+import { startWeatherDouble } from "../doubles/weather-double.js";
 import type { Teardown } from "../build/teardown.js";
 
 export const DEMO_PROFILE = "demo";

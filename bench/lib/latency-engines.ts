@@ -2,13 +2,13 @@
  * The latency benchmark's conversation and its engines. The engine doubles speak the engines'
  * real protocols and answer after the documented delays of real engines
  * (shared/docs/voice-agent.md, "Latency budget"), drawn per request from a seeded generator:
- *   - speech-to-text (build/doubles/stt-double.ts, recognises the prompts by their audio): 100–300 ms;
- *   - the LLM (build/doubles/ollama-double.ts, Ollama's streaming protocol): the first clause
+ *   - speech-to-text (doubles/stt-double.ts, recognises the prompts by their audio): 100–300 ms;
+ *   - the LLM (doubles/ollama-double.ts, Ollama's streaming protocol): the first clause
  *     complete 100–250 ms after the request (first token, then a word every 20 ms); a tool call
  *     likewise 100–250 ms;
  *   - TTS (test/support/piper-double.ts, Piper's HTTP API, espeak-ng inside): the WAV 100–200 ms
  *     after the request;
- *   - the weather API (build/doubles/weather-double.ts): loopback speed.
+ *   - the weather API (doubles/weather-double.ts): loopback speed.
  *
  * The engines run in a process of their own (`spawnLatencyEngines`): TTS starts an espeak-ng per
  * clause, and spawning blocks a Node event loop for milliseconds at a time, which in the caller's
@@ -18,14 +18,14 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startOllamaDouble, type ChatMessages, type ScriptedReply } from "../../build/doubles/ollama-double.js";
-import { startSttDouble } from "../../build/doubles/stt-double.js";
-import { startWeatherDouble } from "../../build/doubles/weather-double.js";
+import { startOllamaDouble, type ChatMessages, type ScriptedReply } from "../../doubles/ollama-double.js";
+import { startSttDouble } from "../../doubles/stt-double.js";
+import { startWeatherDouble } from "../../doubles/weather-double.js";
 import { readWav16k } from "../../media-agent/src/audio/wav.js";
 import { SentenceChunker } from "../../media-agent/src/pipeline/chunker.js";
 import { normaliseText } from "../../media-agent/src/pipeline/transcript-filter.js";
 import { seededRandom } from "../../test/support/malformed-corpus.js";
-import { startPiperDouble } from "../../test/support/piper-double.js";
+import { startPiperDouble } from "../../doubles/piper-double.js";
 
 /** The documented engine delays (ms), drawn uniformly per request. */
 export const ENGINE_DELAYS = { sttMs: [100, 300], llmFirstClauseMs: [100, 250], ttsMs: [100, 200], llmWordMs: 20 } as const;

@@ -16,8 +16,8 @@ import { WebRtcVad } from "../../media-agent/src/pipeline/vad.js";
 import { readTrace, type TraceRecord } from "../../media-agent/src/pipeline/turn-trace.js";
 import { VoicePipeline } from "../../media-agent/src/pipeline/voice-pipeline.js";
 import { parseVoiceProfiles, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
-import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
-import { startSttDouble } from "../../build/doubles/stt-double.js";
+import { startOllamaDouble } from "../../doubles/ollama-double.js";
+import { startSttDouble } from "../../doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
 import type { Teardown } from "../../build/teardown.js";
 

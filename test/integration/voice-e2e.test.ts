@@ -20,14 +20,14 @@ import { registry } from "../../media-agent/src/metrics.js";
 import { startApi } from "../../media-agent/src/api/http.js";
 import { REPO_ROOT } from "../../build/bundle.js";
 import { openBrowser } from "../support/browser.js";
-import { startPiperDouble } from "../support/piper-double.js";
-import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
+import { startPiperDouble } from "../../doubles/piper-double.js";
+import { startOllamaDouble } from "../../doubles/ollama-double.js";
 import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";
 import type { Teardown } from "../../build/teardown.js";
-import { startSttDouble } from "../../build/doubles/stt-double.js";
+import { startSttDouble } from "../../doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
 import { BUSINESS } from "../support/wa-interconnect.js";
-import { startWeatherDouble } from "../../build/doubles/weather-double.js";
+import { startWeatherDouble } from "../../doubles/weather-double.js";
 
 // Six calls, each with its own agent (and its speech workers) and engine doubles: over tap's
 // 120 s default per file on a loaded 2-core machine.

@@ -8,8 +8,8 @@ import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
 import { writeWav } from "../../media-agent/src/audio/wav.js";
 import { chatStream, warmUp, LlmError, type ChatPart, type LlmConfig } from "../../media-agent/src/pipeline/llm-client.js";
-import { startSttDouble } from "../../build/doubles/stt-double.js";
-import { startOllamaDouble } from "../../build/doubles/ollama-double.js";
+import { startSttDouble } from "../../doubles/stt-double.js";
+import { startOllamaDouble } from "../../doubles/ollama-double.js";
 import type { Teardown } from "../../build/teardown.js";
 
 const never = new AbortController().signal;

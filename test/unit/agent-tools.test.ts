@@ -4,7 +4,7 @@
  */
 import t from "tap";
 import { endCallTool, getTimeTool, getWeatherTool, runToolCall, transferCallTool, type Tool, type ToolContext } from "../../media-agent/src/pipeline/tools.js";
-import { startWeatherDouble } from "../../build/doubles/weather-double.js";
+import { startWeatherDouble } from "../../doubles/weather-double.js";
 
 function context(over: Partial<ToolContext> = {}): ToolContext & { ended: string[]; transfers: string[] } {
   const ended: string[] = [];

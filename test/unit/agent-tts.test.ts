@@ -6,7 +6,7 @@ import { readWav16k } from "../../media-agent/src/audio/wav.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { EspeakTts, PiperTts, TtsError } from "../../media-agent/src/pipeline/tts.js";
-import { startPiperDouble } from "../support/piper-double.js";
+import { startPiperDouble } from "../../doubles/piper-double.js";
 import { freePort } from "../../build/ports.js";
 
 const TEXT = "It is fourteen degrees and raining in Düsseldorf.";

@@ -4,9 +4,9 @@
  * own work. Only lower bounds are checked: a busy machine may answer later, never earlier.
  */
 import t from "tap";
-import { untilDue } from "../../build/doubles/engine-delay.js";
-import { startSttDouble } from "../../build/doubles/stt-double.js";
-import { startPiperDouble } from "../support/piper-double.js";
+import { untilDue } from "../../doubles/engine-delay.js";
+import { startSttDouble } from "../../doubles/stt-double.js";
+import { startPiperDouble } from "../../doubles/piper-double.js";
 
 const multipart = (boundary: string, fields: Record<string, string>, wav: Buffer) =>
   Buffer.concat([

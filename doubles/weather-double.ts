@@ -1,6 +1,6 @@
 /** Open-Meteo's geocoding and forecast APIs for a few cities, recording the requests' URLs. */
 import { createServer } from "node:http";
-import type { Teardown } from "../teardown.js";
+import type { Teardown } from "../build/teardown.js";
 
 const CITIES: Record<string, { name: string; country: string; latitude: number; longitude: number; temperature: number; code: number; wind: number }> = {
   dusseldorf: { name: "Düsseldorf", country: "Germany", latitude: 51.22172, longitude: 6.77616, temperature: 14.2, code: 61, wind: 12.4 },

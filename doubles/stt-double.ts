@@ -5,11 +5,11 @@
  * Silence and unknown sounds get Whisper's favourite invention, when the test gives one.
  */
 import { createServer, type IncomingMessage } from "node:http";
-import type { Teardown } from "../teardown.js";
+import type { Teardown } from "../build/teardown.js";
 import { untilDue, type EngineDelay } from "./engine-delay.js";
-import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
-import { readWav16k } from "../../media-agent/src/audio/wav.js";
-import type { SttSegment } from "../../media-agent/src/pipeline/transcript-filter.js";
+import { bestCorrelation } from "../media-agent/src/audio/compare.js";
+import { readWav16k } from "../media-agent/src/audio/wav.js";
+import type { SttSegment } from "../media-agent/src/pipeline/transcript-filter.js";
 
 /** Scores of the same espeak-ng phrase after the phone path were 0.9+; other speech stays below 0.5. */
 export const MATCH_THRESHOLD = 0.7;

@@ -5,8 +5,8 @@
 import { execFile } from "node:child_process";
 import { createServer } from "node:http";
 import { promisify } from "node:util";
-import { untilDue, type EngineDelay } from "../../build/doubles/engine-delay.js";
-import type { Teardown } from "../../build/teardown.js";
+import { untilDue, type EngineDelay } from "./engine-delay.js";
+import type { Teardown } from "../build/teardown.js";
 
 export interface PiperDouble {
   url: string;

@@ -4,8 +4,8 @@
  * rule-based stand-in). Records every request body for assertions. Not a language model.
  */
 import { createServer } from "node:http";
-import type { Teardown } from "../teardown.js";
-import type { ToolCall } from "../../media-agent/src/pipeline/llm-client.js";
+import type { Teardown } from "../build/teardown.js";
+import type { ToolCall } from "../media-agent/src/pipeline/llm-client.js";
 
 export interface ScriptedReply {
   text?: string;
