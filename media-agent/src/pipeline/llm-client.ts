@@ -47,7 +47,7 @@ function client(cfg: LlmConfig, signal: AbortSignal): Ollama {
 }
 
 /** What went wrong, as an LlmError naming the server (aborts are passed on as they are). */
-function llmError(err: unknown, url: string): unknown {
+export function llmError(err: unknown, url: string): unknown {
   const e = err as Error & { status_code?: number; error?: string; cause?: unknown };
   // The client's ResponseError (not exported): an HTTP error answer, Ollama's message in `error`.
   if (e.name === "ResponseError") return new LlmError(`LLM at ${url} answered ${e.status_code}: ${String(e.error).slice(0, 200)}`);
