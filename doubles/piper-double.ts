@@ -1,6 +1,12 @@
 /**
- * A Piper-compatible HTTP server (piper1-gpl's `POST /synthesize`, or an older server's `POST /`)
- * that really synthesises (espeak-ng). Records requests.
+ * A Piper HTTP server that really synthesises (espeak-ng), in the flavour of one of the real ones:
+ *   - "piper1-gpl" (default): `POST /synthesize` with JSON {text, voice, …}; `GET /voices` lists
+ *     the voices it has; an unknown voice is replaced by its default one (a warning in its log),
+ *     as piper1-gpl's http_server does;
+ *   - "piper1-gpl-root": an older piper1-gpl: the same JSON on `POST /`;
+ *   - "rhasspy": rhasspy/piper's http_server: `POST /` takes the raw body as the text to speak
+ *     (JSON would be read aloud, with 200), `GET /?text=` likewise; one voice, no /voices.
+ * Records requests.
  */
 import { execFile } from "node:child_process";
 import { createServer } from "node:http";
@@ -8,50 +14,68 @@ import { promisify } from "node:util";
 import { untilDue, type EngineDelay } from "./engine-delay.js";
 import type { Teardown } from "../build/teardown.js";
 
+export type PiperFlavour = "piper1-gpl" | "piper1-gpl-root" | "rhasspy";
+
 export interface PiperDouble {
   url: string;
+  /** JSON requests as parsed; raw-text ones as { text }. */
   requests: Array<{ path: string; body: Record<string, unknown> }>;
+  /** Voices asked for that the server does not have (it spoke with its default voice). */
+  unknownVoices: string[];
 }
 
 const execFileP = promisify(execFile);
 
 export interface PiperDoubleOptions {
-  legacy?: boolean;
+  flavour?: PiperFlavour;
+  /** The voices the server has (piper1-gpl flavours); the first is its default. */
+  voices?: string[];
   /** When the WAV leaves after the request came in (default: once synthesised). */
   delayMs?: EngineDelay;
 }
 
+export const DEFAULT_PIPER_VOICES = ["en_US-lessac-medium", "de_DE-thorsten-medium"];
+
 export async function startPiperDouble(t: Teardown, opts: PiperDoubleOptions = {}): Promise<PiperDouble> {
-  const path = opts.legacy ? "/" : "/synthesize";
+  const flavour = opts.flavour ?? "piper1-gpl";
+  const voices = opts.voices ?? DEFAULT_PIPER_VOICES;
+  const synthesizePath = flavour === "piper1-gpl" ? "/synthesize" : "/";
   const requests: PiperDouble["requests"] = [];
+  const unknownVoices: string[] = [];
   const server = createServer((req, res) => {
     const arrivedAt = performance.now();
-    let text = "";
-    req.on("data", (c: Buffer) => (text += c.toString()));
+    let raw = "";
+    req.on("data", (c: Buffer) => (raw += c.toString()));
     req.on("end", async () => {
-      if (req.method !== "POST" || req.url !== path) {
-        res.writeHead(404).end("not found");
-        return;
+      const path = (req.url ?? "/").split("?")[0];
+      if (req.method === "GET" && path === "/voices" && flavour !== "rhasspy") {
+        const listed = Object.fromEntries(voices.map((v) => [v, { audio: { sample_rate: 22050 }, espeak: { voice: v.slice(0, 2) } }]));
+        return res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(listed));
       }
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        res.writeHead(400).end("bad JSON");
-        return;
+      let text: string;
+      if (flavour === "rhasspy" && path === "/" && (req.method === "POST" || req.method === "GET")) {
+        text = req.method === "POST" ? raw : (new URL(req.url ?? "/", "http://x").searchParams.get("text") ?? "");
+        requests.push({ path, body: { text } });
+      } else if (req.method === "POST" && path === synthesizePath) {
+        let body: Record<string, unknown>;
+        try {
+          body = JSON.parse(raw) as Record<string, unknown>;
+        } catch {
+          return res.writeHead(500).end("bad JSON"); // Flask's json.loads raising: a 500
+        }
+        requests.push({ path, body });
+        if (typeof body.voice === "string" && !voices.includes(body.voice)) unknownVoices.push(body.voice);
+        text = typeof body.text === "string" ? body.text.trim() : "";
+      } else {
+        return res.writeHead(404).end("not found");
       }
-      requests.push({ path: req.url, body });
-      if (typeof body.text !== "string" || !body.text) {
-        res.writeHead(400).end("text is required");
-        return;
-      }
+      if (!text) return res.writeHead(400).end("text is required");
       // espeak-ng writes 22050 Hz, Piper's usual voice rate. Not synchronous: requests of calls in parallel overlap.
       let wav: Buffer;
       try {
-        wav = (await execFileP("espeak-ng", ["-v", "en-us", "--stdout", body.text], { encoding: "buffer", maxBuffer: 64 << 20 })).stdout;
+        wav = (await execFileP("espeak-ng", ["-v", "en-us", "--stdout", text], { encoding: "buffer", maxBuffer: 64 << 20 })).stdout;
       } catch (err) {
-        res.writeHead(500).end(`espeak-ng failed: ${(err as Error).message}`);
-        return;
+        return res.writeHead(500).end(`espeak-ng failed: ${(err as Error).message}`);
       }
       await untilDue(arrivedAt, opts.delayMs);
       res.writeHead(200, { "Content-Type": "audio/wav" }).end(wav);
@@ -59,5 +83,5 @@ export async function startPiperDouble(t: Teardown, opts: PiperDoubleOptions = {
   });
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   t.teardown(() => new Promise<void>((done) => server.close(() => done())));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests };
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, unknownVoices };
 }

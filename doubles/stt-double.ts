@@ -1,6 +1,8 @@
 /**
- * An OpenAI-compatible transcription server (faster-whisper/speaches) that recognises what it
- * is sent: the uploaded WAV is compared with the phrases the test synthesised (envelope
+ * An OpenAI-compatible transcription server, as strict as speaches (≥ 0.8): only installed
+ * models transcribe (another gets 404 "not installed locally" until `POST /v1/models/{id}`
+ * installs it), `GET /v1/models` lists them, and a model's first request pays its load delay.
+ * It recognises what it is sent: the uploaded WAV is compared with the phrases the test synthesised (envelope
  * correlation), so audio that was corrupted or misrouted on its way gets no transcript.
  * Silence and unknown sounds get Whisper's favourite invention, when the test gives one.
  */
@@ -22,6 +24,8 @@ export interface SttPhrase {
 
 export interface SttDouble {
   url: string;
+  /** The installed models, as GET /v1/models lists them. */
+  installed: string[];
   requests: Array<{ model: string; language: string; responseFormat: string; audioMs: number; matched: string | null; score: number }>;
   setDown(down: boolean): void;
 }
@@ -68,16 +72,35 @@ export interface SttDoubleOptions {
   hallucination?: { text: string; segment?: Partial<SttSegment> };
   /** When the answer leaves after the request came in (default: as soon as it is recognised). */
   delayMs?: EngineDelay;
+  /** Installed models (default: DEFAULT_STT_MODELS). */
+  models?: string[];
+  /** Loading a model on its first request (speaches loads lazily and unloads after idling). */
+  loadDelayMs?: number;
 }
+
+/** What the tests' profiles use. */
+export const DEFAULT_STT_MODELS = ["Systran/faster-whisper-small"];
 
 export async function startSttDouble(t: Teardown, opts: SttDoubleOptions): Promise<SttDouble> {
   const requests: SttDouble["requests"] = [];
+  const installed = [...(opts.models ?? DEFAULT_STT_MODELS)];
+  const loaded = new Set<string>();
   let down = false;
   const server = createServer(async (req, res) => {
     const arrivedAt = performance.now();
     const body = await readBody(req);
     const fail = (status: number, message: string) => res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ error: { message } }));
     if (down) return fail(503, "model not loaded");
+    if (req.method === "GET" && req.url === "/v1/models") {
+      const data = installed.map((id) => ({ id, object: "model", created: 0, owned_by: id.split("/")[0], task: "automatic-speech-recognition" }));
+      return res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ object: "list", data }));
+    }
+    const install = req.method === "POST" ? /^\/v1\/models\/(.+)$/.exec(req.url ?? "") : null;
+    if (install) {
+      const id = decodeURIComponent(install[1]);
+      if (!installed.includes(id)) installed.push(id);
+      return res.writeHead(201, { "Content-Type": "application/json" }).end(JSON.stringify({ id, object: "model" }));
+    }
     if (req.method !== "POST" || req.url !== "/v1/audio/transcriptions") return fail(404, `no route ${req.method} ${req.url}`);
     let form;
     try {
@@ -87,6 +110,13 @@ export async function startSttDouble(t: Teardown, opts: SttDoubleOptions): Promi
     }
     const { model, language, response_format: responseFormat } = form.fields;
     if (!model || !language || responseFormat !== "verbose_json" || !form.file) return fail(400, "model, language, response_format=verbose_json and file are required");
+    if (!installed.includes(model)) {
+      return res.writeHead(404, { "Content-Type": "application/json" }).end(JSON.stringify({ detail: `Model '${model}' is not installed locally. You can download the model using \`POST /v1/models/${model}\`` }));
+    }
+    if (!loaded.has(model)) {
+      loaded.add(model);
+      await new Promise((done) => setTimeout(done, opts.loadDelayMs ?? 0));
+    }
     const audio = readWav16k(form.file);
     const duration = audio.length / 16000;
     let best: { phrase: SttPhrase | null; score: number } = { phrase: null, score: 0 };
@@ -109,5 +139,5 @@ export async function startSttDouble(t: Teardown, opts: SttDoubleOptions): Promi
   });
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   t.teardown(() => new Promise<void>((done) => server.close(() => done())));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, setDown: (d) => (down = d) };
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, installed, requests, setDown: (d) => (down = d) };
 }

@@ -5,6 +5,7 @@
  * speaks first. Transfer (calls/transfer.ts): a leg to a person, joined to the caller. Calls end
  * on BYE (either side), CANCEL, RTP timeout or the maximum duration, each through Call.end.
  */
+import type { EngineCheck } from "./engine-check.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { CallAudio, CallAudioFactory, CallControl, CallInfo } from "./audio/call-audio.js";
@@ -81,7 +82,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
    * GET /healthz: every voice profile's engine answers HTTP (any status) within a second, and a
    * pair of RTP ports is left for the next call. ok: all of it.
    */
-  async health(): Promise<{ ok: boolean; engines: Array<{ profile: string; engine: string; url: string; ok: boolean; detail: string }>; rtp: { ports: string; pairs: number; inUse: number; ok: boolean } }> {
+  async health(): Promise<{ ok: boolean; engines: Array<{ profile: string; engine: string; url: string; ok: boolean; detail: string }>; checks: EngineCheck[]; rtp: { ports: string; pairs: number; inUse: number; ok: boolean } }> {
     const engines = await Promise.all(
       this.profiles.engineUrls().map(async (e) => {
         try {
@@ -97,7 +98,9 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     const { min, max } = this.config.AGENT_RTP_PORTS;
     const pairs = Math.floor((max - min + 1) / 2);
     const rtp = { ports: `${min}-${max}`, pairs, inUse: this.live.size, ok: this.live.size < pairs };
-    return { ok: rtp.ok && engines.every((e) => e.ok), engines, rtp };
+    // The engine check (engine-health.ts): what a call on each profile would meet.
+    const checks = this.profiles.engines.rows();
+    return { ok: rtp.ok && engines.every((e) => e.ok) && checks.every((c) => c.ok), engines, checks, rtp };
   }
 
   /** A business-initiated call (calls/outbound.ts). */
@@ -120,6 +123,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
 
   async stop(): Promise<void> {
     await Promise.all([...this.live.keys()].map((id) => this.hangUp(id, "agent shutting down")));
+    this.profiles.engines.stop();
     this.ua.close();
     this.transport.close();
   }

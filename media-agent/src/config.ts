@@ -70,6 +70,8 @@ const schema = z
     AGENT_RECORD_DIR: z.string().default("/var/lib/wa-media-agent/recordings"),
     AGENT_RTP_TIMEOUT_S: z.coerce.number({ message: "AGENT_RTP_TIMEOUT_S: expected seconds" }).positive().default(30),
     /** Ring this long (180) before answering; 0 answers at once. */
+    /** Seconds between engine checks of the voice profiles (engine-health.ts); 0: only at start. */
+    AGENT_ENGINE_CHECK_S: z.coerce.number({ message: "AGENT_ENGINE_CHECK_S: expected seconds" }).int().min(0).default(60),
     AGENT_ANSWER_DELAY_MS: z.coerce.number({ message: "AGENT_ANSWER_DELAY_MS: expected milliseconds" }).int().min(0).max(60_000).default(0),
     AGENT_MAX_CALL_S: z.coerce.number({ message: "AGENT_MAX_CALL_S: expected seconds" }).positive().default(3600),
     /** Ended calls kept for the call API (GET /calls/{id}); calls in progress are always kept. */

@@ -49,6 +49,12 @@ export interface EngineCheck {
 export interface CheckOptions {
   /** Install a missing speech-to-text model through speaches' API (POST /v1/models/{id}). */
   installStt?: boolean;
+  /**
+   * Also a synthesis, its transcription and a chat round trip, timed (default). The running
+   * agent checks without them: versions, models, capabilities and voices only, so its periodic
+   * check costs the engines nothing and takes no call's place on a GPU.
+   */
+  roundTrips?: boolean;
   /** Per request. */
   timeoutMs?: number;
 }
@@ -98,11 +104,12 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
 }
 
 /** Text to speech; its audio (16 kHz) feeds the speech-to-text round trip. */
-async function checkTts(spec: VoiceProfileSpec, timeoutMs: number): Promise<{ row: Row; subject: string; url: string; audio16k: Int16Array | null }> {
+async function checkTts(spec: VoiceProfileSpec, timeoutMs: number, roundTrips: boolean): Promise<{ row: Row; subject: string; url: string; audio16k: Int16Array | null }> {
   if (spec.tts.engine === "espeak-ng") {
     const voice = spec.tts.voice;
     try {
       const version = (await execFileP("espeak-ng", ["--version"], { timeout: timeoutMs })).stdout.match(/espeak ng text-to-speech: (\S+)/i)?.[1] ?? null;
+      if (!roundTrips) return { subject: voice, url: "(built in)", audio16k: null, row: { version, ok: true, reason: "installed", latencyMs: null } };
       const { value, ms } = await timed(() => execFileP("espeak-ng", ["-v", voice, "-s", String(spec.tts.engine === "espeak-ng" ? spec.tts.speed : 165), "--stdout", CHECK_PHRASE], { encoding: "buffer", timeout: timeoutMs, maxBuffer: 16 << 20 }));
       // espeak-ng says so on stderr (and writes no audio) when it has no such voice.
       const stderr = value.stderr.toString("utf8").trim();
@@ -114,6 +121,7 @@ async function checkTts(spec: VoiceProfileSpec, timeoutMs: number): Promise<{ ro
     }
   }
   const { url, voice } = spec.tts;
+  // rhasspy/piper ("raw-text") speaks with the voice it was started with: there is none to check.
   const subject = voice ?? "(the server's default voice)";
   let note = "";
   try {
@@ -129,8 +137,9 @@ async function checkTts(spec: VoiceProfileSpec, timeoutMs: number): Promise<{ ro
   } catch (err) {
     return { subject, url, audio16k: null, row: { version: null, ok: false, reason: failure(err, timeoutMs), latencyMs: null } };
   }
+  if (!roundTrips) return { subject, url, audio16k: null, row: { version: null, ok: true, reason: `answers${note}`, latencyMs: null } };
   try {
-    const tts = new PiperTts({ baseUrl: url, voice, timeoutMs });
+    const tts = new PiperTts({ baseUrl: url, api: spec.tts.api, voice, timeoutMs });
     const { value, ms } = await timed(() => tts.synthesize(CHECK_PHRASE, AbortSignal.timeout(timeoutMs)));
     return { subject, url, audio16k: value.samples, row: { version: null, ok: true, reason: `${Math.round(value.samples.length / 16)} ms of speech${note}`, latencyMs: ms } };
   } catch (err) {
@@ -159,6 +168,7 @@ async function checkStt(spec: VoiceProfileSpec, audio16k: Int16Array | null, opt
   } catch (err) {
     return { version: null, ok: false, reason: failure(err, opts.timeoutMs), latencyMs: null };
   }
+  if (!opts.roundTrips) return { version: null, ok: true, reason: `model installed${note}`, latencyMs: null };
   if (!audio16k) return { version: null, ok: false, reason: `no speech to transcribe (the TTS check failed)${note}`, latencyMs: null };
   try {
     // The first request may load the model: allow for it, and report the time it took.
@@ -170,7 +180,7 @@ async function checkStt(spec: VoiceProfileSpec, audio16k: Int16Array | null, opt
   }
 }
 
-async function checkLlm(spec: VoiceProfileSpec, timeoutMs: number): Promise<Row> {
+async function checkLlm(spec: VoiceProfileSpec, timeoutMs: number, roundTrips: boolean): Promise<Row> {
   const { url, model } = spec.llm;
   let version: string | null = null;
   try {
@@ -190,6 +200,7 @@ async function checkLlm(spec: VoiceProfileSpec, timeoutMs: number): Promise<Row>
   } catch (err) {
     return { version, ok: false, reason: failure(err, timeoutMs), latencyMs: null };
   }
+  if (!roundTrips) return { version, ok: true, reason: "model present", latencyMs: null };
   try {
     const client = new Ollama({ host: url, fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(Math.max(timeoutMs, 60_000)) }) });
     const { value, ms } = await timed(() =>
@@ -213,15 +224,15 @@ async function checkWeather(spec: VoiceProfileSpec, timeoutMs: number): Promise<
 
 /** Every engine of one profile. */
 export async function checkProfile(profile: string, spec: VoiceProfileSpec, options: CheckOptions = {}): Promise<EngineCheck[]> {
-  const opts: Required<CheckOptions> = { installStt: options.installStt ?? false, timeoutMs: options.timeoutMs ?? 5000 };
-  const tts = await checkTts(spec, opts.timeoutMs);
-  const [stt, llm] = await Promise.all([checkStt(spec, tts.audio16k, opts), checkLlm(spec, opts.timeoutMs)]);
+  const opts: Required<CheckOptions> = { installStt: options.installStt ?? false, roundTrips: options.roundTrips ?? true, timeoutMs: options.timeoutMs ?? 5000 };
+  const tts = await checkTts(spec, opts.timeoutMs, opts.roundTrips);
+  const [stt, llm] = await Promise.all([checkStt(spec, tts.audio16k, opts), checkLlm(spec, opts.timeoutMs, opts.roundTrips)]);
   const rows: EngineCheck[] = [
     { profile, engine: "stt", url: spec.stt.url, subject: spec.stt.model, ...stt },
     { profile, engine: "llm", url: spec.llm.url, subject: spec.llm.model, ...llm },
     { profile, engine: "tts", url: tts.url, subject: tts.subject, ...tts.row },
   ];
-  if (spec.tools.includes("get_weather")) {
+  if (spec.tools.includes("get_weather") && opts.roundTrips) {
     rows.push({ profile, engine: "weather", url: spec.weather.geocodingUrl, subject: "Open-Meteo", ...(await checkWeather(spec, opts.timeoutMs)) });
   }
   return rows;
@@ -235,7 +246,7 @@ export async function checkEngines(profiles: Record<string, VoiceProfileSpec>, o
 
 /** The table `npm run check:engines` prints. */
 export function engineTable(rows: EngineCheck[]): string {
-  const header = ["profile", "engine", "URL", "version", "model/voice", "", "latency", "reason"];
+  const header = ["profile", "engine", "URL", "version", "model/voice", "ok", "latency", "reason"];
   const lines = rows.map((r) => [r.profile, r.engine, r.url, r.version ?? "–", r.subject, r.ok ? "✓" : "✗", r.latencyMs === null ? "–" : `${r.latencyMs} ms`, r.reason]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd();

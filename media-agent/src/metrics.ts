@@ -48,6 +48,14 @@ export function observeFrameLateness(ms: number): void {
 /** Set by the agent: how many calls are in progress now. */
 export const activeCalls = new Gauge({ name: "wa_agent_active_calls", help: "Calls in progress", registers: [registry] });
 
+/** The engine check (engine-health.ts): 1 passes, 0 fails (the profile's calls get the apology). */
+export const engineCheckGauge = new Gauge({
+  name: "wa_agent_engine_check_ok",
+  help: "Whether the engine passed its last check (1) or not (0), per voice profile and engine",
+  labelNames: ["profile", "engine"] as const,
+  registers: [registry],
+});
+
 const stageSeconds = new Histogram({
   name: "wa_agent_turn_stage_seconds",
   help: "Per turn: turn_decided (end of speech → turn decided), stt (request → transcript), llm_first_token (request → first part), tts_first_audio (request → first audio), first_audible (end of speech → first audible packet out)",

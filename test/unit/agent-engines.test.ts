@@ -3,7 +3,7 @@
  * (OpenAI-compatible multipart, verbose_json) and Ollama's streaming /api/chat.
  */
 import t from "tap";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
 import { writeWav } from "../../media-agent/src/audio/wav.js";
@@ -27,6 +27,14 @@ async function collect(stream: AsyncGenerator<ChatPart>): Promise<ChatPart[]> {
   const parts: ChatPart[] = [];
   for await (const part of stream) parts.push(part);
   return parts;
+}
+
+/** A server answering with `handle`: for what the doubles do not script. */
+async function server(t: Teardown, handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const http = createServer(handle);
+  await new Promise<void>((done) => http.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => { http.closeAllConnections(); http.close(() => done()); }));
+  return `http://127.0.0.1:${(http.address() as { port: number }).port}`;
 }
 
 /** A server that accepts and never answers: for timeouts. */
@@ -68,7 +76,7 @@ t.test("LLM: text streams in parts, the request has Ollama's fields, the done li
   const text = parts.filter((p) => p.type === "text").map((p) => (p as { text: string }).text);
   t.ok(text.length > 1, "several text parts, as streamed");
   t.equal(text.join(""), "It is sunny. Fourteen degrees.");
-  t.match(parts[parts.length - 1], { type: "done", stats: { totalMs: 500, evalCount: 20 } });
+  t.match(parts[parts.length - 1], { type: "done", stats: { totalMs: 500, evalCount: 20 }, cut: false });
   t.match(ollama.requests[0], { model: "llama3.2:3b", stream: true, think: false, keep_alive: -1, options: { temperature: 0.3, num_predict: 120 }, tools, messages: [{ role: "user", content: "Hi" }] });
 });
 
@@ -111,6 +119,44 @@ t.test("LLM: down, no first token in time, a mid-stream error line and an abort"
     { name: "AbortError" },
   );
   t.equal(got.length, 2, "nothing is read after the abort");
+});
+
+t.test("LLM: a reply cut at num_predict (done_reason \"length\") is marked cut on its done part", async (t) => {
+  const ollama = await startOllamaDouble(t, { script: [{ text: "It is sunny. Tomorrow it will be", cutAtNumPredict: true }] });
+  const parts = await collect(chatStream([{ role: "user", content: "Weather?" }], [], llmConfig(ollama.url), never));
+  t.equal(parts.filter((p) => p.type === "text").map((p) => (p as { text: string }).text).join(""), "It is sunny. Tomorrow it will be", "the text as far as it went");
+  t.match(parts[parts.length - 1], { type: "done", cut: true, stats: { evalCount: 20 } });
+});
+
+t.test("LLM: Ollama's messages come whole: a mid-stream error line, an HTTP error; a stream without done is an LlmError", async (t) => {
+  // Ollama's runner errors can be long (a CUDA trace); the old 200/300-character cuts lost their end.
+  const long = `an error was encountered while running the model: CUDA error: out of memory ${"x".repeat(600)} (the end)`;
+  const failure = (url: string) => collect(chatStream([{ role: "user", content: "x" }], [], llmConfig(url), never)).then(() => null, (e: Error) => e);
+
+  const broken = await startOllamaDouble(t, { script: [{ text: "Half a", error: long }] });
+  const midStream = await failure(broken.url);
+  t.ok(midStream instanceof LlmError);
+  t.equal(midStream?.message, `LLM at ${broken.url}/api/chat: ${long}`, "the error line's message, whole");
+
+  const http = await server(t, (_req, res) => res.writeHead(500, { "Content-Type": "application/json; charset=utf-8" }).end(JSON.stringify({ error: long })));
+  const answered = await failure(http);
+  t.ok(answered instanceof LlmError);
+  t.equal(answered?.message, `LLM at ${http}/api/chat answered 500: ${long}`, "the HTTP error's message, whole");
+
+  const huge = await startOllamaDouble(t, { script: [{ error: "y".repeat(5000) }] });
+  t.match(await failure(huge.url), { name: "LlmError", message: /: y{2000}… \(5000 characters\)$/ }, "only beyond 2000 characters is a message cut, and it says so");
+
+  const noDone = await server(t, (_req, res) => {
+    res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+    res.write(`${JSON.stringify({ model: "m", message: { role: "assistant", content: "It is " }, done: false })}\n`);
+    res.end(`${JSON.stringify({ model: "m", message: { role: "assistant", content: "sunny" }, done: false })}\n`);
+  });
+  const seen: string[] = [];
+  const ended = await (async () => {
+    for await (const part of chatStream([{ role: "user", content: "x" }], [], llmConfig(noDone), never)) if (part.type === "text") seen.push(part.text);
+  })().then(() => null, (e: Error) => e);
+  t.same(seen, ["It is ", "sunny"], "the text before the end was delivered");
+  t.match(ended, { name: "LlmError", message: /: Did not receive done or success response in stream\.$/ }, "a stream that ends without done is not a complete reply");
 });
 
 t.test("LLM: warm-up loads the model with empty messages and keep_alive", async (t) => {

@@ -66,14 +66,46 @@ t.test("get_weather: geocoding then the current conditions, from an Open-Meteo-c
   const tool = getWeatherTool({ geocodingUrl: api.url, forecastUrl: api.url, timeoutMs: 2000 });
   const result = await runToolCall(call("get_weather", { city: "Düsseldorf" }), [tool], context());
   t.same(result.ok, true);
-  t.match(result.content, /^Düsseldorf, Germany: [\d.]+ °C, [a-z ]+, wind [\d.]+ km\/h\.$/);
+  t.equal(result.content, "Düsseldorf, Germany: 14.2 °C, light rain, wind 12.4 km/h.");
   t.match(api.requests[0], /^\/v1\/search\?name=D%C3%BCsseldorf&count=1/);
-  t.match(api.requests[1], /^\/v1\/forecast\?latitude=51\.\d+&longitude=6\.\d+&current=temperature_2m,weather_code,wind_speed_10m/);
+  t.match(api.requests[1], /^\/v1\/forecast\?latitude=51\.\d+&longitude=6\.\d+&current=temperature_2m,weather_code,wind_speed_10m&timezone=auto$/);
   const nowhere = await runToolCall(call("get_weather", { city: "Atlantis" }), [tool], context());
   t.same(nowhere, { name: "get_weather", ok: true, content: "No place called Atlantis was found." });
   const down = getWeatherTool({ geocodingUrl: "http://127.0.0.1:1", forecastUrl: "http://127.0.0.1:1", timeoutMs: 500 });
   const failed = await runToolCall(call("get_weather", { city: "Berlin" }), [down], context());
   t.match(failed, { ok: false, content: /^get_weather failed: / });
+});
+
+t.test("get_weather: a value Open-Meteo reports as null is left out; only nothing at all fails", async (t) => {
+  const weather = async (opts: Parameters<typeof startWeatherDouble>[1]) => {
+    const api = await startWeatherDouble(t, opts);
+    return runToolCall(call("get_weather", { city: "Berlin" }), [getWeatherTool({ geocodingUrl: api.url, forecastUrl: api.url, timeoutMs: 2000 })], context());
+  };
+  t.same(await weather({ nulls: ["current.temperature_2m", "current.wind_speed_10m"] }), {
+    name: "get_weather",
+    ok: true,
+    content: "Berlin, Germany: overcast.",
+  });
+  t.same(await weather({ nulls: ["current.weather_code"] }), { name: "get_weather", ok: true, content: "Berlin, Germany: 9.8 °C, wind 7.1 km/h." });
+  const nothing = ["current.temperature_2m", "current.weather_code", "current.wind_speed_10m"];
+  t.same(await weather({ nulls: nothing }), { name: "get_weather", ok: false, content: "get_weather failed: the weather service reported no values for Berlin, Germany" });
+});
+
+t.test("get_weather: every WMO code Open-Meteo documents is said in words, an unknown one as unknown conditions", async (t) => {
+  const weather = async (code: number) => {
+    const api = await startWeatherDouble(t, { code });
+    return (await runToolCall(call("get_weather", { city: "Berlin" }), [getWeatherTool({ geocodingUrl: api.url, forecastUrl: api.url, timeoutMs: 2000 })], context())).content;
+  };
+  t.equal(await weather(56), "Berlin, Germany: 9.8 °C, light freezing drizzle, wind 7.1 km/h.");
+  t.match(await weather(57), /^Berlin, Germany: 9\.8 °C, dense freezing drizzle, wind/);
+  const unknown = await weather(42);
+  t.equal(unknown, "Berlin, Germany: 9.8 °C, unknown conditions, wind 7.1 km/h.");
+  t.notMatch(unknown, /\b42\b/, "never the bare code");
+  const documented = [0, 1, 2, 3, 45, 48, 51, 53, 55, 56, 57, 61, 63, 65, 66, 67, 71, 73, 75, 77, 80, 81, 82, 85, 86, 95, 96, 99];
+  for (const code of documented) {
+    const said = await weather(code);
+    t.notMatch(said, /unknown conditions|code/, `code ${code}: ${said}`);
+  }
 });
 
 t.test("get_time in the profile's time zone; end_call and transfer_call reach the call", async (t) => {

@@ -1,4 +1,4 @@
-/** Text to speech: Piper over HTTP (both endpoint generations) and built-in espeak-ng, at 16 kHz, in the speech workers. */
+/** Text to speech: Piper over HTTP (its three server flavours) and built-in espeak-ng, at 16 kHz, in the speech workers. */
 import { execFileSync } from "node:child_process";
 import t from "tap";
 import { concatSamples } from "../../media-agent/src/audio/frames.js";
@@ -28,12 +28,18 @@ t.test("Piper: /synthesize, WAV resampled from 22050 Hz; the same words as espea
   t.ok(match.score > 0.8, `the audio is that sentence (${match.score.toFixed(3)})`);
 });
 
-t.test("Piper: an older server's POST / is found after a 404, and remembered", async (t) => {
-  const piper = await startPiperDouble(t, { legacy: true });
-  const tts = new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 });
-  await tts.synthesize("Hello.", never);
-  await tts.synthesize("Goodbye.", never);
-  t.same(piper.requests.map((r) => r.path), ["/", "/"], "one 404, then straight to /");
+t.test("Piper's older servers only as the profile says: JSON on / (older piper1-gpl), the raw text (rhasspy/piper); a 404 says what to set", async (t) => {
+  const root = await startPiperDouble(t, { flavour: "piper1-gpl-root" });
+  await new PiperTts({ baseUrl: root.url, api: "json-root", voice: "en_US-lessac-medium", timeoutMs: 5000 }).synthesize("Hello.", never);
+  t.same(root.requests, [{ path: "/", body: { text: "Hello.", voice: "en_US-lessac-medium" } }]);
+  const rhasspy = await startPiperDouble(t, { flavour: "rhasspy" });
+  const speech = await new PiperTts({ baseUrl: rhasspy.url, api: "raw-text", voice: "ignored", timeoutMs: 5000 }).synthesize(TEXT, never);
+  t.same(rhasspy.requests, [{ path: "/", body: { text: TEXT } }], "the text itself is the body: nothing else would be read aloud");
+  const reference = await new EspeakTts({ voice: "en-us", speed: 175 }).synthesize(TEXT, never);
+  t.ok(bestCorrelation(reference.samples, speech.samples, 16000, { maxLagMs: 1000 }).score > 0.8, "the sentence, not JSON");
+  const wrong = await new PiperTts({ baseUrl: rhasspy.url, timeoutMs: 5000 }).synthesize("Hello.", never).catch((e: unknown) => e);
+  t.match((wrong as Error).message, /has no POST \/synthesize \(404\): an older server\. Set the profile's tts\.api to "json-root" .* or "raw-text"/);
+  t.equal(rhasspy.requests.length, 1, "no guess: nothing was sent to / after the 404");
 });
 
 t.test("failures name their cause; abort stops a request", async (t) => {

@@ -47,3 +47,20 @@ t.test("errors name the file, the profile and the field", async (t) => {
   for (const [json, message] of cases) t.throws(() => parseVoiceProfiles(JSON.stringify(json), "p.json"), { message }, String(message));
   t.throws(() => parseVoiceProfiles("{ nope", "p.json"), { message: /^AGENT_VOICE_PROFILES: p\.json is not JSON/ });
 });
+
+t.test("llm.keepAlive is checked as Ollama reads it: a number is seconds, a string a Go duration", async (t) => {
+  const keepAlive = (value: unknown) => parseVoiceProfiles(JSON.stringify({ line: { ...minimal, llm: { ...minimal.llm, keepAlive: value } } }), "p.json").line.llm.keepAlive;
+  for (const value of [-1, 300, 0, 1.5, "5m", "1h30m", "-1s", "300ms", "1.5h", ".5h", "2h45m30.5s", "10us", "10µs", "0", "-0", "+5m"]) t.equal(keepAlive(value), value, `${JSON.stringify(value)} is taken`);
+  const cases: Array<[unknown, RegExp]> = [
+    ["-1", /^AGENT_VOICE_PROFILES: p\.json: line\.llm\.keepAlive: '-1' is not a Go duration such as "5m", "1h30m" or "-1s" \(Ollama would answer every request with 400\); use the number -1 to keep the model loaded$/],
+    ["5", /line\.llm\.keepAlive: '5' is not a Go duration .*; use the number 5 for seconds$/],
+    ["5 minutes", /line\.llm\.keepAlive: '5 minutes' is not a Go duration .*; or a number of seconds \(-1 keeps the model loaded\)$/],
+    ["", /line\.llm\.keepAlive: '' is not a Go duration/],
+    ["5d", /line\.llm\.keepAlive: '5d' is not a Go duration/],
+    ["m", /line\.llm\.keepAlive: 'm' is not a Go duration/],
+    ["1h-5m", /line\.llm\.keepAlive: '1h-5m' is not a Go duration/],
+    ["9999999999h", /line\.llm\.keepAlive: '9999999999h' is not a Go duration/],
+    [true, /line\.llm\.keepAlive: /],
+  ];
+  for (const [value, message] of cases) t.throws(() => keepAlive(value), { message }, `${JSON.stringify(value)} is refused`);
+});

@@ -11,6 +11,7 @@ import { z } from "zod";
 import type { TransferResult } from "../../media-agent/src/audio/call-audio.js";
 import type { PcmFrame } from "../../media-agent/src/audio/frames.js";
 import type { PipelineEvent } from "../../media-agent/src/pipeline/events.js";
+import type { ChatModel } from "../../media-agent/src/pipeline/engines.js";
 import { Responder } from "../../media-agent/src/pipeline/responder.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import type { Tool } from "../../media-agent/src/pipeline/tools.js";
@@ -448,6 +449,50 @@ t.test("responder alone: an aborted turn stops the LLM stream and says nothing m
   const response = await pending;
   t.same(said, ["One.", "Two."]);
   t.match(response, { aborted: true, spoken: "One. Two." });
+});
+
+t.test("responder alone: a reply cut at llm.numPredict ends with its last complete clause; the unfinished words are not said", async (t) => {
+  const respond = async (text: string, cut: boolean) => {
+    const clock = new FakeClock();
+    // Ollama's stream as chatStream gives it: words, then done (cut: done_reason "length").
+    const llm: ChatModel = {
+      async *chat() {
+        for (const word of text.split(/(?<= )/)) yield { type: "text", text: word };
+        yield { type: "done", stats: { totalMs: 0, loadMs: 0, evalCount: 160 }, cut };
+      },
+    };
+    const events: PipelineEvent[] = [];
+    const responder = new Responder(llm, { tools: [], maxToolRounds: 2, toolTimeoutMs: 1000, filler: "Hm.", fillerAfterMs: 5000, apology: "Sorry.", goodbye: "Bye." }, clock, (e) => events.push(e));
+    const said: string[] = [];
+    const signal = new AbortController().signal;
+    const response = await responder.respond({
+      turn: 1,
+      speechEndAt: 0,
+      history: [{ role: "user", content: "Weather?" }],
+      signal,
+      say: async (piece) => void said.push(piece),
+      tools: { signal, now: () => clock.date(), endCall: () => undefined, transfer: async () => "" },
+      endingReason: () => null,
+      silence: () => true,
+    });
+    return { said, response, errors: events.flatMap((e) => (e.type === "llm-error" ? [e.error] : [])) };
+  };
+
+  const halfway = await respond("It is sunny in Berlin, fourteen degrees. Tomorrow it will be", true);
+  t.same(halfway.said, ["It is sunny in Berlin,", "fourteen degrees."], "the complete clauses, not the unfinished tail");
+  t.same(halfway.response, { spoken: "It is sunny in Berlin, fourteen degrees.", aborted: false });
+  t.same(halfway.errors, ['reply cut at num_predict (Ollama done_reason "length"): raise llm.numPredict or ask for shorter replies; not said: "Tomorrow it will be"'], "the trace says it was cut, what was left out and the setting");
+
+  const atFullStop = await respond("It is sunny in Berlin. Fourteen degrees.", true);
+  t.same(atFullStop.said, ["It is sunny in Berlin.", "Fourteen degrees."], "cut right after a full stop: the last sentence is complete and said");
+  t.match(atFullStop.errors, [/^reply cut at num_predict .*llm\.numPredict[^;]*$/]);
+
+  const nothing = await respond("The weather in", true);
+  t.same(nothing.said, ["Sorry."], "nothing complete: the apology, not silence");
+
+  const ended = await respond("It is sunny in Berlin, and", false);
+  t.same(ended.said, ["It is sunny in Berlin,", "and"], "a reply the model ended (done_reason stop) is said as it is");
+  t.same(ended.errors, []);
 });
 
 t.test("the caller's identity reaches the LLM through the system prompt: a number, or a business-scoped user id said to be one", async (t) => {

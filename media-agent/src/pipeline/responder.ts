@@ -2,7 +2,8 @@
  * The responder stage: LLM rounds streamed into clauses (the chunker), tool calls run between
  * rounds, and the filler when the first clause is late. Each clause goes to `say` as soon as it
  * is complete. The turn's signal (its interruption) aborts the LLM request, the tools and the
- * filler; what was said so far is the caller's to keep.
+ * filler; what was said so far is the caller's to keep. A reply cut at the token limit
+ * (llm.numPredict) ends with its last complete clause: the unfinished words after it are not said.
  */
 import { SentenceChunker } from "./chunker.js";
 import type { ChatModel, Clock } from "./engines.js";
@@ -73,6 +74,8 @@ export class Responder {
       },
       Math.max(0, this.opts.fillerAfterMs - (this.clock.now() - req.speechEndAt)),
     );
+    // Whether the last LLM round stopped at the token limit rather than where the model ended it.
+    let cut = false;
     try {
       for (let round = 0; round <= this.opts.maxToolRounds; round++) {
         // A tool may have ended the turn (a transfer that was answered closes the call).
@@ -90,7 +93,10 @@ export class Responder {
           } else if (part.type === "tool_calls") {
             calls.push(...part.calls);
             this.emit({ type: "llm-tool-calls", turn, at, calls: part.calls });
-          } else this.emit({ type: "llm-done", turn, at });
+          } else {
+            cut = part.cut === true;
+            this.emit({ type: "llm-done", turn, at });
+          }
         }
         if (calls.length === 0) break;
         history.push({ role: "assistant", content: text, tool_calls: calls });
@@ -101,7 +107,17 @@ export class Responder {
         }
         if (req.endingReason()) break;
       }
-      chunker.flush().forEach(sayPiece);
+      const [tail] = chunker.flush();
+      // The chunker waits for what follows a full stop, so a reply cut right after one still ends complete.
+      const unfinished = cut && tail !== undefined && !/[.!?…]["')\]]?$/.test(tail) ? tail : undefined;
+      if (tail !== undefined && unfinished === undefined) sayPiece(tail);
+      if (cut) {
+        // Half a sentence misleads more than none; the trace's LLM round records the cut and the setting to change.
+        const dropped = unfinished === undefined ? "" : `; not said: "${unfinished}"`;
+        this.emit({ type: "llm-error", turn, error: `reply cut at num_predict (Ollama done_reason "length"): raise llm.numPredict or ask for shorter replies${dropped}` });
+        // Nothing complete to say: the caller hears the apology rather than silence.
+        if (spoken.length === 0 && !req.endingReason()) sayPiece(this.opts.apology);
+      }
       if (req.endingReason()) sayPiece(this.opts.goodbye);
       await Promise.all(speaking);
       return { spoken: spoken.join(" "), aborted: signal.aborted };

@@ -58,21 +58,38 @@ export async function runToolCall(call: ToolCall, enabled: Tool[], ctx: ToolCont
   }
 }
 
-/** WMO weather interpretation codes (Open-Meteo `weather_code`) in words. */
+/** WMO weather interpretation codes (Open-Meteo `weather_code`) in words: every code Open-Meteo documents. */
 const WEATHER_CODES: Record<number, string> = {
   0: "clear sky", 1: "mainly clear", 2: "partly cloudy", 3: "overcast", 45: "fog", 48: "freezing fog",
-  51: "light drizzle", 53: "drizzle", 55: "dense drizzle", 61: "light rain", 63: "rain", 65: "heavy rain",
-  66: "freezing rain", 67: "heavy freezing rain", 71: "light snow", 73: "snow", 75: "heavy snow", 77: "snow grains",
+  51: "light drizzle", 53: "drizzle", 55: "dense drizzle", 56: "light freezing drizzle", 57: "dense freezing drizzle",
+  61: "light rain", 63: "rain", 65: "heavy rain", 66: "freezing rain", 67: "heavy freezing rain",
+  71: "light snow", 73: "snow", 75: "heavy snow", 77: "snow grains",
   80: "light showers", 81: "showers", 82: "violent showers", 85: "snow showers", 86: "heavy snow showers",
   95: "thunderstorm", 96: "thunderstorm with hail", 99: "thunderstorm with heavy hail",
 };
 
+/** A code in words; one Open-Meteo adds later is not read out as a number the caller cannot use. */
+function conditions(code: number): string {
+  return WEATHER_CODES[code] ?? "unknown conditions";
+}
+
 const geocoding = z.object({
   results: z.array(z.object({ name: z.string(), latitude: z.number(), longitude: z.number(), country: z.string().optional() })).optional(),
 });
+// Open-Meteo writes a value its model did not produce as null.
+const value = z.number().nullish();
 const forecast = z.object({
-  current: z.object({ temperature_2m: z.number(), weather_code: z.number(), wind_speed_10m: z.number() }),
+  current: z.object({ temperature_2m: value, weather_code: value, wind_speed_10m: value }).optional(),
 });
+
+/** What is known, leaving out what Open-Meteo did not report; empty when nothing is. */
+function described(parts: Array<string | false>): string {
+  return parts.filter((p): p is string => !!p).join(", ");
+}
+
+function isNumber(v: number | null | undefined): v is number {
+  return typeof v === "number";
+}
 
 async function getJson(url: string, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
@@ -80,7 +97,10 @@ async function getJson(url: string, signal: AbortSignal, timeoutMs: number): Pro
   return res.json();
 }
 
-/** Open-Meteo: geocoding, then the current conditions at the place found. */
+/**
+ * Open-Meteo: geocoding, then the current conditions at the place found. A value reported as
+ * null is left out; only an answer with nothing at all fails.
+ */
 export function getWeatherTool(cfg: { geocodingUrl: string; forecastUrl: string; timeoutMs: number }): Tool {
   const schema = z.object({ city: z.string().min(1).max(100) });
   return {
@@ -98,11 +118,14 @@ export function getWeatherTool(cfg: { geocodingUrl: string; forecastUrl: string;
       const geo = geocoding.parse(await getJson(`${cfg.geocodingUrl}/v1/search?name=${encodeURIComponent(city)}&count=1&language=en&format=json`, ctx.signal, cfg.timeoutMs));
       const place = geo.results?.[0];
       if (!place) return `No place called ${city} was found.`;
-      const now = forecast.parse(
+      const { current: now } = forecast.parse(
         await getJson(`${cfg.forecastUrl}/v1/forecast?latitude=${place.latitude}&longitude=${place.longitude}&current=temperature_2m,weather_code,wind_speed_10m&timezone=auto`, ctx.signal, cfg.timeoutMs),
-      ).current;
-      const sky = WEATHER_CODES[now.weather_code] ?? `weather code ${now.weather_code}`;
-      return `${place.name}${place.country ? `, ${place.country}` : ""}: ${now.temperature_2m} °C, ${sky}, wind ${now.wind_speed_10m} km/h.`;
+      );
+      const where = `${place.name}${place.country ? `, ${place.country}` : ""}`;
+      const [temperature, code, wind] = [now?.temperature_2m, now?.weather_code, now?.wind_speed_10m];
+      const current = described([isNumber(temperature) && `${temperature} °C`, isNumber(code) && conditions(code), isNumber(wind) && `wind ${wind} km/h`]);
+      if (!current) throw new Error(`the weather service reported no values for ${where}`);
+      return `${where}: ${current}.`;
     },
   };
 }

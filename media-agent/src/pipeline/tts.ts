@@ -1,7 +1,7 @@
 /**
  * Text to speech, one sentence or clause per request, delivered as the agent's 16 kHz samples.
- * Two engines: Piper's HTTP server (`POST /synthesize`, piper1-gpl ≥ 1.5; older servers take
- * `POST /`), and espeak-ng, built in (a Debian package) and the default when no Piper is
+ * Two engines: Piper's HTTP server (`POST /synthesize`, piper1-gpl; older servers as the
+ * profile's tts.api says: PiperApi), and espeak-ng, built in (a Debian package) and the default when no Piper is
  * configured. Every failure names its cause; abort stops the request or the process.
  * Both leave the event loop to the calls' RTP: espeak-ng is started, and every WAV decoded and
  * resampled, in the agent's speech workers (synthesis-pool.ts).
@@ -42,8 +42,17 @@ export function startSpeechWorkers(): Promise<void> {
   return workers.warmUp();
 }
 
+/**
+ * How the Piper server takes a request (voice profile `tts.api`): "synthesize" (piper1-gpl:
+ * JSON on POST /synthesize), "json-root" (older piper1-gpl: the same JSON on POST /), "raw-text"
+ * (rhasspy/piper: the text itself as the body of POST /; its voice is the one it was started
+ * with). Never guessed: rhasspy/piper answers JSON on "/" with 200 and reads the JSON aloud.
+ */
+export type PiperApi = "synthesize" | "json-root" | "raw-text";
+
 export interface PiperConfig {
   baseUrl: string;
+  api?: PiperApi;
   voice?: string;
   speakerId?: number;
   lengthScale?: number;
@@ -52,20 +61,20 @@ export interface PiperConfig {
 
 export class PiperTts implements TtsEngine {
   readonly name = "piper";
-  /** Which endpoint this server has, learnt from the first request. */
-  private path: "/synthesize" | "/" = "/synthesize";
 
   constructor(private readonly cfg: PiperConfig) {}
 
   async synthesize(text: string, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Speech> {
     const started = performance.now();
-    let res = await this.post(this.path, text, signal);
-    if (res.status === 404 && this.path === "/synthesize") {
-      // An older Piper server: the same JSON on "/".
-      this.path = "/";
-      res = await this.post(this.path, text, signal);
+    const api = this.cfg.api ?? "synthesize";
+    const path = api === "synthesize" ? "/synthesize" : "/";
+    const res = await this.post(path, api, text, signal);
+    if (res.status === 404 && api === "synthesize") {
+      throw new TtsError(
+        `Piper at ${this.cfg.baseUrl} has no POST /synthesize (404): an older server. Set the profile's tts.api to "json-root" (piper1-gpl before /synthesize) or "raw-text" (rhasspy/piper)`,
+      );
     }
-    if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${this.path} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${path} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
     const firstByteMs = performance.now() - started;
     const wav = await res.arrayBuffer();
     const job = { engine: "wav", wav, wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV` } as const;
@@ -73,17 +82,20 @@ export class PiperTts implements TtsEngine {
     return { samples, firstByteMs, synthesisMs: performance.now() - started };
   }
 
-  private async post(path: string, text: string, signal: AbortSignal): Promise<Response> {
-    const body = JSON.stringify({
-      text,
-      ...(this.cfg.voice ? { voice: this.cfg.voice } : {}),
-      ...(this.cfg.speakerId !== undefined ? { speaker_id: this.cfg.speakerId } : {}),
-      ...(this.cfg.lengthScale ? { length_scale: this.cfg.lengthScale } : {}),
-    });
+  private async post(path: string, api: PiperApi, text: string, signal: AbortSignal): Promise<Response> {
+    const body =
+      api === "raw-text"
+        ? text
+        : JSON.stringify({
+            text,
+            ...(this.cfg.voice ? { voice: this.cfg.voice } : {}),
+            ...(this.cfg.speakerId !== undefined ? { speaker_id: this.cfg.speakerId } : {}),
+            ...(this.cfg.lengthScale ? { length_scale: this.cfg.lengthScale } : {}),
+          });
     try {
       return await fetch(`${this.cfg.baseUrl}${path}`, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": api === "raw-text" ? "text/plain; charset=utf-8" : "application/json" },
         body,
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.cfg.timeoutMs)]),
       });

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DEFAULT_BACKCHANNELS, DEFAULT_BARGE_IN } from "./barge-in.js";
 import { OllamaChat, WhisperStt } from "./engines.js";
-import type { LlmConfig } from "./llm-client.js";
+import { keepAliveProblem, type LlmConfig } from "./llm-client.js";
 import { DEFAULT_THRESHOLDS } from "./transcript-filter.js";
 import { getTimeTool, getWeatherTool, endCallTool, transferCallTool, type Tool } from "./tools.js";
 import { EspeakTts, PiperTts, type TtsEngine } from "./tts.js";
@@ -25,12 +25,26 @@ const profileSchema = z.object({
     model: z.string(),
     temperature: z.number().min(0).max(2).default(0.4),
     numPredict: z.number().int().positive().default(160),
-    keepAlive: z.union([z.string(), z.number()]).default(-1),
+    // Checked as Ollama reads it (a number: seconds; a string: a Go duration), not at the first call's 400.
+    keepAlive: z
+      .union([z.string(), z.number()])
+      .superRefine((v, ctx) => {
+        const problem = keepAliveProblem(v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .default(-1),
     timeoutMs: z.number().int().positive().default(6000),
   }),
   tts: z.discriminatedUnion("engine", [
     z.object({ engine: z.literal("espeak-ng"), voice: z.string().default("en-us"), speed: z.number().int().min(80).max(400).default(165) }),
-    z.object({ engine: z.literal("piper"), url, voice: z.string().optional(), timeoutMs: z.number().int().positive().default(4000) }),
+    z.object({
+      engine: z.literal("piper"),
+      url,
+      // piper1-gpl: "synthesize"; an older piper1-gpl: "json-root"; rhasspy/piper: "raw-text" (tts.ts: PiperApi).
+      api: z.enum(["synthesize", "json-root", "raw-text"]).default("synthesize"),
+      voice: z.string().optional(),
+      timeoutMs: z.number().int().positive().default(4000),
+    }),
   ]),
   tools: z.array(z.enum(["get_weather", "get_time", "end_call", "transfer_call"])).default([]),
   weather: z.object({ geocodingUrl: url, forecastUrl: url, timeoutMs: z.number().int().positive().default(3000) }).default({
@@ -140,7 +154,7 @@ export function systemPromptFor(template: string, call: { remoteNumber: string; 
 export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoiceProfile {
   const tts: TtsEngine =
     spec.tts.engine === "piper"
-      ? new PiperTts({ baseUrl: spec.tts.url, voice: spec.tts.voice, timeoutMs: spec.tts.timeoutMs })
+      ? new PiperTts({ baseUrl: spec.tts.url, api: spec.tts.api, voice: spec.tts.voice, timeoutMs: spec.tts.timeoutMs })
       : new EspeakTts({ voice: spec.tts.voice, speed: spec.tts.speed });
   const available: Record<string, () => Tool> = {
     get_weather: () => getWeatherTool(spec.weather),

@@ -12,6 +12,7 @@ import type { PcmFrame } from "../audio/frames.js";
 import { readWav16k, toFrames } from "../audio/wav.js";
 import type { AgentConfig } from "../config.js";
 import { warmUp } from "../pipeline/llm-client.js";
+import { EngineHealth, gatedChat, gatedStt } from "../engine-health.js";
 import { startSpeechWorkers } from "../pipeline/tts.js";
 import { WebRtcVad } from "../pipeline/vad.js";
 import { VoicePipeline } from "../pipeline/voice-pipeline.js";
@@ -21,11 +22,17 @@ import { echoProfile } from "./echo.js";
 import { playRecordProfile } from "./play-record.js";
 
 export class ProfileRegistry {
+  /** The voice profiles' engine check, run at start and every AGENT_ENGINE_CHECK_S. */
+  readonly engines: EngineHealth;
+
   private constructor(
     private readonly config: AgentConfig,
     private readonly prompts: Map<string, PcmFrame[]>,
     private readonly voice: Record<string, VoiceProfileSpec>,
-  ) {}
+    log: Logger,
+  ) {
+    this.engines = new EngineHealth(voice, log, config.AGENT_ENGINE_CHECK_S);
+  }
 
   static async load(config: AgentConfig, log: Logger): Promise<ProfileRegistry> {
     const prompts = new Map<string, PcmFrame[]>();
@@ -38,7 +45,7 @@ export class ProfileRegistry {
       }
     }
     const voice = config.AGENT_VOICE_PROFILES ? loadVoiceProfiles(config.AGENT_VOICE_PROFILES) : {};
-    const registry = new ProfileRegistry(config, prompts, voice);
+    const registry = new ProfileRegistry(config, prompts, voice, log);
     if (config.AGENT_VOICE_PROFILES) {
       await WebRtcVad.create(); // loads the VAD's WASM once, so calls start without waiting
       await startSpeechWorkers(); // likewise the processes that synthesise speech
@@ -46,6 +53,7 @@ export class ProfileRegistry {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }
       registry.warmLlms(log);
+      void registry.engines.start();
     }
     return registry;
   }
@@ -67,7 +75,13 @@ export class ProfileRegistry {
   /** The audio of a call with this (known) profile. */
   audioFor(info: CallInfo, control: CallControl): CallAudio {
     const voice = this.voice[info.profile];
-    if (voice) return new VoicePipeline(info, control, voiceProfile(voice, this.config.AGENT_TRACE_DIR), { vad: WebRtcVad.createLoaded(3) }, [pipelineMetrics()]);
+    if (voice) {
+      const profile = voiceProfile(voice, this.config.AGENT_TRACE_DIR);
+      const name = info.profile;
+      profile.stt = gatedStt(profile.stt, () => this.engines.failure(name, "stt"));
+      profile.llm = gatedChat(profile.llm, () => this.engines.failure(name, "llm"));
+      return new VoicePipeline(info, control, profile, { vad: WebRtcVad.createLoaded(3) }, [pipelineMetrics()]);
+    }
     const spec = this.config.AGENT_PROFILES[info.profile];
     if (spec.kind === "echo") return echoProfile();
     return playRecordProfile(info, control, {
