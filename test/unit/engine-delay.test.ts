@@ -50,7 +50,7 @@ t.test("untilDue waits out the rest of a delay counted from the arrival", async 
 
 t.test("STT double: a delay drawn per request, counted from the request", async (t) => {
   const draws: number[] = [];
-  const stt = await startSttDouble(t, { phrases: [], delayMs: () => (draws.push(150), 150) });
+  const stt = await startSttDouble(t, { phrases: [], models: ["m"], delayMs: () => (draws.push(150), 150) });
   for (let i = 0; i < 2; i++) {
     const boundary = "b0undary";
     const started = performance.now();
