@@ -41,7 +41,7 @@ export interface DemoEngines {
 
 /** Starts the three stand-ins on loopback; `lines` are the demo caller's lines as 16 kHz audio. */
 export async function startDemoEngines(t: Teardown, lines: Map<string, Int16Array>): Promise<DemoEngines> {
-  const stt = await startSttDouble(t, { phrases: [...lines].map(([text, samples16k]) => ({ text: ` ${text}`, samples16k })) });
+  const stt = await startSttDouble(t, { phrases: [...lines].map(([text, samples16k]) => ({ text: ` ${text}`, samples16k })), models: ["demo-stand-in"] });
   const llm = await startOllamaDouble(t, { script: demoLlmReply });
   const weather = await startWeatherDouble(t);
   const profiles = {
