@@ -173,6 +173,38 @@ t.test("INVITE: 100, 180, 200 with an Opus answer, and the first RTP packet leav
   t.equal(agent.calls.get("call-1")?.status, "ended");
 });
 
+t.test("several Kamailio nodes: answers and in-dialog requests go to the node that holds the call; a Via or Route naming anyone else is not followed", async (t) => {
+  let agent!: MediaAgent;
+  const home = await udpPeer(t, () => agent.sipAddress.port);
+  const node = await udpPeer(t, () => agent.sipAddress.port);
+  const stranger = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, home.port, { AGENT_KAMAILIO_PEERS: `127.0.0.1:${node.port}` });
+  const rtp = await rtpSink(t);
+  // Trusted: the other node's call. Its 200 and the agent's BYE go back there, not home.
+  node.send(invite(node.port, "call-node", offer(rtp.port)));
+  const ok = await node.next((m) => m.status === 200);
+  const toTag = /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1];
+  node.send(inDialog("ACK", node.port, "call-node", toTag, 1, "z9hG4bK-n-ack"));
+  await sleep(100);
+  await agent.hangUp("call-node", "test");
+  const bye = await node.next((m) => m.method === "BYE");
+  t.match(header(bye, "Route"), new RegExp(`^<sip:127\\.0\\.0\\.1:${node.port};`), "along the route set");
+  t.same(home.received.map((m) => m.method || m.status), [], "nothing of that call went to AGENT_KAMAILIO");
+
+  // Someone else tries: a request from a node whose Via and top Record-Route name a stranger.
+  const forged = invite(home.port, "call-forged", offer(rtp.port), "z9hG4bK-forged")
+    .replace(`Via: SIP/2.0/UDP 127.0.0.1:${home.port};`, `Via: SIP/2.0/UDP 127.0.0.1:${stranger.port};`)
+    .replace(`Record-Route: <sip:127.0.0.1:${home.port};r2=on;lr>`, `Record-Route: <sip:127.0.0.1:${stranger.port};r2=on;lr>`);
+  home.send(forged);
+  const forgedOk = await home.next((m) => m.status === 200);
+  const forgedTag = /tag=([^;>\s]+)/.exec(header(forgedOk, "To")!)![1];
+  home.send(inDialog("ACK", home.port, "call-forged", forgedTag, 1, "z9hG4bK-f-ack"));
+  await sleep(100);
+  await agent.hangUp("call-forged", "test");
+  await home.next((m) => m.method === "BYE");
+  t.same(stranger.received.map((m) => m.method || m.status), [], "the stranger got no answer and no BYE: only Kamailio nodes are ever sent to");
+});
+
 t.test("retransmitted INVITE gets the same answer; CANCEL before the answer gets 200 + 487", async (t) => {
   let agent!: MediaAgent;
   const kamailio = await udpPeer(t, () => agent.sipAddress.port);
