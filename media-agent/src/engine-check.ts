@@ -106,11 +106,11 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
 /** Text to speech; its audio (16 kHz) feeds the speech-to-text round trip. */
 async function checkTts(spec: VoiceProfileSpec, timeoutMs: number, roundTrips: boolean): Promise<{ row: Row; subject: string; url: string; audio16k: Int16Array | null }> {
   if (spec.tts.engine === "espeak-ng") {
-    const voice = spec.tts.voice;
+    const { voice, speed } = spec.tts;
     try {
       const version = (await execFileP("espeak-ng", ["--version"], { timeout: timeoutMs })).stdout.match(/espeak ng text-to-speech: (\S+)/i)?.[1] ?? null;
       if (!roundTrips) return { subject: voice, url: "(built in)", audio16k: null, row: { version, ok: true, reason: "installed", latencyMs: null } };
-      const { value, ms } = await timed(() => execFileP("espeak-ng", ["-v", voice, "-s", String(spec.tts.engine === "espeak-ng" ? spec.tts.speed : 165), "--stdout", CHECK_PHRASE], { encoding: "buffer", timeout: timeoutMs, maxBuffer: 16 << 20 }));
+      const { value, ms } = await timed(() => execFileP("espeak-ng", ["-v", voice, "-s", String(speed), "--stdout", CHECK_PHRASE], { encoding: "buffer", timeout: timeoutMs, maxBuffer: 16 << 20 }));
       // espeak-ng says so on stderr (and writes no audio) when it has no such voice.
       const stderr = value.stderr.toString("utf8").trim();
       if (stderr) return { subject: voice, url: "(built in)", audio16k: null, row: { version, ok: false, reason: `espeak-ng: ${stderr}`, latencyMs: ms } };

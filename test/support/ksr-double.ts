@@ -109,8 +109,6 @@ export interface KsrDouble {
   dialog: { managed: boolean; profiles: string[] };
   /** xhttp_prom counters as increased: "name{label,label} → total". */
   counters: Map<string, number>;
-  /** dispatcher's view: the agents chosen for the call, in order. */
-  dispatcher: { tried: string[] };
   /** tm's timers as the route set them for the next relay (t_set_fr), in ms; 0: tm's default. */
   timers: { frInv: number; fr: number } | null;
 }
@@ -141,7 +139,6 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     vars: new Map(Object.entries(opts.vars ?? {})),
     dialog: { managed: false, profiles: [] },
     counters: new Map(),
-    dispatcher: { tried: [] },
     timers: null,
     htables: opts.htables ?? {},
     sql: [],
@@ -153,7 +150,6 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     if (set !== 1) return -1;
     for (let i = from; i < agents.length; i++) {
       if (!agents[i].up) continue;
-      d.dispatcher.tried.push(agents[i].uri);
       duri = agents[i].uri;
       return 1;
     }
