@@ -40,7 +40,7 @@ import { FRAME_MS, FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { toFrames } from "../media-agent/src/audio/wav.js";
 import { createCodec } from "../media-agent/src/codecs/codec.js";
 import { normaliseText } from "../media-agent/src/pipeline/transcript-filter.js";
-import { WebRtcVad } from "../media-agent/src/pipeline/vad.js";
+import { DEFAULT_TURNS, TurnDetector, WebRtcVad } from "../media-agent/src/pipeline/vad.js";
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { seededRandom } from "../test/support/malformed-corpus.js";
 import { startBenchStack } from "./lib/bench-stack.js";
@@ -51,8 +51,8 @@ import { AudibleArrivals, hasSpeechEnergy } from "./lib/speech-energy.js";
 import { BUSINESS } from "./native/stand.js";
 
 const args = benchArgs();
-/** The agent's default turn hangover (voice-profiles.ts): silence before a turn is decided. */
-const HANGOVER_MS = 400;
+/** The agent's default turn hangover: silence before a turn is decided without an early transcript. */
+const HANGOVER_MS = DEFAULT_TURNS.hangoverMs;
 /** The caller interrupts the long answer this long after it became audible (+ up to 400 ms): past the agent's echo guard (250 ms). */
 const INTERRUPT_AFTER_MS = 600;
 /** A reply is over when its trace record is written and nothing was audible for this long. */
@@ -86,9 +86,10 @@ interface Prompt {
   /** Per frame: whether it has speech energy. */
   speech: boolean[];
   /**
-   * How much later than the speech energy the agent's VAD (libfvad, mode 3, as the agent runs it)
-   * finds the prompt's speech ending, on the prompt as the agent decodes it: the part of
-   * "inbound" that is the VAD's judgement rather than transport.
+   * How much later than the speech energy the agent's turn detector (libfvad, mode 3, and the
+   * level drop at a word's end, as the agent runs them) finds the prompt's speech ending, on the
+   * prompt as the agent decodes it: the part of "inbound" that is the VAD's judgement rather than
+   * transport.
    */
   vadTailMs: number;
 }
@@ -108,9 +109,12 @@ async function preparePrompts(dir: string): Promise<{ prompts: Map<string, Promp
     const speech = frames.map(hasSpeechEnergy);
     const decoder = createCodec("opus");
     const vad = WebRtcVad.createLoaded(3);
-    const heard = [...payloads, ...Array<Uint8Array>(25).fill(silence)].map((p) => vad.isSpeech(decoder.decode(p)[0] ?? silentFrame));
+    const turns = new TurnDetector(vad);
+    const ends = [...payloads, ...Array<Uint8Array>(50).fill(silence)].map((p) => turns.push(decoder.decode(p)[0] ?? silentFrame)).filter((e) => e?.type === "turn");
     vad.close();
-    const vadTailMs = (heard.lastIndexOf(true) - speech.lastIndexOf(true)) * FRAME_MS;
+    const lastEnd = ends[ends.length - 1];
+    if (lastEnd?.type !== "turn") throw new Error(`the agent's turn detector finds no turn in the prompt '${line.prompt}'`);
+    const vadTailMs = (lastEnd.endFrame - speech.lastIndexOf(true)) * FRAME_MS;
     prompts.set(line.prompt, { line, payloads, speech, vadTailMs });
   }
   return { prompts, silence };
@@ -354,7 +358,8 @@ async function oneTurn(run: CallRun, prompts: Map<string, Prompt>, line: Line, i
   const next: TurnResult = { call: run.index, prompt: interruption.prompt, kind: interruption.kind, latencyMs: null, bargeInStopMs: null, vadTailMs: overPrompt.vadTailMs };
   const answer = await run.firstAudibleAfter(over.end);
   next.failed = overloaded(over.onset, answer ?? performance.now());
-  // The agent cannot answer before the hangover has passed: audio before that is the interrupted answer.
+  // Audio before the hangover's end or the answer is the interrupted reply's (an early transcript can
+  // end the turn sooner, but the engines' least delays alone, 300 ms, keep the answer after that window's end).
   const windowEnd = Math.min(answer ?? Infinity, over.end + HANGOVER_MS);
   const stoppedAt = run.audio.lastIn(over.onset, windowEnd);
   if (!run.audio.anyIn(over.onset - 200, over.onset + 1)) next.failed ??= "the agent was not audible when the caller began to speak";
@@ -526,7 +531,7 @@ writeResult(args, "latency", {
   calls: CALLS,
   turnsPerCall: SCRIPT.length,
   engineDelays: { ...ENGINE_DELAYS, tts: "Piper double (espeak-ng inside)" },
-  hangoverMs: HANGOVER_MS,
+  turnOptions: DEFAULT_TURNS,
   seconds: Math.round(seconds),
   benchLoopMaxMs: Math.round(benchLoopMaxMs * 10) / 10,
   callerPriority,

@@ -208,8 +208,9 @@ t.test("the STT starts at the caller's short pause: a finished sentence ends the
     profile: { greeting: "Hi.", turns: { hangoverMs: 400, sttAfterMs: 200 } },
   });
   const turn3 = waited.trace.find((r) => r.stt)!;
-  t.equal(turn3.turnDecidedMs, 400, "an unfinished sentence: the hangover decides");
-  t.ok(turn3.llm[0].requestMs < 400 + 60, `and the transcript is already there then (LLM at ${turn3.llm[0].requestMs} ms)`);
+  // The hangover counts libfvad's silence, which begins after its overhang (60–100 ms) past the word's end.
+  t.ok(turn3.turnDecidedMs! >= 400 + 60 && turn3.turnDecidedMs! <= 400 + 100, `an unfinished sentence: the hangover decides (${turn3.turnDecidedMs} ms after the last word)`);
+  t.ok(turn3.llm[0].requestMs < turn3.turnDecidedMs! + 60, `and the transcript is already there then (LLM at ${turn3.llm[0].requestMs} ms)`);
 
   const late = await startSttDouble(t, { phrases: [{ text: " What is the weather in Bonn?", samples16k: question }], delayMs: 150 });
   const ollama2 = await startOllamaDouble(t, { script: [{ text: "Sunny." }] });

@@ -91,6 +91,8 @@ export interface Utterance {
 /** The STT double: recognises the utterance by its sample value; `delayMs` per request; `fail` makes it answer with an error. */
 export class SttDouble implements SpeechToText {
   readonly requests: string[] = [];
+  /** Requests the agent dropped before their answer. */
+  aborted = 0;
   delayMs = 150;
   fail: string | null = null;
 
@@ -104,7 +106,10 @@ export class SttDouble implements SpeechToText {
     const value = samples.find((s) => s !== 0) ?? 0;
     const utterance = this.utterances[value - UTTERANCE_BASE];
     this.requests.push(utterance?.text ?? "");
-    await this.clock.sleep(this.delayMs, signal);
+    await this.clock.sleep(this.delayMs, signal).catch((err: Error) => {
+      this.aborted++;
+      throw err;
+    });
     if (this.fail) throw new Error(this.fail);
     const duration = samples.length / 16000;
     const text = utterance?.text ?? "";

@@ -48,8 +48,28 @@ t.test("a pause of sttAfterMs hands over the turn so far; the turn that ends in 
   const turn = events[events.length - 1] as Extract<TurnEvent, { type: "turn" }>;
   t.equal(last.speechMs, turn.speechMs, "no speech between the last pause and the turn's end");
   t.same(turn.audio.subarray(0, last.audio.length), last.audio, "the pause's audio is the turn's, without the rest of the hangover");
-  t.equal(turn.audio.length - last.audio.length, ((600 - 200) / 20) * 320, "the turn adds only the rest of the hangover's silence");
+  // The pause is counted from the word's end (libfvad's overhang of quiet frames included), the hangover from libfvad's silence.
+  t.ok(turn.silenceMs > 600 && turn.silenceMs <= 600 + 100, `the speech ended ${turn.silenceMs} ms before the turn's end: the hangover and libfvad's overhang`);
+  t.equal(turn.audio.length - last.audio.length, ((turn.silenceMs - 200) / 20) * 320, "the turn adds only the rest of the silence after the pause");
   t.same((await turns(audio, { hangoverMs: 600, sttAfterMs: 600 })).filter((e) => e.type === "pause"), [], "no early STT at sttAfterMs ≥ hangoverMs");
+});
+
+t.test("the early STT's pause starts at a word's end, inside libfvad's overhang; over noise as loud as the voice it waits for libfvad's silence", async (t) => {
+  const sentence = espeak("What is the weather in Bonn?");
+  // The frame after the last word (espeak-ng ends its WAV with some silence of its own).
+  let lastSound = sentence.length - 1;
+  while (Math.abs(sentence[lastSound]) <= 300) lastSound--;
+  const end = Math.ceil((0.3 * 16000 + lastSound) / 320);
+  const pauseFrame = async (tail: Int16Array) => {
+    const detector = new TurnDetector(await WebRtcVad.create(3), { hangoverMs: 600, sttAfterMs: 40 });
+    const frames = toFrames(concatSamples([silence(0.3), sentence, tail]));
+    // The last pause: there are shorter ones between the words.
+    return frames.map((f) => detector.push(f)?.type).lastIndexOf("pause");
+  };
+  const clean = await pauseFrame(silence(1));
+  t.ok(clean >= end && clean - end <= 3, `clean line: the pause ${(clean - end) * 20} ms after the last word (40 ms asked)`);
+  const noisy = await pauseFrame(concatSamples([noise(0.3, 12000), silence(1)]));
+  t.ok(noisy - end >= 15, `loud noise after the words: no early pause during it (${(noisy - end) * 20} ms after the last word)`);
 });
 
 t.test("clicks and background noise are not turns", async (t) => {

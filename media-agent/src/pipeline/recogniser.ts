@@ -61,6 +61,16 @@ export class Recogniser {
     );
   }
 
+  /**
+   * The caller spoke on after the pause: its transcript cannot be the turn's, so the request is
+   * dropped now rather than at the next pause (the STT server stops working on it sooner).
+   */
+  callerWentOn(openPause: number | null): void {
+    if (!this.early || this.early.pauseId === openPause) return;
+    this.early.abort.abort();
+    this.early = null;
+  }
+
   /** The ending turn's audio: the last pause's request is the turn's (the same silence ended it). */
   takeTurnAudio(audio: Int16Array): TurnAudio {
     const early = this.early;

@@ -4,6 +4,12 @@
  * accuracy in noise at a few microseconds per frame (figures: `npm run bench:vad`, README).
  * Turns: speech starts after minSpeechMs of voiced frames (with pre-roll so the first syllable
  * is kept) and ends after hangoverMs of silence; a turn shorter than minSpeechMs is no turn.
+ *
+ * libfvad keeps saying "speech" for 60–100 ms after a word ends (its overhang, meant to keep
+ * soft word endings). For the pause that starts the STT early that is time lost on every turn,
+ * so a voiced frame far below the turn's speech level (TRAILING_DROP_DB, or digital silence)
+ * counts toward the pause; the hangover that ends a turn still counts only libfvad's silence,
+ * so a noisy line (where the level never drops that far) behaves exactly as libfvad alone.
  */
 import fvadModule from "@echogarden/fvad-wasm";
 import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
@@ -68,9 +74,7 @@ export class EnergyVad implements FrameClassifier {
   constructor(private readonly thresholdDbfs = -40) {}
 
   isSpeech(frame: PcmFrame): boolean {
-    let e = 0;
-    for (const s of frame) e += s * s;
-    return 10 * Math.log10(e / frame.length / (32768 * 32768) + 1e-12) > this.thresholdDbfs;
+    return frameLevelDbfs(frame) > this.thresholdDbfs;
   }
 }
 
@@ -89,7 +93,19 @@ export interface TurnOptions {
   sttAfterMs: number;
 }
 
-export const DEFAULT_TURNS: TurnOptions = { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200, sttAfterMs: 200 };
+export const DEFAULT_TURNS: TurnOptions = { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200, sttAfterMs: 40 };
+
+/** A voiced frame this far below the turn's running speech level is a word's end, not speech. */
+export const TRAILING_DROP_DB = 30;
+/** Below this a frame is silence whatever the VAD says (a codec's idle noise is lower still). */
+const SILENCE_DBFS = -60;
+
+/** A frame's level, dB relative to full scale (−Infinity for digital silence). */
+export function frameLevelDbfs(frame: PcmFrame): number {
+  let energy = 0;
+  for (let i = 0; i < frame.length; i++) energy += frame[i] * frame[i];
+  return 10 * Math.log10(energy / frame.length / (32768 * 32768));
+}
 
 export type TurnEvent =
   | { type: "speech-start"; atFrame: number }
@@ -105,7 +121,12 @@ export type TurnEvent =
 export class TurnDetector {
   private frame = 0;
   private voicedRun = 0;
+  /** libfvad's silent frames in a row: what the hangover counts. */
   private silentRun = 0;
+  /** Silent or trailing-quiet frames in a row: what the early STT's pause counts. */
+  private pauseRun = 0;
+  /** Running level (dBFS) of the caller's voiced frames; null until the first. */
+  private speechLevel: number | null = null;
   private turnOpen = false;
   private startFrame = 0;
   private voicedFrames = 0;
@@ -152,6 +173,7 @@ export class TurnDetector {
     const preRoll = Math.ceil(this.opts.preRollMs / FRAME_MS);
     this.recent.push(frame);
     if (this.recent.length > preRoll + Math.ceil(this.opts.minSpeechMs / FRAME_MS)) this.recent.shift();
+    const trailing = speech && this.isTrailingQuiet(frame);
     if (!this.turnOpen) {
       this.voicedRun = speech ? this.voicedRun + 1 : 0;
       if (this.voicedRun * FRAME_MS < this.opts.minSpeechMs) return null;
@@ -159,6 +181,7 @@ export class TurnDetector {
       this.startFrame = index - this.voicedRun + 1;
       this.voicedFrames = this.voicedRun;
       this.silentRun = 0;
+      this.pauseRun = 0;
       this.collected = [...this.recent];
       return { type: "speech-start", atFrame: this.startFrame };
     }
@@ -166,17 +189,28 @@ export class TurnDetector {
     if (speech) {
       this.voicedFrames++;
       this.silentRun = 0;
+    } else this.silentRun++;
+    if (speech && !trailing) {
+      this.pauseRun = 0;
       this.pauseOpen = false;
       return null;
     }
-    this.silentRun++;
-    const silentMs = this.silentRun * FRAME_MS;
-    if (silentMs === this.opts.sttAfterMs && silentMs < this.opts.hangoverMs) {
+    this.pauseRun++;
+    const pauseMs = this.pauseRun * FRAME_MS;
+    if (pauseMs === this.opts.sttAfterMs && pauseMs < this.opts.hangoverMs) {
       this.pauseOpen = true;
       return { type: "pause", id: ++this.pauses, audio: joinFrames(this.collected), speechMs: this.voicedFrames * FRAME_MS };
     }
-    if (silentMs < this.opts.hangoverMs) return null;
+    if (this.silentRun * FRAME_MS < this.opts.hangoverMs) return null;
     return this.closeTurn(index);
+  }
+
+  /** A voiced frame far below the caller's level so far (a word's end in libfvad's overhang); updates the level otherwise. */
+  private isTrailingQuiet(frame: PcmFrame): boolean {
+    const level = frameLevelDbfs(frame);
+    if (level < SILENCE_DBFS || (this.speechLevel !== null && level < this.speechLevel - TRAILING_DROP_DB)) return true;
+    this.speechLevel = this.speechLevel === null ? level : this.speechLevel + (level - this.speechLevel) / 8;
+    return false;
   }
 
   private closeTurn(index: number): Extract<TurnEvent, { type: "turn" }> {
@@ -185,7 +219,9 @@ export class TurnDetector {
     this.voicedRun = 0;
     const audio = joinFrames(this.collected);
     this.collected = [];
-    return { type: "turn", startFrame: this.startFrame, endFrame: index - this.silentRun, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: this.silentRun * FRAME_MS };
+    // The caller's speech ended where the pause began (libfvad's overhang included).
+    const silentFrames = Math.max(this.silentRun, this.pauseRun);
+    return { type: "turn", startFrame: this.startFrame, endFrame: index - silentFrames, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: silentFrames * FRAME_MS };
   }
 }
 

@@ -138,6 +138,7 @@ export class VoicePipeline implements CallAudio {
     if (event?.type === "pause") {
       if (this.speechIsTurn) this.recogniser.onPause(event.id, event.audio, event.speechMs, (id) => this.stillInPause(id), () => this.endTurnEarly());
     } else if (event) this.onTurn(event);
+    else if (this.turnTaking.inTurn) this.recogniser.callerWentOn(this.turnTaking.openPause);
     this.checkSilence();
   }
 

@@ -9,6 +9,7 @@ import { DEFAULT_BACKCHANNELS, DEFAULT_BARGE_IN } from "./barge-in.js";
 import { OllamaChat, WhisperStt } from "./engines.js";
 import { keepAliveProblem, type LlmConfig } from "./llm-client.js";
 import { DEFAULT_THRESHOLDS } from "./transcript-filter.js";
+import { DEFAULT_TURNS } from "./vad.js";
 import { getTimeTool, getWeatherTool, endCallTool, transferCallTool, type Tool } from "./tools.js";
 import { EspeakTts, PiperTts, type TtsEngine } from "./tts.js";
 import type { VoiceProfile } from "./voice-pipeline.js";
@@ -66,7 +67,7 @@ const profileSchema = z.object({
       hangoverMs: z.number().int().min(100).max(2000).default(400),
       minSpeechMs: z.number().int().min(60).default(200),
       preRollMs: z.number().int().min(0).default(200),
-      sttAfterMs: z.number().int().min(100).max(2000).multipleOf(20).default(200),
+      sttAfterMs: z.number().int().min(20).max(2000).multipleOf(20).default(DEFAULT_TURNS.sttAfterMs),
     })
     .prefault({}),
   bargeIn: z
