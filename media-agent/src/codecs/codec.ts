@@ -19,6 +19,8 @@ export interface AudioCodec {
   decode(payload: Uint8Array): PcmFrame[];
   /** One 20 ms frame standing in for a lost packet. */
   conceal(): PcmFrame;
+  /** The call is over: what the codec holds outside the JavaScript heap is released (Opus: to a pool). */
+  close(): void;
 }
 
 export function createCodec(name: CodecName): AudioCodec {

@@ -40,6 +40,9 @@ export class G711Codec implements AudioCodec {
     return frames;
   }
 
+  /** Nothing outside the JavaScript heap to release. */
+  close(): void {}
+
   conceal(): PcmFrame {
     this.losses++;
     if (this.losses > 3) return silentFrame();

@@ -6,40 +6,84 @@
  * same quality (round-trip SNR 11.3 against 11.4 dB; complexity 3: 65 µs, 10.7 dB). Loss concealment is libopus's own PLC: decoding
  * a packet that is only the last TOC byte (code 0, no frame data) makes libopus conceal one
  * frame, since the binding has no way to pass a NULL packet.
+ *
+ * The binding's native encoders and decoders are never freed (it has no free call and no
+ * finalizer: 10,000 pairs created and dropped kept ~60 KB of RSS each, for good), so a call's
+ * pair goes back to a pool when the call ends and the next call resets and reuses it: the
+ * process holds as many as its busiest moment needed, and no more.
  */
 import { Decoder, Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import type { AudioCodec } from "./codec.js";
 
+/** libopus states of ended calls, reset when taken again. */
+const idleEncoders: Encoder[] = [];
+const idleDecoders: Decoder[] = [];
+
+/** The pool's size (tests): states held for reuse. */
+export function idleOpusStates(): { encoders: number; decoders: number } {
+  return { encoders: idleEncoders.length, decoders: idleDecoders.length };
+}
+
+function takeEncoder(): Encoder {
+  const reused = idleEncoders.pop();
+  // OPUS_RESET_STATE keeps the settings; they are set again all the same, so a reused encoder cannot differ from a new one.
+  reused?.reset();
+  const encoder = reused ?? new Encoder({ channels: 1, sample_rate: SAMPLE_RATE, application: "voip" });
+  encoder.bitrate = 20000;
+  encoder.inband_fec = true;
+  encoder.packet_loss = 5;
+  encoder.complexity = 5;
+  return encoder;
+}
+
+function takeDecoder(): Decoder {
+  const reused = idleDecoders.pop();
+  reused?.reset();
+  return reused ?? new Decoder({ channels: 1, sample_rate: SAMPLE_RATE });
+}
+
 export class OpusCodec implements AudioCodec {
   readonly name = "opus" as const;
   readonly clockRate = 48000;
   readonly ticksPerFrame = 960;
-  private readonly encoder = new Encoder({ channels: 1, sample_rate: SAMPLE_RATE, application: "voip" });
-  private readonly decoder = new Decoder({ channels: 1, sample_rate: SAMPLE_RATE });
+  private encoder: Encoder | null = takeEncoder();
+  private decoder: Decoder | null = takeDecoder();
   private lastToc = 0x08; // a SILK wideband 20 ms TOC until a packet has been seen
 
-  constructor() {
-    this.encoder.bitrate = 20000;
-    this.encoder.inband_fec = true;
-    this.encoder.packet_loss = 5;
-    this.encoder.complexity = 5;
+  /** The call is over: its libopus states go back to the pool. Using the codec after this throws. */
+  close(): void {
+    if (this.encoder) idleEncoders.push(this.encoder);
+    if (this.decoder) idleDecoders.push(this.decoder);
+    this.encoder = this.decoder = null;
   }
 
   encode(frame: PcmFrame): Uint8Array {
-    return this.encoder.encode(frame);
+    return this.liveEncoder.encode(frame);
   }
 
   decode(payload: Uint8Array): PcmFrame[] {
     if (payload.length === 0) return [];
     this.lastToc = payload[0];
-    return toFrames(this.decoder.decode(payload));
+    return toFrames(this.liveDecoder.decode(payload));
   }
 
   conceal(): PcmFrame {
-    const frames = toFrames(this.decoder.decode(new Uint8Array([this.lastToc & 0xfc])));
+    const frames = toFrames(this.liveDecoder.decode(new Uint8Array([this.lastToc & 0xfc])));
     return frames[0] ?? new Int16Array(FRAME_SAMPLES);
   }
+
+  private get liveEncoder(): Encoder {
+    return this.encoder ?? closed();
+  }
+
+  private get liveDecoder(): Decoder {
+    return this.decoder ?? closed();
+  }
+}
+
+function closed(): never {
+  throw new Error("Opus codec used after close(): its libopus states belong to another call now");
 }
 
 function toFrames(bytes: Uint8Array): PcmFrame[] {

@@ -144,6 +144,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     this.frameClock?.stop();
     if (this.pacer && this.media) this.sendRtcp(); // a last report with the final counts
     this.stopped = true;
+    this.codec?.close();
     this.rtp.close();
     this.rtcp.close();
   }
