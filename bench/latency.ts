@@ -417,7 +417,7 @@ function stagesOf(r: TurnResult): Record<Stage, number> | null {
 
 // ---------------------------------------------------------------- the run
 
-async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLoopMaxMs: number; callerPriority: number; callerCpuPct: number }> {
+async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLoopMaxMs: number; callerPriority: number; callerCpuPct: number; stt: { total: number; recognised: number } }> {
   const started = performance.now();
   const cleanups: Array<() => unknown> = [];
   const t = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
@@ -481,7 +481,8 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
     benchLoop.disable();
     const cpu = process.cpuUsage(cpuBefore);
     const callerCpuPct = ((cpu.user + cpu.system) / 1000 / (performance.now() - callsStarted)) * 100;
-    return { results: runs.flat(), seconds: (performance.now() - started) / 1000, benchLoopMaxMs: benchLoop.max / 1e6, callerPriority: raised ? CALLER_PRIORITY : 0, callerCpuPct };
+    const stt = await engines.sttRequests();
+    return { results: runs.flat(), seconds: (performance.now() - started) / 1000, benchLoopMaxMs: benchLoop.max / 1e6, callerPriority: raised ? CALLER_PRIORITY : 0, callerCpuPct, stt };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
@@ -490,7 +491,7 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
 /** Whole ms; null where there was nothing to measure (printed as "-"). */
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
 const cell = (x: number | null) => x ?? "-";
-const { results, seconds, benchLoopMaxMs, callerPriority, callerCpuPct } = await main();
+const { results, seconds, benchLoopMaxMs, callerPriority, callerCpuPct, stt } = await main();
 const KINDS: TurnKind[] = ["no tools", "one tool round", "after barge-in"];
 const counted = results.filter((r) => !r.failed && r.latencyMs !== null);
 const latency = KINDS.map((kind) => {
@@ -527,11 +528,14 @@ printTable(
 );
 console.log(`\nlatency: ${results.length} turns in ${seconds.toFixed(0)} s, ${failed.length} failed; the caller (nice ${callerPriority}): ${callerCpuPct.toFixed(0)} % of a core, worst event-loop delay ${benchLoopMaxMs.toFixed(1)} ms`);
 for (const f of failed) console.log(`  failed: call ${f.call} '${f.prompt}': ${f.failed}`);
+// The early STT's cost to the STT server: requests at short pauses inside what the caller said.
+console.log(`latency: the STT double got ${stt.total} requests for ${stt.recognised} prompts recognised whole (${(stt.total / Math.max(1, stt.recognised)).toFixed(2)} per prompt; the others, early requests at pauses inside a prompt, were dropped)`);
 writeResult(args, "latency", {
   calls: CALLS,
   turnsPerCall: SCRIPT.length,
   engineDelays: { ...ENGINE_DELAYS, tts: "Piper double (espeak-ng inside)" },
   turnOptions: DEFAULT_TURNS,
+  sttRequests: stt,
   seconds: Math.round(seconds),
   benchLoopMaxMs: Math.round(benchLoopMaxMs * 10) / 10,
   callerPriority,

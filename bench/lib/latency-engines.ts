@@ -116,7 +116,7 @@ function voiceProfiles(engines: { stt: string; llm: string; tts: string; weather
 }
 
 /** In the engines' process: the doubles, and the voice profile file pointing at them. */
-async function serveEngines(dir: string): Promise<string> {
+async function serveEngines(dir: string): Promise<{ file: string; sttRequests: () => { total: number; recognised: number } }> {
   const t = { teardown: () => undefined }; // the process ends with them
   const stt = await startSttDouble(t, {
     phrases: ALL_LINES.map((line) => ({ text: ` ${line.prompt}`, samples16k: readWav16k(readFileSync(promptFile(dir, line))) })),
@@ -127,13 +127,16 @@ async function serveEngines(dir: string): Promise<string> {
   const piper = await startPiperDouble(t, { delayMs: () => between(ENGINE_DELAYS.ttsMs) });
   const file = join(dir, "voice-profiles.json");
   writeFileSync(file, voiceProfiles({ stt: stt.url, llm: llm.url, tts: piper.url, weather: weather.url }));
-  return file;
+  // A prompt is recognised only from its whole audio: the early requests at pauses inside it are not.
+  return { file, sttRequests: () => ({ total: stt.requests.length, recognised: stt.requests.filter((r) => r.matched !== null).length }) };
 }
 
 export interface LatencyEngines {
   /** AGENT_VOICE_PROFILES for the agent. */
   profilesFile: string;
   pid: number;
+  /** What the STT double was asked so far: every request, and those that recognised a whole prompt. */
+  sttRequests(): Promise<{ total: number; recognised: number }>;
   stop(): Promise<void>;
 }
 
@@ -146,12 +149,24 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
       child.once("exit", () => done());
       child.kill("SIGTERM");
     });
+  let out = "";
+  const sttRequests = () =>
+    new Promise<{ total: number; recognised: number }>((done) => {
+      const seen = out.length;
+      const onData = () => {
+        const line = /^stt (.+)$/m.exec(out.slice(seen));
+        if (!line) return;
+        child.stdout!.off("data", onData);
+        done(JSON.parse(line[1]) as { total: number; recognised: number });
+      };
+      child.stdout!.on("data", onData);
+      child.kill("SIGUSR2");
+    });
   return new Promise((done, fail) => {
-    let out = "";
     child.stdout!.on("data", (c: Buffer) => {
       out += c.toString();
       const ready = /^ready (.+)$/m.exec(out);
-      if (ready) done({ profilesFile: ready[1], pid: child.pid!, stop });
+      if (ready) done({ profilesFile: ready[1], pid: child.pid!, sttRequests, stop });
     });
     child.once("exit", (code) => fail(new Error(`the latency benchmark's engines exited (${code}) before they were ready`)));
   });
@@ -159,7 +174,8 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
 
 // Run as the engines' process: `tsx bench/lib/latency-engines.ts <dir with the prompts>`.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const file = await serveEngines(process.argv[2]);
+  const { file, sttRequests } = await serveEngines(process.argv[2]);
   process.on("SIGTERM", () => process.exit(0));
+  process.on("SIGUSR2", () => console.log(`stt ${JSON.stringify(sttRequests())}`));
   console.log(`ready ${file}`);
 }
