@@ -72,6 +72,30 @@ t.test("the early STT's pause starts at a word's end, inside libfvad's overhang;
   t.ok(noisy - end >= 15, `loud noise after the words: no early pause during it (${(noisy - end) * 20} ms after the last word)`);
 });
 
+t.test("an early end asked for while libfvad still hears the word's end waits for its silence; speech meanwhile cancels it", async (t) => {
+  // A VAD that, like libfvad in its overhang, calls any sound speech; the level says what is quiet.
+  const vad = { isSpeech: (f: Int16Array) => f.some((x) => x !== 0) };
+  const frame = (amplitude: number) => new Int16Array(320).fill(amplitude);
+  const start = (detector: TurnDetector) => {
+    for (let i = 0; i < 15; i++) detector.push(frame(8000)); // 300 ms of speech: a turn
+    const events = [1, 2, 3].map(() => detector.push(frame(20))); // −64 dBFS: a word's end
+    t.equal(events.filter((e) => e?.type === "pause").length, 1, "the pause for the STT comes in the quiet frames");
+  };
+  const ending = new TurnDetector(vad, { hangoverMs: 400, sttAfterMs: 40 });
+  start(ending);
+  t.equal(ending.endTurnNow(), null, "not while the VAD still says speech");
+  t.equal(ending.push(frame(20)), null, "nor on another quiet frame it calls speech");
+  const turn = ending.push(frame(0));
+  t.match(turn, { type: "turn", silenceMs: 100 }, "the turn ends on the first silent frame, counted from the word's end");
+
+  const goingOn = new TurnDetector(vad, { hangoverMs: 400, sttAfterMs: 40 });
+  start(goingOn);
+  t.equal(goingOn.endTurnNow(), null);
+  goingOn.push(frame(8000)); // the caller goes on
+  const after = [1, 2, 3].map(() => goingOn.push(frame(0)));
+  t.notOk(after.some((e) => e?.type === "turn"), "speech after the request cancels the early end: the hangover decides");
+});
+
 t.test("clicks and background noise are not turns", async (t) => {
   const click = Int16Array.from({ length: 800 }, (_, i) => (i % 40 < 20 ? 12000 : -12000));
   t.same(await turns(concatSamples([silence(0.5), click, silence(1), noise(2, 300), silence(0.5)])), [], "a 50 ms click and quiet hiss");

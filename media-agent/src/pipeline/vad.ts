@@ -9,7 +9,9 @@
  * soft word endings). For the pause that starts the STT early that is time lost on every turn,
  * so a voiced frame far below the turn's speech level (TRAILING_DROP_DB, or digital silence)
  * counts toward the pause; the hangover that ends a turn still counts only libfvad's silence,
- * so a noisy line (where the level never drops that far) behaves exactly as libfvad alone.
+ * so a noisy line (where the level never drops that far) behaves exactly as libfvad alone. An
+ * early end (endTurnNow) waits for libfvad's silence too: a caller going on very softly is not
+ * cut off, and by the time a transcript is back libfvad has usually caught up.
  */
 import fvadModule from "@echogarden/fvad-wasm";
 import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
@@ -135,6 +137,8 @@ export class TurnDetector {
   private pauses = 0;
   /** The last pause's silence goes on (no speech since its "pause" event). */
   private pauseOpen = false;
+  /** endTurnNow came while libfvad still heard speech: the turn ends at its first silent frame. */
+  private endAtSilence = false;
   private readonly opts: TurnOptions;
 
   constructor(
@@ -159,10 +163,15 @@ export class TurnDetector {
 
   /**
    * Ends the turn now, before the hangover has passed: for a caller who is still silent in the
-   * pause whose transcript is already known to be complete. null when there is no such pause.
+   * pause whose transcript is already known to be complete. null when there is no such pause, or
+   * when libfvad still hears the word's end: then `push` returns the turn at its first silent frame.
    */
   endTurnNow(): Extract<TurnEvent, { type: "turn" }> | null {
     if (this.openPause === null) return null;
+    if (this.lastWasSpeech) {
+      this.endAtSilence = true;
+      return null;
+    }
     return this.closeTurn(this.frame - 1);
   }
 
@@ -193,9 +202,11 @@ export class TurnDetector {
     if (speech && !trailing) {
       this.pauseRun = 0;
       this.pauseOpen = false;
+      this.endAtSilence = false;
       return null;
     }
     this.pauseRun++;
+    if (this.endAtSilence && !speech && this.pauseOpen) return this.closeTurn(index);
     const pauseMs = this.pauseRun * FRAME_MS;
     if (pauseMs === this.opts.sttAfterMs && pauseMs < this.opts.hangoverMs) {
       this.pauseOpen = true;
@@ -216,6 +227,7 @@ export class TurnDetector {
   private closeTurn(index: number): Extract<TurnEvent, { type: "turn" }> {
     this.turnOpen = false;
     this.pauseOpen = false;
+    this.endAtSilence = false;
     this.voicedRun = 0;
     const audio = joinFrames(this.collected);
     this.collected = [];
