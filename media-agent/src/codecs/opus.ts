@@ -20,11 +20,6 @@ import type { AudioCodec } from "./codec.js";
 const idleEncoders: Encoder[] = [];
 const idleDecoders: Decoder[] = [];
 
-/** The pool's size (tests): states held for reuse. */
-export function idleOpusStates(): { encoders: number; decoders: number } {
-  return { encoders: idleEncoders.length, decoders: idleDecoders.length };
-}
-
 function takeEncoder(): Encoder {
   const reused = idleEncoders.pop();
   // OPUS_RESET_STATE keeps the settings; they are set again all the same, so a reused encoder cannot differ from a new one.

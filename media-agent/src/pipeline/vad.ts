@@ -98,7 +98,7 @@ export interface TurnOptions {
 export const DEFAULT_TURNS: TurnOptions = { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200, sttAfterMs: 40 };
 
 /** A voiced frame this far below the turn's running speech level is a word's end, not speech. */
-export const TRAILING_DROP_DB = 30;
+const TRAILING_DROP_DB = 30;
 /** Below this a frame is silence whatever the VAD says (a codec's idle noise is lower still). */
 const SILENCE_DBFS = -60;
 
