@@ -71,6 +71,12 @@ interface RunFigures {
   maxMs: number;
   gapsOver40: number;
   lost: number;
+  /**
+   * Share of the agent's frame-timer runs in the window that came more than 2 ms late (its own
+   * wa_agent_frame_lateness_seconds, scraped before and after): when it is near 1 % or more, the
+   * pacing error at the receiver is the agent's event loop being busy, not the send path.
+   */
+  timerLateOver2msPct: number;
   /** The agent's event loop, from the first INVITE to the BYEs. */
   loopMaxMs: number;
   loopStallSeconds: number;
@@ -156,6 +162,8 @@ interface AgentProcess {
   rtpPorts: { min: number; max: number };
   child: ChildProcess;
   sipPort: number;
+  /** AGENT_API: its metrics are read there. */
+  api: string;
   /** Event-loop delay lines: [epoch ms, worst delay ms]. */
   loopDelays: Array<[number, number]>;
   stop(): Promise<void>;
@@ -163,6 +171,7 @@ interface AgentProcess {
 
 async function startAgent(codec: Codec, kamailioPort: number, calls: number, extraEnv: Record<string, string>): Promise<AgentProcess> {
   const sipPort = await freePort();
+  const api = `127.0.0.1:${await freePort()}`;
   const rtp = await freePortRange(Math.max(40, calls * 2 + 40));
   // AGENT_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every agent run there, to see what holds the loop.
   const profiling = process.env.AGENT_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.AGENT_BENCH_CPU_PROF] : [];
@@ -179,7 +188,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
       AGENT_SIP: `127.0.0.1:${sipPort}`,
       AGENT_KAMAILIO: `127.0.0.1:${kamailioPort}`,
       AGENT_RTP_PORTS: `${rtp.min}-${rtp.max}`,
-      AGENT_API: `127.0.0.1:${await freePort()}`,
+      AGENT_API: api,
       AGENT_CODECS: codec,
       AGENT_PROFILES: "default=echo",
       AGENT_LOOP_DELAY_REPORT_MS: "1000",
@@ -212,6 +221,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
     child,
     rtpPorts: rtp,
     sipPort,
+    api,
     loopDelays,
     stop: () =>
       new Promise<void>((done) => {
@@ -221,6 +231,15 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
         setTimeout(() => child.kill("SIGKILL"), 3000).unref();
       }),
   };
+}
+
+/** The agent's frame-timer runs so far, and those at most 2 ms late (its metrics). */
+async function frameTimerRuns(api: string): Promise<{ count: number; within2ms: number }> {
+  const text = await (await fetch(`http://${api}/metrics`)).text();
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+  const runs = { count: value(/^wa_agent_frame_lateness_seconds_count (\S+)$/m), within2ms: value(/^wa_agent_frame_lateness_seconds_bucket\{le="0\.002"\} (\S+)$/m) };
+  if (Number.isNaN(runs.count) || Number.isNaN(runs.within2ms)) throw new Error(`the agent's /metrics at ${api} has no wa_agent_frame_lateness_seconds`);
+  return runs;
 }
 
 // ---------------------------------------------------------------- the caller side (Kamailio)
@@ -391,6 +410,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   await sleep(Math.max(0, spec.warmUpMs - (Date.now() - runStartedAt)));
 
   const benchLoop = monitorEventLoopDelay({ resolution: 5 });
+  const timerBefore = await frameTimerRuns(agent.api);
   const cpuBefore = cpuSeconds(agent.child.pid!);
   const splitBefore = cpuSplit(agent.child.pid!);
   const benchCpuBefore = cpuSeconds(process.pid);
@@ -405,6 +425,8 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const agentCpuPct = ((cpuSeconds(agent.child.pid!) - cpuBefore) / measuredS) * 100;
   const splitAfter = cpuSplit(agent.child.pid!);
   const benchCpuPct = ((cpuSeconds(process.pid) - benchCpuBefore) / measuredS) * 100;
+  const timerAfter = await frameTimerRuns(agent.api);
+  const timerRuns = timerAfter.count - timerBefore.count;
   const runEndedAt = Date.now();
   recordArrivals(calls, await capture.stop(), windowStartedAt, windowEndedAt, capacity);
 
@@ -440,6 +462,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     maxMs: round1(p.worst),
     gapsOver40: p.gaps,
     lost: p.lost,
+    timerLateOver2msPct: timerRuns > 0 ? round2(((timerRuns - (timerAfter.within2ms - timerBefore.within2ms)) / timerRuns) * 100) : 0,
     loopMaxMs: round1(Math.max(0, ...loop)),
     loopStallSeconds: loop.filter((ms) => ms > 20).length,
     benchLoopMaxMs: round1(benchLoop.max / 1e6),
@@ -571,7 +594,7 @@ try {
       };
       const r = await run(spec, voice.env, tracks[`${sweep.codec} ${sweep.profile}`]);
       results.push(r);
-      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms, gaps ${r.gapsOver40}, lost ${r.lost}, loop max ${r.loopMaxMs} ms`);
+      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms, gaps ${r.gapsOver40}, lost ${r.lost}, timer late > 2 ms ${r.timerLateOver2msPct}%, loop max ${r.loopMaxMs} ms`);
     }
   }
 } finally {
@@ -581,8 +604,8 @@ try {
 
 printTable(
   "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
-  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
-  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
+  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "timer >2ms late %", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.timerLateOver2msPct, r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
 );
 const knees = SWEEPS.map((s) => {
   const runs = results.filter((r) => r.codec === s.codec && r.profile === s.profile && r.arrivalMs === s.arrivalMs);
