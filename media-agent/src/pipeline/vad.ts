@@ -231,9 +231,9 @@ export class TurnDetector {
     this.voicedRun = 0;
     const audio = joinFrames(this.collected);
     this.collected = [];
-    // The caller's speech ended where the pause began (libfvad's overhang included).
-    const silentFrames = Math.max(this.silentRun, this.pauseRun);
-    return { type: "turn", startFrame: this.startFrame, endFrame: index - silentFrames, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: silentFrames * FRAME_MS };
+    // The caller's speech ended where the pause began (libfvad's overhang included; the pause
+    // always holds libfvad's silent run, since any voiced frame that is not quiet ends both).
+    return { type: "turn", startFrame: this.startFrame, endFrame: index - this.pauseRun, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: this.pauseRun * FRAME_MS };
   }
 }
 

@@ -64,9 +64,9 @@ const profileSchema = z.object({
   timezone: z.string().default("UTC"),
   turns: z
     .object({
-      hangoverMs: z.number().int().min(100).max(2000).default(400),
-      minSpeechMs: z.number().int().min(60).default(200),
-      preRollMs: z.number().int().min(0).default(200),
+      hangoverMs: z.number().int().min(100).max(2000).default(DEFAULT_TURNS.hangoverMs),
+      minSpeechMs: z.number().int().min(60).default(DEFAULT_TURNS.minSpeechMs),
+      preRollMs: z.number().int().min(0).default(DEFAULT_TURNS.preRollMs),
       sttAfterMs: z.number().int().min(20).max(2000).multipleOf(20).default(DEFAULT_TURNS.sttAfterMs),
     })
     .prefault({}),
