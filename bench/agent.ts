@@ -13,7 +13,8 @@
  * (taskset), so "per core" means what it says and the caller does not compete with the agent
  * (voice runs: the agent unpinned, so that espeak-ng does not share its core).
  * Knobs while working on the agent: AGENT_BENCH_RUNS (which runs), AGENT_BENCH_CPU_PROF (V8 CPU
- * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load), see below.
+ * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load),
+ * AGENT_BENCH_NODE_FLAGS and AGENT_BENCH_AGENT_LOG (e.g. the agent's GC trace), see below.
  * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
  * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
  * a sweep of N. Echo calls all arrive at once; voice calls arrive AGENT_BENCH_VOICE_ARRIVAL_MS
@@ -23,7 +24,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encoder } from "@evan/opus";
@@ -94,7 +95,8 @@ const SEND_GROUPS = 10;
 const CORES = availableParallelism();
 /** The agent's core, and the caller's; null: one core, no pinning. */
 const PINNING = CORES >= 2 && hasTaskset() ? { agent: String(CORES - 1), bench: `0-${CORES - 2}` } : null;
-if (PINNING) execFileSync("taskset", ["-pc", PINNING.bench, String(process.pid)], { stdio: "ignore" });
+// -a: every thread of this process (its GC and libuv helpers too), not only the main one, or they share the agent's core.
+if (PINNING) execFileSync("taskset", ["-apc", PINNING.bench, String(process.pid)], { stdio: "ignore" });
 
 /**
  * AGENT_BENCH_REALTIME=1, for a machine shared with other work: the threads of the agent (its
@@ -175,7 +177,9 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
   const rtp = await freePortRange(Math.max(40, calls * 2 + 40));
   // AGENT_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every agent run there, to see what holds the loop.
   const profiling = process.env.AGENT_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.AGENT_BENCH_CPU_PROF] : [];
-  const command = [process.execPath, ...profiling, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
+  // AGENT_BENCH_NODE_FLAGS: more flags for the agent's node (e.g. "--trace-gc-nvp", with AGENT_BENCH_AGENT_LOG to keep what it prints).
+  const nodeFlags = process.env.AGENT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  const command = [process.execPath, ...profiling, ...nodeFlags, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
   // taskset execs the agent, so the child's pid is the agent's. Not with a voice profile: its
   // espeak-ng processes would inherit the agent's core, where a TTS server would have its own.
   const pin = PINNING && !extraEnv.AGENT_VOICE_PROFILES;
@@ -202,6 +206,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
   const ready = new Promise<void>((done, fail) => {
     let pending = "";
     child.stdout!.on("data", (c: Buffer) => {
+      if (process.env.AGENT_BENCH_AGENT_LOG) appendFileSync(process.env.AGENT_BENCH_AGENT_LOG, c);
       pending += c.toString();
       const lines = pending.split("\n");
       pending = lines.pop()!;

@@ -14,6 +14,7 @@ export interface AudioCodec {
   readonly clockRate: number;
   /** RTP timestamp increment per 20 ms frame. */
   readonly ticksPerFrame: number;
+  /** The payload may be a view of a buffer the codec reuses: valid until its next encode. */
   encode(frame: PcmFrame): Uint8Array;
   /** One payload → its 20 ms frames (a 40 ms packet gives two). */
   decode(payload: Uint8Array): PcmFrame[];

@@ -1,4 +1,9 @@
 /** G.711 A-law and µ-law (ITU-T G.711), sample by sample. */
+import { fitted } from "../audio/frames.js";
+
+// Module constants: an array literal inside the per-sample functions is a candidate allocation per sample.
+const ALAW_SEGMENT_ENDS = Int32Array.of(0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff);
+const ULAW_SEGMENT_ENDS = Int32Array.of(0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff);
 
 export function linearToAlaw(sample: number): number {
   let pcm = sample >> 3; // 13-bit magnitude domain
@@ -8,9 +13,8 @@ export function linearToAlaw(sample: number): number {
     mask = 0x55;
     pcm = -pcm - 1;
   }
-  const segEnds = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
   let seg = 0;
-  while (seg < 8 && pcm > segEnds[seg]) seg++;
+  while (seg < 8 && pcm > ALAW_SEGMENT_ENDS[seg]) seg++;
   if (seg >= 8) return 0x7f ^ mask;
   const aval = (seg << 4) | ((seg < 2 ? pcm >> 1 : pcm >> seg) & 0x0f);
   return aval ^ mask;
@@ -38,9 +42,8 @@ export function linearToUlaw(sample: number): number {
   } else mask = 0xff;
   if (pcm > CLIP) pcm = CLIP;
   pcm += BIAS >> 2;
-  const segEnds = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
   let seg = 0;
-  while (seg < 8 && pcm > segEnds[seg]) seg++;
+  while (seg < 8 && pcm > ULAW_SEGMENT_ENDS[seg]) seg++;
   if (seg >= 8) return 0x7f ^ mask;
   return ((seg << 4) | ((pcm >> (seg + 1)) & 0x0f)) ^ mask;
 }
@@ -52,15 +55,17 @@ export function ulawToLinear(value: number): number {
   return u & 0x80 ? BIAS - t : t - BIAS;
 }
 
-export function encodeG711(samples: Int16Array, law: "alaw" | "ulaw"): Uint8Array {
-  const out = new Uint8Array(samples.length);
+/** `scratch`: a buffer the caller reuses; the bytes go there when it is long enough (the result is a view of it). */
+export function encodeG711(samples: Int16Array, law: "alaw" | "ulaw", scratch?: Uint8Array): Uint8Array {
+  const out = fitted(scratch, samples.length) ?? new Uint8Array(samples.length);
   const f = law === "alaw" ? linearToAlaw : linearToUlaw;
   for (let i = 0; i < samples.length; i++) out[i] = f(samples[i]);
   return out;
 }
 
-export function decodeG711(payload: Uint8Array, law: "alaw" | "ulaw"): Int16Array {
-  const out = new Int16Array(payload.length);
+/** `scratch`: a buffer the caller reuses; the samples go there when it is long enough (the result is a view of it). */
+export function decodeG711(payload: Uint8Array, law: "alaw" | "ulaw", scratch?: Int16Array): Int16Array {
+  const out = fitted(scratch, payload.length) ?? new Int16Array(payload.length);
   const f = law === "alaw" ? alawToLinear : ulawToLinear;
   for (let i = 0; i < payload.length; i++) out[i] = f(payload[i]);
   return out;

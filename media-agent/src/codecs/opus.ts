@@ -13,7 +13,7 @@
  * process holds as many as its busiest moment needed, and no more.
  */
 import { Decoder, Encoder } from "@evan/opus";
-import { FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { FRAME_SAMPLES, FrameSlab, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import type { AudioCodec } from "./codec.js";
 
 /** libopus states of ended calls, reset when taken again. */
@@ -44,6 +44,7 @@ export class OpusCodec implements AudioCodec {
   readonly ticksPerFrame = 960;
   private encoder: Encoder | null = takeEncoder();
   private decoder: Decoder | null = takeDecoder();
+  private readonly frames = new FrameSlab();
   private lastToc = 0x08; // a SILK wideband 20 ms TOC until a packet has been seen
 
   /** The call is over: its libopus states go back to the pool. Using the codec after this throws. */
@@ -60,11 +61,11 @@ export class OpusCodec implements AudioCodec {
   decode(payload: Uint8Array): PcmFrame[] {
     if (payload.length === 0) return [];
     this.lastToc = payload[0];
-    return toFrames(this.liveDecoder.decode(payload));
+    return toFrames(this.liveDecoder.decode(payload), this.frames);
   }
 
   conceal(): PcmFrame {
-    const frames = toFrames(this.liveDecoder.decode(new Uint8Array([this.lastToc & 0xfc])));
+    const frames = toFrames(this.liveDecoder.decode(new Uint8Array([this.lastToc & 0xfc])), this.frames);
     return frames[0] ?? new Int16Array(FRAME_SAMPLES);
   }
 
@@ -81,9 +82,14 @@ function closed(): never {
   throw new Error("Opus codec used after close(): its libopus states belong to another call now");
 }
 
-function toFrames(bytes: Uint8Array): PcmFrame[] {
-  const samples = new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+/** The decoder's output (a view of the binding's one shared buffer) copied out into new frames of the slab. */
+function toFrames(bytes: Uint8Array, slab: FrameSlab): PcmFrame[] {
+  const samples = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1) : new Int16Array(bytes.slice().buffer);
   const frames: PcmFrame[] = [];
-  for (let at = 0; at + FRAME_SAMPLES <= samples.length; at += FRAME_SAMPLES) frames.push(samples.slice(at, at + FRAME_SAMPLES));
+  for (let at = 0; at + FRAME_SAMPLES <= samples.length; at += FRAME_SAMPLES) {
+    const frame = slab.take();
+    frame.set(samples.subarray(at, at + FRAME_SAMPLES));
+    frames.push(frame);
+  }
   return frames;
 }

@@ -10,6 +10,8 @@
  * chunk·to/from samples per chunk and no seams between frames (at a fixed delay).
  */
 
+import { fitted } from "../audio/frames.js";
+
 /** Taps per side, relative to the cut-off: more = steeper filter. */
 const ZERO_CROSSINGS = 12;
 
@@ -173,11 +175,15 @@ export class StreamResampler {
     return this.table.reach;
   }
 
-  process(chunk: Int16Array): Int16Array {
+  /**
+   * The output for one more chunk of input. `target`: a scratch buffer the caller reuses; when
+   * it is long enough the output is written there (the result is a view of it), else into a new array.
+   */
+  process(chunk: Int16Array, target?: Int16Array): Int16Array {
     this.append(chunk);
     const { up, down, reach, start, offsets, coefficients } = this.table;
-    const count = Math.floor((this.received * this.toRate) / this.fromRate) - this.produced;
-    const out = new Int16Array(Math.max(0, count));
+    const count = Math.max(0, Math.floor((this.received * this.toRate) / this.fromRate) - this.produced);
+    const out = fitted(target, count) ?? new Int16Array(count);
     const history = this.history;
     let position = this.position;
     let phase = this.phase;

@@ -16,7 +16,11 @@ const DRAIN_SLACK_FRAMES = 2;
 /** How long (ticks of 20 ms) the excess must last before it is dropped: 0.5 s. */
 const DRAIN_AFTER_POPS = 25;
 
-export type JitterOutput = { kind: "packet"; packet: RtpPacket } | { kind: "lost" } | { kind: "idle" };
+export type JitterOutput = { kind: "packet"; packet: RtpPacket } | { readonly kind: "lost" } | { readonly kind: "idle" };
+
+// Shared answers: pop() runs every tick of every call.
+const IDLE: JitterOutput = Object.freeze({ kind: "idle" });
+const LOST: JitterOutput = Object.freeze({ kind: "lost" });
 
 export interface JitterStats {
   received: number;
@@ -86,13 +90,13 @@ export class JitterBuffer {
 
   pop(): JitterOutput {
     if (this.buffering) {
-      if (this.packets.size < this.target) return { kind: "idle" };
+      if (this.packets.size < this.target) return IDLE;
       this.buffering = false;
       if (this.next === null) this.next = Math.min(...this.packets.keys());
     }
     if (this.packets.size === 0) {
       this.buffering = true;
-      return { kind: "idle" };
+      return IDLE;
     }
     this.drainLastingExcess();
     const seq = this.next!;
@@ -100,7 +104,7 @@ export class JitterBuffer {
     const packet = this.packets.get(seq);
     if (!packet) {
       this.counters.lost++;
-      return { kind: "lost" };
+      return LOST;
     }
     this.packets.delete(seq);
     this.counters.played++;

@@ -211,7 +211,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       return codec.conceal();
     }
     const frames = codec.decode(out.packet.payload);
-    this.decoded.push(...frames.slice(1));
+    for (let i = 1; i < frames.length; i++) this.decoded.push(frames[i]);
     return frames[0] ?? null;
   }
 
