@@ -13,15 +13,18 @@ export function silentFrame(): PcmFrame {
   return new Int16Array(FRAME_SAMPLES);
 }
 
-/** Frames per FrameSlab block: 160 ms of audio, 5 KiB. */
+/**
+ * Frames per FrameSlab block: 160 ms of audio, 5 KiB. Blocks of 64 frames outlived the young
+ * generation (kept alive by one frame in the echo's queue) and brought mark-compacts every second.
+ */
 const SLAB_FRAMES = 8;
 
 /**
- * New frames for a call's decoder, carved out of one block per 64 frames. Every decoded frame
- * is a new array (the pipeline keeps them: echo's queue, the STT's utterance), but each
- * ArrayBuffer of its own is freed one by one by the young-generation GC while the event loop
- * waits: at 200 calls that sweep was half of every collection's pause. A block lives as long
- * as any of its frames; the frames are ordinary Int16Arrays (views: use byteOffset).
+ * New frames for a call's decoder, carved out of one block per SLAB_FRAMES frames. Every
+ * decoded frame is a new array (the pipeline keeps them: echo's queue, the STT's utterance),
+ * but each ArrayBuffer of its own is freed one by one by the young-generation GC while the
+ * event loop waits: at 200 calls that sweep was half of every collection's pause. A block
+ * lives as long as any of its frames; the frames are ordinary Int16Arrays (views: use byteOffset).
  */
 export class FrameSlab {
   private block = new Int16Array(0);
