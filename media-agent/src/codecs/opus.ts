@@ -84,7 +84,8 @@ function closed(): never {
 
 /** The decoder's output (a view of the binding's one shared buffer) copied out into new frames of the slab. */
 function toFrames(bytes: Uint8Array, slab: FrameSlab): PcmFrame[] {
-  const samples = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1) : new Int16Array(bytes.slice().buffer);
+  // At an odd offset the bytes are copied first (`new Uint8Array(view)` copies; a Buffer's slice() would not).
+  const samples = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1) : new Int16Array(new Uint8Array(bytes).buffer);
   const frames: PcmFrame[] = [];
   for (let at = 0; at + FRAME_SAMPLES <= samples.length; at += FRAME_SAMPLES) {
     const frame = slab.take();
