@@ -1,5 +1,9 @@
 /** RTP stages of the media agent: packets, jitter buffer, pacer and frame clock, RTCP, DTMF. */
+import { createSocket } from "node:dgram";
+import { pino } from "pino";
 import t from "tap";
+import { encodeG711 } from "../../media-agent/src/codecs/g711.js";
+import { MediaSession } from "../../media-agent/src/rtp/media-session.js";
 import { ArrivalJitter } from "../../media-agent/src/rtp/arrival-jitter.js";
 import { DtmfReceiver } from "../../media-agent/src/rtp/dtmf.js";
 import { FrameClock, Ticker, type Clock } from "../../media-agent/src/rtp/frame-clock.js";
@@ -52,6 +56,39 @@ t.test("jitter buffer: waits for its depth, reorders, drops duplicates and late 
   jb.push(packet(14)); // too late now
   t.same(drain(jb, 1), ["idle"], "drained: re-buffering");
   t.match(jb.stats, { duplicates: 1, late: 1, lost: 1, reordered: 1, played: 7 });
+});
+
+/** What a listener takes after each arrival (and with `tick`, at a 20 ms tick): until "idle". */
+function takeArrived(jb: JitterBuffer, tick = false): string[] {
+  const out: string[] = [];
+  for (let o = jb.nextInOrder(tick); o.kind !== "idle"; o = jb.nextInOrder()) out.push(o.kind === "packet" ? String(o.packet.sequence) : o.kind);
+  return out;
+}
+
+t.test("jitter buffer for a listener: each packet once it is in order; a gap waits for 3 later packets or 3 ticks", async (t) => {
+  const jb = new JitterBuffer({ targetDelayFrames: 3 });
+  jb.push(packet(10));
+  t.same(takeArrived(jb), ["10"], "the first packet at once: no playout delay");
+  jb.push(packet(12));
+  t.same(takeArrived(jb), [], "12 waits for 11");
+  jb.push(packet(11));
+  t.same(takeArrived(jb), ["11", "12"], "reordered back");
+  for (const s of [14, 15]) jb.push(packet(s));
+  t.same(takeArrived(jb), [], "13 is waited for");
+  jb.push(packet(16));
+  t.same(takeArrived(jb), ["lost", "14", "15", "16"], "three packets later, 13 is given up");
+  jb.push(packet(13));
+  t.same(takeArrived(jb), [], "13 arriving now is late");
+  jb.push(packet(19)); // 17 and 18 missing, and the stream pauses
+  t.same([takeArrived(jb, true), takeArrived(jb, true)], [[], []], "two ticks: still waiting");
+  t.same(takeArrived(jb, true), ["lost", "lost", "19"], "the third tick gives up the whole gap at once");
+  t.same(takeArrived(jb, true), [], "nothing buffered: idle, nothing lost");
+  jb.push(packet(20));
+  jb.push(packet(20));
+  t.same(takeArrived(jb), ["20"], "the duplicate is dropped");
+  t.match(jb.stats, { played: 8, lost: 3, late: 1, duplicates: 1, reordered: 1 });
+  for (const s of [21, 22]) jb.push(packet(s));
+  t.same(drain(jb, 4), ["21", "22", "idle", "idle"], "played out from here on (a transfer bridges the call): on from 21, then re-buffering");
 });
 
 t.test("jitter buffer: sequence wraparound, SSRC change and overflow", async (t) => {
@@ -195,6 +232,55 @@ t.test("shared clock: a call whose tick throws does not stop the others", async 
   t.ok(good >= 8, `the other call kept ticking (${good} ticks)`);
   bad.stop();
   fine.stop();
+});
+
+t.test("media session: a listener gets each frame when its packet arrives in order, played-on audio at the ticks; packets go to an address or a name", async (t) => {
+  const clock = fakeClock(); // never advanced unless the test says so: no tick runs by itself
+  const far = createSocket("udp4");
+  await new Promise<void>((done) => far.bind(0, "127.0.0.1", done));
+  t.teardown(() => far.close());
+  const heard = { listener: [] as number[], playedOn: [] as number[] };
+  const sentFrom = new Set<number>();
+  far.on("message", (_packet, from) => sentFrom.add(from.port));
+  const open = async (listening: boolean, into: number[], remoteAddress: string) => {
+    const session = await MediaSession.open({ host: "127.0.0.1", ports: { min: 40000, max: 60000 }, log: pino({ level: "silent" }), rtpTimeoutMs: 60_000, clock });
+    t.teardown(() => session.stop());
+    // Each frame's level (its middle sample): the packet it came from.
+    const audio = { listening, onCallerFrame: (f: Int16Array) => void into.push(Math.round(f[160] / 1000)), nextAgentFrame: () => null, close: () => undefined };
+    const remotePort = far.address().port;
+    session.start({ remoteAddress, remotePort, remoteRtcpPort: remotePort, rtcpMux: false, codec: { name: "PCMU", payloadType: 0, clockRate: 8000, channels: 1 }, ptime: 20, direction: "sendrecv" }, audio);
+    return session.localPort;
+  };
+  // An address in the SDP is used as it is; a name is looked up.
+  const ports = { listener: await open(true, heard.listener, "127.0.0.1"), playedOn: await open(false, heard.playedOn, "localhost") };
+  // Packet n carries a steady level of n·1000.
+  const send = (seq: number) =>
+    new Promise<void>((done) => {
+      const payload = encodeG711(new Int16Array(160).fill(seq * 1000), "ulaw");
+      const rtp = serializeRtp({ marker: false, payloadType: 0, sequence: seq, timestamp: seq * 160, ssrc: 7, payload });
+      let left = 2;
+      for (const port of [ports.listener, ports.playedOn]) far.send(rtp, port, "127.0.0.1", () => --left || done());
+    });
+  const arrived = async (n: number) => {
+    for (let waited = 0; heard.listener.length < n && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+  };
+  for (const seq of [1, 2, 3]) await send(seq);
+  await arrived(3);
+  t.same(heard.listener, [1, 2, 3], "the listener has each frame as it arrived, with no tick in between");
+  t.same(heard.playedOn, [], "audio that is played on waits for the ticks (and the jitter buffer's depth)");
+  await send(5);
+  await send(4);
+  await arrived(5);
+  t.same(heard.listener, [1, 2, 3, 4, 5], "a reordered packet is put back in place");
+  await send(7); // 6 missing
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(heard.listener.length, 5, "7 waits for 6");
+  for (let i = 0; i < 3; i++) clock.advance(20);
+  await arrived(7);
+  t.equal(heard.listener[6], 7, "after three ticks 6 is concealed and 7 follows");
+  t.ok(heard.playedOn.length > 0 && heard.playedOn.length <= 3, `the played-on audio got a frame per tick (${heard.playedOn.length})`);
+  await new Promise((r) => setTimeout(r, 50));
+  t.same([...sentFrom].sort(), [ports.listener, ports.playedOn].sort(), "both sessions' packets arrived, to an address and to a name");
 });
 
 t.test("RTCP sender report: RFC 3550 layout, NTP time, counts, CNAME", async (t) => {

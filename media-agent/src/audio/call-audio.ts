@@ -1,6 +1,6 @@
 /**
- * The seam between a call's media and what the agent does with it: every 20 ms the media
- * session hands over one frame of the caller's audio and asks for one frame to send. The voice
+ * The seam between a call's media and what the agent does with it: the media session hands over
+ * the caller's audio frame by frame and every 20 ms asks for one frame to send. The voice
  * pipeline plugs in here; the built-in profiles (echo, play-and-record) prove the path.
  */
 import type { PcmFrame } from "./frames.js";
@@ -16,6 +16,13 @@ export interface CallInfo {
 }
 
 export interface CallAudio {
+  /**
+   * true: each of the caller's frames is handed over as soon as it has arrived in order (a
+   * listener: the VAD and the STT need the audio in order, not evenly spaced, and the jitter
+   * buffer's playout delay would make every turn and every barge-in later). Otherwise one frame
+   * per 20 ms after the jitter buffer's delay: audio that is played on (echo, a bridge).
+   */
+  readonly listening?: boolean;
   /** One 20 ms frame of what the caller said, after the jitter buffer and decoding. */
   onCallerFrame(frame: PcmFrame): void;
   /** The next 20 ms the agent says; null means silence (RTP keeps flowing regardless). */

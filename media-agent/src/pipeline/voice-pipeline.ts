@@ -77,6 +77,8 @@ export interface PipelineEngines {
 }
 
 export class VoicePipeline implements CallAudio {
+  /** The caller's frames as they arrive: the turn detector needs them in order, not paced. */
+  readonly listening = true;
   private readonly events = new PipelineEvents();
   private readonly clock: Clock;
   private readonly turnTaking: TurnTaking;

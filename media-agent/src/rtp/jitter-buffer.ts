@@ -8,6 +8,10 @@
  * every later word of the caller would reach the VAD that much later, for the rest of the call.
  * So an excess over the target that has lasted DRAIN_AFTER_POPS ticks is dropped (oldest first,
  * counted as "drained"): a few tens of ms of audio once, instead of added delay for good.
+ *
+ * A listener (the voice pipeline: its VAD and STT need the audio in order, not evenly spaced)
+ * takes packets with `nextInOrder()` instead: each as soon as it and all before it are there,
+ * without the playout delay, which would make every turn and every barge-in that much later.
  */
 import type { RtpPacket } from "./packet.js";
 
@@ -45,6 +49,8 @@ export class JitterBuffer {
   private buffering = true;
   /** Consecutive pops with more than target + slack frames buffered. */
   private excessPops = 0;
+  /** Ticks a listener has waited on the gap at `next` (nextInOrder). */
+  private gapTicks = 0;
   private readonly counters: JitterStats = { received: 0, played: 0, lost: 0, late: 0, duplicates: 0, reordered: 0, overflow: 0, drained: 0, ssrcChanges: 0 };
   private readonly target: number;
   private readonly max: number;
@@ -109,6 +115,39 @@ export class JitterBuffer {
     this.packets.delete(seq);
     this.counters.played++;
     return { kind: "packet", packet };
+  }
+
+  /**
+   * For a listener: the next packet in sequence as soon as it has arrived ("idle" while it has
+   * not). A missing packet is waited for until `target` later packets have arrived or `target`
+   * ticks have passed (`tick`: the caller's 20 ms tick, once per tick), then it is "lost"; a
+   * packet arriving after that is late. The stream starts at its first packet.
+   */
+  nextInOrder(tick = false): JitterOutput {
+    if (this.next === null) {
+      if (this.packets.size === 0) return IDLE;
+      this.next = Math.min(...this.packets.keys());
+    }
+    this.buffering = false; // a switch to playout (pop) goes on from here
+    const seq = this.next;
+    const packet = this.packets.get(seq);
+    if (packet) {
+      this.packets.delete(seq);
+      this.next = seq + 1;
+      this.gapTicks = 0;
+      this.counters.played++;
+      return { kind: "packet", packet };
+    }
+    if (this.packets.size === 0) {
+      this.gapTicks = 0;
+      return IDLE;
+    }
+    if (tick) this.gapTicks++;
+    if (this.highest! - seq < this.target && this.gapTicks < this.target) return IDLE;
+    // Given up: the rest of a longer gap follows at once (gapTicks stays until a packet comes).
+    this.next = seq + 1;
+    this.counters.lost++;
+    return LOST;
   }
 
   private drainLastingExcess(): void {

@@ -1,10 +1,14 @@
 /**
  * One call's media: an RTP/RTCP socket pair on loopback, wired as the pipeline's first and last
- * stages. In: packets → DTMF or jitter buffer → decode (or concealment) → the call's audio.
+ * stages. In: packets → DTMF or jitter buffer → decode (or concealment) → the call's audio: one
+ * frame per 20 ms tick after the jitter buffer's delay for audio that is played on (echo, a
+ * bridge), or each frame as soon as it has arrived in order for a listener (`CallAudio.listening`).
  * Out: the call's audio (or silence) → encode → pacer, every 20 ms from the moment the call is
  * answered, because Meta expects the business to send first and hangs up on silence.
  */
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type Socket, type SocketOptions } from "node:dgram";
+import { lookup } from "node:dns";
+import { isIPv4 } from "node:net";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { CallAudio } from "../audio/call-audio.js";
@@ -181,6 +185,7 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     }
     (this.arrival ??= new ArrivalJitter(media.codec.clockRate)).push(this.lastPacketAt, packet.timestamp);
     this.jitter.push(packet);
+    if (this.audio?.listening) this.deliverArrived(false);
   }
 
   /** Every 20 ms: one frame in (if the caller's stream has started), one frame out. */
@@ -188,8 +193,11 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
     if (this.stopped) return;
     const codec = this.codec!;
     const audio = this.audio!;
-    const callerFrame = this.nextCallerFrame(codec);
-    if (callerFrame) audio.onCallerFrame(callerFrame);
+    if (audio.listening) this.deliverArrived(true);
+    else {
+      const callerFrame = this.nextCallerFrame(codec);
+      if (callerFrame) audio.onCallerFrame(callerFrame);
+    }
     this.pacer!.sendFrame(this.outbound!.encode(audio.nextAgentFrame()));
     this.counters.firstSentAt ??= Date.now();
 
@@ -199,6 +207,28 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
       this.timedOut = true;
       this.log.warn({ silentMs: Math.round(now - this.lastPacketAt) }, "RTP timeout");
       this.emit("timeout");
+    }
+  }
+
+  /**
+   * A listener's frames: every packet that has arrived in order, decoded now (a gap the jitter
+   * buffer gives up on is concealed). `tick`: called by the 20 ms tick, which times out gaps.
+   */
+  private deliverArrived(tick: boolean): void {
+    const codec = this.codec;
+    const audio = this.audio;
+    if (!codec || !audio || this.stopped) return;
+    for (let frame = this.decoded.shift(); frame; frame = this.decoded.shift()) audio.onCallerFrame(frame);
+    for (;;) {
+      const out = this.jitter.nextInOrder(tick);
+      tick = false;
+      if (out.kind === "idle") return;
+      if (out.kind === "lost") {
+        this.counters.concealed++;
+        audio.onCallerFrame(codec.conceal());
+        continue;
+      }
+      for (const frame of codec.decode(out.packet.payload)) audio.onCallerFrame(frame);
     }
   }
 
@@ -231,9 +261,20 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
   }
 }
 
+/**
+ * The sockets' address lookup: an IP address (what SDP carries) is its own answer, at once.
+ * Node's default (dns.lookup) answers even an IP address on the next tick, through a closure
+ * and a queued callback per datagram: per packet sent, half of what the send path left to the
+ * garbage collector. A name still goes to dns.lookup.
+ */
+const lookupAddress: NonNullable<SocketOptions["lookup"]> = (host, options, callback) => {
+  if (isIPv4(host)) callback(null, host, 4);
+  else lookup(host, options, callback);
+};
+
 function bind(host: string, port: number): Promise<Socket | null> {
   return new Promise((done) => {
-    const socket = createSocket("udp4");
+    const socket = createSocket({ type: "udp4", lookup: lookupAddress });
     socket.once("error", () => {
       socket.close();
       done(null);
