@@ -87,8 +87,11 @@ t.test("jitter buffer for a listener: each packet once it is in order; a gap wai
   jb.push(packet(20));
   t.same(takeArrived(jb), ["20"], "the duplicate is dropped");
   t.match(jb.stats, { played: 8, lost: 3, late: 1, duplicates: 1, reordered: 1 });
-  for (const s of [21, 22]) jb.push(packet(s));
-  t.same(drain(jb, 4), ["21", "22", "idle", "idle"], "played out from here on (a transfer bridges the call): on from 21, then re-buffering");
+  for (const s of [30021, 30022, 30023, 30024]) jb.push(packet(s));
+  t.same(takeArrived(jb), ["lost", "30021", "30022", "30023", "30024"], "a jump of 30,000 in the numbering: one concealed frame, not 30,000");
+  t.equal(jb.stats.lost, 3 + 30000);
+  for (const s of [30025, 30026]) jb.push(packet(s));
+  t.same(drain(jb, 4), ["30025", "30026", "idle", "idle"], "played out from here on (a transfer bridges the call): on from 30025, then re-buffering");
 });
 
 t.test("jitter buffer: sequence wraparound, SSRC change and overflow", async (t) => {

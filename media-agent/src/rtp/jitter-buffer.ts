@@ -144,6 +144,14 @@ export class JitterBuffer {
     }
     if (tick) this.gapTicks++;
     if (this.highest! - seq < this.target && this.gapTicks < this.target) return IDLE;
+    const resumeAt = Math.min(...this.packets.keys());
+    if (resumeAt - seq > this.max) {
+      // A jump, not a burst of losses (a far end that restarted its numbering, or a forged
+      // sequence number): one concealed frame, not one per missing number.
+      this.counters.lost += resumeAt - seq;
+      this.next = resumeAt;
+      return LOST;
+    }
     // Given up: the rest of a longer gap follows at once (gapTicks stays until a packet comes).
     this.next = seq + 1;
     this.counters.lost++;
