@@ -1,20 +1,57 @@
-/** Free port discovery on loopback, so parallel runs never collide on fixed ports. */
+/**
+ * Free port discovery on loopback, so parallel runs never collide on fixed ports.
+ *
+ * Ports are drawn below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768–60999
+ * by default): the kernel hands those out by itself, to every outgoing connection and every bind
+ * to port 0, so a port found free there could be taken again before its daemon binds it (a
+ * test's HTTP request, another test's port lookup). Single ports come from 20000–29999 (below
+ * the ephemeral range, and below the default media ports of rtpengine and the agent,
+ * 30000–31999), blocks for media from 10000–19999, so the two never overlap either.
+ */
 import { createSocket } from "node:dgram";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
+
+const SINGLE_PORTS = { from: 20000, to: 30000 };
+const RANGES = { from: 10000, to: 20000 };
+
+/** The first port of the kernel's ephemeral range. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
 
 /** A port that is free for both UDP and TCP on host right now. */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((done, fail) => {
-      const srv = createServer().listen(0, host, () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => done(port));
-      });
-      srv.on("error", fail);
-    });
-    if (await udpFree(host, port)) return port;
+  const to = Math.min(SINGLE_PORTS.to, ephemeralLow());
+  for (let attempt = 0; attempt < 100; attempt++) {
+    // A machine whose ephemeral range starts that low: whatever port the kernel gives.
+    const port = to - SINGLE_PORTS.from >= 1000 ? SINGLE_PORTS.from + Math.floor(Math.random() * (to - SINGLE_PORTS.from)) : await kernelPort(host);
+    if ((await tcpFree(host, port)) && (await udpFree(host, port))) return port;
   }
   throw new Error(`no free UDP+TCP port on ${host}`);
+}
+
+function kernelPort(host: string): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer().listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+    srv.on("error", fail);
+  });
+}
+
+function tcpFree(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const srv = createServer();
+    srv.once("error", () => done(false));
+    srv.listen(port, host, () => srv.close(() => done(true)));
+  });
 }
 
 function udpFree(host: string, port: number): Promise<boolean> {
@@ -26,13 +63,13 @@ function udpFree(host: string, port: number): Promise<boolean> {
 }
 
 /**
- * A block of `count` ports (even start) for rtpengine's media, chosen at random in the
- * ephemeral-free range 20000–59999 and checked free at its edges and middle. rtpengine takes
- * ports from it only when calls arrive, so this lowers (not removes) the chance of a clash.
+ * A block of `count` ports (even start) for rtpengine's or the agent's media, chosen at random
+ * in 10000–19999 and checked free at its edges and middle. The ports are taken only when calls
+ * arrive, so this lowers (not removes) the chance of a clash.
  */
 export async function freePortRange(count: number, host = "127.0.0.1"): Promise<{ min: number; max: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const min = 20000 + 2 * Math.floor(Math.random() * ((40000 - count) / 2));
+    const min = RANGES.from + 2 * Math.floor(Math.random() * ((RANGES.to - RANGES.from - count) / 2));
     const max = min + count - 1;
     const probes = [min, min + 1, Math.floor((min + max) / 2), max];
     if ((await Promise.all(probes.map((p) => udpFree(host, p)))).every(Boolean)) return { min, max };

@@ -2,6 +2,7 @@
 import { createSocket } from "node:dgram";
 import { pino } from "pino";
 import t from "tap";
+import { freePortRange } from "../../build/ports.js";
 import { encodeG711 } from "../../media-agent/src/codecs/g711.js";
 import { MediaSession } from "../../media-agent/src/rtp/media-session.js";
 import { ArrivalJitter } from "../../media-agent/src/rtp/arrival-jitter.js";
@@ -245,8 +246,9 @@ t.test("media session: a listener gets each frame when its packet arrives in ord
   const heard = { listener: [] as number[], playedOn: [] as number[] };
   const sentFrom = new Set<number>();
   far.on("message", (_packet, from) => sentFrom.add(from.port));
+  const ports = await freePortRange(8);
   const open = async (listening: boolean, into: number[], remoteAddress: string) => {
-    const session = await MediaSession.open({ host: "127.0.0.1", ports: { min: 40000, max: 60000 }, log: pino({ level: "silent" }), rtpTimeoutMs: 60_000, clock });
+    const session = await MediaSession.open({ host: "127.0.0.1", ports, log: pino({ level: "silent" }), rtpTimeoutMs: 60_000, clock });
     t.teardown(() => session.stop());
     // Each frame's level (its middle sample): the packet it came from.
     const audio = { listening, onCallerFrame: (f: Int16Array) => void into.push(Math.round(f[160] / 1000)), nextAgentFrame: () => null, close: () => undefined };
@@ -255,14 +257,14 @@ t.test("media session: a listener gets each frame when its packet arrives in ord
     return session.localPort;
   };
   // An address in the SDP is used as it is; a name is looked up.
-  const ports = { listener: await open(true, heard.listener, "127.0.0.1"), playedOn: await open(false, heard.playedOn, "localhost") };
+  const local = { listener: await open(true, heard.listener, "127.0.0.1"), playedOn: await open(false, heard.playedOn, "localhost") };
   // Packet n carries a steady level of n·1000.
   const send = (seq: number) =>
     new Promise<void>((done) => {
       const payload = encodeG711(new Int16Array(160).fill(seq * 1000), "ulaw");
       const rtp = serializeRtp({ marker: false, payloadType: 0, sequence: seq, timestamp: seq * 160, ssrc: 7, payload });
       let left = 2;
-      for (const port of [ports.listener, ports.playedOn]) far.send(rtp, port, "127.0.0.1", () => --left || done());
+      for (const port of [local.listener, local.playedOn]) far.send(rtp, port, "127.0.0.1", () => --left || done());
     });
   const arrived = async (n: number) => {
     for (let waited = 0; heard.listener.length < n && waited < 2000; waited += 5) await new Promise((r) => setTimeout(r, 5));
@@ -283,7 +285,7 @@ t.test("media session: a listener gets each frame when its packet arrives in ord
   t.equal(heard.listener[6], 7, "after three ticks 6 is concealed and 7 follows");
   t.ok(heard.playedOn.length > 0 && heard.playedOn.length <= 3, `the played-on audio got a frame per tick (${heard.playedOn.length})`);
   await new Promise((r) => setTimeout(r, 50));
-  t.same([...sentFrom].sort(), [ports.listener, ports.playedOn].sort(), "both sessions' packets arrived, to an address and to a name");
+  t.same([...sentFrom].sort(), [local.listener, local.playedOn].sort(), "both sessions' packets arrived, to an address and to a name");
 });
 
 t.test("RTCP sender report: RFC 3550 layout, NTP time, counts, CNAME", async (t) => {
