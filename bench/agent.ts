@@ -38,7 +38,7 @@ import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
 import { captureUdp, type UdpDatagram } from "../test/support/capture.js";
-import { measurePacingFloor, type PacingFloor } from "./lib/pacing-floor.js";
+import { frameTimerRuns, measurePacingFloor, type PacingFloor } from "./lib/pacing-floor.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
 import { twoToneFrames } from "./lib/tone.js";
 
@@ -245,10 +245,8 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
 }
 
 /** The agent's frame-timer runs so far, and those at most 2 ms late (its metrics). */
-async function frameTimerRuns(api: string): Promise<{ count: number; within2ms: number }> {
-  const text = await (await fetch(`http://${api}/metrics`)).text();
-  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
-  const runs = { count: value(/^wa_agent_frame_lateness_seconds_count (\S+)$/m), within2ms: value(/^wa_agent_frame_lateness_seconds_bucket\{le="0\.002"\} (\S+)$/m) };
+async function agentFrameTimerRuns(api: string): Promise<{ count: number; within2ms: number }> {
+  const runs = frameTimerRuns(await (await fetch(`http://${api}/metrics`)).text());
   if (Number.isNaN(runs.count) || Number.isNaN(runs.within2ms)) throw new Error(`the agent's /metrics at ${api} has no wa_agent_frame_lateness_seconds`);
   return runs;
 }
@@ -421,7 +419,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   await sleep(Math.max(0, spec.warmUpMs - (Date.now() - runStartedAt)));
 
   const benchLoop = monitorEventLoopDelay({ resolution: 5 });
-  const timerBefore = await frameTimerRuns(agent.api);
+  const timerBefore = await agentFrameTimerRuns(agent.api);
   const cpuBefore = cpuSeconds(agent.child.pid!);
   const splitBefore = cpuSplit(agent.child.pid!);
   const benchCpuBefore = cpuSeconds(process.pid);
@@ -436,7 +434,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const agentCpuPct = ((cpuSeconds(agent.child.pid!) - cpuBefore) / measuredS) * 100;
   const splitAfter = cpuSplit(agent.child.pid!);
   const benchCpuPct = ((cpuSeconds(process.pid) - benchCpuBefore) / measuredS) * 100;
-  const timerAfter = await frameTimerRuns(agent.api);
+  const timerAfter = await agentFrameTimerRuns(agent.api);
   const timerRuns = timerAfter.count - timerBefore.count;
   const runEndedAt = Date.now();
   recordArrivals(calls, await capture.stop(), windowStartedAt, windowEndedAt, capacity);

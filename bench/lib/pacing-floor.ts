@@ -1,11 +1,10 @@
 /**
  * The pacing floor of the machine itself: what a perfect agent would measure on the agent's core.
  * A Node process pinned there runs the agent's own frame clocks (rtp/frame-clock.ts: one timer for
- * all calls, on the 5 ms grid) for `calls` calls answered 20 per 10 ms, and each call's frame is
- * a slice of fixed CPU work (busy-waiting: no allocation, no I/O, so no garbage collection)
- * instead of the media work. A slice's send time
- * is when it starts; its pacing error is |interval − 20 ms| against the same slice one tick
- * earlier, as the benchmark computes it for the agent's packets. What remains is the machine's:
+ * all calls) for `calls` calls answered 20 per 10 ms, and each call's frame is a slice of fixed
+ * CPU work (busy-waiting: no allocation, no I/O, so no garbage collection) instead of the media
+ * work. A slice's send time is when it starts; its pacing error is |interval − 20 ms| against the
+ * same slice one tick earlier, as the benchmark computes it for the agent's packets. What remains is the machine's:
  * timer granularity, the scheduler, and on a VM the host taking the virtual CPU away.
  *
  * Run as a script: `tsx bench/lib/pacing-floor.ts <calls> <slice µs> <seconds>` prints one JSON line.
@@ -17,12 +16,16 @@ import { registry } from "../../media-agent/src/metrics.js";
 import { FrameClock } from "../../media-agent/src/rtp/frame-clock.js";
 import { percentile } from "./report.js";
 
-/** The frame timer's runs so far, and those within 2 ms of their time (the agent's own histogram). */
-async function frameLateness(): Promise<{ count: number; within2ms: number }> {
-  const text = await registry.getSingleMetricAsString("wa_agent_frame_lateness_seconds");
-  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+/**
+ * The frame timer's runs so far, and those within 2 ms of their time, from the agent's
+ * `wa_agent_frame_lateness_seconds` histogram in Prometheus text (its /metrics, or this probe's own).
+ */
+export function frameTimerRuns(metricsText: string): { count: number; within2ms: number } {
+  const value = (pattern: RegExp) => Number(pattern.exec(metricsText)?.[1] ?? NaN);
   return { count: value(/^wa_agent_frame_lateness_seconds_count (\S+)$/m), within2ms: value(/^wa_agent_frame_lateness_seconds_bucket\{le="0\.002"\} (\S+)$/m) };
 }
+
+const frameLateness = async () => frameTimerRuns(await registry.getSingleMetricAsString("wa_agent_frame_lateness_seconds"));
 
 export interface PacingFloor {
   calls: number;

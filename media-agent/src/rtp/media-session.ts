@@ -215,9 +215,9 @@ export class MediaSession extends EventEmitter<MediaSessionEvents> {
    * buffer gives up on is concealed). `tick`: called by the 20 ms tick, which times out gaps.
    */
   private deliverArrived(tick: boolean): void {
-    const codec = this.codec;
-    const audio = this.audio;
-    if (!codec || !audio || this.stopped) return;
+    if (this.stopped) return;
+    const codec = this.codec!; // both set with the media, before any packet is taken (receive, tick)
+    const audio = this.audio!;
     for (let frame = this.decoded.shift(); frame; frame = this.decoded.shift()) audio.onCallerFrame(frame);
     for (;;) {
       const out = this.jitter.nextInOrder(tick);
