@@ -44,7 +44,7 @@ import { DEFAULT_TURNS, TurnDetector, WebRtcVad } from "../media-agent/src/pipel
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { seededRandom } from "../test/support/malformed-corpus.js";
 import { startBenchStack } from "./lib/bench-stack.js";
-import { ALL_LINES, ENGINE_DELAYS, LINES, PROFILE, promptFile, spawnLatencyEngines, type Line, type TurnKind } from "./lib/latency-engines.js";
+import { ALL_LINES, ENGINE_DELAYS, LINES, PROFILE, promptFile, spawnLatencyEngines, type EngineReport, type Line, type TurnKind } from "./lib/latency-engines.js";
 import { MetaEdge, type MetaCall } from "./lib/meta-caller.js";
 import { benchArgs, percentile, printTable, writeResult } from "./lib/report.js";
 import { AudibleArrivals, hasSpeechEnergy } from "./lib/speech-energy.js";
@@ -417,7 +417,7 @@ function stagesOf(r: TurnResult): Record<Stage, number> | null {
 
 // ---------------------------------------------------------------- the run
 
-async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLoopMaxMs: number; callerPriority: number; callerCpuPct: number; stt: { total: number; recognised: number } }> {
+async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLoopMaxMs: number; callerPriority: number; callerCpuPct: number; engineReport: EngineReport }> {
   const started = performance.now();
   const cleanups: Array<() => unknown> = [];
   const t = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
@@ -481,8 +481,8 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
     benchLoop.disable();
     const cpu = process.cpuUsage(cpuBefore);
     const callerCpuPct = ((cpu.user + cpu.system) / 1000 / (performance.now() - callsStarted)) * 100;
-    const stt = await engines.sttRequests();
-    return { results: runs.flat(), seconds: (performance.now() - started) / 1000, benchLoopMaxMs: benchLoop.max / 1e6, callerPriority: raised ? CALLER_PRIORITY : 0, callerCpuPct, stt };
+    const engineReport = await engines.report();
+    return { results: runs.flat(), seconds: (performance.now() - started) / 1000, benchLoopMaxMs: benchLoop.max / 1e6, callerPriority: raised ? CALLER_PRIORITY : 0, callerCpuPct, engineReport };
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
@@ -491,7 +491,8 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
 /** Whole ms; null where there was nothing to measure (printed as "-"). */
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
 const cell = (x: number | null) => x ?? "-";
-const { results, seconds, benchLoopMaxMs, callerPriority, callerCpuPct, stt } = await main();
+const { results, seconds, benchLoopMaxMs, callerPriority, callerCpuPct, engineReport } = await main();
+const { sttRequests: stt, drawn } = engineReport;
 const KINDS: TurnKind[] = ["no tools", "one tool round", "after barge-in"];
 const counted = results.filter((r) => !r.failed && r.latencyMs !== null);
 const latency = KINDS.map((kind) => {
@@ -529,6 +530,12 @@ printTable(
 console.log(`\nlatency: ${results.length} turns in ${seconds.toFixed(0)} s, ${failed.length} failed; the caller (nice ${callerPriority}): ${callerCpuPct.toFixed(0)} % of a core, worst event-loop delay ${benchLoopMaxMs.toFixed(1)} ms`);
 for (const f of failed) console.log(`  failed: call ${f.call} '${f.prompt}': ${f.failed}`);
 // The early STT's cost to the STT server: requests at short pauses inside what the caller said.
+// A run's engine delays are drawn from the documented ranges: how their means came out says whether its figures had fast or slow engines.
+const median = ([lo, hi]: readonly [number, number]) => (lo + hi) / 2;
+console.log(
+  `latency: the engines' delays drawn this run, mean (documented median): STT ${drawn.stt.meanMs} ms (${median(ENGINE_DELAYS.sttMs)}) over ${drawn.stt.requests} requests, ` +
+    `the LLM's first clause or tool call ${drawn.llm.meanMs} ms (${median(ENGINE_DELAYS.llmFirstClauseMs)}) over ${drawn.llm.requests}, TTS ${drawn.tts.meanMs} ms (${median(ENGINE_DELAYS.ttsMs)}) over ${drawn.tts.requests}`,
+);
 console.log(`latency: the STT double got ${stt.total} requests for ${stt.recognised} prompts recognised whole (${(stt.total / Math.max(1, stt.recognised)).toFixed(2)} per prompt; the others, early requests at pauses inside a prompt, were dropped)`);
 writeResult(args, "latency", {
   calls: CALLS,
@@ -536,6 +543,7 @@ writeResult(args, "latency", {
   engineDelays: { ...ENGINE_DELAYS, tts: "Piper double (espeak-ng inside)" },
   turnOptions: DEFAULT_TURNS,
   sttRequests: stt,
+  drawnDelays: drawn,
   seconds: Math.round(seconds),
   benchLoopMaxMs: Math.round(benchLoopMaxMs * 10) / 10,
   callerPriority,

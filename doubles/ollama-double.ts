@@ -11,11 +11,13 @@
  */
 import { createServer } from "node:http";
 import type { Teardown } from "../build/teardown.js";
+import { untilDue } from "./engine-delay.js";
 import type { ToolCall } from "../media-agent/src/pipeline/llm-client.js";
 
 export interface ScriptedReply {
   text?: string;
   toolCalls?: ToolCall[];
+  /** The first token's time after the request (ms); each later word follows chunkDelayMs after the one before, on a schedule counted from the request, so timer lateness does not add up. */
   firstTokenDelayMs?: number;
   chunkDelayMs?: number;
   /** Ollama's mid-stream failure: an `{"error": …}` line after the text, then the stream ends. */
@@ -51,8 +53,6 @@ export interface OllamaDouble {
   setDown(down: boolean): void;
 }
 
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
 export type ChatMessages = Array<{ role: string; content: string; tool_name?: string }>;
 
 export async function startOllamaDouble(t: Teardown, opts: OllamaDoubleOptions): Promise<OllamaDouble> {
@@ -68,6 +68,7 @@ export async function startOllamaDouble(t: Teardown, opts: OllamaDoubleOptions):
     let raw = "";
     req.on("data", (c: Buffer) => (raw += c.toString()));
     req.on("end", async () => {
+      const arrivedAt = performance.now();
       if (down) return res.writeHead(503).end(JSON.stringify({ error: "ollama is down" }));
       if (req.method === "GET" && req.url === "/api/version") return json(res, 200, { version });
       if (req.method === "GET" && req.url === "/api/tags") {
@@ -102,13 +103,14 @@ export async function startOllamaDouble(t: Teardown, opts: OllamaDoubleOptions):
       requests.push(body as Record<string, unknown>);
       if (!streamed) {
         // Not streamed: the whole answer as one object once it is complete.
-        await sleep((reply.firstTokenDelayMs ?? 30) + ((reply.text ?? "").match(/\S+\s*/g)?.length ?? 0) * (reply.chunkDelayMs ?? 15));
+        await untilDue(arrivedAt, (reply.firstTokenDelayMs ?? 30) + ((reply.text ?? "").match(/\S+\s*/g)?.length ?? 0) * (reply.chunkDelayMs ?? 15));
         const message = { role: "assistant", content: reply.text ?? "", ...(reply.toolCalls ? { tool_calls: reply.toolCalls } : {}) };
         return json(res, 200, { model: body.model, created_at: new Date().toISOString(), message, done_reason: reply.cutAtNumPredict ? "length" : "stop", done: true, total_duration: 5e8, load_duration: 1e6, eval_count: 20, eval_duration: 4e8 });
       }
       let closed = false;
       res.on("close", () => (closed = true));
-      await sleep(reply.firstTokenDelayMs ?? 30);
+      let due = reply.firstTokenDelayMs ?? 30;
+      await untilDue(arrivedAt, due);
       const offered = Boolean(body.tools?.length);
       // 0.5–0.7 with tools offered: not a word until the answer is complete.
       const holdBack = offered && !olderThan(version, 0, 5) && olderThan(version, 0, 8);
@@ -117,7 +119,8 @@ export async function startOllamaDouble(t: Teardown, opts: OllamaDoubleOptions):
         if (closed) return;
         if (holdBack) held += word;
         else line({ message: { role: "assistant", content: word }, done: false });
-        await sleep(reply.chunkDelayMs ?? 15);
+        due += reply.chunkDelayMs ?? 15;
+        await untilDue(arrivedAt, due);
       }
       if (held) line({ message: { role: "assistant", content: held }, done: false });
       if (reply.toolCalls && offered && olderThan(version, 0, 5)) {

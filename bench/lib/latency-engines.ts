@@ -64,9 +64,27 @@ export const ALL_LINES: Line[] = Object.values(LINES);
 
 export const PROFILE = "latency";
 
-/** Seeded, so runs draw the same delays. */
-const random = seededRandom(4);
-const between = ([lo, hi]: readonly [number, number]) => lo + random() * (hi - lo);
+type Engine = "stt" | "llm" | "tts";
+
+/**
+ * One seeded sequence per engine, so every run draws each engine the same delays in the same
+ * order however the calls' requests interleave. What was drawn is reported with the figures:
+ * a run whose draws sit above the documented medians has slower engines, not a slower stack.
+ */
+const sequences: Record<Engine, () => number> = { stt: seededRandom(1), llm: seededRandom(2), tts: seededRandom(3) };
+const drawn: Record<Engine, number[]> = { stt: [], llm: [], tts: [] };
+function draw(engine: Engine, [lo, hi]: readonly [number, number]): number {
+  const ms = lo + sequences[engine]() * (hi - lo);
+  drawn[engine].push(ms);
+  return ms;
+}
+
+/** What each engine was drawn so far: requests and mean delay (ms). */
+export type DrawnDelays = Record<Engine, { requests: number; meanMs: number }>;
+const drawnDelays = (): DrawnDelays =>
+  Object.fromEntries(
+    Object.entries(drawn).map(([engine, ms]) => [engine, { requests: ms.length, meanMs: Math.round(ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length)) }]),
+  ) as DrawnDelays;
 
 /** Streamed words until the agent's chunker hands its first piece to the TTS (the end-of-stream flush counts as one more). */
 function wordsToFirstPiece(text: string): number {
@@ -78,7 +96,7 @@ function wordsToFirstPiece(text: string): number {
 
 /** The double's timing for a reply: its first piece complete, or its tool call sent, 100–250 ms after the request. */
 function timed(reply: ScriptedReply): ScriptedReply {
-  const target = between(ENGINE_DELAYS.llmFirstClauseMs);
+  const target = draw("llm", ENGINE_DELAYS.llmFirstClauseMs);
   const before = reply.text ? (wordsToFirstPiece(reply.text) - 1) * ENGINE_DELAYS.llmWordMs : 0;
   return { ...reply, firstTokenDelayMs: Math.max(10, target - before), chunkDelayMs: ENGINE_DELAYS.llmWordMs };
 }
@@ -116,27 +134,34 @@ function voiceProfiles(engines: { stt: string; llm: string; tts: string; weather
 }
 
 /** In the engines' process: the doubles, and the voice profile file pointing at them. */
-async function serveEngines(dir: string): Promise<{ file: string; sttRequests: () => { total: number; recognised: number } }> {
+async function serveEngines(dir: string): Promise<{ file: string; report: () => EngineReport }> {
   const t = { teardown: () => undefined }; // the process ends with them
   const stt = await startSttDouble(t, {
     phrases: ALL_LINES.map((line) => ({ text: ` ${line.prompt}`, samples16k: readWav16k(readFileSync(promptFile(dir, line))) })),
-    delayMs: () => between(ENGINE_DELAYS.sttMs),
+    delayMs: () => draw("stt", ENGINE_DELAYS.sttMs),
   });
   const llm = await startOllamaDouble(t, { script: llmReply });
   const weather = await startWeatherDouble(t);
-  const piper = await startPiperDouble(t, { delayMs: () => between(ENGINE_DELAYS.ttsMs) });
+  const piper = await startPiperDouble(t, { delayMs: () => draw("tts", ENGINE_DELAYS.ttsMs) });
   const file = join(dir, "voice-profiles.json");
   writeFileSync(file, voiceProfiles({ stt: stt.url, llm: llm.url, tts: piper.url, weather: weather.url }));
   // A prompt is recognised only from its whole audio: the early requests at pauses inside it are not.
-  return { file, sttRequests: () => ({ total: stt.requests.length, recognised: stt.requests.filter((r) => r.matched !== null).length }) };
+  const sttRequests = () => ({ total: stt.requests.length, recognised: stt.requests.filter((r) => r.matched !== null).length });
+  return { file, report: () => ({ sttRequests: sttRequests(), drawn: drawnDelays() }) };
+}
+
+export interface EngineReport {
+  /** What the STT double was asked: every request, and those that recognised a whole prompt. */
+  sttRequests: { total: number; recognised: number };
+  drawn: DrawnDelays;
 }
 
 export interface LatencyEngines {
   /** AGENT_VOICE_PROFILES for the agent. */
   profilesFile: string;
   pid: number;
-  /** What the STT double was asked so far: every request, and those that recognised a whole prompt. */
-  sttRequests(): Promise<{ total: number; recognised: number }>;
+  /** What the engines were asked so far, and the delays they drew. */
+  report(): Promise<EngineReport>;
   stop(): Promise<void>;
 }
 
@@ -150,14 +175,14 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
       child.kill("SIGTERM");
     });
   let out = "";
-  const sttRequests = () =>
-    new Promise<{ total: number; recognised: number }>((done) => {
+  const report = () =>
+    new Promise<EngineReport>((done) => {
       const seen = out.length;
       const onData = () => {
-        const line = /^stt (.+)$/m.exec(out.slice(seen));
+        const line = /^report (.+)$/m.exec(out.slice(seen));
         if (!line) return;
         child.stdout!.off("data", onData);
-        done(JSON.parse(line[1]) as { total: number; recognised: number });
+        done(JSON.parse(line[1]) as EngineReport);
       };
       child.stdout!.on("data", onData);
       child.kill("SIGUSR2");
@@ -166,7 +191,7 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
     child.stdout!.on("data", (c: Buffer) => {
       out += c.toString();
       const ready = /^ready (.+)$/m.exec(out);
-      if (ready) done({ profilesFile: ready[1], pid: child.pid!, sttRequests, stop });
+      if (ready) done({ profilesFile: ready[1], pid: child.pid!, report, stop });
     });
     child.once("exit", (code) => fail(new Error(`the latency benchmark's engines exited (${code}) before they were ready`)));
   });
@@ -174,8 +199,8 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
 
 // Run as the engines' process: `tsx bench/lib/latency-engines.ts <dir with the prompts>`.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { file, sttRequests } = await serveEngines(process.argv[2]);
+  const { file, report } = await serveEngines(process.argv[2]);
   process.on("SIGTERM", () => process.exit(0));
-  process.on("SIGUSR2", () => console.log(`stt ${JSON.stringify(sttRequests())}`));
+  process.on("SIGUSR2", () => console.log(`report ${JSON.stringify(report())}`));
   console.log(`ready ${file}`);
 }

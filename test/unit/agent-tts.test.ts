@@ -67,6 +67,19 @@ t.test("espeak-ng in the speech worker: exactly the samples of its WAV resampled
   t.ok(speech.firstByteMs > 0 && speech.firstByteMs <= speech.synthesisMs, "first byte before the whole");
 });
 
+t.test("Piper's whole WAV in the speech worker: its first frames come back before the rest is resampled, and the pieces are exactly the clause", async (t) => {
+  const text = "It is sunny in Dusseldorf today. The temperature is twenty degrees, with a light wind from the west.";
+  const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]); // 22050 Hz, as Piper's voices
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  t.teardown(() => pool.close());
+  const pieces: Int16Array[] = [];
+  const { samples } = await pool.run({ engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV" }, never, (piece) => pieces.push(piece));
+  t.same(samples, readWav16k(wav), "the WAV resampled whole");
+  t.same(concatSamples(pieces), samples, "the pieces joined are the clause");
+  t.ok(pieces.length > 3, `sent in pieces as it is decoded (${pieces.length} for ${(samples.length / 16000).toFixed(1)} s), not one message at the end`);
+  t.ok(pieces[0].length < samples.length / 3 && pieces[0].length % 320 === 0, `the first piece is whole frames from the start (${pieces[0].length / 320} frames)`);
+});
+
 t.test("speech workers: a bad WAV is named; a worker that stops fails its jobs, and the next job gets a new one", async (t) => {
   const pool = new SynthesisPool(1, (message) => new TtsError(message));
   const garbage = new TextEncoder().encode("<html>502 Bad Gateway</html>").buffer;

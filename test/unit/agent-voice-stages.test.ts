@@ -189,11 +189,11 @@ t.test("latency: the first clause is heard while the rest of the reply is still 
   });
   await play(c, [{ silenceMs: 5000 }, { say: 0, ms: 1200 }, { silenceMs: 6000 }]);
   const turn = (await end(c)).find((r) => r.stt)!;
-  // 40 ms pause (turns.sttAfterMs) → STT 150 ms → the turn ends early (a finished sentence) → LLM 300 ms + 4 words → TTS first audio 60 ms, 40 ms of leading silence.
-  // The silence is counted in whole frames: 9 of them when the transcript came back 190 ms after the speech.
-  t.equal(turn.turnDecidedMs, 180, "the turn ended when the early transcript was back, before the 400 ms hangover");
-  t.equal(turn.llm[0].requestMs, 180);
-  t.ok(turn.firstAudibleOutMs! <= 180 + 300 + 4 * 40 + 60 + 40 + 20, `first audible packet ${turn.firstAudibleOutMs} ms after the end of speech`);
+  // 20 ms pause (turns.sttAfterMs) → STT 150 ms → the turn ends early (a finished sentence) → LLM 300 ms + 4 words → TTS first audio 60 ms, 40 ms of leading silence.
+  // The silence is counted in whole frames: 8 of them when the transcript came back 170 ms after the speech.
+  t.equal(turn.turnDecidedMs, 160, "the turn ended when the early transcript was back, before the 400 ms hangover");
+  t.equal(turn.llm[0].requestMs, 160);
+  t.ok(turn.firstAudibleOutMs! <= 160 + 300 + 4 * 40 + 60 + 40 + 20, `first audible packet ${turn.firstAudibleOutMs} ms after the end of speech`);
   t.ok(turn.firstAudibleOutMs! < turn.llm[0].requestMs + turn.llm[0].doneMs!, "heard before the LLM had finished");
   t.equal(turn.firstAudibleOutMs! - turn.firstPacketOutMs!, 40, "the clause's leading silence is not counted as audible");
   t.same(turn.events.slice(0, 5).map((e) => e.event).sort(), ["LLM request", "STT answer", "STT request", "caller speech ended", "turn decided"]);
@@ -210,7 +210,7 @@ t.test("an unfinished sentence waits for the hangover; the early transcript is u
 
 t.test("a short pause inside a sentence: its early STT request is dropped as soon as the caller goes on", async (t) => {
   const c = conversation(t, { utterances: [{ text: " What is the weather in Bonn?" }], script: [{ text: "Sunny." }] });
-  // 100 ms of pause: past the 40 ms that starts the STT, well before its 150 ms answer and the hangover.
+  // 100 ms of pause: past the 20 ms that starts the STT, well before its 150 ms answer and the hangover.
   await play(c, [{ silenceMs: 5000 }, { say: 0, ms: 600 }, { silenceMs: 100 }, { say: 0, ms: 600 }, { silenceMs: 3000 }]);
   t.equal(c.stt.requests.length, 2, "one request at the short pause, one at the end");
   t.equal(c.stt.aborted, 1, "the first dropped when the caller went on, not left to finish");

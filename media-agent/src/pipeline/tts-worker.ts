@@ -21,6 +21,9 @@ if (!send) throw new Error("tts-worker.ts runs as the agent's speech worker (Syn
 // processes it starts (they inherit it) run below normal priority.
 setPriority(constants.priority.PRIORITY_BELOW_NORMAL);
 
+/** 8 KiB: ~190 ms of Piper's 22050 Hz audio per message to the agent. */
+const WAV_SLICE_BYTES = 8192;
+
 const running = new Map<number, AbortController>();
 
 process.on("message", (request: WorkerRequest) => {
@@ -35,7 +38,11 @@ process.on("message", (request: WorkerRequest) => {
   };
   if (request.job.engine === "espeak-ng") espeak(request.job, audio, abort.signal, finish);
   else {
-    audio.push(Buffer.from(request.job.wav));
+    // A whole WAV (Piper's server answers with one): decoded in slices, so that its first
+    // frames are on their way to the caller while the rest is still being resampled (about
+    // 4 ms per second of 22050 Hz audio here: 10–20 ms for a clause).
+    const wav = Buffer.from(request.job.wav);
+    for (let at = 0; at < wav.length; at += WAV_SLICE_BYTES) audio.push(wav.subarray(at, at + WAV_SLICE_BYTES));
     finish();
   }
 });
