@@ -99,3 +99,30 @@ export function describeSource(source: SourceClass): string {
       return "a listener that takes no SIP";
   }
 }
+
+/**
+ * A line start that begins a header named X-WA-*: after LF or a lone CR, "x-wa-" in every mix
+ * of case (header names are case-insensitive); and what follows it in Meta's own X-WA-Meta-*.
+ */
+const WA_HEADER_STARTS: string[] = [];
+for (const eol of ["\n", "\r"]) for (const x of ["x", "X"]) for (const w of ["w", "W"]) for (const a of ["a", "A"]) WA_HEADER_STARTS.push(`${eol}${x}-${w}${a}-`);
+const META_NAME_PART: Record<string, boolean> = {};
+for (const m of ["m", "M"]) for (const e of ["e", "E"]) for (const t of ["t", "T"]) for (const a of ["a", "A"]) META_NAME_PART[`${m}${e}${t}${a}-`] = true;
+
+/**
+ * Whether a message (its raw text, as a peer sent it) may carry a header that reqinit strips: a
+ * name starting X-WA- (ours toward the agent) but not X-WA-Meta- (Meta's own, which stay). "No"
+ * is exact: every header line starts after a line end, so textops' strip would remove nothing.
+ * A false "yes" (a body line starting so) only costs the strip. Only indexOf, substr and a
+ * property lookup touch the text: they work on its bytes, so whatever a peer sent is safe here
+ * (a string that is no valid UTF-8 throws from charCodeAt, case mapping and regular expressions).
+ */
+export function mayCarryWaHeadersToStrip(rawMessage: string): boolean {
+  for (let i = 0; i < WA_HEADER_STARTS.length; i++) {
+    const start = WA_HEADER_STARTS[i];
+    for (let at = rawMessage.indexOf(start); at >= 0; at = rawMessage.indexOf(start, at + 1)) {
+      if (META_NAME_PART[rawMessage.substr(at + start.length, 5)] !== true) return true;
+    }
+  }
+  return false;
+}

@@ -83,7 +83,9 @@ export type SdpSource = "Meta" | "our side";
  */
 function sdpForRtpengine(from: SdpSource): void {
   const body = pvRaw("$rb") ?? "";
-  const fixed = from === "Meta" ? iceLiteAtMediaLevel(wellFormed(body)) : null;
+  // Only an SDP with ICE-lite (Meta's DTLS offer) is read as text; indexOf compares bytes, so it
+  // is safe on a peer's unchecked body, and an SDES call skips checking its whole SDP.
+  const fixed = from === "Meta" && body.indexOf("a=ice-lite") >= 0 ? iceLiteAtMediaLevel(wellFormed(body)) : null;
   if (fixed !== null) KSR.info(`call ${pvString("$ci")}: Meta's session-level a=ice-lite repeated at media level for rtpengine\n`);
   KSR.pv.sets(SDP_FOR_RTPENGINE, fixed === null ? body : fixed);
 }

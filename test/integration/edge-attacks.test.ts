@@ -184,7 +184,7 @@ t.test("headers, the internal side and listeners", async (t) => {
 
   t.test("our X-WA-* headers from the public side are stripped; Meta's own X-WA-Meta-* stay", async (t) => {
     const callId = `forged-${newTag()}`;
-    meta.send(metaInvite(callId, [["X-WA-Transfer", "someone-elses-call"], ["X-WA-Profile", "admin"]]));
+    meta.send(metaInvite(callId, [["x-Wa-tRansfer", "someone-elses-call"], ["X-WA-Profile", "admin"]])); // header names are case-insensitive
     await until("the INVITE at the agent", () => uas.of("INVITE").length === 1);
     const got = uas.of("INVITE")[0];
     t.equal(header(got, "X-WA-Transfer"), undefined, "no transfer marker reaches the agent");

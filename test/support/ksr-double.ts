@@ -243,6 +243,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
       $au: () => (hdr("Proxy-Authorization") ?? hdr("Authorization") ?? "").match(/username="([^"]*)"/)?.[1] ?? null,
       $ct: () => hdr("Contact") ?? null,
       $rb: () => message.body,
+      $mb: () => opts.message,
       $cl: () => message.body.length,
       $rs: () => (message.kind === "response" ? message.status : null),
       $rr: () => (message.kind === "response" ? message.reason : null),

@@ -23,8 +23,13 @@ t.test("Meta's INVITE goes to the agent with the profile, in a dialog, record-ro
   t.ok(d.dialog.managed);
   t.same(d.dialog.profiles, ["calls_per_number/+15550001111"]);
   t.ok(d.headerOps.some((h) => h.op === "record_route"));
-  // A forged X-WA-Profile is removed by reqinit's strip of every X-WA-* (but X-WA-Meta-*) from
-  // the public side, before ours is appended: one profile header, ours.
+  t.notOk(d.headerOps.some((h) => h.op === "remove_hf_exp"), "Meta's own X-WA-Meta-* only: nothing to strip");
+});
+
+t.test("a forged X-WA-Profile from Meta's side is stripped before ours is appended", async (t) => {
+  // reqinit strips every X-WA-* (but X-WA-Meta-*) from the public side: one profile header, ours.
+  const d = route({ message: withHeader(sipFixture("meta-invite"), "X-WA-Profile", "support") });
+  t.equal(d.relays.length, 1);
   const ops = d.headerOps.map((h) => `${h.op} ${h.args[0]}`);
   const strip = ops.indexOf("remove_hf_exp ^X-WA-");
   t.ok(strip >= 0 && d.headerOps[strip].args[1] === "^X-WA-Meta-", "every X-WA-* from the public side is stripped");

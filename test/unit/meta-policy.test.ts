@@ -1,7 +1,7 @@
 import t from "tap";
 import { ipInAnyCidr, ipInCidr, isCidr } from "../../routing/policy/cidr.js";
 import { isFromMeta } from "../../routing/policy/meta-edge.js";
-import { classifySource } from "../../routing/policy/trust.js";
+import { classifySource, mayCarryWaHeadersToStrip } from "../../routing/policy/trust.js";
 import { digestUsername, isWhatsAppUser, lookupBusinessNumber, metaUserPart, numberFromUser } from "../../routing/policy/numbers.js";
 import { META_PREFIXES_DEFAULT, parseRoutingConfig } from "../../routing/config.js";
 import { certificateNameMatches } from "../../routing/policy/certificate.js";
@@ -116,4 +116,17 @@ t.test("WhatsApp users: +E.164 numbers and business-scoped user ids (BSUIDs), st
   t.equal(metaUserPart("+15551234567", "+"), "+15551234567", "a number is never prefixed");
   t.equal(metaUserPart("US.13491208655302741918", ""), "US.13491208655302741918");
   t.equal(metaUserPart("US.13491208655302741918", "+"), "+US.13491208655302741918");
+});
+
+t.test("X-WA-* headers to strip: found in any case after any line end; Meta's X-WA-Meta-* alone are not", async (t) => {
+  const msg = (...headers: string[]) => ["BYE sip:+15550001111@sip.example.com SIP/2.0", "Via: SIP/2.0/TLS 157.240.19.130:5061", ...headers, "Content-Length: 0", "", ""].join("\r\n");
+  t.notOk(mayCarryWaHeadersToStrip(msg()), "none");
+  t.notOk(mayCarryWaHeadersToStrip(msg("x-wa-meta-wacid: wacid.1", "X-WA-META-Call-Duration: 12", "x-Wa-Meta-user-id: 7")), "Meta's own only, in any case");
+  for (const name of ["X-WA-Profile", "x-wa-profile", "x-wA-pRoFiLe", "X-Wa-Transfer", "X-WA-Metadata", "X-WA-Met-a"]) {
+    t.ok(mayCarryWaHeadersToStrip(msg("x-wa-meta-wacid: wacid.1", `${name}: x`)), `${name}, also next to Meta's own`);
+  }
+  t.ok(mayCarryWaHeadersToStrip("BYE sip:a@b SIP/2.0\nX-WA-Meta-Wacid: 2\nX-WA-Profile: x\n\n"), "after a bare LF");
+  t.ok(mayCarryWaHeadersToStrip("BYE sip:a@b SIP/2.0\rX-WA-Profile: x\r\n\r\n"), "after a lone CR");
+  t.ok(mayCarryWaHeadersToStrip(msg("X-WA-")), "at the end of the text");
+  t.notOk(mayCarryWaHeadersToStrip(msg("X-Other: X-WA-Profile", "Subject: x-wa-profile")), "inside a value is no header name");
 });
