@@ -2,7 +2,10 @@
  * The app_jsdt floor for the routing benchmark (bench/routing.ts): the least JavaScript that
  * carries each benchmarked path, with the same kamailio.cfg, modules and rtpengine flags as the
  * project's bundle. No checks at all: this is what any JavaScript routing costs before it
- * decides anything.
+ * decides anything. kamailio.cfg has rtpengine read the SDP from $var(wa_sdp)
+ * (read_sdp_pv), so the floor puts the message's SDP there as the bundle does; without it
+ * rtpengine gets no SDP, every offer and answer fails, and the floor skips the media work a
+ * call needs (no session, no SDP rewritten).
  *
  *   OPTIONS           is_OPTIONS + sl_send_reply 200                     (the two-call route)
  *   Meta's INVITE     $du = agent, record_route, rtpengine_offer, t_relay
@@ -19,6 +22,11 @@ const OFFER_TOWARD_META =
   "SDES-no-AES_256_CM_HMAC_SHA1_32 SDES-no-AES_192_CM_HMAC_SHA1_80 SDES-no-AES_192_CM_HMAC_SHA1_32 SDES-no-F8_128_HMAC_SHA1_80 " +
   "SDES-no-F8_128_HMAC_SHA1_32 SDES-no-NULL_HMAC_SHA1_80 SDES-no-NULL_HMAC_SHA1_32 codec-transcode=opus";
 const ANSWER = `${COMMON}ICE=remove`;
+
+/** The message's SDP where kamailio.cfg's rtpengine reads it. */
+function sdpForRtpengine(): void {
+  KSR.pv.sets("$var(wa_sdp)", String(KSR.pv.get("$rb")));
+}
 
 let agentUri = "";
 let metaEdge = "";
@@ -42,19 +50,24 @@ scope.ksr_request_route = function () {
   if (KSR.pv.get("$pr") === "tls") {
     KSR.pv.sets("$du", agentUri);
     KSR.rr.record_route();
+    sdpForRtpengine();
     KSR.rtpengine.rtpengine_offer(OFFER_TOWARD_AGENT);
   } else {
     KSR.pv.sets("$ru", `sip:${KSR.pv.get("$rU")}@wa.meta.vc;transport=tls`);
     KSR.pv.sets("$du", `sip:${metaEdge};transport=tls`);
     KSR.pv.sets("$xavp(tls=>server_name)", "wa.meta.vc");
     KSR.rr.record_route();
+    sdpForRtpengine();
     KSR.rtpengine.rtpengine_offer(OFFER_TOWARD_META);
   }
   KSR.tm.t_relay();
 };
 
 scope.ksr_reply_route = function () {
-  if (KSR.textops.has_body_type("application/sdp") > 0) KSR.rtpengine.rtpengine_answer(ANSWER);
+  if (KSR.textops.has_body_type("application/sdp") > 0) {
+    sdpForRtpengine();
+    KSR.rtpengine.rtpengine_answer(ANSWER);
+  }
 };
 
 // kamailio.cfg names these callbacks; the floor creates no dialogs and serves no API.
