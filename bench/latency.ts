@@ -529,13 +529,13 @@ printTable(
 );
 console.log(`\nlatency: ${results.length} turns in ${seconds.toFixed(0)} s, ${failed.length} failed; the caller (nice ${callerPriority}): ${callerCpuPct.toFixed(0)} % of a core, worst event-loop delay ${benchLoopMaxMs.toFixed(1)} ms`);
 for (const f of failed) console.log(`  failed: call ${f.call} '${f.prompt}': ${f.failed}`);
-// The early STT's cost to the STT server: requests at short pauses inside what the caller said.
 // A run's engine delays are drawn from the documented ranges: how their means came out says whether its figures had fast or slow engines.
 const median = ([lo, hi]: readonly [number, number]) => (lo + hi) / 2;
 console.log(
   `latency: the engines' delays drawn this run, mean (documented median): STT ${drawn.stt.meanMs} ms (${median(ENGINE_DELAYS.sttMs)}) over ${drawn.stt.requests} requests, ` +
     `the LLM's first clause or tool call ${drawn.llm.meanMs} ms (${median(ENGINE_DELAYS.llmFirstClauseMs)}) over ${drawn.llm.requests}, TTS ${drawn.tts.meanMs} ms (${median(ENGINE_DELAYS.ttsMs)}) over ${drawn.tts.requests}`,
 );
+// The early STT's cost to the STT server: requests at short pauses inside what the caller said.
 console.log(`latency: the STT double got ${stt.total} requests for ${stt.recognised} prompts recognised whole (${(stt.total / Math.max(1, stt.recognised)).toFixed(2)} per prompt; the others, early requests at pauses inside a prompt, were dropped)`);
 writeResult(args, "latency", {
   calls: CALLS,

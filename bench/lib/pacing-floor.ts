@@ -4,8 +4,9 @@
  * all calls) for `calls` calls answered 20 per 10 ms, and each call's frame is a slice of fixed
  * CPU work (busy-waiting: no allocation, no I/O, so no garbage collection) instead of the media
  * work. A slice's send time is when it starts; its pacing error is |interval − 20 ms| against the
- * same slice one tick earlier, as the benchmark computes it for the agent's packets. What remains is the machine's:
- * timer granularity, the scheduler, and on a VM the host taking the virtual CPU away.
+ * same slice one tick earlier, as the benchmark computes it for the agent's packets. What remains
+ * is the machine's: timer granularity, the scheduler, and on a VM the host taking the virtual CPU
+ * away.
  *
  * Run as a script: `tsx bench/lib/pacing-floor.ts <calls> <slice µs> <seconds>` prints one JSON line.
  */
