@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- agent`: how many calls one media agent process carries. The agent runs as
- * its own process (`node --import tsx media-agent/src/main.ts`); this benchmark plays Kamailio
+ * its own process (`node --single-threaded-gc --import tsx media-agent/src/main.ts`, as the launcher
+ * runs it: stack/daemons.ts AGENT_NODE_FLAGS); this benchmark plays Kamailio
  * on loopback: INVITEs with SDP for N calls, ACKs, 20 ms RTP to every call, BYE at the end.
  * It times the agent's packets with the kernel's timestamps (a dumpcap capture on loopback of
  * the agent's RTP ports, so this process's own event-loop delays do not count) and reports per run:
@@ -14,7 +15,8 @@
  * instead of media: what a perfect agent would get there and then.
  * With two or more cores the agent is pinned to the last core and this process to the others
  * (taskset), so "per core" means what it says and the caller does not compete with the agent
- * (voice runs: the agent unpinned, so that espeak-ng does not share its core).
+ * (voice runs: the agent's speech workers and their espeak-ng go to the other cores, as a TTS
+ * server would have its own).
  * Knobs while working on the agent: AGENT_BENCH_RUNS (which runs), AGENT_BENCH_CPU_PROF (V8 CPU
  * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load),
  * AGENT_BENCH_NODE_FLAGS and AGENT_BENCH_AGENT_LOG (e.g. the agent's GC trace), see below.
@@ -34,6 +36,7 @@ import { Encoder } from "@evan/opus";
 import { startOllamaDouble } from "../doubles/ollama-double.js";
 import { startSttDouble } from "../doubles/stt-double.js";
 import { freePort, freePortRange } from "../build/ports.js";
+import { AGENT_NODE_FLAGS } from "../stack/daemons.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
@@ -185,11 +188,9 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
   const profiling = process.env.AGENT_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.AGENT_BENCH_CPU_PROF] : [];
   // AGENT_BENCH_NODE_FLAGS: more flags for the agent's node (e.g. "--trace-gc-nvp", with AGENT_BENCH_AGENT_LOG to keep what it prints).
   const nodeFlags = process.env.AGENT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
-  const command = [process.execPath, ...profiling, ...nodeFlags, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
-  // taskset execs the agent, so the child's pid is the agent's. Not with a voice profile: its
-  // espeak-ng processes would inherit the agent's core, where a TTS server would have its own.
-  const pin = PINNING && !extraEnv.AGENT_VOICE_PROFILES;
-  const [file, ...argv] = pin ? ["taskset", "-c", PINNING.agent, ...command] : command;
+  const command = [process.execPath, ...AGENT_NODE_FLAGS, ...profiling, ...nodeFlags, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
+  // taskset execs the agent, so the child's pid is the agent's.
+  const [file, ...argv] = PINNING ? ["taskset", "-c", PINNING.agent, ...command] : command;
   const child = spawn(file, argv, {
     cwd: join(BENCH_ROOT, ".."),
     stdio: ["ignore", "pipe", "pipe"],
@@ -227,6 +228,10 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
     child.once("exit", (code) => fail(new Error(`agent exited ${code} before it was ready: ${stderr.slice(-500)}`)));
   });
   await ready;
+  // A voice profile's speech workers (started before the agent is ready) go to the other cores,
+  // and the espeak-ng processes they start with them: a TTS engine has cores of its own (Piper
+  // is a server), and the agent's core is for its event loop.
+  if (PINNING && extraEnv.AGENT_VOICE_PROFILES) for (const pid of childPids(child.pid!)) execFileSync("taskset", ["-apc", PINNING.bench, String(pid)], { stdio: "ignore" });
   if (REALTIME) realtime(child.pid!);
   return {
     child,
@@ -484,6 +489,11 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
  * (espeak-ng started by the agent itself) and those still running with all they have reaped
  * (the agent's speech workers and their espeak-ng). /proc, Linux.
  */
+/** The process's child processes (of any of its threads). /proc, Linux. */
+function childPids(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number));
+}
+
 function cpuSplit(pid: number): { mainThread: number; children: number } {
   const fields = (path: string) => {
     const stat = readFileSync(path, "utf8");
@@ -492,14 +502,12 @@ function cpuSplit(pid: number): { mainThread: number; children: number } {
   const main = fields(`/proc/${pid}/task/${pid}/stat`);
   const all = fields(`/proc/${pid}/stat`);
   let children = (all[13] + all[14]) / 100;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean)) {
-      try {
-        const c = fields(`/proc/${child}/stat`);
-        children += (c[11] + c[12] + c[13] + c[14]) / 100;
-      } catch {
-        // ended between the two reads
-      }
+  for (const child of childPids(pid)) {
+    try {
+      const c = fields(`/proc/${child}/stat`);
+      children += (c[11] + c[12] + c[13] + c[14]) / 100;
+    } catch {
+      // ended between the two reads
     }
   }
   return { mainThread: (main[11] + main[12]) / 100, children };

@@ -4,6 +4,10 @@
  * start), changed only under the pair's htable lock. The rules themselves are
  * policy/callback-rules.ts.
  *
+ * The pair's call in progress is not in that JSON but in an entry of its own (htable
+ * wa_callactive, memory only, changed under the same lock): a call's start and end, two of the
+ * three changes a call makes, then only set and remove a Call-ID, with no JSON to parse or write.
+ *
  * A change writes that pair's row, and only that row, to the database (sqlops connection
  * "wa_state" to the same database, kamailio.cfg) while the pair's lock is still held: the row
  * always holds the pair's latest state, and an older state never lands after a newer one. The
@@ -12,19 +16,28 @@
  * whose state records nothing has no entry and no row.
  */
 import {
-  applyPairEvent, callbackDecision, isEmptyPairState, lastingPairState, sameLastingState,
+  applyPairEvent, callbackDecision, emptyPairState, isEmptyPairState, lastingPairState, sameLastingState,
   type CallbackLimits, type PairEvent, type PairState,
 } from "../policy/callback-rules";
 import { nowSeconds, parsePairState, type CallbackStore } from "./callback-store";
 
 /** The htable's name and the database table it loads from (kamailio.cfg, callback-state.sql). */
 export const CALLBACK_TABLE = "wa_callback";
+/** The htable of calls in progress: pair → Call-ID (kamailio.cfg; no database: no call survives a restart). */
+export const ACTIVE_CALL_TABLE = "wa_callactive";
 /** sqlops connection to WA_STATE_DB_URL (kamailio.cfg) and the result container its answers go to. */
 const STATE_DB = "wa_state";
 const STATE_RESULT = "wa_state";
 
+/** The pair's state: its lasting entry with its call in progress; null when neither exists. */
 function readPair(key: string): PairState | null {
-  return parsePairState(key, KSR.htable.sht_get(CALLBACK_TABLE, key));
+  const lasting = parsePairState(key, KSR.htable.sht_get(CALLBACK_TABLE, key));
+  const call = KSR.htable.sht_get(ACTIVE_CALL_TABLE, key);
+  const activeCall = call === null || call === "" ? null : String(call);
+  if (lasting === null && activeCall === null) return null;
+  const state = lasting || emptyPairState();
+  state.activeCall = activeCall;
+  return state;
 }
 
 function locked<T>(key: string, work: () => T): T {
@@ -96,64 +109,88 @@ function storeRow(key: string, value: string | null, fsync: boolean): void {
   sql(`PRAGMA synchronous=${synchronous}`);
 }
 
-/** A state as its entry or row holds it; null: no entry or row. */
-function entryValue(s: PairState | null): string | null {
-  return s === null || isEmptyPairState(s) ? null : JSON.stringify(s);
+/** The lasting part of a state as its entry and row hold it; null: no entry or row. */
+function lastingValue(s: PairState): string | null {
+  const lasting = lastingPairState(s);
+  return isEmptyPairState(lasting) ? null : JSON.stringify(lasting);
 }
 
 /**
- * Under the pair's lock, with its entry as read (`raw`): stores the state after the event in
- * memory, and what outlives a restart on disk; each only when it changed.
+ * Under the pair's lock, with its state as read (`current`): stores the state after the event,
+ * the lasting part in memory and on disk only when it changed, the call in progress in its own
+ * entry only when that changed.
  */
-function apply(key: string, raw: string | number | null, event: PairEvent, now: number, fsync = false): PairState {
-  const current = parsePairState(key, raw);
+function apply(key: string, current: PairState | null, event: PairEvent, now: number, fsync = false): PairState {
   const next = applyPairEvent(current, event, now);
-  const value = entryValue(next);
-  if (value === (raw === null || raw === "" ? null : String(raw))) return next;
-  if (value === null) KSR.htable.sht_rm(CALLBACK_TABLE, key);
-  else KSR.htable.sht_sets(CALLBACK_TABLE, key, value);
-  if (!sameLastingState(current, next)) storeRow(key, entryValue(lastingPairState(next)), fsync);
+  if (!sameLastingState(current, next)) {
+    const value = lastingValue(next);
+    if (value === null) KSR.htable.sht_rm(CALLBACK_TABLE, key);
+    else KSR.htable.sht_sets(CALLBACK_TABLE, key, value);
+    storeRow(key, value, fsync);
+  }
+  const callBefore = current === null ? null : current.activeCall;
+  if (next.activeCall !== callBefore) {
+    if (next.activeCall === null) KSR.htable.sht_rm(ACTIVE_CALL_TABLE, key);
+    else KSR.htable.sht_sets(ACTIVE_CALL_TABLE, key, next.activeCall);
+  }
   return next;
 }
 
 function updatePair(key: string, event: PairEvent): void {
-  locked(key, () => apply(key, KSR.htable.sht_get(CALLBACK_TABLE, key), event, nowSeconds()));
+  locked(key, () => {
+    // A call's end changes nothing lasting: only its own entry goes (no JSON read or written).
+    if (event.type === "ended") {
+      const call = KSR.htable.sht_get(ACTIVE_CALL_TABLE, key);
+      if (call !== null && String(call) === event.callId) KSR.htable.sht_rm(ACTIVE_CALL_TABLE, key);
+      return;
+    }
+    apply(key, readPair(key), event, nowSeconds());
+  });
 }
 
 function recordPermission(key: string, event: Extract<PairEvent, { type: "granted" | "revoked" }>): PairState {
-  return locked(key, () => apply(key, KSR.htable.sht_get(CALLBACK_TABLE, key), event, nowSeconds(), true));
+  return locked(key, () => apply(key, readPair(key), event, nowSeconds(), true));
 }
 
 function updateExistingPair(key: string, event: PairEvent): void {
   // Most callers have no state: one unlocked read settles that without taking the lock (a pair
   // created meanwhile is ordered after this event, which is then a no-op for it anyway).
+  // (A pair with only a call in progress has nothing a user's call could change.)
   const unlocked = KSR.htable.sht_get(CALLBACK_TABLE, key);
   if (unlocked === null || unlocked === "") return;
   locked(key, () => {
-    const raw = KSR.htable.sht_get(CALLBACK_TABLE, key);
-    if (raw !== null && raw !== "") apply(key, raw, event, nowSeconds());
+    const current = readPair(key);
+    if (current !== null) apply(key, current, event, nowSeconds());
   });
 }
 
 function admitCall(key: string, callId: string, limits: CallbackLimits) {
   return locked(key, () => {
     const now = nowSeconds();
-    const raw = KSR.htable.sht_get(CALLBACK_TABLE, key);
-    const verdict = callbackDecision(parsePairState(key, raw), now, limits);
-    if (verdict.allow) apply(key, raw, { type: "call-started", callId }, now);
+    const current = readPair(key);
+    const verdict = callbackDecision(current, now, limits);
+    if (verdict.allow) apply(key, current, { type: "call-started", callId }, now);
     return verdict;
   });
 }
 
+/** Every pair with a lasting entry or a call in progress (a call can outlast a revoked permission's entry). */
 function allPairs(): Array<{ key: string; state: PairState }> {
   const out: Array<{ key: string; state: PairState }> = [];
-  if (KSR.htable.sht_iterator_start("wa_cb_it", CALLBACK_TABLE) < 0) return out;
-  while (KSR.htable.sht_iterator_next("wa_cb_it") > 0) {
-    const key = String(KSR.pv.get("$shtitkey(wa_cb_it)"));
-    const state = readPair(key);
-    if (state) out.push({ key, state });
+  const seen: { [key: string]: boolean } = {};
+  const tables = [CALLBACK_TABLE, ACTIVE_CALL_TABLE];
+  for (let i = 0; i < tables.length; i++) {
+    const table = tables[i];
+    if (KSR.htable.sht_iterator_start("wa_cb_it", table) < 0) continue;
+    while (KSR.htable.sht_iterator_next("wa_cb_it") > 0) {
+      const key = String(KSR.pv.get("$shtitkey(wa_cb_it)"));
+      if (seen[key]) continue;
+      seen[key] = true;
+      const state = readPair(key);
+      if (state) out.push({ key, state });
+    }
+    KSR.htable.sht_iterator_end("wa_cb_it");
   }
-  KSR.htable.sht_iterator_end("wa_cb_it");
   return out;
 }
 

@@ -18,10 +18,10 @@ import { tempDir } from "../support/temp-dir.js";
 const KEY = pairKey("+15550001111", "+15551234567");
 const LIMITS = { dailyLimit: 5, unansweredLimit: 2 };
 const PERMITTED = JSON.stringify({ permission: "permanent", permissionExpires: null, connected: [], unanswered: 0, blockedUntil: null, activeCall: null });
-const IN_CALL = PERMITTED.replace('"activeCall":null', '"activeCall":"call-1"');
 
-function double(table: Record<string, string> = {}): KsrDouble {
-  return createKsrDouble({ message: sipFixture("meta-invite"), htables: { wa_callback: { ...table } } });
+/** `active`: calls in progress (pair → Call-ID), the htable wa_callactive. */
+function double(table: Record<string, string> = {}, active: Record<string, string> = {}): KsrDouble {
+  return createKsrDouble({ message: sipFixture("meta-invite"), htables: { wa_callback: { ...table }, wa_callactive: { ...active } } });
 }
 
 function inKamailio<T>(d: KsrDouble, work: () => T): T {
@@ -77,16 +77,22 @@ t.test("a change rewrites only that pair's row, in place, without the call in pr
   const idBefore = sqlite(file, `SELECT id FROM wa_callback WHERE key_name='${KEY}';\n`);
   t.same(inKamailio(d, () => admitCall(KEY, "call-1", LIMITS)), { allow: true });
   t.same(d.sql, [], "a call's start alone is not written: no call is in progress after a restart");
+  t.equal(d.htables.wa_callback[KEY], PERMITTED, "nor is the lasting state in memory touched");
+  t.equal(d.htables.wa_callactive[KEY], "call-1", "the call in progress has its own entry");
   inKamailio(d, () => updatePair(KEY, { type: "answered", callId: "call-1" }));
   t.equal(d.sql.length, 1, "one query");
   const rows = applyTo(file, d);
-  t.match(JSON.parse(d.htables.wa_callback[KEY]), { activeCall: "call-1", connected: [Number] }, "memory");
-  t.same(JSON.parse(rows[KEY]), { ...JSON.parse(d.htables.wa_callback[KEY]), activeCall: null }, "the row: the same, no call in progress");
+  t.match(JSON.parse(d.htables.wa_callback[KEY]), { activeCall: null, connected: [Number] }, "memory");
+  t.equal(d.htables.wa_callactive[KEY], "call-1", "still in progress");
+  t.same(JSON.parse(rows[KEY]), JSON.parse(d.htables.wa_callback[KEY]), "the row: the same");
   t.equal(rows[other], PERMITTED, "the other pair untouched");
   t.equal(sqlite(file, `SELECT id FROM wa_callback WHERE key_name='${KEY}';\n`), idBefore, "same row");
   t.equal(sqlite(file, "SELECT count(*) FROM wa_callback;\n").trim(), "2");
+  const lastingBefore = d.htables.wa_callback[KEY];
   inKamailio(d, () => updatePair(KEY, { type: "ended", callId: "call-1" }));
   t.equal(d.sql.length, 1, "nor is its end");
+  t.notOk(KEY in d.htables.wa_callactive, "the pair is free for its next call");
+  t.equal(d.htables.wa_callback[KEY], lastingBefore, "its lasting state untouched");
   t.same(applyTo(file, d), d.htables.wa_callback, "memory and database agree again");
 });
 
@@ -99,11 +105,24 @@ t.test("quotes are escaped: the row holds the exact key and state", async (t) =>
 });
 
 t.test("nothing is written when the state did not change or the call is refused", async (t) => {
-  const d = double({ [KEY]: IN_CALL });
+  const d = double({ [KEY]: PERMITTED }, { [KEY]: "call-1" });
   inKamailio(d, () => updatePair(KEY, { type: "ended", callId: "another-call" }));
   t.match(inKamailio(d, () => admitCall(KEY, "call-2", LIMITS)), { allow: false, code: 486 });
   t.same(d.sql, []);
-  t.equal(d.htables.wa_callback[KEY], IN_CALL);
+  t.equal(d.htables.wa_callback[KEY], PERMITTED);
+  t.equal(d.htables.wa_callactive[KEY], "call-1", "another call's end does not free the pair");
+});
+
+t.test("a call in progress outlasting its pair's lasting entry is still the pair's state", async (t) => {
+  const d = double({ [KEY]: PERMITTED });
+  t.same(inKamailio(d, () => admitCall(KEY, "call-1", LIMITS)), { allow: true });
+  inKamailio(d, () => recordPermission(KEY, { type: "revoked" }));
+  t.notOk(KEY in d.htables.wa_callback, "nothing lasting is left");
+  t.match(inKamailio(d, () => admitCall(KEY, "call-2", LIMITS)), { allow: false, code: 403 });
+  inKamailio(d, () => recordPermission(KEY, { type: "granted", kind: "permanent" }));
+  t.match(inKamailio(d, () => admitCall(KEY, "call-2", LIMITS)), { allow: false, code: 486 }, "one call per user, still");
+  inKamailio(d, () => updatePair(KEY, { type: "ended", callId: "call-1" }));
+  t.same(inKamailio(d, () => admitCall(KEY, "call-2", LIMITS)), { allow: true });
 });
 
 t.test("revoking a permission updates the row; a pair left with no state loses entry and row", async (t) => {
@@ -124,8 +143,9 @@ t.test("revoking a permission updates the row; a pair left with no state loses e
 });
 
 t.test("a failed write is logged with its cause; memory keeps the new state", async (t) => {
-  const d = createKsrDouble({ message: sipFixture("meta-invite"), htables: { wa_callback: { [KEY]: IN_CALL } }, answers: { "sqlops.sql_query": () => -1 } });
+  const d = createKsrDouble({ message: sipFixture("meta-invite"), htables: { wa_callback: { [KEY]: PERMITTED }, wa_callactive: { [KEY]: "call-1" } }, answers: { "sqlops.sql_query": () => -1 } });
   inKamailio(d, () => updatePair(KEY, { type: "unanswered", callId: "call-1" }));
   t.match(JSON.parse(d.htables.wa_callback[KEY]), { unanswered: 1, activeCall: null });
+  t.notOk(KEY in d.htables.wa_callactive);
   t.match(d.logs.find((l) => l.level === "err")?.text, /callback state database: query failed .*REPLACE INTO wa_callback/);
 });

@@ -59,7 +59,8 @@ t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS wit
   t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === "sip:+15551234567@wa.meta.vc"));
   t.equal(d.vars.get("$xavp(tls=>server_name)"), "wa.meta.vc");
   t.ok(d.dialog.managed);
-  t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, "3c1f0a9e-agent", "the pair has its one active call");
+  t.equal(d.htables.wa_callactive["+15550001111|+15551234567"], "3c1f0a9e-agent", "the pair has its one active call");
+  t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "in its own entry, not in the lasting state");
 });
 
 t.test("a business-scoped user id (BSUID) is called like a number: Meta's R-URI and To, its own pair; WA_BSUID_URI_PREFIX in front when set", async (t) => {
@@ -69,7 +70,7 @@ t.test("a business-scoped user id (BSUID) is called like a number: Meta's R-URI 
   t.same(d.replies, []);
   t.equal(d.relays[0]?.ruri, `sip:${BSUID}@wa.meta.vc;transport=tls`);
   t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === `sip:${BSUID}@wa.meta.vc`));
-  t.equal(JSON.parse(d.htables.wa_callback[`+15550001111|${BSUID}`]).activeCall, "3c1f0a9e-agent");
+  t.equal(d.htables.wa_callactive[`+15550001111|${BSUID}`], "3c1f0a9e-agent");
   const prefixed = route(agentInvite(BSUID), { htables: structuredClone(permitted), env: { ...ENV, WA_BSUID_URI_PREFIX: "+" } });
   t.equal(prefixed.relays[0]?.ruri, `sip:+${BSUID}@wa.meta.vc;transport=tls`);
   t.same(route(agentInvite(BSUID)).replies.map((r) => r.code), [403], "no permission for the BSUID's own pair: refused locally");
@@ -86,7 +87,7 @@ t.test("callback rules refuse locally before anything goes to Meta", async (t) =
   t.match(none.logs.find((l) => l.level === "notice")?.text, /\+15550001111 → \+15557654321: no call permission on record/);
 
   const busy = structuredClone(PERMITTED);
-  busy.wa_callback["+15550001111|+15551234567"] = busy.wa_callback["+15550001111|+15551234567"].replace('"activeCall":null', '"activeCall":"earlier-call"');
+  Object.assign(busy, { wa_callactive: { "+15550001111|+15551234567": "earlier-call" } });
   t.same(route(agentInvite("+15551234567"), { htables: busy }).replies.map((r) => r.code), [486]);
 });
 
@@ -108,18 +109,18 @@ t.test("refusals before anything goes to Meta", async (t) => {
 t.test("a call refused after admission (no SDP, rtpengine down) does not leave its pair busy", async (t) => {
   const noSdp = route(agentInvite("+15551234567", "+15550001111", "", ""));
   t.same(noSdp.replies.map((r) => [r.code, r.reason]), [[488, "Not Acceptable Here - SDP Offer Required"]]);
-  t.equal(JSON.parse(noSdp.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "nothing recorded for a call without an offer");
+  t.notOk("+15550001111|+15551234567" in (noSdp.htables.wa_callactive ?? {}), "nothing recorded for a call without an offer");
 
   const down = route(agentInvite("+15551234567"), { answers: { "rtpengine.rtpengine_offer": () => -1 } });
   t.same(down.replies.map((r) => r.code), [503]);
   t.equal(down.relays.length, 0);
-  t.equal(JSON.parse(down.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "the admitted call is released when its media cannot be set up");
+  t.notOk("+15550001111|+15551234567" in (down.htables.wa_callactive ?? {}), "the admitted call is released when its media cannot be set up");
   const next = route(agentInvite("+15551234567"), { htables: down.htables });
   t.equal(next.relays.length, 1, "the next call for the pair goes through");
 });
 
 t.test("a call that cannot be sent toward Meta at all frees its pair and its media", async (t) => {
   const d = route(agentInvite("+15551234567"), { answers: { "tm.t_relay": () => -1, "sl.sl_reply_error": () => 1 } });
-  t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null);
+  t.notOk("+15550001111|+15551234567" in (d.htables.wa_callactive ?? {}));
   t.same(d.rtpengine.map((r) => r.fn), ["rtpengine_offer", "rtpengine_delete"]);
 });
