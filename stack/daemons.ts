@@ -21,8 +21,8 @@ export const AGENT_MAIN = join(REPO_ROOT, "media-agent/src/main.ts");
  * event loop's thread only. An agent has a core to itself (one process per core), so V8's
  * parallel helpers have no core to run on in parallel: the event loop waited for helpers that
  * were waiting for its core. With a voice profile at 50 calls (`npm run bench -- agent`, README
- * "The media agent") the worst event-loop stall went from 42-57 ms to 20-30 ms and the p99
- * pacing error from 20 ms (100-260 gaps > 40 ms) to 5-8 ms (none).
+ * "The media agent") the p99 pacing error went from 19-21 ms (96-263 gaps > 40 ms) to 5-11 ms
+ * (0-22), and the worst event-loop stall from 35-57 ms to 20-44 ms.
  */
 export const AGENT_NODE_FLAGS = ["--single-threaded-gc"];
 
