@@ -101,11 +101,12 @@ export function describeSource(source: SourceClass): string {
 }
 
 /**
- * A line start that begins a header named X-WA-*: after LF or a lone CR, "x-wa-" in every mix
- * of case (header names are case-insensitive); and what follows it in Meta's own X-WA-Meta-*.
+ * The parts of a header named X-WA-* (header names are case-insensitive): "-wa-" in every mix of
+ * case; before it a line start (after LF or a lone CR) and "x"; after it, in Meta's own
+ * X-WA-Meta-*, "meta-".
  */
-const WA_HEADER_STARTS: string[] = [];
-for (const eol of ["\n", "\r"]) for (const x of ["x", "X"]) for (const w of ["w", "W"]) for (const a of ["a", "A"]) WA_HEADER_STARTS.push(`${eol}${x}-${w}${a}-`);
+const WA_MIDDLES = ["-wa-", "-wA-", "-Wa-", "-WA-"];
+const LINE_START_X: Record<string, boolean> = { "\nx": true, "\nX": true, "\rx": true, "\rX": true };
 const META_NAME_PART: Record<string, boolean> = {};
 for (const m of ["m", "M"]) for (const e of ["e", "E"]) for (const t of ["t", "T"]) for (const a of ["a", "A"]) META_NAME_PART[`${m}${e}${t}${a}-`] = true;
 
@@ -118,10 +119,13 @@ for (const m of ["m", "M"]) for (const e of ["e", "E"]) for (const t of ["t", "T
  * (a string that is no valid UTF-8 throws from charCodeAt, case mapping and regular expressions).
  */
 export function mayCarryWaHeadersToStrip(rawMessage: string): boolean {
-  for (let i = 0; i < WA_HEADER_STARTS.length; i++) {
-    const start = WA_HEADER_STARTS[i];
-    for (let at = rawMessage.indexOf(start); at >= 0; at = rawMessage.indexOf(start, at + 1)) {
-      if (META_NAME_PART[rawMessage.substr(at + start.length, 5)] !== true) return true;
+  // Four scans for the middle, not sixteen for every line start and case: in Duktape each
+  // indexOf over a ~1.2 KB message costs ~1.2 µs (16 scans: 20-33 µs per request, 4: ~5).
+  for (let i = 0; i < WA_MIDDLES.length; i++) {
+    const middle = WA_MIDDLES[i];
+    for (let at = rawMessage.indexOf(middle); at >= 0; at = rawMessage.indexOf(middle, at + 1)) {
+      // at >= 2: substr counts a negative start from the end.
+      if (at >= 2 && LINE_START_X[rawMessage.substr(at - 2, 2)] === true && META_NAME_PART[rawMessage.substr(at + 4, 5)] !== true) return true;
     }
   }
   return false;

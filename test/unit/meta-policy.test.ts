@@ -129,4 +129,22 @@ t.test("X-WA-* headers to strip: found in any case after any line end; Meta's X-
   t.ok(mayCarryWaHeadersToStrip("BYE sip:a@b SIP/2.0\rX-WA-Profile: x\r\n\r\n"), "after a lone CR");
   t.ok(mayCarryWaHeadersToStrip(msg("X-WA-")), "at the end of the text");
   t.notOk(mayCarryWaHeadersToStrip(msg("X-Other: X-WA-Profile", "Subject: x-wa-profile")), "inside a value is no header name");
+  t.notOk(mayCarryWaHeadersToStrip("-wa-x: 1\r\n"), "a middle at the very start has no line start before it");
+  t.notOk(mayCarryWaHeadersToStrip("x-wa-x: 1\r\n"), "nor has a name at the very start");
+  t.notOk(mayCarryWaHeadersToStrip("\n-wa-x\r\n-WA-\nX"), "a middle without its x");
+});
+
+t.test("X-WA-* headers to strip: the same answer as the rule's definition, for 3,000 messages made of its edge cases", async (t) => {
+  // The definition: a line end, then x-wa- in any case, not followed by meta- in any case.
+  const definition = (raw: string) => /[\r\n]x-wa-(?!meta-)/i.test(raw);
+  const parts = ["\r\n", "\n", "\r", "x", "X", "-", "wa", "wA", "Wa", "WA", "x-wA-", "\rX-Wa-m", "-wa-", "x-wa-", "X-WA-", "meta-", "MeTa-", "meta", "Via: a", "x-wa-meta-", "\nX-WA-Meta-", ": 1"];
+  let state = 7;
+  const next = () => (state = (state * 1103515245 + 12345) % 2147483648);
+  let mismatches = 0;
+  for (let n = 0; n < 3000; n++) {
+    let raw = "";
+    for (let k = next() % 12; k >= 0; k--) raw += parts[next() % parts.length];
+    if (mayCarryWaHeadersToStrip(raw) !== definition(raw) && mismatches++ < 5) t.fail(`differs from the definition for ${JSON.stringify(raw)}`);
+  }
+  t.equal(mismatches, 0);
 });
