@@ -231,7 +231,9 @@ t.test("headers, the internal side and listeners", async (t) => {
   t.test("binary bytes in headers never throw inside the routing", async (t) => {
     const internal = await udpPeer(t, "127.0.0.1", w.us.internal);
     for (const [peer, transport] of [[meta, "TLS"], [internal, "UDP"]] as const) {
-      for (const bytes of [[0x46, 0xac, 0x63], [0xc3, 0x28], [0xe2, 0x82], [0x41, 0xe2], [0xff, 0xfe, 0x00, 0x41], [0xed, 0xa0, 0x80], [0xf1, 0x65]]) {
+      // Five times each: with at most four workers per transport, one worker sees the same bytes
+      // again and answers from its memo of checked values (routing/ksr/pv.ts).
+      for (const bytes of [[0x46, 0xac, 0x63], [0xc3, 0x28], [0xe2, 0x82], [0x41, 0xe2], [0xff, 0xfe, 0x00, 0x41], [0xed, 0xa0, 0x80], [0xf1, 0x65]].flatMap((b) => [b, b, b, b, b])) {
         const callId = `bytes-${newTag()}`;
         const head = rawRequest("OPTIONS", "sip:sip.example.com", [
           ["Via", viaOf(peer, transport)], ["Max-Forwards", "70"], ["From", `<sip:probe@127.0.0.1>;tag=${newTag()}`], ["To", "<sip:sip.example.com>"],
