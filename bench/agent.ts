@@ -484,16 +484,16 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   };
 }
 
-/**
- * CPU seconds of a process's main thread, and of its child processes: those it has reaped
- * (espeak-ng started by the agent itself) and those still running with all they have reaped
- * (the agent's speech workers and their espeak-ng). /proc, Linux.
- */
 /** The process's child processes (of any of its threads). /proc, Linux. */
 function childPids(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number));
 }
 
+/**
+ * CPU seconds of a process's main thread, and of its child processes: those it has reaped
+ * (espeak-ng started by the agent itself) and those still running with all they have reaped
+ * (the agent's speech workers and their espeak-ng). /proc, Linux.
+ */
 function cpuSplit(pid: number): { mainThread: number; children: number } {
   const fields = (path: string) => {
     const stat = readFileSync(path, "utf8");

@@ -177,7 +177,7 @@ function admitCall(key: string, callId: string, limits: CallbackLimits) {
 /** Every pair with a lasting entry or a call in progress (a call can outlast a revoked permission's entry). */
 function allPairs(): Array<{ key: string; state: PairState }> {
   const out: Array<{ key: string; state: PairState }> = [];
-  const seen: { [key: string]: boolean } = {};
+  const seen = Object.create(null) as { [key: string]: boolean };
   const tables = [CALLBACK_TABLE, ACTIVE_CALL_TABLE];
   for (let i = 0; i < tables.length; i++) {
     const table = tables[i];
