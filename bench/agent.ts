@@ -8,7 +8,8 @@
  *   - agent CPU (per cent of one core, from /proc over the measured window) and per call,
  *   - pacing error |interval − 20 ms| of the agent's RTP: p50, p99, worst, gaps > 40 ms,
  *   - losses (from the sequence numbers), calls answered,
- *   - the agent's event-loop delay (AGENT_LOOP_DELAY_REPORT_MS: worst, seconds with a stall > 20 ms),
+ *   - the agent's event-loop delay (AGENT_LOOP_DELAY_REPORT_MS: worst, seconds with a stall > 20 ms,
+ *     and the worst stall split by what the loop's thread did: on the CPU, waiting for it),
  *   - this process's own event-loop delay and CPU: the floor of what it can measure.
  * Before each echo run it measures the machine's pacing floor for as many calls
  * (lib/pacing-floor.ts): the agent's frame clock alone on the agent's core, with busy work
@@ -88,6 +89,12 @@ interface RunFigures {
   /** The agent's event loop, from the first INVITE to the BYEs. */
   loopMaxMs: number;
   loopStallSeconds: number;
+  /**
+   * The run's longest time between two runs of the agent's 5 ms check, and how much of it its
+   * event loop's thread was on the CPU (its own work) and waiting for it (loop-delay.ts); null
+   * where the agent cannot read its schedstat.
+   */
+  worstStall: Stall | null;
   /** This process's own worst event-loop delay in the window: pacing figures below it are noise. */
   benchLoopMaxMs: number;
   benchCpuPct: number;
@@ -168,6 +175,13 @@ function voiceTrack(question: Int16Array): Track {
 
 // ---------------------------------------------------------------- the agent process
 
+/** An event-loop stall of the agent's and what its loop's thread did meanwhile (media-agent/src/loop-delay.ts). */
+interface Stall {
+  ms: number;
+  onCpuMs: number;
+  waitingMs: number;
+}
+
 interface AgentProcess {
   /** The agent's RTP ports (what the capture listens to). */
   rtpPorts: { min: number; max: number };
@@ -176,7 +190,8 @@ interface AgentProcess {
   /** AGENT_API: its metrics are read there. */
   api: string;
   /** Event-loop delay lines: [epoch ms, worst delay ms]. */
-  loopDelays: Array<[number, number]>;
+  /** Per report: when, the worst delay (ms), and its worst stall split by what the loop's thread did. */
+  loopDelays: Array<[number, number, Stall | null]>;
   stop(): Promise<void>;
 }
 
@@ -220,8 +235,8 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
       for (const line of lines) {
         if (line.includes('"call API listening"')) done();
         if (line.includes('"event loop delay"')) {
-          const entry = JSON.parse(line) as { time: number; maxMs: number };
-          loopDelays.push([entry.time, entry.maxMs]);
+          const entry = JSON.parse(line) as { time: number; maxMs: number; worstStall?: Stall };
+          loopDelays.push([entry.time, entry.maxMs, entry.worstStall ?? null]);
         }
       }
     });
@@ -456,7 +471,9 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   // Echo: the pacing window. Voice: from the first INVITE, since the greeting is synthesised at the answer.
   const loopFrom = spec.profile === "voice" ? runStartedAt : windowStartedAt + 1000;
   const loopTo = spec.profile === "voice" ? runEndedAt + 1000 : runEndedAt;
-  const loop = agent.loopDelays.filter(([at]) => at >= loopFrom && at <= loopTo).map(([, ms]) => ms);
+  const loopPeriods = agent.loopDelays.filter(([at]) => at >= loopFrom && at <= loopTo);
+  const loop = loopPeriods.map(([, ms]) => ms);
+  const stalls = loopPeriods.map(([, , stall]) => stall).filter((x): x is Stall => x !== null);
   const round1 = (x: number) => Math.round(x * 10) / 10;
   const round2 = (x: number) => Math.round(x * 100) / 100;
   return {
@@ -479,6 +496,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     timerLateOver2msPct: timerRuns > 0 ? round2(((timerRuns - (timerAfter.within2ms - timerBefore.within2ms)) / timerRuns) * 100) : 0,
     loopMaxMs: round1(Math.max(0, ...loop)),
     loopStallSeconds: loop.filter((ms) => ms > 20).length,
+    worstStall: stalls.length ? stalls.reduce((a, b) => (b.ms > a.ms ? b : a)) : null,
     benchLoopMaxMs: round1(benchLoop.max / 1e6),
     benchCpuPct: round1(benchCpuPct),
   };
@@ -620,7 +638,7 @@ try {
       const floor = sweep.profile === "echo" ? pacingFloor(calls, spec.measureMs / 1000) : null;
       const r = { ...(await run(spec, voice.env, tracks[`${sweep.codec} ${sweep.profile}`])), floor };
       results.push(r);
-      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms${floor ? ` (floor ${floor.p99Ms})` : ""}, gaps ${r.gapsOver40}, lost ${r.lost}, timer late > 2 ms ${r.timerLateOver2msPct}%, loop max ${r.loopMaxMs} ms`);
+      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms${floor ? ` (floor ${floor.p99Ms})` : ""}, gaps ${r.gapsOver40}, lost ${r.lost}, timer late > 2 ms ${r.timerLateOver2msPct}%, loop max ${r.loopMaxMs} ms${r.worstStall ? ` (worst stall ${r.worstStall.ms} ms: ${r.worstStall.onCpuMs} on the CPU, ${r.worstStall.waitingMs} waiting for it)` : ""}`);
     }
   }
 } finally {
@@ -630,8 +648,8 @@ try {
 
 printTable(
   "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
-  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "timer >2ms late %", "floor p99 ms", "floor timer >2ms late %", "loop max ms", "stall s", "bench loop ms", "bench CPU %"],
-  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.timerLateOver2msPct, r.floor?.p99Ms ?? "-", r.floor?.wakesLateOver2msPct ?? "-", r.loopMaxMs, r.loopStallSeconds, r.benchLoopMaxMs, r.benchCpuPct]),
+  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "timer >2ms late %", "floor p99 ms", "floor timer >2ms late %", "loop max ms", "stall s", "worst stall: on CPU / waiting ms", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.timerLateOver2msPct, r.floor?.p99Ms ?? "-", r.floor?.wakesLateOver2msPct ?? "-", r.loopMaxMs, r.loopStallSeconds, r.worstStall ? `${r.worstStall.onCpuMs} / ${r.worstStall.waitingMs}` : "-", r.benchLoopMaxMs, r.benchCpuPct]),
 );
 console.log(
   `floor: the agent's frame clock alone on the agent's core just before each echo run, for as many calls, with ${FLOOR_SLICE_US} µs of busy work per call per frame and nothing else (no media, no I/O, no GC): the best pacing this machine gives at that moment`,

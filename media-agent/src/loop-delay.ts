@@ -3,20 +3,73 @@
  * period one log line "event loop delay" with the worst and the 99th-percentile delay (ms) seen
  * in that period, then the histogram starts over. A delay is how late the loop was for a
  * 5 ms check, so a line with maxMs 100 means something held the loop for about 100 ms.
+ *
+ * The line also splits the period's worst stall (`worstStall`: the longest time between two
+ * runs of a 5 ms timer) by what the loop's thread did meanwhile, from its schedstat: on the CPU
+ * (the agent's own work: JavaScript, GC), waiting for the CPU (another thread or process had
+ * it), and the rest (the thread had the CPU as far as the kernel knew: the machine's host took
+ * it). Linux only; elsewhere the line has no worstStall.
  */
+import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Logger } from "pino";
 
+const CHECK_MS = 5;
+
+interface Stall {
+  ms: number;
+  onCpuMs: number;
+  waitingMs: number;
+}
+
 export function reportLoopDelay(log: Logger, periodMs: number): () => void {
-  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  const histogram = monitorEventLoopDelay({ resolution: CHECK_MS });
   histogram.enable();
+  const stalls = schedstatReadable() ? worstStallProbe() : null;
   const timer = setInterval(() => {
-    log.info({ maxMs: round(histogram.max / 1e6), p99Ms: round(histogram.percentile(99) / 1e6), meanMs: round(histogram.mean / 1e6) }, "event loop delay");
+    const worstStall = stalls?.takeWorst();
+    log.info({ maxMs: round(histogram.max / 1e6), p99Ms: round(histogram.percentile(99) / 1e6), meanMs: round(histogram.mean / 1e6), worstStall }, "event loop delay");
     histogram.reset();
   }, periodMs);
   return () => {
     clearInterval(timer);
+    stalls?.stop();
     histogram.disable();
+  };
+}
+
+/** The loop thread's time on the CPU and waiting for it, ms (/proc/thread-self/schedstat: ns ns count). */
+function schedstat(): { runMs: number; waitMs: number } {
+  const [run, wait] = readFileSync("/proc/thread-self/schedstat", "latin1").split(" ").map(Number);
+  return { runMs: run / 1e6, waitMs: wait / 1e6 };
+}
+
+function schedstatReadable(): boolean {
+  try {
+    return Number.isFinite(schedstat().runMs);
+  } catch {
+    return false;
+  }
+}
+
+function worstStallProbe(): { takeWorst(): Stall; stop(): void } {
+  let worst: Stall = { ms: 0, onCpuMs: 0, waitingMs: 0 };
+  let last = performance.now();
+  let lastSched = schedstat();
+  const probe = setInterval(() => {
+    const now = performance.now();
+    const sched = schedstat();
+    if (now - last > worst.ms) worst = { ms: round(now - last), onCpuMs: round(sched.runMs - lastSched.runMs), waitingMs: round(sched.waitMs - lastSched.waitMs) };
+    last = now;
+    lastSched = sched;
+  }, CHECK_MS);
+  return {
+    takeWorst() {
+      const taken = worst;
+      worst = { ms: 0, onCpuMs: 0, waitingMs: 0 };
+      return taken;
+    },
+    stop: () => clearInterval(probe),
   };
 }
 

@@ -92,7 +92,6 @@ export class Call {
     this.media?.stop();
     const record = this.record;
     if (this.audio && this.media) record.media = this.media.stats();
-    record.status = record.status === "answered" ? "ended" : "failed";
     record.endReason = reason;
     record.endedAt = new Date().toISOString();
     try {
@@ -100,6 +99,8 @@ export class Call {
     } catch (err) {
       this.log.error({ err }, "closing the call's audio failed");
     }
+    // Ended once its audio is closed: the call's trace is complete when the API says so.
+    record.status = record.status === "answered" ? "ended" : "failed";
     this.log.info({ direction: record.direction, status: record.status, reason, packetsIn: record.media?.packetsIn, packetsOut: record.media?.packetsOut }, "call ended");
     await this.table.ended(this);
   }

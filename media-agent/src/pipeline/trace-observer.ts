@@ -3,13 +3,16 @@
  * one JSON line per turn and each turn's caller audio as a WAV beside it. A record is written once
  * its turn is over and its reply has been played (or cut), so it holds the first-packet times;
  * records are written in turn order (one finished early waits for the turns before it), and at
- * the call's end all that are left.
+ * the call's end all that are left. Those last ones are written in an event-loop turn of their
+ * own (loop-turns.ts): many calls can end at once, and their writing must not hold up the calls
+ * still up.
  */
 import { appendFileSync, mkdirSync, writeFile } from "node:fs";
 import { join } from "node:path";
 import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
+import { inOwnLoopTurn } from "./loop-turns.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 
 type TtsEntry = TurnTrace["tts"][number];
@@ -22,6 +25,10 @@ export class TraceObserver {
   private readonly ready = new Map<number, TurnTrace>();
   private nextRecord = 0;
   private closed = false;
+  /** After the close: a write is queued; the last one queued; the first that failed. */
+  private writeQueued = false;
+  private lastWrite: Promise<void> = Promise.resolve();
+  private writeError: unknown = null;
   private readonly file: string;
   /** Per turn: the agent's frames as played, written as the turn's agent WAV with its record. */
   private readonly agentAudio = new Map<number, PcmFrame[]>();
@@ -149,7 +156,27 @@ export class TraceObserver {
     if (!this.playing() || this.closed) this.writeFinished();
   }
 
+  /** Resolves once every record of the closed call is written; rejects if writing failed. */
+  written(): Promise<void> {
+    return this.lastWrite.then(() => {
+      if (this.writeError) throw this.writeError;
+    });
+  }
+
+  /** Writes what is finished: at once during the call, in a loop turn of its own once it has ended. */
   private writeFinished(): void {
+    if (!this.closed) return this.writeNow();
+    if (this.writeQueued) return;
+    this.writeQueued = true;
+    this.lastWrite = inOwnLoopTurn(() => {
+      this.writeQueued = false;
+      this.writeNow();
+    }).catch((err: unknown) => {
+      this.writeError ??= err;
+    });
+  }
+
+  private writeNow(): void {
     for (const t of this.finished) {
       this.writeAgentAudio(t);
       this.ready.set(t.turn, t);

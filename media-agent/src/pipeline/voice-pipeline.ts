@@ -85,6 +85,7 @@ export class VoicePipeline implements CallAudio {
   private readonly recogniser: Recogniser;
   private readonly responder: Responder;
   private readonly speaker: Speaker;
+  private readonly trace: TraceObserver;
   private readonly history: ChatMessage[];
   /** The interruption signal of the turn being answered (and of its reply). */
   private turnAbort = new AbortController();
@@ -120,11 +121,11 @@ export class VoicePipeline implements CallAudio {
     this.speaker = new Speaker(profile.tts, clock, emit);
     this.recogniser = new Recogniser(profile.stt, profile.transcriptFilter, clock, emit);
     this.responder = new Responder(profile.llm, profile, clock, emit);
-    const trace = new TraceObserver(profile.traceDir, call.callId, () => this.speaker.busy);
+    this.trace = new TraceObserver(profile.traceDir, call.callId, () => this.speaker.busy);
     this.events.on((e) => {
       if (e.type === "agent-speaking") this.turnTaking.agentSpeakingChanged(e.speaking);
     });
-    this.events.on(trace.handle);
+    this.events.on(this.trace.handle);
     for (const observer of observers) this.events.on(observer);
     this.history = [{ role: "system", content: systemPromptFor(profile.systemPrompt, call) }];
     // The business speaks first: the greeting is synthesised at once.
@@ -163,15 +164,17 @@ export class VoicePipeline implements CallAudio {
     void this.working(() => this.act(action, turn, signal, `DTMF ${digit}`));
   }
 
-  close(): void {
+  /** Resolves once the call's trace is written. */
+  close(): Promise<void> {
     this.closed = true;
-    // The trace observer writes the records now: the call's end is their end.
+    // The trace observer writes the records left: the call's end is their end.
     this.events.emit({ type: "closed", at: this.clock.now() });
     this.turnAbort.abort();
     this.interruptionAbort?.abort();
     this.recogniser.close();
     this.speaker.close();
     this.turnTaking.close();
+    return this.trace.written();
   }
 
   // ----- who has the turn

@@ -1,0 +1,71 @@
+/**
+ * Work after a call's end runs one job per event-loop turn (loop-turns.ts), so that many calls
+ * ending at once do not hold up the frame clocks of the calls still up; the trace observer
+ * writes a closed call's last records that way, and says when they are written.
+ */
+import t from "tap";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inOwnLoopTurn } from "../../media-agent/src/pipeline/loop-turns.js";
+import { TraceObserver } from "../../media-agent/src/pipeline/trace-observer.js";
+import { readTrace, traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
+
+function busyFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+t.test("jobs queued together run in turns of their own, in order: timers and other work run between them", async (t) => {
+  const order: string[] = [];
+  setTimeout(() => order.push("timer"), 1);
+  const jobs = [1, 2, 3].map((i) =>
+    inOwnLoopTurn(() => {
+      order.push(`job ${i}`);
+      if (i === 1) setImmediate(() => order.push("other work"));
+      busyFor(2);
+    }),
+  );
+  await Promise.all(jobs);
+  t.same(order.filter((e) => e.startsWith("job")), ["job 1", "job 2", "job 3"]);
+  t.ok(order.indexOf("other work") < order.indexOf("job 2"), `work queued by job 1 runs before job 2: ${order.join(", ")}`);
+  t.ok(order.indexOf("timer") < order.indexOf("job 2"), `the timer due during job 1 runs before job 2: ${order.join(", ")}`);
+});
+
+t.test("a job that throws rejects its own promise only; the queue goes on", async (t) => {
+  const failed = inOwnLoopTurn(() => {
+    throw new Error("disk full");
+  });
+  const next = inOwnLoopTurn(() => undefined);
+  await t.rejects(failed, /disk full/);
+  await t.resolves(next);
+});
+
+function observer(dir: string, callId: string): TraceObserver {
+  // The speaker is still busy: the finished turn waits for the call's end to be written.
+  const o = new TraceObserver(dir, callId, () => true);
+  o.handle({ type: "turn", turn: 0, at: 0, date: new Date("2026-12-03T10:00:00Z") });
+  o.handle({ type: "turn-end", turn: 0, spoken: `Hello from ${callId}.` });
+  return o;
+}
+
+t.test("calls that end together: each call's last records are written after its end, and written() says when", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "wa-trace-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const calls = Array.from({ length: 20 }, (_, i) => `call-${i}`);
+  const observers = calls.map((callId) => observer(dir, callId));
+  for (const o of observers) o.handle({ type: "closed", at: 1000 });
+  t.notOk(calls.some((callId) => existsSync(traceFileOf(dir, callId))), "nothing is written in the hang-ups' own callbacks");
+  await Promise.all(observers.map((o) => o.written()));
+  for (const callId of calls) {
+    t.match(readTrace(dir, callId), [{ turn: 0, spoken: `Hello from ${callId}.` }], `${callId}: its record`);
+  }
+});
+
+t.test("a record that cannot be written: written() rejects with the cause (nothing unhandled)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "wa-trace-"));
+  const o = observer(dir, "call-gone");
+  rmSync(dir, { recursive: true, force: true });
+  o.handle({ type: "closed", at: 1000 });
+  await t.rejects(o.written(), { code: "ENOENT" });
+});
