@@ -41,6 +41,7 @@ import { AGENT_NODE_FLAGS } from "../stack/daemons.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
+import type { Stall } from "../media-agent/src/loop-delay.js";
 import { captureUdp, type UdpDatagram } from "../test/support/capture.js";
 import { frameTimerRuns, measurePacingFloor, type PacingFloor } from "./lib/pacing-floor.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
@@ -175,13 +176,6 @@ function voiceTrack(question: Int16Array): Track {
 
 // ---------------------------------------------------------------- the agent process
 
-/** An event-loop stall of the agent's and what its loop's thread did meanwhile (media-agent/src/loop-delay.ts). */
-interface Stall {
-  ms: number;
-  onCpuMs: number;
-  waitingMs: number;
-}
-
 interface AgentProcess {
   /** The agent's RTP ports (what the capture listens to). */
   rtpPorts: { min: number; max: number };
@@ -189,7 +183,6 @@ interface AgentProcess {
   sipPort: number;
   /** AGENT_API: its metrics are read there. */
   api: string;
-  /** Event-loop delay lines: [epoch ms, worst delay ms]. */
   /** Per report: when, the worst delay (ms), and its worst stall split by what the loop's thread did. */
   loopDelays: Array<[number, number, Stall | null]>;
   stop(): Promise<void>;

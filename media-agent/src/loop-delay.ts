@@ -6,9 +6,9 @@
  *
  * The line also splits the period's worst stall (`worstStall`: the longest time between two
  * runs of a 5 ms timer) by what the loop's thread did meanwhile, from its schedstat: on the CPU
- * (the agent's own work: JavaScript, GC), waiting for the CPU (another thread or process had
- * it), and the rest (the thread had the CPU as far as the kernel knew: the machine's host took
- * it). Linux only; elsewhere the line has no worstStall.
+ * (the agent's own work: JavaScript, GC) and waiting for the CPU (another thread or process had
+ * it); the rest is the thread asleep until the check was due, or the machine's host holding the
+ * CPU. Linux only; elsewhere the line has no worstStall.
  */
 import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -16,7 +16,8 @@ import type { Logger } from "pino";
 
 const CHECK_MS = 5;
 
-interface Stall {
+/** A stall, and how much of it the loop's thread spent on the CPU and waiting for it (ms). */
+export interface Stall {
   ms: number;
   onCpuMs: number;
   waitingMs: number;
