@@ -1,8 +1,8 @@
 /**
  * The three daemons as the supervisor sees them: how each is started, when it counts as ready,
  * where it logs. Kamailio and rtpengine are started by build/kamailio.ts and build/rtpengine.ts
- * (the same code the tests use); the media agent runs as `node --single-threaded-gc --import tsx
- * media-agent/src/main.ts` with its AGENT_* settings, its output appended to a log file.
+ * (the same code the tests use); the media agent runs as `node --single-threaded-gc
+ * --max-semi-space-size=2 --import tsx media-agent/src/main.ts` with its AGENT_* settings, its output appended to a log file.
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync } from "node:fs";
@@ -17,14 +17,21 @@ export const AGENT_MAIN = join(REPO_ROOT, "media-agent/src/main.ts");
 
 /**
  * V8 flags the media agent runs with (here, in bench/agent.ts and in
- * deploy/systemd/wa-media-agent.service). `--single-threaded-gc`: the collector works on the
- * event loop's thread only. An agent has a core to itself (one process per core), so V8's
- * parallel helpers have no core to run on in parallel: the event loop waited for helpers that
- * were waiting for its core. With a voice profile at 50 calls (`npm run bench -- agent`, README
- * "The media agent") the p99 pacing error went from 19-21 ms (96-263 gaps > 40 ms) to 5-11 ms
- * (0-22), and the worst event-loop stall from 35-57 ms to 20-44 ms.
+ * deploy/systemd/wa-media-agent.service), measured with a voice profile at 50 calls
+ * (`npm run bench -- agent`, README "The media agent"):
+ * - `--single-threaded-gc`: the collector works on the event loop's thread only. An agent has a
+ *   core to itself (one process per core), so V8's parallel helpers have no core to run on in
+ *   parallel: the event loop waited for helpers that were waiting for its core. p99 pacing
+ *   error 19-21 ms (96-263 gaps > 40 ms) -> 5-11 ms (0-22); worst event-loop stall 35-57 ms ->
+ *   20-44 ms.
+ * - `--max-semi-space-size=2` (MB; V8's default here is 16): with the default young generation
+ *   the agent allocates ~8 MB between two mark-compacts, so it is never scavenged and every
+ *   young object is evacuated in the mark-compact's final pause (7-20 ms on one thread). With
+ *   2 MB, scavenges of ~2 ms (at most 3.5-6.5) clear it, half as many mark-compacts run and their
+ *   pause is 6-9 ms. Worst stall 25-36 ms -> 16-29 ms (five runs each, alternating), p99 pacing
+ *   error 8-11 -> 5.5-11 ms; at 75 calls gaps > 40 ms 674-1,058 -> 70-263.
  */
-export const AGENT_NODE_FLAGS = ["--single-threaded-gc"];
+export const AGENT_NODE_FLAGS = ["--single-threaded-gc", "--max-semi-space-size=2"];
 
 /** Keeps the previous instance's log beside the new one (`x.log` → `x.prev.log`). */
 function keepPreviousLog(file: string): void {

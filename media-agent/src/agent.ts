@@ -15,6 +15,7 @@ import { placeCall } from "./calls/outbound.js";
 import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
 import { activeCalls, countEndedCall } from "./metrics.js";
+import { inOwnLoopTurn } from "./pipeline/loop-turns.js";
 import { ProfileRegistry } from "./profiles/registry.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
 import type { LocalMedia, NegotiatedMedia } from "./sdp/negotiate.js";
@@ -49,7 +50,10 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
   ) {
     super();
     ua.on("invite", (invite) => void answerInvite(this, invite));
-    ua.on("ended", (callId, reason) => void this.live.get(callId)?.end(reason));
+    // The BYE is answered already (user-agent.ts); the call's teardown gets a loop turn of its
+    // own, so that when many calls end together (their BYEs read in one poll) the calls still
+    // up keep their 20 ms ticks between two teardowns.
+    ua.on("ended", (callId, reason) => void inOwnLoopTurn(() => void this.live.get(callId)?.end(reason)));
     ua.on("ackTimeout", (callId) => void this.hangUp(callId, "no ACK"));
   }
 

@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { sleep } from "../../build/kamailio.js";
 import { MediaAgent } from "../../media-agent/src/agent.js";
+import { Call } from "../../media-agent/src/calls/call.js";
 import { startApi } from "../../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../../media-agent/src/config.js";
 import { header, parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
@@ -171,6 +172,53 @@ t.test("INVITE: 100, 180, 200 with an Opus answer, and the first RTP packet leav
   await sleep(200);
   t.equal(rtp.packets.length, count, "RTP stops with the BYE");
   t.equal(agent.calls.get("call-1")?.status, "ended");
+});
+
+t.test("BYEs read together: each is answered at once, and each call's teardown runs in a loop turn of its own", async (t) => {
+  // A mass hang-up (every BYE read in one poll) must not hold the loop for all its teardowns:
+  // the calls still up need their 20 ms ticks in between.
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  const rtp = await rtpSink(t);
+  const callIds = ["mass-1", "mass-2", "mass-3", "mass-4"];
+  const toTags = new Map<string, string>();
+  for (const [i, callId] of callIds.entries()) {
+    kamailio.send(invite(kamailio.port, callId, offer(rtp.port), `z9hG4bK-mass-inv${i}`));
+    const ok = await kamailio.next((m) => m.status === 200 && header(m, "Call-ID") === callId);
+    toTags.set(callId, /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1]);
+    kamailio.send(inDialog("ACK", kamailio.port, callId, toTags.get(callId)!, 1, `z9hG4bK-mass-ack${i}`));
+  }
+  await sleep(100);
+
+  // Count event-loop turns (one per check phase) and note the turn each teardown starts in.
+  let turn = 0;
+  let counting = true;
+  const countTurns = () => {
+    turn++;
+    if (counting) setImmediate(countTurns);
+  };
+  const endTurns = new Map<string, number>();
+  const end = Call.prototype.end;
+  t.teardown(() => {
+    Call.prototype.end = end;
+    counting = false;
+  });
+  Call.prototype.end = function (this: Call, reason: string) {
+    endTurns.set(this.record.callId, turn);
+    return end.call(this, reason);
+  };
+  const ended = new Promise<void>((done) => {
+    let left = callIds.length;
+    agent.on("ended", () => --left === 0 && done());
+  });
+  setImmediate(countTurns);
+  for (const [i, callId] of callIds.entries()) kamailio.send(inDialog("BYE", kamailio.port, callId, toTags.get(callId)!, 2, `z9hG4bK-mass-bye${i}`));
+  for (const callId of callIds) await kamailio.next((m) => m.status === 200 && /BYE/.test(header(m, "CSeq")!) && header(m, "Call-ID") === callId);
+  await ended;
+  t.same(callIds.map((callId) => agent.calls.get(callId)?.status), ["ended", "ended", "ended", "ended"]);
+  const turns = callIds.map((callId) => endTurns.get(callId)!);
+  t.equal(new Set(turns).size, callIds.length, `each teardown in a turn of its own (turns ${turns.join(", ")})`);
 });
 
 t.test("several Kamailio nodes: answers and in-dialog requests go to the node that holds the call; a Via or Route naming anyone else is not followed", async (t) => {

@@ -5,6 +5,8 @@
  * Why: when many calls end at once (a mass hang-up; the BYEs all arrive in one poll of the
  * loop), each call writing its trace records and WAVs in its BYE's callback held the loop for
  * ~0.6 ms per call: 50 calls blocked it for ~30 ms, and the calls still up missed their ticks.
+ * So a call's teardown after its BYE (agent.ts) and then its last trace records
+ * (trace-observer.ts) each take a turn of their own.
  * setImmediate alone would not spread them: every immediate queued before the check phase
  * runs in that same phase. One job per phase, the next one queued from it, does.
  */
