@@ -2,8 +2,7 @@
  * `npm run bench -- agent`: how many calls one media agent process carries. The agent runs as
  * its own process (`node --single-threaded-gc --max-semi-space-size=2 --import tsx
  * media-agent/src/main.ts`, as the launcher runs it: stack/daemons.ts AGENT_NODE_FLAGS); this
- * benchmark plays Kamailio
- * on loopback: INVITEs with SDP for N calls, ACKs, 20 ms RTP to every call, BYE at the end.
+ * benchmark plays Kamailio on loopback: INVITEs with SDP for N calls, ACKs, 20 ms RTP to every call, BYE at the end.
  * It times the agent's packets with the kernel's timestamps (a dumpcap capture on loopback of
  * the agent's RTP ports, so this process's own event-loop delays do not count) and reports per run:
  *   - agent CPU (per cent of one core, from /proc over the measured window) and per call,

@@ -15,7 +15,7 @@ import { placeCall } from "./calls/outbound.js";
 import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
 import { activeCalls, countEndedCall } from "./metrics.js";
-import { inOwnLoopTurn } from "./pipeline/loop-turns.js";
+import { inOwnLoopTurn } from "./loop-turns.js";
 import { ProfileRegistry } from "./profiles/registry.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
 import type { LocalMedia, NegotiatedMedia } from "./sdp/negotiate.js";

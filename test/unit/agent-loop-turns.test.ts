@@ -7,7 +7,7 @@ import t from "tap";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inOwnLoopTurn } from "../../media-agent/src/pipeline/loop-turns.js";
+import { inOwnLoopTurn } from "../../media-agent/src/loop-turns.js";
 import { TraceObserver } from "../../media-agent/src/pipeline/trace-observer.js";
 import { readTrace, traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
 

@@ -4,7 +4,7 @@
  * its turn is over and its reply has been played (or cut), so it holds the first-packet times;
  * records are written in turn order (one finished early waits for the turns before it), and at
  * the call's end all that are left. Those last ones are written in an event-loop turn of their
- * own (loop-turns.ts): many calls can end at once, and their writing must not hold up the calls
+ * own (../loop-turns.ts): many calls can end at once, and their writing must not hold up the calls
  * still up.
  */
 import { appendFileSync, mkdirSync, writeFile } from "node:fs";
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
-import { inOwnLoopTurn } from "./loop-turns.js";
+import { inOwnLoopTurn } from "../loop-turns.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 
 type TtsEntry = TurnTrace["tts"][number];

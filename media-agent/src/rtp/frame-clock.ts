@@ -59,9 +59,9 @@ export class FrameClock {
     this.ticker.remove(this);
   }
 
-  /** Where in the frame its ticks fall (ms after a multiple of `frameMs`). */
+  /** Where in the frame its ticks fall (ms after a multiple of `frameMs`; clock times are never negative). */
   phaseIn(frameMs: number): number {
-    return mod(this.anchor, frameMs);
+    return this.anchor % frameMs;
   }
 
   /** When the next tick is due (clock time). */
@@ -105,18 +105,15 @@ export class Ticker {
    * share (the earliest of equals).
    */
   quietestSlot(frameMs: number): number {
+    const sharing = new Map<number, number>();
+    for (const fc of this.clocks) {
+      const phase = fc.phaseIn(frameMs);
+      sharing.set(phase, (sharing.get(phase) ?? 0) + 1);
+    }
+    const callsAt = (at: number) => sharing.get(at % frameMs) ?? 0;
     const first = Math.ceil(this.clock.now() / SLOT_MS) * SLOT_MS;
     let quietest = first;
-    let fewest = Infinity;
-    for (let at = first; at < first + frameMs; at += SLOT_MS) {
-      const phase = mod(at, frameMs);
-      let sharing = 0;
-      for (const fc of this.clocks) if (fc.phaseIn(frameMs) === phase) sharing++;
-      if (sharing < fewest) {
-        fewest = sharing;
-        quietest = at;
-      }
-    }
+    for (let at = first + SLOT_MS; at < first + frameMs; at += SLOT_MS) if (callsAt(at) < callsAt(quietest)) quietest = at;
     return quietest;
   }
 
@@ -153,5 +150,3 @@ export class Ticker {
     this.timer = this.clock.setTimeout(() => this.wake(), Math.max(0, at - this.clock.now()));
   }
 }
-
-const mod = (n: number, m: number) => ((n % m) + m) % m;
