@@ -596,7 +596,7 @@ const SWEEPS: Sweep[] = process.env.AGENT_BENCH_RUNS
   : [
       { codec: "PCMU", profile: "echo", calls: [10, 50, 100, 200, 300], arrivalMs: 0 },
       { codec: "opus", profile: "echo", calls: [10, 50, 100, 150], arrivalMs: 0 },
-      { codec: "opus", profile: "voice", calls: [10, 25, 50, 75], arrivalMs: VOICE_ARRIVAL_MS },
+      { codec: "opus", profile: "voice", calls: [10, 25, 50, 75, 100], arrivalMs: VOICE_ARRIVAL_MS },
       { codec: "opus", profile: "voice", calls: [50], arrivalMs: 0 },
     ];
 

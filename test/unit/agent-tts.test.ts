@@ -1,8 +1,12 @@
 /** Text to speech: Piper over HTTP (its three server flavours) and built-in espeak-ng, at 16 kHz, in the speech workers. */
 import { execFileSync } from "node:child_process";
 import t from "tap";
-import { concatSamples } from "../../media-agent/src/audio/frames.js";
-import { readWav16k } from "../../media-agent/src/audio/wav.js";
+import { Decoder, Encoder } from "@evan/opus";
+import { concatSamples, FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
+import { readWav16k, toFrames } from "../../media-agent/src/audio/wav.js";
+import { OpusCodec } from "../../media-agent/src/codecs/opus.js";
+import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
+import { processClock } from "../../media-agent/src/pipeline/engines.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { EspeakTts, PiperTts, TtsError } from "../../media-agent/src/pipeline/tts.js";
@@ -78,6 +82,71 @@ t.test("Piper's whole WAV in the speech worker: its first frames come back befor
   t.same(concatSamples(pieces), samples, "the pieces joined are the clause");
   t.ok(pieces.length > 3, `sent in pieces as it is decoded (${pieces.length} for ${(samples.length / 16000).toFixed(1)} s), not one message at the end`);
   t.ok(pieces[0].length < samples.length / 3 && pieces[0].length % 320 === 0, `the first piece is whole frames from the start (${pieces[0].length / 320} frames)`);
+});
+
+/** Decodes Opus payloads (16 kHz mono) into one stretch of samples. */
+function decodeAll(payloads: Uint8Array[]): Int16Array {
+  const decoder = new Decoder({ channels: 1, sample_rate: 16000 });
+  return concatSamples(payloads.map((p) => new Int16Array(decoder.decode(p).slice().buffer)));
+}
+
+t.test("for an Opus call the speech worker also encodes the clause: one payload per 20 ms frame, decoding to the clause (espeak-ng and Piper's WAV)", async (t) => {
+  const text = "It is sunny in Dusseldorf today. The temperature is twenty degrees.";
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  t.teardown(() => pool.close());
+  const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]);
+  const jobs = {
+    "espeak-ng": { engine: "espeak-ng", voice: "en-us", speed: 165, text, wavError: "espeak-ng wrote no usable WAV", opus: true },
+    "Piper's WAV": { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV", opus: true },
+  } as const;
+  for (const [name, job] of Object.entries(jobs)) {
+    const pieces: Array<{ samples: Int16Array; opus?: Uint8Array[] }> = [];
+    const { samples } = await pool.run(job, never, (piece, opus) => pieces.push({ samples: piece, opus }));
+    t.ok(
+      pieces.every((p) => p.opus?.length === Math.ceil(p.samples.length / FRAME_SAMPLES)),
+      `${name}: every piece carries one payload per frame (${pieces.length} pieces, ${toFrames(samples).length} frames)`,
+    );
+    const decoded = decodeAll(pieces.flatMap((p) => p.opus ?? []));
+    t.equal(decoded.length, toFrames(samples).length * FRAME_SAMPLES, `${name}: the payloads are the whole clause, the last frame padded`);
+    const match = bestCorrelation(samples, decoded, 16000, { maxLagMs: 200 });
+    t.ok(match.score > 0.9, `${name}: the payloads decode to the clause (${match.score.toFixed(3)} at ${match.lagMs} ms)`);
+  }
+  const plain: Array<Uint8Array[] | undefined> = [];
+  await pool.run({ ...jobs["espeak-ng"], opus: false }, never, (_, opus) => plain.push(opus));
+  t.ok(plain.length > 0 && plain.every((opus) => opus === undefined), "a G.711 call's clause comes without payloads");
+});
+
+t.test("an Opus call's reply goes out as the speech worker encoded it, none of its frames encoded on the event loop; a G.711 call's speaker asks for no payloads", async (t) => {
+  const text = "The weather in Berlin is cloudy.";
+  const originalEncode = Encoder.prototype.encode;
+  let loopEncodes = 0;
+  Encoder.prototype.encode = function (this: Encoder, ...args: Parameters<Encoder["encode"]>) {
+    loopEncodes++;
+    return originalEncode.apply(this, args);
+  };
+  t.teardown(() => void (Encoder.prototype.encode = originalEncode));
+  const tts = new EspeakTts({ voice: "en-us", speed: 165 });
+  const asked: boolean[] = [];
+  const spy = { name: tts.name, synthesize: (...args: Parameters<EspeakTts["synthesize"]>) => (asked.push(args[3] === true), tts.synthesize(...args)) };
+  for (const opus of [true, false]) {
+    const speaker = new Speaker(spy, processClock, () => {}, opus);
+    await speaker.say(text, 0, never);
+    const codec = new OpusCodec();
+    t.teardown(() => codec.close());
+    const frames: Int16Array[] = [];
+    const payloads: Uint8Array[] = [];
+    loopEncodes = 0;
+    for (let frame = speaker.nextFrame(); frame; frame = speaker.nextFrame()) {
+      frames.push(frame);
+      payloads.push(codec.encode(frame).slice());
+    }
+    t.ok(frames.length > 50, `${opus ? "Opus" : "G.711"} call: ${frames.length} frames of speech`);
+    if (opus) t.equal(loopEncodes, 0, "Opus call: none of the reply's frames was encoded on the event loop");
+    else t.equal(loopEncodes, frames.length, "without payloads every frame is encoded on the event loop");
+    const match = bestCorrelation(concatSamples(frames), decodeAll(payloads), 16000, { maxLagMs: 200 });
+    t.ok(match.score > 0.9, `the payloads sent decode to the reply (${match.score.toFixed(3)})`);
+  }
+  t.same(asked, [true, false], "the Opus call's speaker asked the engine for payloads, the other did not");
 });
 
 t.test("speech workers: a bad WAV is named; a worker that stops fails its jobs, and the next job gets a new one", async (t) => {

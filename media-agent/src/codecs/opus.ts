@@ -11,6 +11,14 @@
  * finalizer: 10,000 pairs created and dropped kept ~60 KB of RSS each, for good), so a call's
  * pair goes back to a pool when the call ends and the next call resets and reuses it: the
  * process holds as many as its busiest moment needed, and no more.
+ *
+ * The agent's speech is encoded before it is played, in the speech workers
+ * (pipeline/tts-worker.ts), with the encoder settings below: encoding was most of an Opus
+ * voice call's event-loop time while it spoke (~90–160 µs a frame; 50 calls speaking, 4–8 ms
+ * of every 20). A worker encodes a clause with an encoder of its own, reset for the clause, so
+ * the far end's decoder changes encoder at the edges of a clause, where espeak-ng and Piper
+ * put silence; its packets are ordinary Opus packets with the call's TOC and rate. The event
+ * loop's encoder still encodes everything else (silence, echo, a bridge).
  */
 import { Decoder, Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, FrameSlab, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
@@ -20,7 +28,8 @@ import type { AudioCodec } from "./codec.js";
 const idleEncoders: Encoder[] = [];
 const idleDecoders: Decoder[] = [];
 
-function takeEncoder(): Encoder {
+/** A reset encoder with the agent's settings, from the pool; give it back with releaseEncoder. */
+export function takeEncoder(): Encoder {
   const reused = idleEncoders.pop();
   // OPUS_RESET_STATE keeps the settings; they are set again all the same, so a reused encoder cannot differ from a new one.
   reused?.reset();
@@ -30,6 +39,22 @@ function takeEncoder(): Encoder {
   encoder.packet_loss = 5;
   encoder.complexity = 5;
   return encoder;
+}
+
+export function releaseEncoder(encoder: Encoder): void {
+  idleEncoders.push(encoder);
+}
+
+/**
+ * Frames whose Opus payload a speech worker made along with their samples (attachOpusPayload):
+ * the encode stage sends it instead of encoding the frame on the event loop. Weak: a frame and
+ * its payload go together once the clause has been played and traced.
+ */
+const encodedBeforehand = new WeakMap<PcmFrame, Uint8Array>();
+
+/** `payload` is `frame` encoded by an Opus encoder with this codec's settings (takeEncoder). */
+export function attachOpusPayload(frame: PcmFrame, payload: Uint8Array): void {
+  encodedBeforehand.set(frame, payload);
 }
 
 function takeDecoder(): Decoder {
@@ -49,13 +74,14 @@ export class OpusCodec implements AudioCodec {
 
   /** The call is over: its libopus states go back to the pool. Using the codec after this throws. */
   close(): void {
-    if (this.encoder) idleEncoders.push(this.encoder);
+    if (this.encoder) releaseEncoder(this.encoder);
     if (this.decoder) idleDecoders.push(this.decoder);
     this.encoder = this.decoder = null;
   }
 
   encode(frame: PcmFrame): Uint8Array {
-    return this.liveEncoder.encode(frame);
+    const encoder = this.liveEncoder;
+    return encodedBeforehand.get(frame) ?? encoder.encode(frame);
   }
 
   decode(payload: Uint8Array): PcmFrame[] {

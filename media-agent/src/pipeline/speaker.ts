@@ -8,6 +8,7 @@
  */
 import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { toFrames } from "../audio/wav.js";
+import { attachOpusPayload } from "../codecs/opus.js";
 import { heardText, type SpokenPiece } from "./barge-in.js";
 import type { Clock, TtsEngine } from "./engines.js";
 import type { PipelineEvent } from "./events.js";
@@ -60,6 +61,8 @@ export class Speaker {
     private readonly tts: TtsEngine,
     private readonly clock: Clock,
     private readonly emit: (event: PipelineEvent) => void,
+    /** An Opus call: the engine is asked for each frame's payload too, so the event loop need not encode it. */
+    private readonly opus = false,
   ) {}
 
   /** Something is queued (playing, or being synthesised) or playback is paused. */
@@ -95,15 +98,18 @@ export class Speaker {
     let streamed = false;
     // The engine's pieces are whole 20 ms frames but for the last: framed one by one, they give
     // the frames the whole clause gives.
-    const onAudio = (samples: Int16Array) => {
+    const onAudio = (samples: Int16Array, opus?: Uint8Array[]) => {
       if (signal.aborted) return;
       if (!streamed) this.emit({ type: "tts-first-audio", turn, clause: clause.id, at: this.clock.now() });
       streamed = true;
-      for (const frame of toFrames(samples)) clause.frames.push(frame);
+      const frames = toFrames(samples);
+      // Payloads that do not match the frames one to one are not used: the call encodes the frames itself.
+      if (opus?.length === frames.length) for (let i = 0; i < frames.length; i++) attachOpusPayload(frames[i], opus[i]);
+      for (const frame of frames) clause.frames.push(frame);
       clause.durationMs = clause.frames.length * FRAME_MS;
     };
     try {
-      const speech = await this.tts.synthesize(text, signal, onAudio);
+      const speech = await this.tts.synthesize(text, signal, onAudio, this.opus);
       this.emit({ type: "tts-done", turn, clause: clause.id, firstByteMs: Math.round(speech.firstByteMs), synthesisMs: Math.round(speech.synthesisMs) });
       if (!streamed) clause.frames = toFrames(speech.samples); // an engine that hands over the whole clause
       clause.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;

@@ -1,8 +1,8 @@
 /**
  * Speech synthesis off the event loop: a few worker processes (tts-worker.ts) that run
- * espeak-ng and decode and resample WAVs, shared by every call of the agent. The event loop
- * only sends a job and receives 16 kHz audio, whole 20 ms frames at a time as they are
- * decoded. A job is cancelled by its AbortSignal: the promise rejects at once and the worker
+ * espeak-ng, decode and resample WAVs and encode an Opus call's frames, shared by every call
+ * of the agent. The event loop only sends a job and receives 16 kHz audio (and its Opus
+ * payloads), whole 20 ms frames at a time as they are decoded. A job is cancelled by its AbortSignal: the promise rejects at once and the worker
  * stops espeak-ng.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -17,6 +17,8 @@ export type SynthesisJob = (
 ) & {
   /** The start of the message when the bytes are no usable WAV, e.g. "espeak-ng wrote no usable WAV". */
   wavError: string;
+  /** Also encode each 20 ms frame as Opus (for an Opus call), sent with the samples. */
+  opus?: boolean;
 };
 
 export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { type: "cancel"; id: number };
@@ -24,9 +26,12 @@ export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { t
 export type WorkerReply =
   | { type: "ready" }
   | { type: "first-byte"; id: number; /** epoch ms (timeOrigin + now) */ at: number }
-  | { type: "audio"; id: number; samples: Int16Array }
+  | { type: "audio"; id: number; samples: Int16Array; /** one per 20 ms frame of samples, when the job asked */ opus?: Uint8Array[] }
   | { type: "done"; id: number }
   | { type: "error"; id: number; message: string };
+
+/** A piece of a clause's audio: 16 kHz samples, and their Opus payloads when the job asked for them. */
+export type OnAudio = (samples: Int16Array, opus?: Uint8Array[]) => void;
 
 export interface Synthesised {
   samples: Int16Array;
@@ -38,7 +43,7 @@ interface Pending {
   postedAt: number;
   firstByteMs: number;
   parts: Int16Array[];
-  onAudio?: (samples: Int16Array) => void;
+  onAudio?: OnAudio;
   done: (result: Synthesised) => void;
   fail: (err: Error) => void;
   worker: PoolWorker;
@@ -70,7 +75,7 @@ export class SynthesisPool {
    * Runs a job; onAudio gets the 16 kHz audio as it is decoded (whole 20 ms frames, the last
    * piece whatever is left), the promise all of it. Rejects with an AbortError on abort.
    */
-  run(job: SynthesisJob, signal: AbortSignal, onAudio?: (samples: Int16Array) => void): Promise<Synthesised> {
+  run(job: SynthesisJob, signal: AbortSignal, onAudio?: OnAudio): Promise<Synthesised> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     const worker = this.leastBusy();
     const id = this.nextId++;
@@ -156,7 +161,7 @@ export class SynthesisPool {
     if (reply.type === "first-byte") job.firstByteMs = reply.at - job.postedAt;
     else if (reply.type === "audio") {
       job.parts.push(reply.samples);
-      job.onAudio?.(reply.samples);
+      job.onAudio?.(reply.samples, reply.opus);
     } else if (this.settle(reply.id)) {
       if (reply.type === "done") job.done({ samples: concatSamples(job.parts), firstByteMs: job.firstByteMs });
       else job.fail(this.makeError(reply.message));

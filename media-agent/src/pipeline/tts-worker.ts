@@ -1,7 +1,8 @@
 /**
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
- * its IPC channel) that runs espeak-ng, decodes WAVs and resamples them to 16 kHz, off the
- * event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks
+ * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz and, for an Opus
+ * call, encodes each frame (codecs/opus.ts says why), off the event loop that paces every
+ * call's RTP. A process, not a thread: starting espeak-ng forks
  * the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
@@ -9,8 +10,10 @@
  */
 import { spawn } from "node:child_process";
 import { constants, setPriority } from "node:os";
+import type { Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { WavDecoder } from "../audio/wav.js";
+import { releaseEncoder, takeEncoder } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
 
@@ -30,11 +33,14 @@ process.on("message", (request: WorkerRequest) => {
   if (request.type === "cancel") return void running.get(request.id)?.abort();
   const abort = new AbortController();
   running.set(request.id, abort);
-  const audio = new AudioOut(request.id, request.job.wavError);
+  const audio = new AudioOut(request.id, request.job.wavError, request.job.opus === true);
   const finish = (error?: string) => {
-    if (!running.delete(request.id) || abort.signal.aborted) return;
-    if (error === undefined) error = audio.end();
-    reply(error === undefined ? { type: "done", id: request.id } : { type: "error", id: request.id, message: error });
+    if (!running.delete(request.id)) return;
+    if (!abort.signal.aborted) {
+      if (error === undefined) error = audio.end();
+      reply(error === undefined ? { type: "done", id: request.id } : { type: "error", id: request.id, message: error });
+    }
+    audio.close();
   };
   if (request.job.engine === "espeak-ng") espeak(request.job, audio, abort.signal, finish);
   else {
@@ -69,7 +75,7 @@ function espeak(job: Extract<SynthesisJob, { engine: "espeak-ng" }>, audio: Audi
   child.on("close", (code) => finish(code === 0 ? undefined : `espeak-ng exited ${code}: ${stderr.trim().slice(0, 200)}`));
 }
 
-/** One job's WAV bytes in, 16 kHz samples out to the agent in whole frames. */
+/** One job's WAV bytes in, 16 kHz samples (and their Opus payloads, when asked) out to the agent in whole frames. */
 class AudioOut {
   private readonly decoder = new WavDecoder();
   private resampler: SignalResampler | null = null;
@@ -78,11 +84,22 @@ class AudioOut {
   private firstByte = true;
   /** The first reason the bytes are no usable WAV; later bytes are ignored. */
   private wavError: string | null = null;
+  /** The clause's own Opus encoder (an Opus call's clause), reset for it. */
+  private encoder: Encoder | null;
 
   constructor(
     private readonly id: number,
     private readonly wavErrorPrefix: string,
-  ) {}
+    opus: boolean,
+  ) {
+    this.encoder = opus ? takeEncoder() : null;
+  }
+
+  /** The job is over: its encoder goes back to the worker's pool. */
+  close(): void {
+    if (this.encoder) releaseEncoder(this.encoder);
+    this.encoder = null;
+  }
 
   push(bytes: Buffer): void {
     if (this.firstByte) {
@@ -121,7 +138,21 @@ class AudioOut {
     const all = this.held.length ? concat(this.held, samples) : samples;
     const cut = last ? all.length : all.length - (all.length % FRAME_SAMPLES);
     this.held = all.slice(cut);
-    if (cut > 0) reply({ type: "audio", id: this.id, samples: all.subarray(0, cut) });
+    if (cut === 0) return;
+    const piece = all.subarray(0, cut);
+    reply({ type: "audio", id: this.id, samples: piece, ...(this.encoder ? { opus: this.encode(this.encoder, piece) } : {}) });
+  }
+
+  /** One payload per 20 ms frame, the last one zero-padded as the speaker frames it (audio/wav.ts toFrames). */
+  private encode(encoder: Encoder, samples: Int16Array): Uint8Array[] {
+    const payloads: Uint8Array[] = [];
+    for (let at = 0; at < samples.length; at += FRAME_SAMPLES) {
+      let frame = samples.subarray(at, at + FRAME_SAMPLES);
+      if (frame.length < FRAME_SAMPLES) frame = concat(frame, new Int16Array(FRAME_SAMPLES - frame.length));
+      // Copied: the binding hands out a view of a buffer it reuses.
+      payloads.push(new Uint8Array(encoder.encode(frame)));
+    }
+    return payloads;
   }
 }
 

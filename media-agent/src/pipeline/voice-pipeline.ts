@@ -118,7 +118,7 @@ export class VoicePipeline implements CallAudio {
     const clock = (this.clock = engines.clock ?? processClock);
     const emit = this.events.emit;
     this.turnTaking = new TurnTaking(engines.vad, profile.turns, profile.bargeIn);
-    this.speaker = new Speaker(profile.tts, clock, emit);
+    this.speaker = new Speaker(profile.tts, clock, emit, call.codec === "opus");
     this.recogniser = new Recogniser(profile.stt, profile.transcriptFilter, clock, emit);
     this.responder = new Responder(profile.llm, profile, clock, emit);
     this.trace = new TraceObserver(profile.traceDir, call.callId, () => this.speaker.busy);
