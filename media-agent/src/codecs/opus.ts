@@ -80,7 +80,7 @@ export class OpusCodec implements AudioCodec {
   }
 
   encode(frame: PcmFrame): Uint8Array {
-    const encoder = this.liveEncoder;
+    const encoder = this.liveEncoder; // first: a closed codec throws, payload or not
     return encodedBeforehand.get(frame) ?? encoder.encode(frame);
   }
 

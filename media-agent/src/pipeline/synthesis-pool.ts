@@ -2,8 +2,8 @@
  * Speech synthesis off the event loop: a few worker processes (tts-worker.ts) that run
  * espeak-ng, decode and resample WAVs and encode an Opus call's frames, shared by every call
  * of the agent. The event loop only sends a job and receives 16 kHz audio (and its Opus
- * payloads), whole 20 ms frames at a time as they are decoded. A job is cancelled by its AbortSignal: the promise rejects at once and the worker
- * stops espeak-ng.
+ * payloads), whole 20 ms frames at a time as they are decoded. A job is cancelled by its
+ * AbortSignal: the promise rejects at once and the worker stops espeak-ng.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { extname } from "node:path";

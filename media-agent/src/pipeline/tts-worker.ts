@@ -2,8 +2,7 @@
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
  * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz and, for an Opus
  * call, encodes each frame (codecs/opus.ts says why), off the event loop that paces every
- * call's RTP. A process, not a thread: starting espeak-ng forks
- * the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
+ * call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
  * 20 ms frames per message, so a caller can start playing before the clause is done.
@@ -12,7 +11,7 @@ import { spawn } from "node:child_process";
 import { constants, setPriority } from "node:os";
 import type { Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
-import { WavDecoder } from "../audio/wav.js";
+import { toFrames, WavDecoder } from "../audio/wav.js";
 import { releaseEncoder, takeEncoder } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
@@ -143,16 +142,10 @@ class AudioOut {
     reply({ type: "audio", id: this.id, samples: piece, ...(this.encoder ? { opus: this.encode(this.encoder, piece) } : {}) });
   }
 
-  /** One payload per 20 ms frame, the last one zero-padded as the speaker frames it (audio/wav.ts toFrames). */
+  /** One payload per 20 ms frame, framed as the speaker frames the samples (the last one zero-padded). */
   private encode(encoder: Encoder, samples: Int16Array): Uint8Array[] {
-    const payloads: Uint8Array[] = [];
-    for (let at = 0; at < samples.length; at += FRAME_SAMPLES) {
-      let frame = samples.subarray(at, at + FRAME_SAMPLES);
-      if (frame.length < FRAME_SAMPLES) frame = concat(frame, new Int16Array(FRAME_SAMPLES - frame.length));
-      // Copied: the binding hands out a view of a buffer it reuses.
-      payloads.push(new Uint8Array(encoder.encode(frame)));
-    }
-    return payloads;
+    // Copied: the binding hands out a view of a buffer it reuses.
+    return toFrames(samples).map((frame) => new Uint8Array(encoder.encode(frame)));
   }
 }
 

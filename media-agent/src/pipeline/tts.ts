@@ -4,7 +4,7 @@
  * profile's tts.api says: PiperApi), and espeak-ng, built in (a Debian package) and the default when no Piper is
  * configured. Every failure names its cause; abort stops the request or the process.
  * Both leave the event loop to the calls' RTP: espeak-ng is started, and every WAV decoded and
- * resampled, in the agent's speech workers (synthesis-pool.ts).
+ * resampled (and, for an Opus call, encoded), in the agent's speech workers (synthesis-pool.ts).
  */
 import { availableParallelism } from "node:os";
 import { SynthesisPool, type OnAudio } from "./synthesis-pool.js";
