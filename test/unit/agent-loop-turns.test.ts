@@ -1,10 +1,13 @@
 /**
  * Work after a call's end runs one job per event-loop turn (loop-turns.ts), so that many calls
  * ending at once do not hold up the frame clocks of the calls still up; the trace observer
- * writes a closed call's last records that way, and says when they are written.
+ * writes a closed call's last records that way, and says when they are written. Its file writes
+ * are done by libuv's threads, so a disk that is slow to answer never holds the event loop.
  */
 import t from "tap";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inOwnLoopTurn } from "../../media-agent/src/loop-turns.js";
@@ -64,8 +67,31 @@ t.test("calls that end together: each call's last records are written after its 
 
 t.test("a record that cannot be written: written() rejects with the cause (nothing unhandled)", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "wa-trace-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(traceFileOf(dir, "call-gone")); // where its file should go
   const o = observer(dir, "call-gone");
-  rmSync(dir, { recursive: true, force: true });
   o.handle({ type: "closed", at: 1000 });
-  await t.rejects(o.written(), { code: "ENOENT" });
+  await t.rejects(o.written(), { code: "EISDIR" });
+});
+
+t.test("a trace file that cannot be opened for a while holds nothing up: timers run on, and the record is written once it can be", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "wa-trace-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A FIFO's open for writing waits until a reader opens it: a file system that is slow to open
+  // the file, as ext4 was (220-250 ms) while 50 calls' WAVs were being written.
+  const file = traceFileOf(dir, "call-slow");
+  execFileSync("mkfifo", [file]);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  t.teardown(() => clearInterval(timer));
+  // The speaker is idle: the turn's record is written as soon as the turn is over, during the call.
+  const o = new TraceObserver(dir, "call-slow", () => false);
+  o.handle({ type: "turn", turn: 0, at: 0, date: new Date("2026-12-04T10:00:00Z") });
+  o.handle({ type: "turn-end", turn: 0, spoken: "Hello." });
+  await new Promise((done) => setTimeout(done, 100));
+  t.ok(ticks >= 10, `a 5 ms timer ran ${ticks} times in 100 ms while the record waited for its file`);
+  o.handle({ type: "closed", at: 1000 });
+  const read = readFile(file, "utf8"); // opens the FIFO: the write goes ahead
+  await o.written();
+  t.match(JSON.parse((await read).trim()), { turn: 0, spoken: "Hello." }, "the record, once the file opened");
 });

@@ -19,6 +19,7 @@ import { startApi } from "../../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../../media-agent/src/config.js";
 import { header, parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
 import { parseRtp } from "../../media-agent/src/rtp/packet.js";
+import { traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
 
 interface Peer {
   socket: Socket;
@@ -452,7 +453,7 @@ t.test("GET /healthz: 200 when every voice profile's engine answers and RTP port
   t.equal(ok.status, 200, "no voice profiles: nothing to reach, ports free");
 });
 
-t.test("the viewer's audio route serves only a known call's own turn files: no other call's, no paths, no other files", async (t) => {
+t.test("the viewer's routes serve only a known call's own files: its turn audio (no other call's, no paths, no other files) and its trace records", async (t) => {
   const dir = tempDir(t, "wa-viewer-");
   const agent = await startAgent(t, await freePort(), { AGENT_TRACE_DIR: dir });
   const api = await startApi(agent, { host: "127.0.0.1", port: await freePort() });
@@ -473,5 +474,9 @@ t.test("the viewer's audio route serves only a known call's own turn files: no o
   ]) {
     t.equal((await fetch(`${base}${path}`)).status, 404, label);
   }
+  t.equal((await fetch(`${base}/calls/${callId}/audio/${callId}-turn-2.wav`)).status, 404, "its own turn's audio that is not there");
   t.equal((await fetch(`${base}/calls/other-call/trace`)).status, 404, "no trace for an unknown call");
+  t.same(await (await fetch(`${base}/calls/${callId}/trace`)).json(), [], "a known call without records yet: none");
+  writeFileSync(traceFileOf(dir, callId), `${JSON.stringify({ turn: 0, spoken: "Hello." })}\n${JSON.stringify({ turn: 1, spoken: "Bye." })}\n`);
+  t.match(await (await fetch(`${base}/calls/${callId}/trace`)).json(), [{ turn: 0, spoken: "Hello." }, { turn: 1, spoken: "Bye." }], "its records, in order");
 });

@@ -11,7 +11,8 @@
  *   GET  /calls/{callId}/audio/{file}  → a turn's caller or agent audio (WAV) from AGENT_TRACE_DIR
  * Bad input gets 400 with the field named; nothing is half-done.
  */
-import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import { z } from "zod";
@@ -19,7 +20,7 @@ import type { MediaAgent } from "../agent.js";
 import { AgentRequestError } from "../calls/outbound.js";
 import { registry } from "../metrics.js";
 import { callFileName } from "../audio/frames.js";
-import { readTrace, traceFileOf } from "../pipeline/turn-trace.js";
+import { readTraceOffLoop } from "../pipeline/turn-trace.js";
 
 /** The call viewer (viewer.html): one static page, no build step. */
 const VIEWER = readFileSync(new URL("./viewer.html", import.meta.url), "utf8");
@@ -55,7 +56,8 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
   if (traceOf && req.method === "GET") {
     const callId = decodeURIComponent(traceOf);
     if (!agent.calls.has(callId)) return send(res, 404, { error: `no call ${callId}` });
-    return send(res, 200, existsSync(traceFileOf(agent.config.AGENT_TRACE_DIR, callId)) ? readTrace(agent.config.AGENT_TRACE_DIR, callId) : []);
+    // Read by libuv's threads: an operator's look at a trace must not hold up the calls' frame clocks.
+    return send(res, 200, await readTraceOffLoop(agent.config.AGENT_TRACE_DIR, callId));
   }
   const audio = /^\/calls\/([^/]+)\/audio\/([^/]+)$/.exec(url.pathname);
   if (audio && req.method === "GET") return sendTurnAudio(agent, res, decodeURIComponent(audio[1]), decodeURIComponent(audio[2]));
@@ -97,13 +99,17 @@ async function handle(agent: MediaAgent, req: IncomingMessage, res: ServerRespon
 }
 
 /** A turn's caller (or agent) audio from the trace directory; only the call's own turn files (no paths). */
-function sendTurnAudio(agent: MediaAgent, res: ServerResponse, callId: string, file: string): void {
+async function sendTurnAudio(agent: MediaAgent, res: ServerResponse, callId: string, file: string): Promise<void> {
   const prefix = `${callFileName(callId)}-turn-`;
   const own = file.startsWith(prefix) && /^\d+(-agent)?\.wav$/.test(file.slice(prefix.length));
   if (!agent.calls.has(callId) || !own) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
   const path = join(agent.config.AGENT_TRACE_DIR, file);
-  if (!existsSync(path)) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
-  res.writeHead(200, { "content-type": "audio/wav", "content-length": statSync(path).size });
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => null,
+  );
+  if (size === null) return send(res, 404, { error: `no audio ${file} for call ${callId}` });
+  res.writeHead(200, { "content-type": "audio/wav", "content-length": size });
   createReadStream(path).pipe(res);
 }
 

@@ -3,6 +3,7 @@
  * caller audio of each turn as a WAV beside it. README, "Reading a turn trace", explains a record.
  */
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { callFileName } from "../audio/frames.js";
 import type { ChatMessage, ToolCall } from "./llm-client.js";
@@ -136,5 +137,19 @@ export function traceFileOf(traceDir: string, callId: string): string {
 
 /** The records of a call, in the order they were written (each once its reply was played or cut). */
 export function readTrace(traceDir: string, callId: string): TraceRecord[] {
-  return readFileSync(traceFileOf(traceDir, callId), "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as TraceRecord);
+  return parseTrace(readFileSync(traceFileOf(traceDir, callId), "utf8"));
+}
+
+/** The same, read without holding the event loop (the agent's API, while calls are up); none yet: []. */
+export async function readTraceOffLoop(traceDir: string, callId: string): Promise<TraceRecord[]> {
+  try {
+    return parseTrace(await readFile(traceFileOf(traceDir, callId), "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
+function parseTrace(text: string): TraceRecord[] {
+  return text.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as TraceRecord);
 }

@@ -3,7 +3,7 @@
  * what the caller sends, to `<dir>/<call>-caller.wav`, beside `<call>-agent.wav` (what it played,
  * as sent). Proves the path end to end and leaves both sides on disk for comparison.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CallAudio, CallControl, CallInfo } from "../audio/call-audio.js";
 import { callFileName, concatSamples, SAMPLE_RATE, silentFrame, type PcmFrame } from "../audio/frames.js";
@@ -33,11 +33,11 @@ export function playRecordProfile(call: CallInfo, control: CallControl, opts: Pl
       }
       return frame;
     },
-    close() {
-      mkdirSync(opts.recordDir, { recursive: true });
-      const base = join(opts.recordDir, callFileName(call.callId));
-      writeFileSync(`${base}-caller.wav`, writeWav(concatSamples(heard), SAMPLE_RATE));
-      writeFileSync(`${base}-agent.wav`, writeWav(concatSamples(played), SAMPLE_RATE));
+    // Written by libuv's threads: the disk must not hold up the other calls' frame clocks.
+    async close() {
+      await mkdir(opts.recordDir, { recursive: true });
+      const { caller, agent } = recordingPaths(opts.recordDir, call.callId);
+      await Promise.all([writeFile(caller, writeWav(concatSamples(heard), SAMPLE_RATE)), writeFile(agent, writeWav(concatSamples(played), SAMPLE_RATE))]);
     },
   };
 }
