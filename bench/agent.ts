@@ -38,6 +38,7 @@ import { startOllamaDouble } from "../doubles/ollama-double.js";
 import { startSttDouble } from "../doubles/stt-double.js";
 import { freePort, freePortRange } from "../build/ports.js";
 import { AGENT_NODE_FLAGS } from "../stack/daemons.js";
+import { DEFAULT_OPUS_COMPLEXITY } from "../media-agent/src/codecs/opus.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
@@ -659,4 +660,7 @@ printTable(
   ["codec", "profile", "arrival ms", "knee (calls)", "CPU %/call there", "tested up to"],
   knees.map((k) => [k.codec, k.profile, k.arrivalMs, k.knee, k.cpuPerCallPct ?? "-", k.testedUpTo]),
 );
-writeResult(args, "agent", { pinning: PINNING, floorSliceUs: FLOOR_SLICE_US, runs: results, knees });
+// The agent inherits this process's environment: an AGENT_OPUS_COMPLEXITY set for the run is the agent's.
+const opusComplexity = Number(process.env.AGENT_OPUS_COMPLEXITY || DEFAULT_OPUS_COMPLEXITY);
+console.log(`Opus encoder complexity: ${opusComplexity} (AGENT_OPUS_COMPLEXITY)`);
+writeResult(args, "agent", { pinning: PINNING, floorSliceUs: FLOOR_SLICE_US, opusComplexity, runs: results, knees });

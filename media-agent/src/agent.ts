@@ -14,6 +14,7 @@ import { answerInvite } from "./calls/inbound.js";
 import { placeCall } from "./calls/outbound.js";
 import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
+import { setOpusSettings } from "./codecs/opus.js";
 import { activeCalls, countEndedCall } from "./metrics.js";
 import { inOwnLoopTurn } from "./loop-turns.js";
 import { ProfileRegistry } from "./profiles/registry.js";
@@ -58,6 +59,8 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
   }
 
   static async start(config: AgentConfig, log: Logger, hooks: AgentHooks = {}): Promise<MediaAgent> {
+    // Every Opus encoder of this process, and the speech workers' through their jobs, uses them.
+    setOpusSettings({ complexity: config.AGENT_OPUS_COMPLEXITY });
     const profiles = await ProfileRegistry.load(config, log);
     let agent: MediaAgent | undefined;
     const transport = await SipTransport.open({
@@ -69,7 +72,7 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     });
     const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
     agent = new MediaAgent(config, log, transport, ua, profiles, hooks);
-    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, peers: config.AGENT_KAMAILIO_PEERS, codecs: config.AGENT_CODECS }, "media agent listening");
+    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, peers: config.AGENT_KAMAILIO_PEERS, codecs: config.AGENT_CODECS, opusComplexity: config.AGENT_OPUS_COMPLEXITY }, "media agent listening");
     return agent;
   }
 

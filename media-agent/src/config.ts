@@ -3,6 +3,7 @@
  * start with zod; every error names its key.
  */
 import { z } from "zod";
+import { DEFAULT_OPUS_COMPLEXITY } from "./codecs/opus.js";
 
 const CODECS = ["opus", "PCMA", "PCMU"] as const;
 
@@ -68,6 +69,13 @@ const schema = z
     AGENT_PROFILES: profileSpec,
     AGENT_DEFAULT_PROFILE: z.string().default("default"),
     AGENT_RECORD_DIR: z.string().default("/var/lib/wa-media-agent/recordings"),
+    /** libopus's encoder complexity for Opus calls (codecs/opus.ts: what each step costs and gives). */
+    AGENT_OPUS_COMPLEXITY: z.coerce
+      .number({ message: "AGENT_OPUS_COMPLEXITY: expected a whole number 0–10" })
+      .int("AGENT_OPUS_COMPLEXITY: expected a whole number 0–10")
+      .min(0, "AGENT_OPUS_COMPLEXITY: expected a whole number 0–10")
+      .max(10, "AGENT_OPUS_COMPLEXITY: expected a whole number 0–10")
+      .default(DEFAULT_OPUS_COMPLEXITY),
     AGENT_RTP_TIMEOUT_S: z.coerce.number({ message: "AGENT_RTP_TIMEOUT_S: expected seconds" }).positive().default(30),
     /** Ring this long (180) before answering; 0 answers at once. */
     /** Seconds between engine checks of the voice profiles (engine-health.ts); 0: only at start. */

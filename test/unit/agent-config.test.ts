@@ -10,6 +10,15 @@ t.test("defaults: loopback SIP 5080 behind Kamailio 5070, Opus first, echo profi
   t.same(r.config.AGENT_CODECS, ["opus", "PCMA", "PCMU"]);
   t.same(r.config.AGENT_PROFILES, { default: { kind: "echo" } });
   t.same(r.config.AGENT_RTP_PORTS, { min: 31000, max: 31999 });
+  t.equal(r.config.AGENT_OPUS_COMPLEXITY, 5);
+});
+
+t.test("AGENT_OPUS_COMPLEXITY: a whole number 0–10; anything else is named", async (t) => {
+  for (const good of ["0", "1", "10"]) t.match(parseAgentConfig({ AGENT_OPUS_COMPLEXITY: good }), { ok: true, config: { AGENT_OPUS_COMPLEXITY: Number(good) } }, good);
+  for (const bad of ["11", "-1", "2.5", "low"]) {
+    const r = parseAgentConfig({ AGENT_OPUS_COMPLEXITY: bad });
+    t.same(r.ok ? [] : r.errors, ["AGENT_OPUS_COMPLEXITY: expected a whole number 0–10"], bad);
+  }
 });
 
 t.test("profiles and codecs are parsed; every bad value is reported with its key", async (t) => {

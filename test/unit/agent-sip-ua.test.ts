@@ -20,6 +20,8 @@ import { parseAgentConfig } from "../../media-agent/src/config.js";
 import { header, parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
 import { parseRtp } from "../../media-agent/src/rtp/packet.js";
 import { traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
+import { createCodec, type AudioCodec } from "../../media-agent/src/codecs/codec.js";
+import { DEFAULT_OPUS_COMPLEXITY, releaseEncoder, setOpusSettings, takeEncoder } from "../../media-agent/src/codecs/opus.js";
 
 interface Peer {
   socket: Socket;
@@ -479,4 +481,21 @@ t.test("the viewer's routes serve only a known call's own files: its turn audio 
   t.same(await (await fetch(`${base}/calls/${callId}/trace`)).json(), [], "a known call without records yet: none");
   writeFileSync(traceFileOf(dir, callId), `${JSON.stringify({ turn: 0, spoken: "Hello." })}\n${JSON.stringify({ turn: 1, spoken: "Bye." })}\n`);
   t.match(await (await fetch(`${base}/calls/${callId}/trace`)).json(), [{ turn: 0, spoken: "Hello." }, { turn: 1, spoken: "Bye." }], "its records, in order");
+});
+
+t.test("AGENT_OPUS_COMPLEXITY reaches the encoder of every Opus call the agent carries", async (t) => {
+  const frame = new Int16Array(320).map((_, i) => Math.round(8000 * Math.sin(i / 5) + 3000 * Math.sin(i / 1.7)));
+  const encoded = (codec: AudioCodec) => Buffer.from(codec.encode(frame)).toString("hex");
+  const byEncoder = (complexity: number) => {
+    const encoder = takeEncoder({ complexity });
+    const payload = Buffer.from(encoder.encode(new Uint8Array(frame.buffer))).toString("hex");
+    releaseEncoder(encoder);
+    return payload;
+  };
+  t.teardown(() => setOpusSettings({ complexity: DEFAULT_OPUS_COMPLEXITY }));
+  await startAgent(t, await freePort(), { AGENT_OPUS_COMPLEXITY: "1" });
+  t.equal(encoded(createCodec("opus")), byEncoder(1), "an Opus call's codec encodes at complexity 1");
+  t.not(byEncoder(1), byEncoder(DEFAULT_OPUS_COMPLEXITY), "and that is not what the default makes");
+  await startAgent(t, await freePort());
+  t.equal(encoded(createCodec("opus")), byEncoder(DEFAULT_OPUS_COMPLEXITY), "unset: the default");
 });

@@ -4,7 +4,7 @@ import t from "tap";
 import { Decoder, Encoder } from "@evan/opus";
 import { concatSamples, FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../../media-agent/src/audio/wav.js";
-import { OpusCodec } from "../../media-agent/src/codecs/opus.js";
+import { OpusCodec, releaseEncoder, takeEncoder } from "../../media-agent/src/codecs/opus.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import { processClock } from "../../media-agent/src/pipeline/engines.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
@@ -96,8 +96,8 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
   t.teardown(() => pool.close());
   const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]);
   const jobs = {
-    "espeak-ng": { engine: "espeak-ng", voice: "en-us", speed: 165, text, wavError: "espeak-ng wrote no usable WAV", opus: true },
-    "Piper's WAV": { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV", opus: true },
+    "espeak-ng": { engine: "espeak-ng", voice: "en-us", speed: 165, text, wavError: "espeak-ng wrote no usable WAV", opus: { complexity: 5 } },
+    "Piper's WAV": { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV", opus: { complexity: 5 } },
   } as const;
   for (const [name, job] of Object.entries(jobs)) {
     const pieces: Array<{ samples: Int16Array; opus?: Uint8Array[] }> = [];
@@ -112,8 +112,28 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
     t.ok(match.score > 0.9, `${name}: the payloads decode to the clause (${match.score.toFixed(3)} at ${match.lagMs} ms)`);
   }
   const plain: Array<Uint8Array[] | undefined> = [];
-  await pool.run({ ...jobs["espeak-ng"], opus: false }, never, (_, opus) => plain.push(opus));
+  await pool.run({ ...jobs["espeak-ng"], opus: undefined }, never, (_, opus) => plain.push(opus));
   t.ok(plain.length > 0 && plain.every((opus) => opus === undefined), "a G.711 call's clause comes without payloads");
+});
+
+t.test("the speech worker encodes with the agent's Opus settings: its payloads are byte for byte what the agent's own encoder makes of the clause (AGENT_OPUS_COMPLEXITY)", async (t) => {
+  const text = "Tomorrow will be cloudier, with rain later in the day.";
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  t.teardown(() => pool.close());
+  const job = { engine: "espeak-ng", voice: "en-us", speed: 165, text, wavError: "espeak-ng wrote no usable WAV" } as const;
+  const byComplexity = new Map<number, Uint8Array[]>();
+  for (const complexity of [5, 1]) {
+    const payloads: Uint8Array[] = [];
+    const { samples } = await pool.run({ ...job, opus: { complexity } }, never, (_, opus) => payloads.push(...(opus ?? [])));
+    // The agent's own encoder with the same settings, over the same frames (the last one zero-padded, as the speaker frames it).
+    const encoder = takeEncoder({ complexity });
+    t.teardown(() => releaseEncoder(encoder));
+    const own = toFrames(samples).map((frame) => encoder.encode(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength)).slice());
+    t.same(payloads.map((p) => Buffer.from(p).toString("hex")), own.map((p) => Buffer.from(p).toString("hex")), `complexity ${complexity}: the worker's ${payloads.length} payloads are the agent encoder's`);
+    byComplexity.set(complexity, payloads);
+  }
+  const differing = byComplexity.get(5)!.filter((p, i) => Buffer.compare(p, byComplexity.get(1)![i]) !== 0).length;
+  t.ok(differing > byComplexity.get(5)!.length / 2, `the setting reaches the worker: ${differing} of ${byComplexity.get(5)!.length} payloads differ between complexity 5 and 1`);
 });
 
 t.test("an Opus call's reply goes out as the speech worker encoded it, none of its frames encoded on the event loop; a G.711 call's speaker asks for no payloads", async (t) => {

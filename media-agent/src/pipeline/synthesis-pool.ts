@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { concatSamples } from "../audio/frames.js";
+import type { OpusSettings } from "../codecs/opus.js";
 
 /** What a worker does for a job: run espeak-ng, or decode a WAV the main thread has (Piper). */
 export type SynthesisJob = (
@@ -17,8 +18,8 @@ export type SynthesisJob = (
 ) & {
   /** The start of the message when the bytes are no usable WAV, e.g. "espeak-ng wrote no usable WAV". */
   wavError: string;
-  /** Also encode each 20 ms frame as Opus (for an Opus call), sent with the samples. */
-  opus?: boolean;
+  /** Also encode each 20 ms frame as Opus (for an Opus call), with the agent's settings, sent with the samples. */
+  opus?: OpusSettings;
 };
 
 export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { type: "cancel"; id: number };

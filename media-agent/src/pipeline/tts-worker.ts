@@ -12,7 +12,7 @@ import { constants, setPriority } from "node:os";
 import type { Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { toFrames, WavDecoder } from "../audio/wav.js";
-import { releaseEncoder, takeEncoder } from "../codecs/opus.js";
+import { releaseEncoder, takeEncoder, type OpusSettings } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
 
@@ -32,7 +32,7 @@ process.on("message", (request: WorkerRequest) => {
   if (request.type === "cancel") return void running.get(request.id)?.abort();
   const abort = new AbortController();
   running.set(request.id, abort);
-  const audio = new AudioOut(request.id, request.job.wavError, request.job.opus === true);
+  const audio = new AudioOut(request.id, request.job.wavError, request.job.opus);
   const finish = (error?: string) => {
     if (!running.delete(request.id)) return;
     if (!abort.signal.aborted) {
@@ -89,9 +89,10 @@ class AudioOut {
   constructor(
     private readonly id: number,
     private readonly wavErrorPrefix: string,
-    opus: boolean,
+    /** An Opus call's: the agent's encoder settings, so that its payloads are what the agent's own encoder would make. */
+    opus: OpusSettings | undefined,
   ) {
-    this.encoder = opus ? takeEncoder() : null;
+    this.encoder = opus ? takeEncoder(opus) : null;
   }
 
   /** The job is over: its encoder goes back to the worker's pool. */

@@ -8,6 +8,7 @@
  */
 import { availableParallelism } from "node:os";
 import { SynthesisPool, type OnAudio } from "./synthesis-pool.js";
+import { opusSettings } from "../codecs/opus.js";
 
 export interface Speech {
   samples: Int16Array;
@@ -23,8 +24,8 @@ export interface TtsEngine {
    * The clause's audio. onAudio, when given, gets it in pieces as it is decoded (espeak-ng: whole
    * 20 ms frames while the process still speaks), so playback can start before the clause is done.
    * `opus`: the pieces also carry their Opus payloads, one per 20 ms frame (the last frame
-   * zero-padded), encoded off the event loop for an Opus call; an engine may not (then the call
-   * encodes them itself).
+   * zero-padded), encoded off the event loop for an Opus call with this process's encoder
+   * settings (codecs/opus.ts); an engine may not (then the call encodes them itself).
    */
   synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus?: boolean): Promise<Speech>;
 }
@@ -80,7 +81,7 @@ export class PiperTts implements TtsEngine {
     if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${path} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
     const firstByteMs = performance.now() - started;
     const wav = await res.arrayBuffer();
-    const job = { engine: "wav", wav, wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV`, opus } as const;
+    const job = { engine: "wav", wav, wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV`, opus: opus ? opusSettings() : undefined } as const;
     const { samples } = await workers.run(job, signal, onAudio);
     return { samples, firstByteMs, synthesisMs: performance.now() - started };
   }
@@ -124,7 +125,7 @@ export class EspeakTts implements TtsEngine {
 
   async synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus = false): Promise<Speech> {
     const started = performance.now();
-    const job = { engine: "espeak-ng", voice: this.cfg.voice, speed: this.cfg.speed, text, wavError: "espeak-ng wrote no usable WAV", opus } as const;
+    const job = { engine: "espeak-ng", voice: this.cfg.voice, speed: this.cfg.speed, text, wavError: "espeak-ng wrote no usable WAV", opus: opus ? opusSettings() : undefined } as const;
     const { samples, firstByteMs } = await workers.run(job, signal, onAudio);
     return { samples, firstByteMs, synthesisMs: performance.now() - started };
   }
