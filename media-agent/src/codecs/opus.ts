@@ -1,7 +1,7 @@
 /**
  * Opus through @evan/opus (libopus): encoded and decoded at 16 kHz mono — wideband, what
  * speech recognition wants — while the RTP clock stays 48 kHz (RFC 7587). The encoder uses
- * Meta's parameters (20 kbit/s, in-band FEC) at complexity 5, chosen by measurement: on
+ * Meta's parameters (20 kbit/s, in-band FEC) at complexity 5 by default, chosen by measurement: on
  * espeak-ng speech it costs 88 µs per frame against 129 µs at libopus's default 10, with the
  * same quality (round-trip SNR 11.3 against 11.4 dB; complexity 3: 65 µs, 10.7 dB). Loss concealment is libopus's own PLC: decoding
  * a packet that is only the last TOC byte (code 0, no frame data) makes libopus conceal one

@@ -9,9 +9,9 @@
  *
  * Nothing here touches the disk on the event loop: the directory, the records and the WAVs are
  * written by libuv's threads (node:fs/promises), the records one after the other in turn order.
- * A synchronous append held the loop, and every call's frame clock with it, for as long as the
- * file system took to open the file: 220–250 ms in the agent benchmark while 50 calls' WAVs were
- * being written (the event loop's thread in uninterruptible sleep in openat).
+ * A synchronous append holds the loop, and every call's frame clock with it, for as long as the
+ * file system takes to open the file: in the agent benchmark (50 voice calls, their WAVs being
+ * written) the loop's thread was caught in uninterruptible sleep in openat for 220–250 ms.
  */
 import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
