@@ -5,10 +5,13 @@
  * up in another, or the silence payload changing under the sender. Checked here from the
  * codec's outside: frames kept across many decodes, every packet size, the silence shortcut.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import t from "tap";
 import { FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
 import { createCodec, type CodecName } from "../../media-agent/src/codecs/codec.js";
 import { SilencePayload, SILENCE_SETTLE_FRAMES } from "../../media-agent/src/codecs/silence-payload.js";
+import { echoProfile } from "../../media-agent/src/profiles/echo.js";
 
 /** Frame n of a tone whose pitch changes every frame: no two frames alike. */
 function frame(n: number): PcmFrame {
@@ -66,4 +69,35 @@ t.test("the settled silence payload stays silence while the codec's encode buffe
   t.ok(settled.every((b) => b === 0xff), "µ-law silence");
   codec.encode(frame(5)); // speech through the same codec (e.g. a transfer's other leg) reuses its buffer
   t.same(outbound.encode(null), settled, "still the same silence");
+});
+
+t.test("echo: each frame comes back 10 frames later as it was, from a copy (the decoder's frame can go or be reused)", async (t) => {
+  // Kept in a queue for 200 ms, the decoder's frames outlived the young generation: old-generation
+  // garbage that every mark-compact (an event-loop pause for every call) had to collect.
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const echo = echoProfile(10);
+  const refs: Array<WeakRef<PcmFrame>> = [];
+  // In a function of its own: the test's async frame would keep the last decoded frame alive.
+  const heard = ((): Array<number[] | null> => {
+    const out: Array<number[] | null> = [];
+    for (let n = 0; n < 30; n++) {
+      const decoded = frame(n);
+      refs.push(new WeakRef(decoded));
+      echo.onCallerFrame(decoded);
+      decoded.fill(0); // the decoder's memory, reused for its next frame
+      const played = echo.nextAgentFrame();
+      out.push(played ? Array.from(played) : null);
+    }
+    return out;
+  })();
+  t.same(heard.slice(0, 10), Array(10).fill(null), "silence for the first 200 ms");
+  const wrong = heard.slice(10).findIndex((f, i) => f?.join(",") !== Array.from(frame(i)).join(","));
+  t.equal(wrong, -1, "then frame n at tick n + 10, its own audio");
+  await new Promise((done) => setImmediate(done)); // WeakRefs hold their targets until the job ends
+  gc();
+  const alive = refs.map((r, i) => (r.deref() === undefined ? -1 : i)).filter((i) => i >= 0);
+  t.same(alive, [], "no frame handed over is kept alive by the echo");
+  echo.close();
+  t.equal(echo.nextAgentFrame(), null, "nothing after close");
 });
