@@ -9,7 +9,8 @@
  *   - pacing error |interval − 20 ms| of the agent's RTP: p50, p99, worst, gaps > 40 ms,
  *   - losses (from the sequence numbers), calls answered,
  *   - the agent's event-loop delay (AGENT_LOOP_DELAY_REPORT_MS: worst, seconds with a stall > 20 ms,
- *     and the worst stall split by what the loop's thread did: on the CPU, waiting for it),
+ *     the worst stall split by what the loop's thread did: on the CPU, waiting for it, and its
+ *     garbage collections: mark-compacts and scavenges, with the longest pause of each),
  *   - this process's own event-loop delay and CPU: the floor of what it can measure.
  * Before each echo run it measures the machine's pacing floor for as many calls
  * (lib/pacing-floor.ts): the agent's frame clock alone on the agent's core, with busy work
@@ -42,7 +43,7 @@ import { DEFAULT_OPUS_COMPLEXITY } from "../media-agent/src/codecs/opus.js";
 import { FRAME_SAMPLES } from "../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
-import type { Stall } from "../media-agent/src/loop-delay.js";
+import type { GcPauses, Stall } from "../media-agent/src/loop-delay.js";
 import { captureUdp, type UdpDatagram } from "../test/support/capture.js";
 import { frameTimerRuns, measurePacingFloor, type PacingFloor } from "./lib/pacing-floor.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
@@ -97,6 +98,8 @@ interface RunFigures {
    * where the agent cannot read its schedstat.
    */
   worstStall: Stall | null;
+  /** The agent's garbage collections over the same window: how many, and the longest pause of each kind. */
+  gc: GcPauses | null;
   /** This process's own worst event-loop delay in the window: pacing figures below it are noise. */
   benchLoopMaxMs: number;
   benchCpuPct: number;
@@ -185,7 +188,7 @@ interface AgentProcess {
   /** AGENT_API: its metrics are read there. */
   api: string;
   /** Per report: when, the worst delay (ms), and its worst stall split by what the loop's thread did. */
-  loopDelays: Array<[number, number, Stall | null]>;
+  loopDelays: Array<[number, number, Stall | null, GcPauses | null]>;
   stop(): Promise<void>;
 }
 
@@ -229,8 +232,8 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
       for (const line of lines) {
         if (line.includes('"call API listening"')) done();
         if (line.includes('"event loop delay"')) {
-          const entry = JSON.parse(line) as { time: number; maxMs: number; worstStall?: Stall };
-          loopDelays.push([entry.time, entry.maxMs, entry.worstStall ?? null]);
+          const entry = JSON.parse(line) as { time: number; maxMs: number; worstStall?: Stall; gc?: GcPauses };
+          loopDelays.push([entry.time, entry.maxMs, entry.worstStall ?? null, entry.gc ?? null]);
         }
       }
     });
@@ -468,6 +471,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const loopPeriods = agent.loopDelays.filter(([at]) => at >= loopFrom && at <= loopTo);
   const loop = loopPeriods.map(([, ms]) => ms);
   const stalls = loopPeriods.map(([, , stall]) => stall).filter((x): x is Stall => x !== null);
+  const gcPeriods = loopPeriods.map(([, , , gc]) => gc).filter((x): x is GcPauses => x !== null);
   const round1 = (x: number) => Math.round(x * 10) / 10;
   const round2 = (x: number) => Math.round(x * 100) / 100;
   return {
@@ -491,6 +495,14 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     loopMaxMs: round1(Math.max(0, ...loop)),
     loopStallSeconds: loop.filter((ms) => ms > 20).length,
     worstStall: stalls.length ? stalls.reduce((a, b) => (b.ms > a.ms ? b : a)) : null,
+    gc: gcPeriods.length
+      ? gcPeriods.reduce((a, b) => ({
+          scavenges: a.scavenges + b.scavenges,
+          scavengeMaxMs: Math.max(a.scavengeMaxMs, b.scavengeMaxMs),
+          markCompacts: a.markCompacts + b.markCompacts,
+          markCompactMaxMs: Math.max(a.markCompactMaxMs, b.markCompactMaxMs),
+        }))
+      : null,
     benchLoopMaxMs: round1(benchLoop.max / 1e6),
     benchCpuPct: round1(benchCpuPct),
   };
@@ -632,7 +644,7 @@ try {
       const floor = sweep.profile === "echo" ? pacingFloor(calls, spec.measureMs / 1000) : null;
       const r = { ...(await run(spec, voice.env, tracks[`${sweep.codec} ${sweep.profile}`])), floor };
       results.push(r);
-      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms${floor ? ` (floor ${floor.p99Ms})` : ""}, gaps ${r.gapsOver40}, lost ${r.lost}, timer late > 2 ms ${r.timerLateOver2msPct}%, loop max ${r.loopMaxMs} ms${r.worstStall ? ` (worst stall ${r.worstStall.ms} ms: ${r.worstStall.onCpuMs} on the CPU, ${r.worstStall.waitingMs} waiting for it)` : ""}`);
+      console.log(`agent: ${r.codec} ${r.profile} ${r.calls} calls${r.arrivalMs ? ` ${r.arrivalMs} ms apart` : ""}: cpu ${r.agentCpuPct}%, p99 ${r.p99Ms} ms${floor ? ` (floor ${floor.p99Ms})` : ""}, gaps ${r.gapsOver40}, lost ${r.lost}, timer late > 2 ms ${r.timerLateOver2msPct}%, loop max ${r.loopMaxMs} ms${r.worstStall ? ` (worst stall ${r.worstStall.ms} ms: ${r.worstStall.onCpuMs} on the CPU, ${r.worstStall.waitingMs} waiting for it)` : ""}${r.gc ? `, GC: ${r.gc.markCompacts} mark-compacts (longest ${r.gc.markCompactMaxMs} ms), ${r.gc.scavenges} scavenges (longest ${r.gc.scavengeMaxMs} ms)` : ""}`);
     }
   }
 } finally {
@@ -642,8 +654,8 @@ try {
 
 printTable(
   "media agent: N concurrent calls, one agent process (pacing error = |interval − 20 ms| at the receiver)",
-  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "timer >2ms late %", "floor p99 ms", "floor timer >2ms late %", "loop max ms", "stall s", "worst stall: on CPU / waiting ms", "bench loop ms", "bench CPU %"],
-  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.timerLateOver2msPct, r.floor?.p99Ms ?? "-", r.floor?.wakesLateOver2msPct ?? "-", r.loopMaxMs, r.loopStallSeconds, r.worstStall ? `${r.worstStall.onCpuMs} / ${r.worstStall.waitingMs}` : "-", r.benchLoopMaxMs, r.benchCpuPct]),
+  ["codec", "profile", "calls", "arrival ms", "answered", "agent CPU %", "CPU %/call", "loop thread CPU %", "child CPU %", "p50 ms", "p99 ms", "worst ms", "gaps>40ms", "lost", "timer >2ms late %", "floor p99 ms", "floor timer >2ms late %", "loop max ms", "stall s", "worst stall: on CPU / waiting ms", "mark-compacts (longest ms)", "scavenges (longest ms)", "bench loop ms", "bench CPU %"],
+  results.map((r) => [r.codec, r.profile, r.calls, r.arrivalMs, r.answered, r.agentCpuPct, r.cpuPerCallPct, r.loopCpuPct, r.childCpuPct, r.p50Ms, r.p99Ms, r.maxMs, r.gapsOver40, r.lost, r.timerLateOver2msPct, r.floor?.p99Ms ?? "-", r.floor?.wakesLateOver2msPct ?? "-", r.loopMaxMs, r.loopStallSeconds, r.worstStall ? `${r.worstStall.onCpuMs} / ${r.worstStall.waitingMs}` : "-", r.gc ? `${r.gc.markCompacts} (${r.gc.markCompactMaxMs})` : "-", r.gc ? `${r.gc.scavenges} (${r.gc.scavengeMaxMs})` : "-", r.benchLoopMaxMs, r.benchCpuPct]),
 );
 console.log(
   `floor: the agent's frame clock alone on the agent's core just before each echo run, for as many calls, with ${FLOOR_SLICE_US} µs of busy work per call per frame and nothing else (no media, no I/O, no GC): the best pacing this machine gives at that moment`,

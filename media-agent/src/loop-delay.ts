@@ -9,9 +9,13 @@
  * (the agent's own work: JavaScript, GC) and waiting for the CPU (another thread or process had
  * it); the rest is the thread asleep until the check was due, or the machine's host holding the
  * CPU. Linux only; elsewhere the line has no worstStall.
+ *
+ * And the period's garbage collections (`gc`): how many young-generation collections
+ * (scavenges) and mark-compacts ran, and the longest pause of each kind — the event loop's
+ * pauses that its own work does not explain.
  */
 import { readFileSync } from "node:fs";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import type { Logger } from "pino";
 
 const CHECK_MS = 5;
@@ -23,19 +27,55 @@ export interface Stall {
   waitingMs: number;
 }
 
+/** A period's garbage collections: count and longest pause (ms) of each kind. */
+export interface GcPauses {
+  scavenges: number;
+  scavengeMaxMs: number;
+  markCompacts: number;
+  markCompactMaxMs: number;
+}
+
 export function reportLoopDelay(log: Logger, periodMs: number): () => void {
   const histogram = monitorEventLoopDelay({ resolution: CHECK_MS });
   histogram.enable();
   const stalls = schedstatReadable() ? worstStallProbe() : null;
+  const gcs = gcCounter();
   const timer = setInterval(() => {
     const worstStall = stalls?.takeWorst();
-    log.info({ maxMs: round(histogram.max / 1e6), p99Ms: round(histogram.percentile(99) / 1e6), meanMs: round(histogram.mean / 1e6), worstStall }, "event loop delay");
+    log.info({ maxMs: round(histogram.max / 1e6), p99Ms: round(histogram.percentile(99) / 1e6), meanMs: round(histogram.mean / 1e6), worstStall, gc: gcs.take() }, "event loop delay");
     histogram.reset();
   }, periodMs);
   return () => {
     clearInterval(timer);
     stalls?.stop();
+    gcs.stop();
     histogram.disable();
+  };
+}
+
+function gcCounter(): { take(): GcPauses; stop(): void } {
+  const empty = (): GcPauses => ({ scavenges: 0, scavengeMaxMs: 0, markCompacts: 0, markCompactMaxMs: 0 });
+  let period = empty();
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        period.scavenges++;
+        period.scavengeMaxMs = Math.max(period.scavengeMaxMs, round(entry.duration));
+      } else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        period.markCompacts++;
+        period.markCompactMaxMs = Math.max(period.markCompactMaxMs, round(entry.duration));
+      }
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  return {
+    take() {
+      const taken = period;
+      period = empty();
+      return taken;
+    },
+    stop: () => observer.disconnect(),
   };
 }
 
