@@ -20,7 +20,8 @@
  * (voice runs: the agent's speech workers and their espeak-ng go to the other cores, as a TTS
  * server would have its own).
  * Knobs while working on the agent: AGENT_BENCH_RUNS (which runs), AGENT_BENCH_CPU_PROF (V8 CPU
- * profiles of the agent), AGENT_BENCH_REALTIME (event loops ahead of other load),
+ * profiles of the agent), AGENT_BENCH_HEAP_PROF (what the agent's mark-compacts collect),
+ * AGENT_BENCH_REALTIME (event loops ahead of other load),
  * AGENT_BENCH_NODE_FLAGS and AGENT_BENCH_AGENT_LOG (e.g. the agent's GC trace), see below.
  * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
  * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
@@ -31,7 +32,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encoder } from "@evan/opus";
@@ -45,6 +46,7 @@ import { readWav16k, toFrames } from "../media-agent/src/audio/wav.js";
 import { encodeG711 } from "../media-agent/src/codecs/g711.js";
 import type { GcPauses, Stall } from "../media-agent/src/loop-delay.js";
 import { captureUdp, type UdpDatagram } from "../test/support/capture.js";
+import { topAllocationSites } from "./lib/heap-profile.js";
 import { frameTimerRuns, measurePacingFloor, type PacingFloor } from "./lib/pacing-floor.js";
 import { benchArgs, BENCH_ROOT, cpuSeconds, percentile, printTable, writeResult } from "./lib/report.js";
 import { twoToneFrames } from "./lib/tone.js";
@@ -128,6 +130,7 @@ if (PINNING) execFileSync("taskset", ["-apc", PINNING.bench, String(process.pid)
  * later: with reset-on-fork, new threads and processes (espeak-ng) are ordinary. Root only.
  */
 const REALTIME = process.env.AGENT_BENCH_REALTIME === "1";
+const HEAP_PROF_DIR = process.env.AGENT_BENCH_HEAP_PROF;
 if (REALTIME) realtime(process.pid);
 
 function realtime(pid: number): void {
@@ -198,9 +201,12 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
   const rtp = await freePortRange(Math.max(40, calls * 2 + 40));
   // AGENT_BENCH_CPU_PROF=<dir>: a V8 CPU profile of every agent run there, to see what holds the loop.
   const profiling = process.env.AGENT_BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir", process.env.AGENT_BENCH_CPU_PROF] : [];
+  // AGENT_BENCH_HEAP_PROF=<dir>: a sampling heap profile of each run's window there, of what lives
+  // until a mark-compact (lib/heap-profile-preload.ts); the run's line names the top sites.
+  const heapProfiling = HEAP_PROF_DIR ? ["--import", join(BENCH_ROOT, "lib/heap-profile-preload.ts")] : [];
   // AGENT_BENCH_NODE_FLAGS: more flags for the agent's node (e.g. "--trace-gc-nvp", with AGENT_BENCH_AGENT_LOG to keep what it prints).
   const nodeFlags = process.env.AGENT_BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
-  const command = [process.execPath, ...AGENT_NODE_FLAGS, ...profiling, ...nodeFlags, "--import", "tsx", join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
+  const command = [process.execPath, ...AGENT_NODE_FLAGS, ...profiling, ...nodeFlags, "--import", "tsx", ...heapProfiling, join(BENCH_ROOT, "..", "media-agent/src/main.ts")];
   // taskset execs the agent, so the child's pid is the agent's.
   const [file, ...argv] = PINNING ? ["taskset", "-c", PINNING.agent, ...command] : command;
   const child = spawn(file, argv, {
@@ -215,6 +221,7 @@ async function startAgent(codec: Codec, kamailioPort: number, calls: number, ext
       AGENT_CODECS: codec,
       AGENT_PROFILES: "default=echo",
       AGENT_LOOP_DELAY_REPORT_MS: "1000",
+      ...(HEAP_PROF_DIR ? { AGENT_HEAP_PROF_DIR: HEAP_PROF_DIR } : {}),
       AGENT_RTP_TIMEOUT_S: "60",
       ...extraEnv,
     },
@@ -443,8 +450,10 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   const capture = await captureUdp(untilExit, dir, `udp and src host 127.0.0.1 and src portrange ${agent.rtpPorts.min}-${agent.rtpPorts.max}`);
   const windowStartedAt = Date.now();
   const windowStart = performance.now();
+  if (HEAP_PROF_DIR) agent.child.kill("SIGUSR2"); // the heap profile's window starts
   benchLoop.enable();
   await sleep(spec.measureMs);
+  if (HEAP_PROF_DIR) agent.child.kill("SIGUSR2"); // … and ends
   const windowEndedAt = Date.now();
   benchLoop.disable();
   const measuredS = (performance.now() - windowStart) / 1000;
@@ -461,6 +470,7 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
   for (let waited = 0; byes.size < answered && waited < 3000; waited += 50) await sleep(50);
   sending = false;
   await agent.stop();
+  if (HEAP_PROF_DIR) printHeapProfile(join(HEAP_PROF_DIR, `agent-${agent.child.pid}.heapprofile`));
   for (const c of calls) c.socket.close();
   kamailio.close();
 
@@ -506,6 +516,13 @@ async function run(spec: RunSpec, voiceEnv: Record<string, string>, track: Track
     benchLoopMaxMs: round1(benchLoop.max / 1e6),
     benchCpuPct: round1(benchCpuPct),
   };
+}
+
+function printHeapProfile(file: string): void {
+  if (!existsSync(file)) return console.log(`heap profile: none written (${file})`);
+  const { totalMb, sites } = topAllocationSites(file, 8);
+  console.log(`heap profile: ${file}: ${totalMb} MB sampled that lived until a mark-compact or the window's end, by allocation site:`);
+  for (const { site, sharePct } of sites) console.log(`  ${sharePct.toFixed(1).padStart(5)} %  ${site}`);
 }
 
 /** The process's child processes (of any of its threads). /proc, Linux. */
