@@ -1,6 +1,8 @@
 /** Voice activity (libfvad) and turn detection on real espeak-ng speech with pauses and noise. */
 import t from "tap";
 import { execFileSync } from "node:child_process";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { readWav16k, toFrames } from "../../media-agent/src/audio/wav.js";
 import { concatSamples } from "../../media-agent/src/audio/frames.js";
 import { TurnDetector, WebRtcVad, type TurnEvent } from "../../media-agent/src/pipeline/vad.js";
@@ -99,4 +101,39 @@ t.test("an early end asked for while libfvad still hears the word's end waits fo
 t.test("clicks and background noise are not turns", async (t) => {
   const click = Int16Array.from({ length: 800 }, (_, i) => (i % 40 < 20 ? 12000 : -12000));
   t.same(await turns(concatSamples([silence(0.5), click, silence(1), noise(2, 300), silence(0.5)])), [], "a 50 ms click and quiet hiss");
+});
+
+t.test("the turn's audio is the caller's frames as pushed, from copies: no frame handed over is kept alive", async (t) => {
+  // Every listening call's frames were kept 400 ms (the pre-roll) and a turn's for its length:
+  // old-generation garbage for the mark-compacts, pauses of the event loop that paces every call.
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const vad = { isSpeech: (f: Int16Array) => f[0] !== 0 };
+  const detector = new TurnDetector(vad, { hangoverMs: 400, minSpeechMs: 200, preRollMs: 200, sttAfterMs: 20 });
+  const refs: Array<WeakRef<Int16Array>> = [];
+  // Frame i holds i + 1 (speech) or 0 (silence); the caller's side reuses each frame's memory
+  // once it is pushed. In a function of its own, so that no frame stays on the test's stack.
+  const events = ((): TurnEvent[] => {
+    const out: TurnEvent[] = [];
+    const plan = [...Array(30).fill(false), ...Array(40).fill(true), ...Array(25).fill(false)] as boolean[];
+    plan.forEach((speech, i) => {
+      const frame = new Int16Array(320).fill(speech ? i + 1 : 0);
+      refs.push(new WeakRef(frame));
+      const event = detector.push(frame);
+      frame.fill(-7);
+      if (event) out.push(event);
+    });
+    return out;
+  })();
+  const pause = events.find((e) => e.type === "pause");
+  const turn = events.find((e) => e.type === "turn");
+  if (!pause || pause.type !== "pause" || !turn || turn.type !== "turn") return t.fail(`a pause and a turn: ${JSON.stringify(events.map((e) => e.type))}`);
+  const values = (audio: Int16Array) => Array.from({ length: audio.length / 320 }, (_, k) => audio[k * 320]);
+  const voiced = Array.from({ length: 40 }, (_, k) => 31 + k);
+  t.same(values(pause.audio), [...Array(10).fill(0), ...voiced, 0], "the pause's audio: 200 ms of pre-roll, the speech, the first quiet frame");
+  t.same(values(turn.audio).slice(0, 51), values(pause.audio), "the turn's audio begins with the same frames");
+  t.notOk(turn.audio.includes(-7), "nothing of the reused memory");
+  await new Promise((done) => setImmediate(done)); // WeakRefs hold their targets until the job ends
+  gc();
+  t.same(refs.filter((r) => r.deref() !== undefined).length, 0, "no frame handed over is kept alive");
 });

@@ -42,6 +42,92 @@ export class FrameSlab {
   }
 }
 
+/**
+ * The last `capacity` frames a stage must keep for a while (the echo's delay, the turn
+ * detector's pre-roll), as copies in one block of its own. Kept as the frames handed over, they
+ * would outlive V8's young generation (a scavenge every ~100 ms promotes what has lived
+ * through two) and become old-generation garbage, collected by the mark-compacts that pause the
+ * event loop for every call. A frame pushed is copied; a frame taken out (shift, at) is a view
+ * of the ring, valid until `capacity` more frames have been pushed.
+ */
+export class FrameRing {
+  private readonly slots: PcmFrame[] = [];
+  private oldest = 0;
+  private held = 0;
+
+  constructor(readonly capacity: number) {
+    const block = new Int16Array(FRAME_SAMPLES * capacity);
+    for (let at = 0; at < block.length; at += FRAME_SAMPLES) this.slots.push(block.subarray(at, at + FRAME_SAMPLES));
+  }
+
+  get length(): number {
+    return this.held;
+  }
+
+  /** Copies `frame` in; when the ring is full, the oldest frame goes. */
+  push(frame: PcmFrame): void {
+    if (this.held === this.capacity) this.drop();
+    this.slots[(this.oldest + this.held) % this.capacity].set(frame);
+    this.held++;
+  }
+
+  /** The oldest frame, taken out; null when empty. */
+  shift(): PcmFrame | null {
+    if (this.held === 0) return null;
+    const frame = this.slots[this.oldest];
+    this.drop();
+    return frame;
+  }
+
+  /** The i-th frame, oldest first. */
+  at(i: number): PcmFrame {
+    return this.slots[(this.oldest + i) % this.capacity];
+  }
+
+  clear(): void {
+    this.held = 0;
+  }
+
+  private drop(): void {
+    this.oldest = (this.oldest + 1) % this.capacity;
+    this.held--;
+  }
+}
+
+/**
+ * Samples appended frame by frame into one array of its own that grows by doubling (a turn's
+ * audio while the caller speaks): one long-lived object instead of a kept frame per 20 ms.
+ * After `clear` it keeps up to `keepSamples` of room for the next run.
+ */
+export class SampleRun {
+  private samples: Int16Array;
+  private used = 0;
+
+  constructor(private readonly keepSamples = SAMPLE_RATE * 10) {
+    this.samples = new Int16Array(SAMPLE_RATE * 2);
+  }
+
+  append(frame: Int16Array): void {
+    if (this.used + frame.length > this.samples.length) {
+      const grown = new Int16Array(Math.max(this.samples.length * 2, this.used + frame.length));
+      grown.set(this.samples.subarray(0, this.used));
+      this.samples = grown;
+    }
+    this.samples.set(frame, this.used);
+    this.used += frame.length;
+  }
+
+  /** A copy of what was appended since the last clear. */
+  copy(): Int16Array {
+    return this.samples.slice(0, this.used);
+  }
+
+  clear(): void {
+    this.used = 0;
+    if (this.samples.length > this.keepSamples) this.samples = new Int16Array(SAMPLE_RATE * 2);
+  }
+}
+
 /** Frames (or any sample runs) joined into one run. */
 export function concatSamples(parts: Int16Array[]): Int16Array {
   const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));

@@ -14,7 +14,7 @@
  * cut off, and by the time a transcript is back libfvad has usually caught up.
  */
 import fvadModule from "@echogarden/fvad-wasm";
-import { FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { FRAME_MS, FRAME_SAMPLES, FrameRing, SAMPLE_RATE, SampleRun, type PcmFrame } from "../audio/frames.js";
 
 export interface FrameClassifier {
   isSpeech(frame: PcmFrame): boolean;
@@ -135,8 +135,13 @@ export class TurnDetector {
   private turnOpen = false;
   private startFrame = 0;
   private voicedFrames = 0;
-  private readonly recent: PcmFrame[] = [];
-  private collected: PcmFrame[] = [];
+  /**
+   * The last pre-roll + minSpeechMs of the caller, and the open turn's audio: copies, so that
+   * no caller frame lives on (every frame of every listening call would otherwise be kept
+   * 400 ms and become old-generation garbage).
+   */
+  private readonly recent: FrameRing;
+  private readonly collected = new SampleRun();
   private pauses = 0;
   /** The last pause's silence goes on (no speech since its "pause" event). */
   private pauseOpen = false;
@@ -149,6 +154,7 @@ export class TurnDetector {
     opts: Partial<TurnOptions> = {},
   ) {
     this.opts = { ...DEFAULT_TURNS, ...opts };
+    this.recent = new FrameRing(Math.ceil(this.opts.preRollMs / FRAME_MS) + Math.ceil(this.opts.minSpeechMs / FRAME_MS));
   }
 
   /** Whether the last frame was speech (for barge-in). */
@@ -182,9 +188,7 @@ export class TurnDetector {
     const speech = this.vad.isSpeech(frame);
     this.lastWasSpeech = speech;
     const index = this.frame++;
-    const preRoll = Math.ceil(this.opts.preRollMs / FRAME_MS);
     this.recent.push(frame);
-    if (this.recent.length > preRoll + Math.ceil(this.opts.minSpeechMs / FRAME_MS)) this.recent.shift();
     const trailing = speech && this.isTrailingQuiet(frame);
     if (!this.turnOpen) {
       this.voicedRun = speech ? this.voicedRun + 1 : 0;
@@ -194,10 +198,11 @@ export class TurnDetector {
       this.voicedFrames = this.voicedRun;
       this.silentRun = 0;
       this.pauseRun = 0;
-      this.collected = [...this.recent];
+      this.collected.clear();
+      for (let i = 0; i < this.recent.length; i++) this.collected.append(this.recent.at(i));
       return { type: "speech-start", atFrame: this.startFrame };
     }
-    this.collected.push(frame);
+    this.collected.append(frame);
     if (speech) {
       this.voicedFrames++;
       this.silentRun = 0;
@@ -213,7 +218,7 @@ export class TurnDetector {
     const pauseMs = this.pauseRun * FRAME_MS;
     if (pauseMs === this.opts.sttAfterMs && pauseMs < this.opts.hangoverMs) {
       this.pauseOpen = true;
-      return { type: "pause", id: ++this.pauses, audio: joinFrames(this.collected), speechMs: this.voicedFrames * FRAME_MS };
+      return { type: "pause", id: ++this.pauses, audio: this.collected.copy(), speechMs: this.voicedFrames * FRAME_MS };
     }
     if (this.silentRun * FRAME_MS < this.opts.hangoverMs) return null;
     return this.closeTurn(index);
@@ -232,16 +237,10 @@ export class TurnDetector {
     this.pauseOpen = false;
     this.endAtSilence = false;
     this.voicedRun = 0;
-    const audio = joinFrames(this.collected);
-    this.collected = [];
+    const audio = this.collected.copy();
+    this.collected.clear();
     // The caller's speech ended where the pause began (libfvad's overhang included; the pause
     // always holds libfvad's silent run, since any voiced frame that is not quiet ends both).
     return { type: "turn", startFrame: this.startFrame, endFrame: index - this.pauseRun, audio, speechMs: this.voicedFrames * FRAME_MS, silenceMs: this.pauseRun * FRAME_MS };
   }
-}
-
-function joinFrames(frames: PcmFrame[]): Int16Array {
-  const audio = new Int16Array(frames.length * FRAME_SAMPLES);
-  frames.forEach((f, i) => audio.set(f, i * FRAME_SAMPLES));
-  return audio;
 }
