@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { Profiler } from "node:inspector";
 
-type Node = Profiler.ProfileNode & { selfSize?: number; children: Node[] };
+type Node = Profiler.ProfileNode & { children: Node[] };
 interface SamplingHeapProfile {
   head: Node;
   samples: Array<{ size: number; nodeId: number }>;

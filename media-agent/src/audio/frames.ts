@@ -94,18 +94,18 @@ export class FrameRing {
   }
 }
 
+/** A SampleRun's room at first and after a long run: 2 s. */
+const RUN_START_SAMPLES = SAMPLE_RATE * 2;
+/** What a SampleRun keeps of its room after `clear`: 10 s (a call need not hold its longest turn's room). */
+const RUN_KEEP_SAMPLES = SAMPLE_RATE * 10;
+
 /**
  * Samples appended frame by frame into one array of its own that grows by doubling (a turn's
  * audio while the caller speaks): one long-lived object instead of a kept frame per 20 ms.
- * After `clear` it keeps up to `keepSamples` of room for the next run.
  */
 export class SampleRun {
-  private samples: Int16Array;
+  private samples = new Int16Array(RUN_START_SAMPLES);
   private used = 0;
-
-  constructor(private readonly keepSamples = SAMPLE_RATE * 10) {
-    this.samples = new Int16Array(SAMPLE_RATE * 2);
-  }
 
   append(frame: Int16Array): void {
     if (this.used + frame.length > this.samples.length) {
@@ -124,7 +124,7 @@ export class SampleRun {
 
   clear(): void {
     this.used = 0;
-    if (this.samples.length > this.keepSamples) this.samples = new Int16Array(SAMPLE_RATE * 2);
+    if (this.samples.length > RUN_KEEP_SAMPLES) this.samples = new Int16Array(RUN_START_SAMPLES);
   }
 }
 
