@@ -17,7 +17,7 @@ import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EXIT_SENTINEL } from "../routing/runtime/callbacks.js";
+import { EXIT_SENTINEL } from "../routing/runtime/route-end.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_ENTRY = resolve(REPO_ROOT, "routing/main.ts");

@@ -10,6 +10,7 @@ import { describeSource, isTrusted } from "./policy/trust";
 import { readArrival, sourceOf } from "./ksr/arrival";
 import { routingConfig } from "./config";
 import { pvString } from "./ksr/pv";
+import { dropMessage } from "./runtime/route-end";
 
 export function replyRoute(): void {
   const cfg = routingConfig();
@@ -17,10 +18,10 @@ export function replyRoute(): void {
   const source = cfg ? sourceOf(cfg, arrival) : null;
   if (!source || !isTrusted(source)) {
     KSR.notice(`dropped reply ${pvString("$rs")} ${pvString("$rr")} from ${arrival.proto}:${arrival.srcIp}:${arrival.srcPort}: ${source ? `${describeSource(source)} answers no request of ours` : "routing settings invalid"}\n`);
-    KSR.x.drop();
+    dropMessage();
   }
   if (KSR.sanity.sanity_reply() < 0) {
     KSR.notice(`malformed reply ${pvString("$rs")} from ${pvString("$si")}:${pvString("$sp")} dropped\n`);
-    KSR.x.drop();
+    dropMessage();
   }
 }

@@ -26,6 +26,7 @@ import { deleteMedia } from "./wa/media";
 import { countMetaKeepalive } from "./wa/metrics";
 import { dialogOfRequest, isRecordedPeer, requestRoutes } from "./wa/dialog-peers";
 import { memoize } from "./runtime/memo";
+import { endRoute } from "./runtime/route-end";
 
 const ALLOW_LINE = `${ALLOW_HEADER}\r\n`;
 /** Meta's edge and the agent send the same User-Agent every time: each is matched once per worker. */
@@ -69,7 +70,7 @@ function reqinit(cfg: RoutingConfig, arrival: Arrival): SourceClass {
   // Bad request line, CSeq, Content-Length, URIs …: sanity answers 400 itself.
   if (KSR.sanity.sanity_check(17895, 7) < 0) {
     KSR.notice(`malformed ${pvString("$rm")} from ${pvString("$si")}:${pvString("$sp")} answered by sanity\n`);
-    KSR.x.exit();
+    endRoute();
   }
   const maxfwd = KSR.maxfwd.process_maxfwd(10);
   if (maxfwd === -1) refuse(483, "Too Many Hops", "Max-Forwards reached 0");

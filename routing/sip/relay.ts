@@ -1,3 +1,5 @@
+import { endRoute } from "../runtime/route-end";
+
 /**
  * Stateful forwarding; tm answers itself when the next hop cannot be reached. A request that
  * cannot be forwarded at all gets the error answer, after `undo` has taken back what the route
@@ -8,5 +10,5 @@ export function relay(undo?: () => void): never {
     if (undo) undo();
     KSR.sl.sl_reply_error();
   }
-  return KSR.x.exit();
+  return endRoute();
 }

@@ -1,6 +1,7 @@
 /** Answering requests: every refusal carries a reason phrase and a log line naming why. */
 import { pvString } from "../ksr/pv";
 import { countRefusal } from "../wa/metrics";
+import { dropMessage, endRoute } from "../runtime/route-end";
 
 /** Message flag set once this request has been answered (flags live with the message). */
 const FLAG_ANSWERED = 30;
@@ -24,11 +25,11 @@ export function refuse(code: number, reason: string, cause: string, headers?: st
   if (headers) for (const h of headers) KSR.hdr.append_to_reply(`${h}\r\n`);
   countRefusal(pvString("$rm"), code, reason);
   answerOnce(code, reason);
-  return KSR.x.exit();
+  return endRoute();
 }
 
 /** Drops the request without an answer (floods, stray ACKs), logging why. */
 export function dropSilently(cause: string): never {
   KSR.info(`dropped ${pvString("$rm")} from ${pvString("$si")}:${pvString("$sp")}: ${cause}\n`);
-  return KSR.x.drop();
+  return dropMessage();
 }

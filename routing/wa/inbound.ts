@@ -17,6 +17,7 @@ import type { SourceClass } from "../policy/trust";
 import { startDialog } from "./dialog-peers";
 import { selectAgent } from "./agent-pool";
 import { LOCAL_CALLEE_FAILURE_ROUTE, LOCAL_CALLEE_REPLY_ROUTE, offerMedia, requireSdpOffer } from "./media";
+import { endRoute } from "../runtime/route-end";
 
 /** Dialog profile counting active calls per business number (kamailio.cfg). */
 const CALLS_PER_NUMBER = "calls_per_number";
@@ -92,7 +93,7 @@ function authenticateMeta(business: BusinessNumber, realm: string): void {
   }
   if (rc === AUTH_NO_CREDENTIALS || rc === AUTH_STALE_NONCE || rc === AUTH_NONCE_REUSED) {
     KSR.auth.auth_challenge(realm, rc === AUTH_STALE_NONCE ? 1 | 16 : 1);
-    KSR.x.exit();
+    endRoute();
   }
   refuse(403, "Forbidden - Digest Check Failed", rc === AUTH_INVALID_PASSWORD ? "wrong digest response (password)" : `digest check result ${rc}`);
 }

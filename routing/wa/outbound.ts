@@ -19,6 +19,7 @@ import { admitCall, pairKey, updatePair } from "./callback-state";
 import { restoreReplyCseq, shiftResentInvite } from "./cseq-shift";
 import { answerMedia, deleteMedia, offerMedia, requireSdpOffer } from "./media";
 import { countCall, countCallbackDecision, countDigestAnswer } from "./metrics";
+import { dropMessage, endRoute } from "../runtime/route-end";
 
 const FAILURE_ROUTE = "ksr_failure_meta";
 const REPLY_ROUTE = "ksr_onreply_meta";
@@ -84,7 +85,7 @@ function failureMeta(): void {
   if (untrusted) {
     endCall("failed");
     KSR.tm.t_reply(502, "Bad Gateway - Meta Certificate Name Mismatch");
-    KSR.x.exit();
+    endRoute();
   }
   if (status !== 401 && status !== 407) {
     const reason = pvString("$T_reply_reason");
@@ -101,7 +102,7 @@ function failureMeta(): void {
     countDigestAnswer(pvString("$avp(wa_digest_algorithm)"), "rejected");
     endCall("failed");
     KSR.tm.t_reply(403, "Forbidden - Meta Rejected Our Digest Answer");
-    KSR.x.exit();
+    endRoute();
   }
   // Meta's 407 may carry several challenges (SHA-256 and MD5, in either order): the strongest
   // one we support is answered, with exactly one credentials header. Computed here for both
@@ -114,7 +115,7 @@ function failureMeta(): void {
     countDigestAnswer("none", "unusable challenge");
     endCall("failed");
     KSR.tm.t_reply(500, "Server Error - Unusable Digest Challenge");
-    KSR.x.exit();
+    endRoute();
   }
   KSR.pv.seti("$avp(wa_digest_sent)", 1);
   KSR.pv.sets("$avp(wa_digest_algorithm)", challenge.algorithm);
@@ -167,7 +168,7 @@ function onReplyMeta(): void {
     `untrusted reply ${pvString("$rs")} from ${pvString("$si")}:${pvString("$sp")}: peer certificate is for '${name}', not ${cfg.metaDomain}\n`,
   );
   KSR.pv.seti("$avp(wa_untrusted_peer)", 1);
-  if ((KSR.pv.get("$rs") as number) < 300) KSR.x.drop();
+  if ((KSR.pv.get("$rs") as number) < 300) dropMessage();
 }
 
 /** Records how a business-initiated call went against its pair's callback state. */

@@ -62,28 +62,31 @@ t.test("a routing exception is logged with a TypeScript stack and still answered
   t.equal(run.exitCode, 0, run.output);
   t.equal(final?.reason, "Server Internal Error");
   const [logged] = await k.kamailio.waitForLog(/routing error in ksr_request_route: TypeError[^\n]*\n(\s+at [^\n]*\n)+/);
-  t.match(logged, /at targetNumber \(test\/fixtures\/routing\/throwing-main\.ts:9\)/, "names the TypeScript function, file and line");
+  t.match(logged, /at targetNumber \(test\/fixtures\/routing\/throwing-main\.ts:10\)/, "names the TypeScript function, file and line");
   t.match(logged, /at ksr_request_route|at \[anon\] \(routing\/runtime\/callbacks\.ts:\d+\)/);
 
-  t.test("a catch inside routing cannot swallow KSR.x.exit()", async (t) => {
-    const info = await runSipp({
-      scenarioXml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="info">
+  for (const [method, end] of [["INFO", "KSR.x.exit()"], ["MESSAGE", "endRoute()"]]) {
+    t.test(`a catch inside routing cannot swallow ${end}`, async (t) => {
+      const answered = await runSipp({
+        scenarioXml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="${method.toLowerCase()}">
   <send><![CDATA[
-${requestTemplate("INFO")}
+${requestTemplate(method)}
 
 ]]></send>
   <recv response="200" timeout="2000" ontimeout="done"/>
   <label id="done"/>
 </scenario>
 `,
-      target: k.internal,
-      workDir: k.workDir,
-      service: "sip",
+        target: k.internal,
+        workDir: k.workDir,
+        service: "sip",
+      });
+      t.same(answered.received, [], "the route ended: no 500 from the guard, no other answer");
+      t.notMatch(k.kamailio.logText(), /swallowed/);
+      t.notMatch(k.kamailio.logText(), /error from js|error executing/, "app_jsdt took the sentinel as the script's end");
     });
-    t.same(info.received, [], "exit ended the script: no 500 from the guard, no other answer");
-    t.notMatch(k.kamailio.logText(), /swallowed/);
-  });
+  }
 });
 
 t.test("a rebuilt bundle is picked up by a running Kamailio after app_jsdt.reload", async (t) => {

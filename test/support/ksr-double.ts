@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { REPO_ROOT } from "../../build/bundle.js";
 import type { KemiApi, KemiFunction } from "../../build/gen-kemi.js";
-import { EXIT_SENTINEL } from "../../routing/runtime/callbacks.js";
+import { EXIT_SENTINEL } from "../../routing/runtime/route-end.js";
 import { header, headerValues, parseNameAddr, parseSipMessage, parseUri, type SipMessage } from "../../media-agent/src/sip/message.js";
 
 const api: KemiApi = JSON.parse(readFileSync(resolve(REPO_ROOT, "types/kamailio-kemi/api.json"), "utf8"));
@@ -432,6 +432,10 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "tm.t_set_fr": (frInv: number, fr: number) => ((d.timers = { frInv, fr }), 1),
     "rtpengine.rtpengine_delete0": () => (d.rtpengine.push({ fn: "rtpengine_delete", flags: "" }), 1),
     "textops.remove_hf_exp": (match: string, skip: string) => (d.headerOps.push({ op: "remove_hf_exp", args: [match, skip] }), 1),
+    // Kamailio sets the drop flags here; the route ends when the sentinel is thrown (runRoute).
+    set_drop: () => {
+      d.ended = "drop";
+    },
     "textops.has_body_type": (type: string) =>
       message.body.length > 0 && (hdr("Content-Type") ?? "").split(";")[0].trim().toLowerCase() === type.toLowerCase() ? 1 : -1,
   };
@@ -503,6 +507,8 @@ export function runRoute(d: KsrDouble, route: () => void): void {
     route();
   } catch (err) {
     if (err !== EXIT_SENTINEL) throw err;
+    // The routing throws the sentinel itself (endRoute), as KSR.x.exit() does in app_jsdt.
+    d.ended ??= "exit";
   } finally {
     g.KSR = previous;
   }

@@ -1,6 +1,7 @@
 import t from "tap";
 import { describeError, sourceLocation } from "../../routing/runtime/errors.js";
 import { exportRequestRoute, exportReplyRoute } from "../../routing/runtime/callbacks.js";
+import { dropMessage, endRoute } from "../../routing/runtime/route-end.js";
 import { createKsrDouble, runRoute } from "../support/ksr-double.js";
 import { sipFixture } from "../support/fixtures.js";
 
@@ -63,6 +64,33 @@ t.test("no second answer when the route had already answered, none for ACK", asy
   const a = createKsrDouble({ message: ack });
   runRoute(a, (globalThis as any).test_route_ack_throws);
   t.same(a.replies, []);
+});
+
+t.test("endRoute() and dropMessage() end a route as KSR.x.exit() and KSR.x.drop() do, through the guard", async (t) => {
+  exportRequestRoute("test_route_ends", () => {
+    endRoute();
+  });
+  const ended = createKsrDouble({ message: sipFixture("meta-options") });
+  runRoute(ended, (globalThis as any).test_route_ends);
+  t.equal(ended.ended, "exit");
+  t.same(ended.replies, [], "no 500 from the guard");
+
+  exportRequestRoute("test_route_drops", () => {
+    dropMessage();
+  });
+  const dropped = createKsrDouble({ message: sipFixture("meta-options") });
+  runRoute(dropped, (globalThis as any).test_route_drops);
+  t.equal(dropped.ended, "drop");
+  t.same(dropped.replies, []);
+  t.same(dropped.calls.map((c) => c.fn), ["set_drop"], "the drop flags are set with KSR.set_drop(), not through KSR.x.drop() (which compiles a script per call)");
+
+  exportReplyRoute("test_reply_drops", () => {
+    dropMessage();
+  });
+  const reply = createKsrDouble({ message: "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n" });
+  runRoute(reply, (globalThis as any).test_reply_drops);
+  t.equal(reply.ended, "drop");
+  t.same(reply.logs, [], "the end is not logged as an error");
 });
 
 t.test("KSR.x.exit() passes through the guard; reply routes only log", async (t) => {
