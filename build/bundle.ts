@@ -85,7 +85,8 @@ export async function buildBundle(entry = DEFAULT_ENTRY, outFile = DEFAULT_OUT):
 
 /**
  * Inserts `if (e === "~~ksr~exit~~") throw e;` at the top of every catch block, so no
- * try/catch anywhere in the routing (or in code it imports) can swallow KSR.x.exit().
+ * try/catch anywhere in the routing (or in code it imports) can swallow the end of a route
+ * (endRoute(), dropMessage(), KSR.x.exit()).
  * Insertions stay on the catch's own line, so line numbers and the source map still hold.
  */
 export function rethrowExitInEveryCatch(es5Code: string): string {

@@ -3,8 +3,8 @@
  * (ksr_request_route, ksr_reply_route, and names given to t_on_failure/t_on_branch/…).
  *
  * Each callback runs guarded: an exception is logged with a readable stack and, for
- * request-side routes, the request still gets a 500 — never silence. endRoute() (and
- * KSR.x.exit()) unwinds by throwing EXIT_SENTINEL, which must pass through.
+ * request-side routes, the request still gets a 500 — never silence. endRoute(), like
+ * KSR.x.exit(), ends a route by throwing EXIT_SENTINEL, which must pass through.
  */
 import { describeError } from "./errors";
 import { answerOnce, wasAnswered } from "../sip/reply";
