@@ -177,6 +177,18 @@ t.test("matching audio: the same speech after delay, gain and noise scores high;
   t.ok(silence.score < 0.3, `silence: ${silence.score.toFixed(3)}`);
 });
 
+t.test("matching audio: a quiet reference's padding is not part of what the recording must hold", async (t) => {
+  // Peak about −20 dBFS: its silent padding (the envelope's −50 dB floor) is within 35 dB of the peak.
+  const speech = speechLike(16000, 1, 5).map((v) => Math.round(v / 4));
+  const reference = new Int16Array(16000 * 2);
+  reference.set(speech, 16000 * 0.5); // 0.5 s before, 0.5 s after
+  const recorded = new Int16Array(16000 * 1.3);
+  recorded.set(speech, 16000 * 0.2); // the speech, 100 ms after it: a turn cut at the end of the words
+  const match = bestCorrelation(reference, recorded, 16000);
+  t.ok(match.score > 0.95, `the speech is found without the reference's padding (${match.score.toFixed(3)})`);
+  t.ok(bestCorrelation(reference, new Int16Array(16000 * 1.3), 16000).score < 0.3, "silence still scores low");
+});
+
 t.test("encode stage: settled silence is sent without encoding, and the far end hears the same", async (t) => {
   const speech = toFrames(speechLike(16000, 1, 7));
   // What the agent plays over 3 s: speech, 1 s with nothing to play, speech again.

@@ -28,30 +28,38 @@ export function envelope(samples: Int16Array, sampleRate: number): Float64Array 
 }
 
 export function bestCorrelation(reference: Int16Array, recorded: Int16Array, sampleRate: number, opts: { maxLagMs?: number } = {}): Match {
-  const ref = trimSilence(envelope(reference, sampleRate));
+  const { env: ref, first } = trimSilence(envelope(reference, sampleRate));
   const rec = envelope(recorded, sampleRate);
   const maxLag = Math.round((opts.maxLagMs ?? 5000) / FRAME_MS);
   let best: Match = { score: -1, lagMs: 0 };
+  // `lag` places the reference's start (its padding included) in the recording; its trimmed
+  // envelope starts `first` frames later.
   for (let lag = -maxLag; lag <= maxLag; lag++) {
-    const from = Math.max(0, -lag);
-    const to = Math.min(ref.length, rec.length - lag);
+    const at = lag + first;
+    const from = Math.max(0, -at);
+    const to = Math.min(ref.length, rec.length - at);
     // Most of the reference must be inside the recording for the match to count.
     if (to - from < ref.length * 0.8) continue;
-    const score = ncc(ref, rec, from, to, lag);
+    const score = ncc(ref, rec, from, to, at);
     if (score > best.score) best = { score, lagMs: lag * FRAME_MS };
   }
   return best;
 }
 
-/** The reference without its leading and trailing silence (padding is not what is compared). */
-function trimSilence(env: Float64Array): Float64Array {
+/**
+ * The reference without its leading and trailing silence (padding is not what is compared), and
+ * how many frames of it came first. Silence is 35 dB below the peak, or the floor itself: a quiet
+ * reference (peak below −15 dBFS) has its floor within 35 dB of the peak, and its padding would
+ * otherwise count as signal that the recording must hold.
+ */
+function trimSilence(env: Float64Array): { env: Float64Array; first: number } {
   const peak = Math.max(...env);
-  const loud = (v: number) => v > peak - 35;
+  const loud = (v: number) => v > peak - 35 && v > FLOOR_DB;
   let first = 0;
   let last = env.length - 1;
   while (first < last && !loud(env[first])) first++;
   while (last > first && !loud(env[last])) last--;
-  return env.slice(first, last + 1);
+  return { env: env.slice(first, last + 1), first };
 }
 
 function ncc(a: Float64Array, b: Float64Array, from: number, to: number, lag: number): number {
