@@ -1,9 +1,9 @@
 /** Text to speech: Piper over HTTP (its three server flavours) and built-in espeak-ng, at 16 kHz, in the speech workers. */
 import { execFileSync } from "node:child_process";
-import t from "tap";
+import t, { type Test } from "tap";
 import { Decoder, Encoder } from "@evan/opus";
 import { concatSamples, FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
-import { readWav16k, toFrames } from "../../media-agent/src/audio/wav.js";
+import { readWav16k, toFrames, writeWav } from "../../media-agent/src/audio/wav.js";
 import { OpusCodec, releaseEncoder, takeEncoder } from "../../media-agent/src/codecs/opus.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import { processClock } from "../../media-agent/src/pipeline/engines.js";
@@ -60,13 +60,26 @@ t.test("failures name their cause; abort stops a request", async (t) => {
   await t.rejects(pending, { name: "AbortError" });
 });
 
-t.test("espeak-ng in the speech worker: exactly the samples of its WAV resampled whole, also as it streams", async (t) => {
-  const text = "It is sunny in Dusseldorf today. The temperature is twenty degrees, with a light wind.";
+/** −60 dBFS: what the speech worker takes for silence at the start of a clause. */
+const SILENT = 33;
+const loud = (x: number) => x > SILENT || x < -SILENT;
+
+/** `clause` is `whole` from its first sound on: what was left out was silence. */
+function fromFirstSound(t: Test, clause: Int16Array, whole: Int16Array, what: string): void {
+  const cut = whole.length - clause.length;
+  t.same(clause, whole.subarray(cut), `${what}: the whole audio from its ${cut}th sample on`);
+  t.notOk(whole.subarray(0, cut).some(loud), `${what}: the ${((cut / 16000) * 1000).toFixed(1)} ms left out are silence`);
+  t.ok(loud(clause[0]), `${what}: the clause starts with its first sound`);
+}
+
+t.test("espeak-ng in the speech worker: the samples of its WAV resampled whole from the first sound on, also as it streams", async (t) => {
+  const text = "The sun is out in Dusseldorf today. The temperature is twenty degrees, with a light wind.";
   const whole = readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "-s", "165", "--stdout", text]));
   const pieces: Int16Array[] = [];
   const speech = await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never, (samples) => pieces.push(samples));
-  t.same(speech.samples, whole);
-  t.same(concatSamples(pieces), whole, "the pieces joined are the clause");
+  fromFirstSound(t, speech.samples, whole, "espeak-ng");
+  t.ok(whole.length - speech.samples.length >= 160, "espeak-ng's silence before \"The\" (13 ms) is not played");
+  t.same(concatSamples(pieces), speech.samples, "the pieces joined are the clause");
   t.ok(pieces.slice(0, -1).every((p) => p.length % 320 === 0), `whole 20 ms frames until the last piece (${pieces.length} pieces)`);
   t.ok(speech.firstByteMs > 0 && speech.firstByteMs <= speech.synthesisMs, "first byte before the whole");
 });
@@ -78,10 +91,28 @@ t.test("Piper's whole WAV in the speech worker: its first frames come back befor
   t.teardown(() => pool.close());
   const pieces: Int16Array[] = [];
   const { samples } = await pool.run({ engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV" }, never, (piece) => pieces.push(piece));
-  t.same(samples, readWav16k(wav), "the WAV resampled whole");
+  fromFirstSound(t, samples, readWav16k(wav), "the WAV resampled whole");
   t.same(concatSamples(pieces), samples, "the pieces joined are the clause");
   t.ok(pieces.length > 3, `sent in pieces as it is decoded (${pieces.length} for ${(samples.length / 16000).toFixed(1)} s), not one message at the end`);
   t.ok(pieces[0].length < samples.length / 3 && pieces[0].length % 320 === 0, `the first piece is whole frames from the start (${pieces[0].length / 320} frames)`);
+});
+
+t.test("a clause starts at its first sound: a WAV's leading silence is not played, its pauses and its end are; a silent WAV is no audio, not an error", async (t) => {
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  t.teardown(() => pool.close());
+  const word = readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "--stdout", "Hello."]));
+  const speech = word.subarray(word.findIndex(loud));
+  const silence = (ms: number) => new Int16Array((16000 * ms) / 1000);
+  const hiss = Int16Array.from({ length: 16000 * 0.3 }, (_, i) => (i % 2 ? 20 : -20)); // −64 dBFS
+  const padded = concatSamples([silence(300), hiss, speech, silence(200), speech, silence(100)]);
+  const pieces: Int16Array[] = [];
+  const run = (samples: Int16Array, onAudio?: (piece: Int16Array) => void) =>
+    pool.run({ engine: "wav", wav: new Uint8Array(writeWav(samples, 16000)).buffer, wavError: "no WAV" }, never, onAudio);
+  const { samples } = await run(padded, (piece) => pieces.push(piece));
+  t.same(samples, concatSamples([speech, silence(200), speech, silence(100)]), "600 ms of silence and hiss below −60 dBFS left out; the pause between the words and the silence after them kept");
+  t.ok(toFrames(pieces[0]).slice(0, 1).every((frame) => frame.some((x) => x > 328 || x < -328)), "the first frame sent is audible (−40 dBFS)");
+  const quiet = await run(silence(500));
+  t.equal(quiet.samples.length, 0, "a WAV of silence: no audio, and the job ends without an error");
 });
 
 /** Decodes Opus payloads (16 kHz mono) into one stretch of samples. */

@@ -1,7 +1,7 @@
 /**
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
- * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz and, for an Opus
- * call, encodes each frame (codecs/opus.ts says why), off the event loop that paces every
+ * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz, leaves out a
+ * clause's leading silence and, for an Opus call, encodes each frame (codecs/opus.ts says why), off the event loop that paces every
  * call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
@@ -77,6 +77,8 @@ function espeak(job: Extract<SynthesisJob, { engine: "espeak-ng" }>, audio: Audi
 /** One job's WAV bytes in, 16 kHz samples (and their Opus payloads, when asked) out to the agent in whole frames. */
 class AudioOut {
   private readonly decoder = new WavDecoder();
+  /** Nothing but silence so far: none of it is sent (leadingSilence). */
+  private leading = true;
   private resampler: SignalResampler | null = null;
   /** 16 kHz samples not yet sent: less than a frame between pushes. */
   private held = new Int16Array(0);
@@ -135,6 +137,10 @@ class AudioOut {
   }
 
   private send(samples: Int16Array, last: boolean): void {
+    if (this.leading) {
+      samples = samples.subarray(leadingSilence(samples));
+      this.leading = samples.length === 0;
+    }
     const all = this.held.length ? concat(this.held, samples) : samples;
     const cut = last ? all.length : all.length - (all.length % FRAME_SAMPLES);
     this.held = all.slice(cut);
@@ -148,6 +154,20 @@ class AudioOut {
     // Copied: the binding hands out a view of a buffer it reuses.
     return toFrames(samples).map((frame) => new Uint8Array(encoder.encode(frame)));
   }
+}
+
+/**
+ * −60 dBFS: quieter than any speech sound. A synthesised clause starts with silence (espeak-ng:
+ * 12 ms of zeros; a Piper voice's first phoneme padding), and a caller waiting for the reply
+ * hears it as dead air before the first word: the clause starts at its first sound instead.
+ * Silence inside and after the clause (its pauses, the gap to the next clause) is kept.
+ */
+const SILENT = 33;
+
+/** How many samples at the start are silent (all of them when none is louder than SILENT). */
+function leadingSilence(samples: Int16Array): number {
+  for (let i = 0; i < samples.length; i++) if (samples[i] > SILENT || samples[i] < -SILENT) return i;
+  return samples.length;
 }
 
 function concat(a: Int16Array, b: Int16Array): Int16Array {
