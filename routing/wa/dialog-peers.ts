@@ -12,11 +12,20 @@ import { headerValues, pvRaw, pvString } from "../ksr/pv";
 
 const CALL_KIND_VAR = "$dlg_var(wa_call)";
 
-/** Creates the call's dialog (tracked until BYE or timeout) and records its kind. */
+/**
+ * Creates the call's dialog (tracked until BYE or timeout) and records its kind. The dialog's
+ * timeout (WA_MAX_CALL_SECONDS) is to reach the routing as ksr_dialog_event("dialog:timeout")
+ * (dialog-events.ts): a dialog has that event only when a timeout route is named for it before
+ * it is created. With KEMI the name only switches the event on; the callback is event_callback.
+ */
 export function startDialog(kind: CallKind): void {
+  KSR.pv.sets("$dlg_ctx(timeout_route)", DIALOG_EVENT_CALLBACK);
   KSR.dialog.dlg_manage();
   KSR.pv.sets(CALL_KIND_VAR, kind);
 }
+
+/** kamailio.cfg: modparam("dialog", "event_callback", …). */
+const DIALOG_EVENT_CALLBACK = "ksr_dialog_event";
 
 /**
  * The dialog this request names, or null when we hold none. Every dialog of ours has its kind

@@ -7,7 +7,8 @@ import t from "tap";
 import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runSipp, startSipp } from "../support/sipp.js";
-import { answerCall, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
+import { answerCall, businessCallHeldUntilBye, businessCallRefused, businessCallsUser } from "../support/wa-scenarios.js";
+import { listCalls } from "../../build/rtpengine-ng.js";
 import { BUSINESS, grantPermission, startInterconnect, WA_USER, type Interconnect } from "../support/wa-interconnect.js";
 
 const pairUrl = (w: Interconnect, user = WA_USER) => `${w.us.api}/permissions/${encodeURIComponent(BUSINESS)}/${encodeURIComponent(user)}`;
@@ -121,4 +122,23 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
     t.equal(storedPair(w, fresh), null, "nothing left to record: the row is gone");
     t.equal((await fetch(pairUrl(w, fresh))).status, 404, "and so is the pair");
   });
+});
+
+t.test("a business-initiated call that Kamailio ends at WA_MAX_CALL_SECONDS frees its pair and its media: the next call to that user connects", async (t) => {
+  const w = await startInterconnect(t, { env: { WA_MAX_CALL_SECONDS: "2" } });
+  await grantPermission(w, WA_USER);
+  for (const attempt of ["first", "second"]) {
+    const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
+    const call = await businessCall(w, businessCallHeldUntilBye());
+    t.equal(call.exitCode, 0, `${attempt} call: answered, then ended by Kamailio's BYE`);
+    if (call.exitCode !== 0) t.comment(call.output);
+    t.equal((await user.done).exitCode, 0, `${attempt} call: the WhatsApp user got Kamailio's BYE too`);
+    let left = await listCalls(w.us.rtpengine.ng);
+    for (let i = 0; i < 20 && left.length > 0; i++) left = (await sleep(100), await listCalls(w.us.rtpengine.ng));
+    t.same(left, [], `${attempt} call: no rtpengine session left`);
+    t.match(await (await fetch(pairUrl(w))).json(), { activeCall: null }, `${attempt} call: the pair has no call in progress`);
+  }
+  const log = w.us.kamailio.logText();
+  t.equal(log.match(/media of call \S+ deleted \(dialog timeout\)/g)?.length, 2, "each call's media was freed by the timeout");
+  t.notMatch(log, /rtpengine had no media/, "once: the dialog's end after its BYEs did not free it again");
 });

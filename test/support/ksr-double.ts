@@ -49,6 +49,11 @@ export interface DoubleOptions {
    */
   dialog?: DialogRecord;
   /**
+   * The dialog module's own events (ksr_dialog_event): `dialog` is the event's dialog whatever
+   * the message (dialog sets it as the context; the message may be Kamailio's faked OPTIONS).
+   */
+  dialogInContext?: boolean;
+  /**
    * The dispatcher's agents (set 1) and whether each answers its probes; ds_select_dst puts $du
    * on the first that does, ds_next_dst on the next. Default: one agent, up, at WA_AGENT_URI's default.
    */
@@ -105,8 +110,11 @@ export interface KsrDouble {
   htables: Record<string, Record<string, string>>;
   /** Queries sent with KSR.sqlops.sql_query, in order. */
   sql: Array<{ con: string; query: string }>;
-  /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
-  dialog: { managed: boolean; profiles: string[] };
+  /**
+   * dlg_manage() called, the profiles the call was put in ("profile/value"), and the timeout
+   * route named for the dialog before it ($dlg_ctx(timeout_route): its "dialog:timeout" event).
+   */
+  dialog: { managed: boolean; profiles: string[]; timeoutRoute: string | null };
   /** xhttp_prom counters as increased: "name{label,label} → total". */
   counters: Map<string, number>;
   /** tm's timers as the route set them for the next relay (t_set_fr), in ms; 0: tm's default. */
@@ -137,7 +145,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     ended: null,
     flags: new Set(),
     vars: new Map(Object.entries(opts.vars ?? {})),
-    dialog: { managed: false, profiles: [] },
+    dialog: { managed: false, profiles: [], timeoutRoute: null },
     counters: new Map(),
     timers: null,
     htables: opts.htables ?? {},
@@ -180,6 +188,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   const methodIs = (m: string) => message.kind === "request" && message.method.toUpperCase() === m;
   const knownDialog = (): DialogRecord | null => {
     const dlg = opts.dialog;
+    if (dlg && opts.dialogInContext) return dlg;
     if (!dlg || hdr("Call-ID") !== dlg.callId) return null;
     const ftag = from().params.tag ?? "";
     const ttag = to().params.tag ?? "";
@@ -262,7 +271,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   const pvSet = (name: string, value: string | number) => {
     if (name === "$ru") ruri = String(value);
     else if (name === "$du") duri = String(value);
-    else if (/^\$(var|avp|xavp|dlg_var)\(/.test(name)) d.vars.set(name, value);
+    else if (/^\$(var|avp|xavp|dlg_var)\(/.test(name) || name === "$dlg_ctx(timeout_route)") d.vars.set(name, value);
     else throw new Error(`KSR double: setting ${name} is not simulated`);
     d.headerOps.push({ op: "set", args: [name, String(value)] });
     return 1;
@@ -383,7 +392,12 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "uac.uac_replace_to_uri": (uri: string) => (d.headerOps.push({ op: "replace_to", args: [uri] }), 1),
     "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
 
-    "dialog.dlg_manage": () => (d.dialog.managed = true, 1),
+    "dialog.dlg_manage": () => {
+      d.dialog.managed = true;
+      const route = d.vars.get("$dlg_ctx(timeout_route)");
+      d.dialog.timeoutRoute = route === undefined || route === null ? null : String(route);
+      return 1;
+    },
     "dialog.is_known_dlg": () => (knownDialog() ? 1 : -1),
     "dialog.set_dlg_profile": (profile: string, value: string) => (d.dialog.profiles.push(`${profile}/${value}`), 1),
     "dialog.get_profile_size": (profile: string, value: string, pv: string) =>

@@ -199,6 +199,8 @@ export const userCallRefused = (status: number, testSource = "meta") => refusedC
 /** The agent places a business-initiated call: INVITE → 200 → ACK → (holdMs) → BYE. */
 export const businessCallsUser = (holdMs?: number) => fullCall(agent, holdMs);
 export const businessCallRefused = (status: number) => refusedCall(agent, status);
+/** The agent places a business-initiated call and holds it until a BYE comes (the user's, or Kamailio's at WA_MAX_CALL_SECONDS). */
+export const businessCallHeldUntilBye = () => callEndedByCallee(agent);
 
 /** Headers of the UAS's dialog-forming responses (same To-tag, route set and Contact). */
 const UAS_DIALOG_HEADERS = `[last_Via:]
