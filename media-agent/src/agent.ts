@@ -16,7 +16,7 @@ import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
 import { setOpusSettings } from "./codecs/opus.js";
 import { activeCalls, countEndedCall } from "./metrics.js";
-import { inOwnLoopTurn } from "./loop-turns.js";
+import { inLaterLoopTurn } from "./loop-turns.js";
 import { ProfileRegistry } from "./profiles/registry.js";
 import { MediaSession, type RtpImpairment } from "./rtp/media-session.js";
 import type { LocalMedia, NegotiatedMedia } from "./sdp/negotiate.js";
@@ -51,10 +51,10 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
   ) {
     super();
     ua.on("invite", (invite) => void answerInvite(this, invite));
-    // The BYE is answered already (user-agent.ts); the call's teardown gets a loop turn of its
-    // own, so that when many calls end together (their BYEs read in one poll) the calls still
-    // up keep their 20 ms ticks between two teardowns.
-    ua.on("ended", (callId, reason) => void inOwnLoopTurn(() => void this.live.get(callId)?.end(reason)));
+    // The BYE is answered already (user-agent.ts); the call's teardown waits for a later loop
+    // turn (loop-turns.ts), so that when many calls end together (their BYEs read in one poll)
+    // the calls still up keep their 20 ms ticks between the teardowns.
+    ua.on("ended", (callId, reason) => void inLaterLoopTurn(() => void this.live.get(callId)?.end(reason)));
     ua.on("ackTimeout", (callId) => void this.hangUp(callId, "no ACK"));
   }
 

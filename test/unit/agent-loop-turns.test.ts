@@ -1,6 +1,7 @@
 /**
- * Work after a call's end runs one job per event-loop turn (loop-turns.ts), so that many calls
- * ending at once do not hold up the frame clocks of the calls still up; the trace observer
+ * Work after a call's end runs in later event-loop turns, about a millisecond of it per turn
+ * (loop-turns.ts), so that many calls ending at once do not hold up the frame clocks of the
+ * calls still up, and the work keeps up with calls ending on a busy loop; the trace observer
  * writes a closed call's last records that way, and says when they are written. Its file writes
  * are done by libuv's threads, so a disk that is slow to answer never holds the event loop.
  */
@@ -10,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inOwnLoopTurn } from "../../media-agent/src/loop-turns.js";
+import { inLaterLoopTurn } from "../../media-agent/src/loop-turns.js";
 import { TraceObserver } from "../../media-agent/src/pipeline/trace-observer.js";
 import { readTrace, traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
 
@@ -23,7 +24,7 @@ t.test("jobs queued together run in turns of their own, in order: timers and oth
   const order: string[] = [];
   setTimeout(() => order.push("timer"), 1);
   const jobs = [1, 2, 3].map((i) =>
-    inOwnLoopTurn(() => {
+    inLaterLoopTurn(() => {
       order.push(`job ${i}`);
       if (i === 1) setImmediate(() => order.push("other work"));
       busyFor(2);
@@ -35,11 +36,29 @@ t.test("jobs queued together run in turns of their own, in order: timers and oth
   t.ok(order.indexOf("timer") < order.indexOf("job 2"), `the timer due during job 1 runs before job 2: ${order.join(", ")}`);
 });
 
+t.test("short jobs share turns: on a loop whose every turn is busy, 100 of them do not wait for 100 turns", async (t) => {
+  // Other work holding each turn for 2 ms, as 100 echo calls' packets and ticks do.
+  let turns = 0;
+  let busy = true;
+  const otherWork = () => {
+    turns++;
+    busyFor(2);
+    if (busy) setImmediate(otherWork);
+  };
+  t.teardown(() => void (busy = false));
+  setImmediate(otherWork);
+  const started = turns;
+  await Promise.all(Array.from({ length: 100 }, () => inLaterLoopTurn(() => busyFor(0.005))));
+  const waited = turns - started;
+  busy = false;
+  t.ok(waited < 10, `100 teardown-sized jobs done within ${waited} turns`);
+});
+
 t.test("a job that throws rejects its own promise only; the queue goes on", async (t) => {
-  const failed = inOwnLoopTurn(() => {
+  const failed = inLaterLoopTurn(() => {
     throw new Error("disk full");
   });
-  const next = inOwnLoopTurn(() => undefined);
+  const next = inLaterLoopTurn(() => undefined);
   await t.rejects(failed, /disk full/);
   await t.resolves(next);
 });

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
-import { inOwnLoopTurn } from "../loop-turns.js";
+import { inLaterLoopTurn } from "../loop-turns.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 
 type TtsEntry = TurnTrace["tts"][number];
@@ -175,12 +175,12 @@ export class TraceObserver {
       });
   }
 
-  /** Writes what is finished: at once during the call, in a loop turn of its own once it has ended. */
+  /** Writes what is finished: at once during the call, in a later loop turn once it has ended. */
   private writeFinished(): void {
     if (!this.closed) return this.writeNow();
     if (this.writeQueued) return;
     this.writeQueued = true;
-    this.lastJob = inOwnLoopTurn(() => {
+    this.lastJob = inLaterLoopTurn(() => {
       this.writeQueued = false;
       this.writeNow();
     }).catch((err: unknown) => {
