@@ -5,10 +5,10 @@
 import { exportReplyRoute, exportRequestRoute } from "./runtime/callbacks";
 import { requestRoute } from "./request-route";
 import { replyRoute } from "./reply-route";
-import { dialogEvent } from "./wa/dialog-events";
+import { DIALOG_EVENT_CALLBACK, dialogEvent } from "./wa/dialog-events";
 import { permissionApi } from "./wa/permission-api";
 
 exportRequestRoute("ksr_request_route", requestRoute);
 exportReplyRoute("ksr_reply_route", replyRoute);
-exportReplyRoute("ksr_dialog_event", dialogEvent);
+exportReplyRoute(DIALOG_EVENT_CALLBACK, dialogEvent);
 exportReplyRoute("ksr_xhttp_event", permissionApi);

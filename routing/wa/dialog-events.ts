@@ -18,6 +18,9 @@ import { pvString } from "../ksr/pv";
 import { updatePair } from "./callback-state";
 import { deleteMediaOfDialog } from "./media";
 
+/** The callback's name: main.ts exports it, kamailio.cfg names it (modparam dialog event_callback). */
+export const DIALOG_EVENT_CALLBACK = "ksr_dialog_event";
+
 /** Set on a dialog whose end the routing has handled (its timeout): its "dialog:end" is not handled again. */
 const ENDED_VAR = "$dlg_var(wa_ended)";
 

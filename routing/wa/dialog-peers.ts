@@ -9,6 +9,7 @@
 import type { CallKind, DialogFacts } from "../policy/trust";
 import { isDialogPeer, routeUris, type NextHop } from "../policy/route-set";
 import { headerValues, pvRaw, pvString } from "../ksr/pv";
+import { DIALOG_EVENT_CALLBACK } from "./dialog-events";
 
 const CALL_KIND_VAR = "$dlg_var(wa_call)";
 
@@ -23,9 +24,6 @@ export function startDialog(kind: CallKind): void {
   KSR.dialog.dlg_manage();
   KSR.pv.sets(CALL_KIND_VAR, kind);
 }
-
-/** kamailio.cfg: modparam("dialog", "event_callback", …). */
-const DIALOG_EVENT_CALLBACK = "ksr_dialog_event";
 
 /**
  * The dialog this request names, or null when we hold none. Every dialog of ours has its kind

@@ -1,8 +1,8 @@
 /**
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
  * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz, leaves out a
- * clause's leading silence and, for an Opus call, encodes each frame (codecs/opus.ts says why), off the event loop that paces every
- * call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
+ * clause's leading silence and, for an Opus call, encodes each frame (codecs/opus.ts says
+ * why), off the event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
  * 20 ms frames per message, so a caller can start playing before the clause is done.
@@ -157,9 +157,10 @@ class AudioOut {
 }
 
 /**
- * −60 dBFS: quieter than any speech sound. A synthesised clause starts with silence (espeak-ng:
- * 12 ms of zeros; a Piper voice's first phoneme padding), and a caller waiting for the reply
- * hears it as dead air before the first word: the clause starts at its first sound instead.
+ * −60 dBFS: quieter than any speech sound. A synthesised clause may start with silence
+ * (espeak-ng: 13 ms of zeros before some consonants; a Piper voice's padding), and a caller
+ * waiting for the reply hears it as dead air before the first word: the clause starts at its
+ * first sound instead.
  * Silence inside and after the clause (its pauses, the gap to the next clause) is kept.
  */
 const SILENT = 33;
