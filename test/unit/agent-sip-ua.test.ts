@@ -136,6 +136,15 @@ function inDialog(method: string, kamailioPort: number, callId: string, toTag: s
   ].join("\r\n");
 }
 
+/** An answered, acknowledged call: the agent's 200 and its To tag. */
+async function establish(kamailio: Peer, callId: string, rtpPort: number, branch: string): Promise<{ ok: SipMessage; toTag: string }> {
+  kamailio.send(invite(kamailio.port, callId, offer(rtpPort), `z9hG4bK-${branch}-inv`));
+  const ok = await kamailio.next((m) => m.status === 200 && header(m, "Call-ID") === callId);
+  const toTag = /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1];
+  kamailio.send(inDialog("ACK", kamailio.port, callId, toTag, 1, `z9hG4bK-${branch}-ack`));
+  return { ok, toTag };
+}
+
 t.test("INVITE: 100, 180, 200 with an Opus answer, and the first RTP packet leaves at once", async (t) => {
   let agent!: MediaAgent;
   const kamailio = await udpPeer(t, () => agent.sipAddress.port);
@@ -187,12 +196,7 @@ t.test("BYEs read together: each is answered at once, and the calls' teardowns a
   const rtp = await rtpSink(t);
   const callIds = ["mass-1", "mass-2", "mass-3", "mass-4"];
   const toTags = new Map<string, string>();
-  for (const [i, callId] of callIds.entries()) {
-    kamailio.send(invite(kamailio.port, callId, offer(rtp.port), `z9hG4bK-mass-inv${i}`));
-    const ok = await kamailio.next((m) => m.status === 200 && header(m, "Call-ID") === callId);
-    toTags.set(callId, /tag=([^;>\s]+)/.exec(header(ok, "To")!)![1]);
-    kamailio.send(inDialog("ACK", kamailio.port, callId, toTags.get(callId)!, 1, `z9hG4bK-mass-ack${i}`));
-  }
+  for (const [i, callId] of callIds.entries()) toTags.set(callId, (await establish(kamailio, callId, rtp.port, `mass${i}`)).toTag);
   await sleep(100);
 
   // Count event-loop turns (one per check phase) and note the turn each teardown starts in.
@@ -225,6 +229,49 @@ t.test("BYEs read together: each is answered at once, and the calls' teardowns a
   t.same(callIds.map((callId) => agent.calls.get(callId)?.status), ["ended", "ended", "ended", "ended"]);
   const turns = callIds.map((callId) => endTurns.get(callId)!);
   t.equal(new Set(turns).size, callIds.length, `each teardown in a turn of its own (turns ${turns.join(", ")})`);
+});
+
+t.test("a BYE stops the call's RTP and frees its ports at once, however late its teardown's loop turn comes", async (t) => {
+  // On a loaded agent the teardown's turn (loop-turns.ts) can come hundreds of ms after the BYE;
+  // with many calls ending each second, ports held until then ran out for new calls.
+  let agent!: MediaAgent;
+  const kamailio = await udpPeer(t, () => agent.sipAddress.port);
+  agent = await startAgent(t, kamailio.port);
+  const rtp = await rtpSink(t);
+  const { ok, toTag } = await establish(kamailio, "late-teardown", rtp.port, "late");
+  const agentRtpPort = Number(/m=audio (\d+)/.exec(ok.body)![1]);
+  await sleep(100);
+
+  // The teardown held back for 1 s, as a busy loop would.
+  const end = Call.prototype.end;
+  t.teardown(() => {
+    Call.prototype.end = end;
+  });
+  let teardownStarted = false;
+  Call.prototype.end = function (this: Call, reason: string) {
+    return sleep(1000).then(() => {
+      teardownStarted = true;
+      return end.call(this, reason);
+    });
+  };
+  kamailio.send(inDialog("BYE", kamailio.port, "late-teardown", toTag, 2, "z9hG4bK-late-bye"));
+  await kamailio.next((m) => m.status === 200 && /BYE/.test(header(m, "CSeq")!));
+  await sleep(50);
+  const count = rtp.packets.length;
+  for (const port of [agentRtpPort, agentRtpPort + 1]) {
+    const socket = createSocket("udp4");
+    const bound = await new Promise<boolean>((done) => {
+      socket.once("error", () => done(false));
+      socket.bind(port, "127.0.0.1", () => done(true));
+    });
+    socket.close();
+    t.ok(bound, `port ${port} is free again right after the BYE`);
+  }
+  await sleep(200);
+  t.equal(rtp.packets.length, count, "no RTP after the BYE");
+  t.notOk(teardownStarted, "while the rest of the teardown still waited");
+  await sleep(1000);
+  t.equal(agent.calls.get("late-teardown")?.status, "ended", "and the call is ended once it ran");
 });
 
 t.test("several Kamailio nodes: answers and in-dialog requests go to the node that holds the call; a Via or Route naming anyone else is not followed", async (t) => {
