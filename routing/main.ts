@@ -5,10 +5,11 @@
 import { exportReplyRoute, exportRequestRoute } from "./runtime/callbacks";
 import { requestRoute } from "./request-route";
 import { replyRoute } from "./reply-route";
-import { DIALOG_EVENT_CALLBACK, dialogEvent } from "./wa/dialog-events";
+import { DIALOG_EVENT_CALLBACK, dialogEvent, localRequestEvent, TM_EVENT_CALLBACK } from "./wa/dialog-events";
 import { permissionApi } from "./wa/permission-api";
 
 exportRequestRoute("ksr_request_route", requestRoute);
 exportReplyRoute("ksr_reply_route", replyRoute);
 exportReplyRoute(DIALOG_EVENT_CALLBACK, dialogEvent);
+exportReplyRoute(TM_EVENT_CALLBACK, localRequestEvent);
 exportReplyRoute("ksr_xhttp_event", permissionApi);

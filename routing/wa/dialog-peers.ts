@@ -9,18 +9,15 @@
 import type { CallKind, DialogFacts } from "../policy/trust";
 import { isDialogPeer, routeUris, type NextHop } from "../policy/route-set";
 import { headerValues, pvRaw, pvString } from "../ksr/pv";
-import { DIALOG_EVENT_CALLBACK } from "./dialog-events";
 
 const CALL_KIND_VAR = "$dlg_var(wa_call)";
 
 /**
- * Creates the call's dialog (tracked until BYE or timeout) and records its kind. The dialog's
- * timeout (WA_MAX_CALL_SECONDS) is to reach the routing as ksr_dialog_event("dialog:timeout")
- * (dialog-events.ts): a dialog has that event only when a timeout route is named for it before
- * it is created. With KEMI the name only switches the event on; the callback is event_callback.
+ * Creates the call's dialog (tracked until BYE or timeout) and records its kind. A call the
+ * dialog module ends itself (its timeout, an operator) is freed as dialog's BYE leaves
+ * (dialog-events.ts).
  */
 export function startDialog(kind: CallKind): void {
-  KSR.pv.sets("$dlg_ctx(timeout_route)", DIALOG_EVENT_CALLBACK);
   KSR.dialog.dlg_manage();
   KSR.pv.sets(CALL_KIND_VAR, kind);
 }

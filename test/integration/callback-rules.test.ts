@@ -3,7 +3,7 @@
  * that never reach Meta, state kept by the calls and written to the database at each change,
  * and state that survives a restart.
  */
-import t from "tap";
+import t, { type Test } from "tap";
 import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runSipp, startSipp } from "../support/sipp.js";
@@ -124,12 +124,17 @@ t.test("callback rules with the Meta-edge peer", async (t) => {
   });
 });
 
-t.test("a business-initiated call that Kamailio ends at WA_MAX_CALL_SECONDS frees its pair and its media: the next call to that user connects", async (t) => {
-  const w = await startInterconnect(t, { env: { WA_MAX_CALL_SECONDS: "2" } });
+/**
+ * Two business-initiated calls in a row to one user, each ended by Kamailio's dialog module
+ * (BYE both ways) by `end`: each must be answered (the second is refused 486 while the first
+ * holds the pair), and each leaves no media and no call in progress behind.
+ */
+async function callsEndedByKamailio(t: Test, w: Interconnect, end: () => Promise<void>, reason: RegExp) {
   await grantPermission(w, WA_USER);
   for (const attempt of ["first", "second"]) {
     const user = await startSipp({ scenarioXml: answerCall("WhatsApp user"), target: w.waUser, local: w.waUser, workDir: w.us.workDir, timeoutS: 15 });
-    const call = await businessCall(w, businessCallHeldUntilBye());
+    const running = businessCall(w, businessCallHeldUntilBye());
+    const [call] = await Promise.all([running, end()]);
     t.equal(call.exitCode, 0, `${attempt} call: answered, then ended by Kamailio's BYE`);
     if (call.exitCode !== 0) t.comment(call.output);
     t.equal((await user.done).exitCode, 0, `${attempt} call: the WhatsApp user got Kamailio's BYE too`);
@@ -139,6 +144,29 @@ t.test("a business-initiated call that Kamailio ends at WA_MAX_CALL_SECONDS free
     t.match(await (await fetch(pairUrl(w))).json(), { activeCall: null }, `${attempt} call: the pair has no call in progress`);
   }
   const log = w.us.kamailio.logText();
-  t.equal(log.match(/media of call \S+ deleted \(dialog timeout\)/g)?.length, 2, "each call's media was freed by the timeout");
-  t.notMatch(log, /rtpengine had no media/, "once: the dialog's end after its BYEs did not free it again");
+  t.equal(log.match(new RegExp(`media of call \\S+ deleted \\(${reason.source}\\)`, "g"))?.length, 2, "each call's media was freed as dialog's BYE left");
+  t.notMatch(log, /rtpengine had no media/, "once: neither the second BYE nor the dialog's end freed it again");
+}
+
+t.test("a business-initiated call that Kamailio ends at WA_MAX_CALL_SECONDS frees its pair and its media: the next call to that user connects", async (t) => {
+  const w = await startInterconnect(t, { env: { WA_MAX_CALL_SECONDS: "2" } });
+  await callsEndedByKamailio(t, w, async () => {}, /dialog timeout/);
+});
+
+t.test("a call an operator ends with kamcmd dlg.end_dlg frees its pair and its media: the next call to that user connects", async (t) => {
+  const w = await startInterconnect(t);
+  const endOnceAnswered = async () => {
+    // The dialog once confirmed (state 4), by its hash entry and id, as an operator reads them from dlg.list.
+    for (let i = 0; i < 100; i++) {
+      const list = await w.us.kamailio.rpc("dlg.list");
+      const m = /h_entry: (\d+)\s+h_id: (\d+)[\s\S]*?state: 4\b/.exec(list);
+      if (m) {
+        await w.us.kamailio.rpc("dlg.end_dlg", m[1], m[2]);
+        return;
+      }
+      await sleep(100);
+    }
+    throw new Error("no confirmed dialog to end");
+  };
+  await callsEndedByKamailio(t, w, endOnceAnswered, /dialog's BYEs: dlg\.end_dlg or dlg\.terminate_dlg/);
 });

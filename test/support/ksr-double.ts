@@ -76,6 +76,8 @@ export interface DialogRecord {
   toContact?: string;
   /** $dlg_var(name) values. */
   vars?: Record<string, string>;
+  /** $dlg(dflags): dialog's flags (1 << 10: expired, its timeout reached). */
+  flags?: number;
 }
 
 export interface Reply {
@@ -110,11 +112,8 @@ export interface KsrDouble {
   htables: Record<string, Record<string, string>>;
   /** Queries sent with KSR.sqlops.sql_query, in order. */
   sql: Array<{ con: string; query: string }>;
-  /**
-   * dlg_manage() called, the profiles the call was put in ("profile/value"), and the timeout
-   * route named for the dialog before it ($dlg_ctx(timeout_route): its "dialog:timeout" event).
-   */
-  dialog: { managed: boolean; profiles: string[]; timeoutRoute: string | null };
+  /** dlg_manage() called, and the profiles the call was put in ("profile/value"). */
+  dialog: { managed: boolean; profiles: string[] };
   /** xhttp_prom counters as increased: "name{label,label} → total". */
   counters: Map<string, number>;
   /** tm's timers as the route set them for the next relay (t_set_fr), in ms; 0: tm's default. */
@@ -145,7 +144,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     ended: null,
     flags: new Set(),
     vars: new Map(Object.entries(opts.vars ?? {})),
-    dialog: { managed: false, profiles: [], timeoutRoute: null },
+    dialog: { managed: false, profiles: [] },
     counters: new Map(),
     timers: null,
     htables: opts.htables ?? {},
@@ -203,6 +202,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     to_rs: (dlg) => dlg.toRs,
     from_contact: (dlg) => dlg.fromContact,
     to_contact: (dlg) => dlg.toContact,
+    dflags: (dlg) => String(dlg.flags ?? 0),
   };
 
   /** Pseudo-variables, named as in Kamailio's pv module. */
@@ -271,7 +271,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
   const pvSet = (name: string, value: string | number) => {
     if (name === "$ru") ruri = String(value);
     else if (name === "$du") duri = String(value);
-    else if (/^\$(var|avp|xavp|dlg_var)\(/.test(name) || name === "$dlg_ctx(timeout_route)") d.vars.set(name, value);
+    else if (/^\$(var|avp|xavp|dlg_var)\(/.test(name)) d.vars.set(name, value);
     else throw new Error(`KSR double: setting ${name} is not simulated`);
     d.headerOps.push({ op: "set", args: [name, String(value)] });
     return 1;
@@ -392,12 +392,7 @@ export function createKsrDouble(opts: DoubleOptions): KsrDouble {
     "uac.uac_replace_to_uri": (uri: string) => (d.headerOps.push({ op: "replace_to", args: [uri] }), 1),
     "rr.record_route": () => (d.headerOps.push({ op: "record_route", args: [] }), 1),
 
-    "dialog.dlg_manage": () => {
-      d.dialog.managed = true;
-      const route = d.vars.get("$dlg_ctx(timeout_route)");
-      d.dialog.timeoutRoute = route === undefined || route === null ? null : String(route);
-      return 1;
-    },
+    "dialog.dlg_manage": () => ((d.dialog.managed = true), 1),
     "dialog.is_known_dlg": () => (knownDialog() ? 1 : -1),
     "dialog.set_dlg_profile": (profile: string, value: string) => (d.dialog.profiles.push(`${profile}/${value}`), 1),
     "dialog.get_profile_size": (profile: string, value: string, pv: string) =>

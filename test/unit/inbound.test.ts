@@ -21,7 +21,6 @@ t.test("Meta's INVITE goes to the agent with the profile, in a dialog, record-ro
   t.same([...d.counters], [["wa_calls_total{user-initiated,relayed to the agent}", 1]], "counted in Kamailio's /metrics");
   t.equal(d.relays[0].ruri, "sip:+15550001111@sip.example.com;transport=tls", "R-URI untouched");
   t.ok(d.dialog.managed);
-  t.equal(d.dialog.timeoutRoute, "ksr_dialog_event", "its timeout (WA_MAX_CALL_SECONDS) will reach the routing as dialog:timeout");
   t.same(d.dialog.profiles, ["calls_per_number/+15550001111"]);
   t.ok(d.headerOps.some((h) => h.op === "record_route"));
   t.notOk(d.headerOps.some((h) => h.op === "remove_hf_exp"), "Meta's own X-WA-Meta-* only: nothing to strip");

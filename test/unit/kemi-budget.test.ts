@@ -8,9 +8,8 @@
  * two calls ($rb read, $var(wa_sdp) set: rtpengine reads the SDP from there, so that Meta's
  * ICE-lite mark can be moved to media level first); an in-dialog ACK one (tm.t_check_trans:
  * the ACK of a session change we refused ends at us); Meta's INVITE one for the calls counter
- * (xhttp_prom), two for the agent pool (dispatcher's choice, and its $du for the log line) and
- * one to name the dialog's timeout event ($dlg_ctx(timeout_route): WA_MAX_CALL_SECONDS frees
- * the call's media and pair), and Meta's OPTIONS one for its keepalive counter.
+ * (xhttp_prom) and two for the agent pool (dispatcher's choice, and its $du for the log line),
+ * and Meta's OPTIONS one for its keepalive counter.
  */
 import t from "tap";
 import { requestRoute } from "../../routing/request-route.js";
@@ -53,7 +52,7 @@ function kemiCalls(opts: Partial<DoubleOptions> & { message: string }, route: ()
 const BUDGET: Array<[string, number, () => string[]]> = [
   ["OPTIONS from the internal side", 9, () => kemiCalls({ message: sipFixture("meta-options"), transport: AGENT }, requestRoute, "answered")],
   ["OPTIONS from Meta", 11, () => kemiCalls({ message: sipFixture("meta-options"), transport: META }, requestRoute, "answered")],
-  ["Meta's INVITE", 32, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
+  ["Meta's INVITE", 31, () => kemiCalls({ message: sipFixture("meta-invite"), transport: META }, requestRoute, "relayed")],
   ["its 200 OK: ksr_reply_route", 2, () => kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT }, replyRoute, "passed")],
   ["its 200 OK: the agent's reply route", 6, () =>
     kemiCalls({ message: agentOk("1 INVITE", true), transport: AGENT, vars: { "$avp(wa_media)": "user-initiated" } }, callback("ksr_onreply_local"), "passed")],

@@ -59,7 +59,6 @@ t.test("an internal INVITE becomes Meta's form and goes to the edge over TLS wit
   t.ok(d.headerOps.some((h) => h.op === "replace_to" && h.args[0] === "sip:+15551234567@wa.meta.vc"));
   t.equal(d.vars.get("$xavp(tls=>server_name)"), "wa.meta.vc");
   t.ok(d.dialog.managed);
-  t.equal(d.dialog.timeoutRoute, "ksr_dialog_event", "its timeout (WA_MAX_CALL_SECONDS) will reach the routing as dialog:timeout");
   t.equal(d.htables.wa_callactive["+15550001111|+15551234567"], "3c1f0a9e-agent", "the pair has its one active call");
   t.equal(JSON.parse(d.htables.wa_callback["+15550001111|+15551234567"]).activeCall, null, "in its own entry, not in the lasting state");
 });
