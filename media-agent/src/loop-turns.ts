@@ -16,7 +16,8 @@
  * How long one turn runs queued jobs (at least one). Not one job per turn: on a loaded event
  * loop (100 echo calls, ~90 % of a core) a turn takes milliseconds, so one teardown per turn
  * fell behind 100 calls/s ending: the ended calls kept their RTP ports until the agent had none
- * left for new calls (the 10,000-call soak: 9,000 calls refused). Now that a call's files are
+ * left for new calls (the 10,000-call soak: 9,000 calls refused; a call's ports are now closed in
+ * its BYE's callback, agent.ts, and only the rest waits here). Now that a call's files are
  * written off the loop a teardown is short, so a turn takes several, and a mass hang-up still
  * holds the frame clocks for no more than about this long at a time.
  */
