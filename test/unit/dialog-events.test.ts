@@ -57,17 +57,20 @@ function dialogBye(dialog: { callId: string; fromTag: string; toTag?: string } =
 /** dialog's DLG_FLAG_EXPIRED: its timeout was reached. */
 const EXPIRED = 1 << 10;
 
-function event(name: string, message: string, dialog: DoubleOptions["dialog"] = DIALOG) {
-  const d = createKsrDouble({ message, dialog, dialogInContext: true, htables: { wa_callback: {}, wa_callactive: { [PAIR]: CALL_ID } } });
-  runRoute(d, () => dialogEvent(name));
+/** The routing's callback run on `message` with `dialog` held and the pair's call in progress. */
+function run(callback: () => void, message: string, dialog: DoubleOptions["dialog"], dialogInContext: boolean) {
+  const d = createKsrDouble({ message, dialog, dialogInContext, htables: { wa_callback: {}, wa_callactive: { [PAIR]: CALL_ID } } });
+  runRoute(d, callback);
   return d;
+}
+
+function event(name: string, message: string, dialog: DoubleOptions["dialog"] = DIALOG) {
+  return run(() => dialogEvent(name), message, dialog, true);
 }
 
 /** tm's event callback for a request Kamailio makes itself; its dialog is found by the message. */
 function localRequest(message: string, dialog: DoubleOptions["dialog"] = DIALOG, name = "tm:local-request") {
-  const d = createKsrDouble({ message, dialog, htables: { wa_callback: {}, wa_callactive: { [PAIR]: CALL_ID } } });
-  runRoute(d, () => localRequestEvent(name));
-  return d;
+  return run(() => localRequestEvent(name), message, dialog, false);
 }
 
 t.test("dialog's BYE at its timeout (WA_MAX_CALL_SECONDS): the pair and the media are freed as it leaves, and the dialog is marked", async (t) => {
@@ -88,11 +91,9 @@ t.test("dialog's BYE for an operator's dlg.end_dlg: the same, with that reason",
 t.test("the second of dialog's BYEs, the dialog already gone, another call's dialog, or another local request: nothing", async (t) => {
   const marked = localRequest(dialogBye(), { ...DIALOG, vars: { ...DIALOG.vars, wa_ended: "dialog timeout" } });
   t.same([marked.rtpengine, marked.htables.wa_callactive, marked.logs], [[], { [PAIR]: CALL_ID }, []], "already handled (the first BYE)");
-  const gone = createKsrDouble({ message: dialogBye(), htables: { wa_callback: {}, wa_callactive: { [PAIR]: CALL_ID } } });
-  runRoute(gone, () => localRequestEvent("tm:local-request"));
+  const gone = run(() => localRequestEvent("tm:local-request"), dialogBye(), undefined, false);
   t.same([gone.rtpengine, gone.htables.wa_callactive], [[], { [PAIR]: CALL_ID }], "no dialog left");
-  const other = createKsrDouble({ message: dialogBye({ ...DIALOG, callId: "another-call" }), dialog: DIALOG, dialogInContext: true, htables: { wa_callback: {}, wa_callactive: { [PAIR]: CALL_ID } } });
-  runRoute(other, () => localRequestEvent("tm:local-request"));
+  const other = run(() => localRequestEvent("tm:local-request"), dialogBye({ ...DIALOG, callId: "another-call" }), DIALOG, true);
   t.same([other.rtpengine, other.htables.wa_callactive], [[], { [PAIR]: CALL_ID }], "a context dialog that is not this BYE's");
   const probe = localRequest(FAKED_OPTIONS.replace("Call-ID: 123", `Call-ID: ${CALL_ID}`));
   t.same([probe.rtpengine, probe.htables.wa_callactive], [[], { [PAIR]: CALL_ID }], "dispatcher's OPTIONS probe");
