@@ -72,6 +72,8 @@ const FRAME_MS = 20;
 const MAX_CATCH_UP_FRAMES = 2;
 /** The agent's RTP timeout is 30 s. */
 const SETTLE_LIMIT_MS = 35_000;
+/** tm's wait timer (kamailio.cfg leaves wt_timer at its default). */
+const TM_WAIT_MS = 5000;
 
 type Outcome = "ok: caller BYE" | "ok: agent BYE";
 
@@ -322,14 +324,25 @@ async function leftovers(
  * Waits until no call is up any more in rtpengine, Kamailio (dialogs and transactions) and on our side, at most
  * SETTLE_LIMIT_MS (enough for the agent's RTP timeout to end a call whose ACK never came):
  * the leftovers are what stays after that. Returns how long it took.
+ *
+ * A finished transaction stays in tm for its wait timer (5 s) before its memory is freed, and
+ * Kamailio always has some: dispatcher's probe of the agent is a transaction of its own every
+ * WA_AGENT_PROBE_INTERVAL (1 s). So the calls' transactions are gone once tm holds no more than
+ * the local ones (tm.stats total_local) it started within the last wait period and a bit.
  */
 async function settle(edges: MetaEdge[], ng: { host: string; port: number }, rpc: (cmd: string, ...a: string[]) => Promise<string>): Promise<number> {
   const started = performance.now();
+  const localStarted: Array<[number, number]> = [];
   while (performance.now() - started < SETTLE_LIMIT_MS) {
+    const now = performance.now();
     const dialogs = /= (\d+)/.exec(await rpc("stats.get_statistics", "active_dialogs"))?.[1];
-    // Finished transactions stay in Kamailio's memory for tm's wait timer (5 s): until then its shm is not comparable.
-    const transactions = /current: (\d+)/.exec(await rpc("tm.stats"))?.[1];
-    if (edges.every((e) => e.activeCalls === 0) && dialogs === "0" && transactions === "0" && (await listCalls(ng)).length === 0) break;
+    const tm = await rpc("tm.stats");
+    const transactions = Number(/current: (\d+)/.exec(tm)?.[1]);
+    localStarted.push([now, Number(/total_local: (\d+)/.exec(tm)?.[1])]);
+    const before = localStarted.find(([at]) => now - at <= TM_WAIT_MS + 1000)!;
+    const recentLocal = localStarted[localStarted.length - 1][1] - before[1];
+    const waitedLongEnough = now - localStarted[0][0] >= TM_WAIT_MS + 1000;
+    if (edges.every((e) => e.activeCalls === 0) && dialogs === "0" && waitedLongEnough && transactions <= recentLocal && (await listCalls(ng)).length === 0) break;
     await sleep(100);
   }
   return performance.now() - started;
