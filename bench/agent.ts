@@ -658,8 +658,8 @@ try {
         calls,
         arrivalMs: sweep.arrivalMs,
         // Voice: the window covers the greeting's synthesis and the question's answer.
-        warmUpMs: sweep.profile === "voice" ? 1500 : 2000,
-        measureMs: args.quick ? 3000 : sweep.profile === "voice" ? 10_000 : 5000,
+        warmUpMs: 1500,
+        measureMs: args.quick ? 3000 : sweep.profile === "voice" ? 10_000 : 4000,
       };
       // 3 s: 7,500 intervals at 50 calls, enough for a p99, and the floor moves with the minute anyway.
       const floor = sweep.profile === "echo" ? pacingFloor(calls, args.quick ? spec.measureMs / 1000 : FLOOR_SECONDS) : null;

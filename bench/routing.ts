@@ -56,7 +56,7 @@ const PLANS: Record<PathName, PathPlan> = args.quick
   : {
       options: { count: 10000, rate: 2000, ramp: [2000, 4000, 6000, 8000, 10000, 12000], rampSeconds: 1 },
       "meta-invite": { count: 1600, rate: 200, ramp: [200, 300, 400, 600, 800, 1000], rampSeconds: 1 },
-      "business-invite": { count: 500, rate: 50, ramp: [50, 100, 200, 400, 600, 800], rampSeconds: 1 },
+      "business-invite": { count: 500, rate: 100, ramp: [100, 200, 400, 600, 800], rampSeconds: 1 },
     };
 /**
  * Users with a permission on record; business calls take a free one each (one call per user).

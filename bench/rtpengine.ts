@@ -44,8 +44,8 @@ const args = benchArgs();
 const SWEEP = args.quick ? [10] : [25, 50, 100];
 const MODES: Mode[] = ["pass-through", "transcoding"];
 /** Media flows this long before the CPU window opens (codec set-up, first packets). */
-const WARM_UP_MS = args.quick ? 500 : 1500;
-const MEASURE_MS = args.quick ? 1500 : 5000;
+const WARM_UP_MS = args.quick ? 500 : 1000;
+const MEASURE_MS = args.quick ? 1500 : 4000;
 const IDLE_MS = args.quick ? 500 : 2000;
 /** After the last packet is sent: what is still in flight arrives. */
 const DRAIN_MS = 300;
