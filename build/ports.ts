@@ -63,16 +63,45 @@ function udpFree(host: string, port: number): Promise<boolean> {
 }
 
 /**
+ * Blocks this process has handed out, newest last. A daemon binds its media ports call by call,
+ * long after its block was chosen, so probing a block's ports says nothing about a block handed
+ * out a moment before for another daemon: rtpengine's and the agent's, chosen one after the
+ * other for one stack, overlapped about one time in eight, and the soak's calls then failed
+ * with the agent's "no free RTP port pair" (503, relayed by Kamailio as 500) as rtpengine's
+ * sessions took the shared ports. So a new block never overlaps one of these. The oldest are
+ * forgotten once they add up to half of 10000–19999: by then their runs are over.
+ */
+const handedOut: Array<{ min: number; max: number }> = [];
+const REMEMBERED_PORTS = (RANGES.to - RANGES.from) / 2;
+
+/**
  * A block of `count` ports (even start) for rtpengine's or the agent's media, chosen at random
- * in 10000–19999 and checked free at its edges and middle. The ports are taken only when calls
- * arrive, so this lowers (not removes) the chance of a clash.
+ * in 10000–19999, apart from every block this process handed out recently, and checked free at
+ * its edges and middle. Another process's daemons take their ports only when calls arrive, so
+ * against those this lowers (not removes) the chance of a clash.
  */
 export async function freePortRange(count: number, host = "127.0.0.1"): Promise<{ min: number; max: number }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    // Remembered blocks can leave no gap wide enough: the oldest is the likeliest to be over.
+    if (attempt % 50 === 49 && handedOut.length > 1) handedOut.shift();
     const min = RANGES.from + 2 * Math.floor(Math.random() * ((RANGES.to - RANGES.from - count) / 2));
     const max = min + count - 1;
+    if (handedOut.some((r) => min <= r.max && r.min <= max)) continue;
     const probes = [min, min + 1, Math.floor((min + max) / 2), max];
-    if ((await Promise.all(probes.map((p) => udpFree(host, p)))).every(Boolean)) return { min, max };
+    if (!(await Promise.all(probes.map((p) => udpFree(host, p)))).every(Boolean)) continue;
+    // Checked again: another call of this function may have handed out a block while the probes ran.
+    if (handedOut.some((r) => min <= r.max && r.min <= max)) continue;
+    remember({ min, max });
+    return { min, max };
   }
   throw new Error(`no free range of ${count} UDP ports on ${host}`);
+}
+
+function remember(block: { min: number; max: number }): void {
+  handedOut.push(block);
+  let total = handedOut.reduce((sum, r) => sum + r.max - r.min + 1, 0);
+  while (total > REMEMBERED_PORTS && handedOut.length > 1) {
+    const oldest = handedOut.shift()!;
+    total -= oldest.max - oldest.min + 1;
+  }
 }
