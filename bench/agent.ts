@@ -686,7 +686,7 @@ const knees = SWEEPS.map((s) => {
   const good = runs.filter(healthy).map((r) => r.calls);
   const knee = good.length ? Math.max(...good) : 0;
   const atKnee = runs.find((r) => r.calls === knee);
-  return { codec: s.codec, profile: s.profile, arrivalMs: s.arrivalMs, knee, cpuPerCallPct: atKnee?.cpuPerCallPct ?? null, testedCalls: s.calls, testedUpTo: Math.max(...s.calls) };
+  return { codec: s.codec, profile: s.profile, arrivalMs: s.arrivalMs, knee, cpuPerCallPct: atKnee?.cpuPerCallPct ?? null, testedCalls: s.calls };
 });
 printTable(
   "knee: most calls with p99 < 2 ms, no gap > 40 ms, no loss (voice: no event-loop stall > 20 ms)",

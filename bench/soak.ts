@@ -72,8 +72,8 @@ const FRAME_MS = 20;
 const MAX_CATCH_UP_FRAMES = 2;
 /** The agent's RTP timeout is 30 s. */
 const SETTLE_LIMIT_MS = 35_000;
-/** tm's wait timer (kamailio.cfg leaves wt_timer at its default). */
-const TM_WAIT_MS = 5000;
+/** tm's wait timer (kamailio.cfg leaves wt_timer at its default) and a second. */
+const TM_WAIT_WINDOW_MS = 5000 + 1000;
 
 type Outcome = "ok: caller BYE" | "ok: agent BYE";
 
@@ -339,10 +339,9 @@ async function settle(edges: MetaEdge[], ng: { host: string; port: number }, rpc
     const tm = await rpc("tm.stats");
     const transactions = Number(/current: (\d+)/.exec(tm)?.[1]);
     localStarted.push([now, Number(/total_local: (\d+)/.exec(tm)?.[1])]);
-    const before = localStarted.find(([at]) => now - at <= TM_WAIT_MS + 1000)!;
+    const before = localStarted.find(([at]) => now - at <= TM_WAIT_WINDOW_MS)!;
     const recentLocal = localStarted[localStarted.length - 1][1] - before[1];
-    const waitedLongEnough = now - localStarted[0][0] >= TM_WAIT_MS + 1000;
-    if (edges.every((e) => e.activeCalls === 0) && dialogs === "0" && waitedLongEnough && transactions <= recentLocal && (await listCalls(ng)).length === 0) break;
+    if (edges.every((e) => e.activeCalls === 0) && dialogs === "0" && now - started >= TM_WAIT_WINDOW_MS && transactions <= recentLocal && (await listCalls(ng)).length === 0) break;
     await sleep(100);
   }
   return performance.now() - started;

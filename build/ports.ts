@@ -86,15 +86,19 @@ export async function freePortRange(count: number, host = "127.0.0.1"): Promise<
     if (attempt % 50 === 49 && handedOut.length > 1) handedOut.shift();
     const min = RANGES.from + 2 * Math.floor(Math.random() * ((RANGES.to - RANGES.from - count) / 2));
     const max = min + count - 1;
-    if (handedOut.some((r) => min <= r.max && r.min <= max)) continue;
+    if (overlapsHandedOut(min, max)) continue;
     const probes = [min, min + 1, Math.floor((min + max) / 2), max];
     if (!(await Promise.all(probes.map((p) => udpFree(host, p)))).every(Boolean)) continue;
     // Checked again: another call of this function may have handed out a block while the probes ran.
-    if (handedOut.some((r) => min <= r.max && r.min <= max)) continue;
+    if (overlapsHandedOut(min, max)) continue;
     remember({ min, max });
     return { min, max };
   }
   throw new Error(`no free range of ${count} UDP ports on ${host}`);
+}
+
+function overlapsHandedOut(min: number, max: number): boolean {
+  return handedOut.some((r) => min <= r.max && r.min <= max);
 }
 
 function remember(block: { min: number; max: number }): void {
