@@ -1,7 +1,8 @@
 /**
  * Work after a call's end runs in later event-loop turns, about a millisecond of it per turn
  * (loop-turns.ts), so that many calls ending at once do not hold up the frame clocks of the
- * calls still up, and the work keeps up with calls ending on a busy loop; the trace observer
+ * calls still up, and the work keeps up with calls ending on a busy loop; engine requests,
+ * answers to INVITEs and trace writes that many calls start together go one per loop turn; the trace observer
  * writes a closed call's last records that way, and says when they are written. Its file writes
  * are done by libuv's threads, so a disk that is slow to answer never holds the event loop.
  */
@@ -11,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inLaterLoopTurn } from "../../media-agent/src/loop-turns.js";
+import { inLaterLoopTurn, ownLoopTurn } from "../../media-agent/src/loop-turns.js";
 import { TraceObserver } from "../../media-agent/src/pipeline/trace-observer.js";
 import { readTrace, traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
 
@@ -52,6 +53,30 @@ t.test("short jobs share turns: on a loop whose every turn is busy, 100 of them 
   const waited = turns - started;
   busy = false;
   t.ok(waited < 10, `100 teardown-sized jobs done within ${waited} turns`);
+});
+
+t.test("engine requests started in the same tick go one per loop turn: each one's continuations finish, and the timers run, before the next", async (t) => {
+  // As 50 calls' turns ending in the same frame each start an STT request: the request's work
+  // goes on in promise continuations (undici's fetch), here a busy continuation per request.
+  const order: string[] = [];
+  setTimeout(() => order.push("timer"), 1);
+  const requests = [1, 2, 3].map((i) =>
+    ownLoopTurn()
+      .then(() => {
+        order.push(`request ${i}`);
+        busyFor(2);
+      })
+      .then(() => order.push(`request ${i} sent`)),
+  );
+  await Promise.all(requests);
+  t.same(order.filter((e) => e.startsWith("request")), ["request 1", "request 1 sent", "request 2", "request 2 sent", "request 3", "request 3 sent"], "in the order asked, each finished before the next starts");
+  t.ok(order.indexOf("timer") < order.indexOf("request 2"), `the timer due during request 1 runs before request 2: ${order.join(", ")}`);
+  // A request asked for after the queue emptied goes at once in the next turn.
+  let done = false;
+  const later = ownLoopTurn().then(() => (done = true));
+  t.notOk(done, "never in the caller's own tick");
+  await later;
+  t.ok(done);
 });
 
 t.test("a job that throws rejects its own promise only; the queue goes on", async (t) => {

@@ -8,6 +8,7 @@ import { answerOffer } from "../sdp/negotiate.js";
 import { header, parseNameAddr, parseUri } from "../sip/message.js";
 import type { IncomingInvite } from "../sip/user-agent.js";
 import type { CallDesk } from "./call.js";
+import { ownLoopTurn } from "../loop-turns.js";
 
 /** Header the routing sets on user-initiated calls (routing/wa/inbound.ts). */
 export const PROFILE_HEADER = "X-WA-Profile";
@@ -33,6 +34,10 @@ export async function answerInvite(desk: CallDesk, invite: IncomingInvite): Prom
   }
   call.media = await desk.openMedia(call.log);
   if (!call.media) return refuse(503, "Service Unavailable - No RTP Ports");
+  // Answering (the SDP answer, the pipeline, the 200, the first packet) costs the loop ~2 ms:
+  // INVITEs that arrive together are answered one per loop turn (their sockets are bound in the
+  // same poll), so the calls already up keep their pacing.
+  await ownLoopTurn();
   const negotiation = answerOffer(offer, desk.localMedia(call.media));
   if (!negotiation.ok) return refuse(488, `Not Acceptable Here - ${negotiation.reason}`);
   invite.ringing();

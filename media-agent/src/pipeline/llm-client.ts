@@ -7,6 +7,7 @@
  */
 import { Ollama, type ChatRequest } from "ollama";
 import type { ToolSpec } from "./tools.js";
+import { ownLoopTurn } from "../loop-turns.js";
 
 export interface LlmConfig {
   baseUrl: string;
@@ -48,7 +49,11 @@ export class LlmError extends Error {
 function client(cfg: LlmConfig, signal: AbortSignal): Ollama {
   return new Ollama({
     host: cfg.baseUrl,
-    fetch: (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }),
+    // Many calls' turns may end in the same tick: their requests start one per loop turn.
+    fetch: async (input, init) => {
+      await ownLoopTurn();
+      return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    },
   });
 }
 

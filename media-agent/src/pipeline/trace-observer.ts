@@ -9,6 +9,9 @@
  *
  * Nothing here touches the disk on the event loop: the directory, the records and the WAVs are
  * written by libuv's threads (node:fs/promises), the records one after the other in turn order.
+ * Each write starts in a loop turn of its own (../loop-turns.ts, ownLoopTurn): opening a file
+ * still costs the loop a fraction of a millisecond, and 50 calls' turns ending in the same tick
+ * opened 100 files in one poll of the loop.
  * A synchronous append holds the loop, and every call's frame clock with it, for as long as the
  * file system takes to open the file: in the agent benchmark (50 voice calls, their WAVs being
  * written) the loop's thread was caught in uninterruptible sleep in openat for 220–250 ms.
@@ -18,7 +21,7 @@ import { join } from "node:path";
 import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
-import { inLaterLoopTurn } from "../loop-turns.js";
+import { inLaterLoopTurn, ownLoopTurn } from "../loop-turns.js";
 import { traceFileOf, traceRecord, type TurnTrace } from "./turn-trace.js";
 
 type TtsEntry = TurnTrace["tts"][number];
@@ -216,6 +219,7 @@ export class TraceObserver {
   /** A turn's WAV into the trace directory, once it is made; a failure is noted in the turn's record (if not yet written). */
   private writeWavBeside(file: string, wav: Uint8Array, t: TurnTrace): void {
     this.dirMade
+      .then(ownLoopTurn)
       .then(() => writeFile(join(this.traceDir, file), wav))
       .catch((err: unknown) => {
         t.audioError = err instanceof Error ? err.message : String(err);
@@ -240,6 +244,7 @@ export class TraceObserver {
     if (!lines.length) return;
     const text = `${lines.join("\n")}\n`;
     this.appends = this.appends
+      .then(ownLoopTurn)
       .then(() => appendFile(this.file, text))
       .catch((err: unknown) => {
         this.writeError ??= err;
