@@ -2,8 +2,9 @@
  * Work after a call's end runs in later event-loop turns, about a millisecond of it per turn
  * (loop-turns.ts), so that many calls ending at once do not hold up the frame clocks of the
  * calls still up, and the work keeps up with calls ending on a busy loop; engine requests,
- * answers to INVITEs and trace writes that many calls start together go one per loop turn; the trace observer
- * writes a closed call's last records that way, and says when they are written. Its file writes
+ * answers to INVITEs and trace writes that many calls start together are spread over loop
+ * turns; the trace observer writes a closed call's last records that way, and says when they
+ * are written. Its file writes
  * are done by libuv's threads, so a disk that is slow to answer never holds the event loop.
  */
 import t from "tap";
@@ -55,7 +56,7 @@ t.test("short jobs share turns: on a loop whose every turn is busy, 100 of them 
   t.ok(waited < 10, `100 teardown-sized jobs done within ${waited} turns`);
 });
 
-t.test("engine requests started in the same tick go one per loop turn: each one's continuations finish, and the timers run, before the next", async (t) => {
+t.test("a few engine requests started in the same tick go one per loop turn: each one's continuations finish, and the timers run, before the next", async (t) => {
   // As 50 calls' turns ending in the same frame each start an STT request: the request's work
   // goes on in promise continuations (undici's fetch), here a busy continuation per request.
   const order: string[] = [];
@@ -77,6 +78,25 @@ t.test("engine requests started in the same tick go one per loop turn: each one'
   t.notOk(done, "never in the caller's own tick");
   await later;
   t.ok(done);
+});
+
+t.test("a long queue of them is not one per turn: each turn releases a sixteenth of it, so 300 INVITEs on a busy loop are answered within about 60 turns", async (t) => {
+  let turn = 0;
+  let counting = true;
+  const countTurns = () => {
+    turn++;
+    if (counting) setImmediate(countTurns);
+  };
+  setImmediate(countTurns);
+  const releasedIn: number[] = [];
+  await Promise.all(Array.from({ length: 300 }, () => ownLoopTurn().then(() => releasedIn.push(turn))));
+  counting = false;
+  const perTurn = new Map<number, number>();
+  for (const at of releasedIn) perTurn.set(at, (perTurn.get(at) ?? 0) + 1);
+  const counts = [...perTurn.values()];
+  t.equal(counts[0], 19, "the first turn releases a sixteenth of 300 (rounded up)");
+  t.ok(counts.every((n, i) => i === 0 || n <= counts[i - 1]), `then fewer each turn: ${counts.join(", ")}`);
+  t.ok(perTurn.size <= 70, `all 300 within ${perTurn.size} turns`);
 });
 
 t.test("a job that throws rejects its own promise only; the queue goes on", async (t) => {

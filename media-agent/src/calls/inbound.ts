@@ -35,8 +35,8 @@ export async function answerInvite(desk: CallDesk, invite: IncomingInvite): Prom
   call.media = await desk.openMedia(call.log);
   if (!call.media) return refuse(503, "Service Unavailable - No RTP Ports");
   // Answering (the SDP answer, the pipeline, the 200, the first packet) costs the loop ~2 ms:
-  // INVITEs that arrive together are answered one per loop turn (their sockets are bound in the
-  // same poll), so the calls already up keep their pacing.
+  // INVITEs that arrive together (their sockets bound in the same poll) are answered spread over
+  // loop turns, so the calls already up keep their pacing.
   await ownLoopTurn();
   const negotiation = answerOffer(offer, desk.localMedia(call.media));
   if (!negotiation.ok) return refuse(488, `Not Acceptable Here - ${negotiation.reason}`);

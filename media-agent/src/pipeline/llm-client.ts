@@ -49,7 +49,7 @@ export class LlmError extends Error {
 function client(cfg: LlmConfig, signal: AbortSignal): Ollama {
   return new Ollama({
     host: cfg.baseUrl,
-    // Many calls' turns may end in the same tick: their requests start one per loop turn.
+    // Many calls' turns may end in the same tick: their requests start spread over loop turns.
     fetch: async (input, init) => {
       await ownLoopTurn();
       return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });

@@ -71,7 +71,7 @@ export async function transcribe(wav: Uint8Array, cfg: SttConfig, signal?: Abort
   const signals = [AbortSignal.timeout(cfg.timeoutMs), ...(signal ? [signal] : [])];
   let res: Response;
   try {
-    await ownLoopTurn(); // many calls' turns may end in the same tick: their requests start one per loop turn
+    await ownLoopTurn(); // many calls' turns may end in the same tick: their requests start spread over loop turns
     res = await fetch(url, { method: "POST", headers: { "content-type": contentType }, body, signal: AbortSignal.any(signals) });
   } catch (err) {
     if (signal?.aborted) throw err;
