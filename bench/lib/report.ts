@@ -44,7 +44,8 @@ function tryRun(cmd: string, args: string[], withStderr = false): string | null 
 
 function commit(): string | null {
   const head = tryRun("git", ["-C", BENCH_ROOT, "rev-parse", "HEAD"])?.trim() ?? null;
-  const dirty = tryRun("git", ["-C", BENCH_ROOT, "status", "--porcelain"])?.trim();
+  // The results a run writes are not a change to what was measured.
+  const dirty = tryRun("git", ["-C", BENCH_ROOT, "status", "--porcelain", "--", ":(top)", ":(top,exclude)bench/results"])?.trim();
   return head && dirty ? `${head}+changes` : head;
 }
 
