@@ -1,7 +1,8 @@
 /**
  * Work that may wait a little but must not hold up live calls: jobs run in later event-loop
  * turns, at most about TURN_BUDGET_MS of them per turn, so the timers (every call's frame
- * clock) run in between.
+ * clock) run in between (inLaterLoopTurn); work that goes on in promise continuations waits
+ * for a share of a later turn (ownLoopTurn, below).
  *
  * Why: when many calls end at once (a mass hang-up; the BYEs all arrive in one poll of the
  * loop), each call writing its trace records and WAVs in its BYE's callback held the loop for

@@ -4,8 +4,8 @@
  * calls still up, and the work keeps up with calls ending on a busy loop; engine requests,
  * answers to INVITEs and trace writes that many calls start together are spread over loop
  * turns; the trace observer writes a closed call's last records that way, and says when they
- * are written. Its file writes
- * are done by libuv's threads, so a disk that is slow to answer never holds the event loop.
+ * are written. Its file writes are done by libuv's threads, so a disk that is slow to answer
+ * never holds the event loop.
  */
 import t from "tap";
 import { execFileSync } from "node:child_process";

@@ -9,9 +9,9 @@
  *
  * Nothing here touches the disk on the event loop: the directory, the records and the WAVs are
  * written by libuv's threads (node:fs/promises), the records one after the other in turn order.
- * Each write starts in a loop turn of its own (../loop-turns.ts, ownLoopTurn): opening a file
- * still costs the loop a fraction of a millisecond, and 50 calls' turns ending in the same tick
- * opened 100 files in one poll of the loop.
+ * Each write starts in a later loop turn, spread with the other calls' (../loop-turns.ts,
+ * ownLoopTurn): opening a file still costs the loop a fraction of a millisecond, and 50 calls'
+ * turns ending in the same tick opened 100 files in one poll of the loop.
  * A synchronous append holds the loop, and every call's frame clock with it, for as long as the
  * file system takes to open the file: in the agent benchmark (50 voice calls, their WAVs being
  * written) the loop's thread was caught in uninterruptible sleep in openat for 220–250 ms.
