@@ -11,6 +11,7 @@ import t from "tap";
 import { concatSamples, FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
 import { toFrames } from "../../media-agent/src/audio/wav.js";
 import { EspeakTts, type TtsEngine } from "../../media-agent/src/pipeline/tts.js";
+import type { OnAudio } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { WebRtcVad } from "../../media-agent/src/pipeline/vad.js";
 import { readTrace, type TraceRecord } from "../../media-agent/src/pipeline/turn-trace.js";
@@ -167,7 +168,7 @@ t.test("a clause plays from its first synthesised frames on, not once the engine
     // An engine that streams: 10 frames every 100 ms (half real time), the clause done at the end.
     tts: (engine) => ({
       name: engine.name,
-      async synthesize(text, signal, onAudio) {
+      async synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio) {
         const started = performance.now();
         const whole = await engine.synthesize(text, signal);
         for (let at = 0; at < whole.samples.length; at += 10 * FRAME_SAMPLES) {

@@ -5,6 +5,7 @@
  * outbound call API.
  */
 import t from "tap";
+import { execFileSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -18,6 +19,7 @@ import { Call } from "../../media-agent/src/calls/call.js";
 import { startApi } from "../../media-agent/src/api/http.js";
 import { parseAgentConfig } from "../../media-agent/src/config.js";
 import { header, parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
+import { SipTransport } from "../../media-agent/src/sip/transport.js";
 import { parseRtp } from "../../media-agent/src/rtp/packet.js";
 import { traceFileOf } from "../../media-agent/src/pipeline/turn-trace.js";
 import { createCodec, type AudioCodec } from "../../media-agent/src/codecs/codec.js";
@@ -184,6 +186,46 @@ t.test("INVITE: 100, 180, 200 with an Opus answer, and the first RTP packet leav
   await sleep(200);
   t.equal(rtp.packets.length, count, "RTP stops with the BYE");
   t.equal(agent.calls.get("call-1")?.status, "ended");
+});
+
+/** Sends `count` OPTIONS from <kamailio port> to <agent port>: a process of its own (argv: kamailio port, agent port, count). */
+const BURST_SENDER = `
+const [kamailioPort, agentPort, count] = process.argv.slice(1).map(Number);
+const s = require("node:dgram").createSocket("udp4");
+s.bind(kamailioPort, "127.0.0.1", async () => {
+  for (let i = 0; i < count; i++) {
+    const text = ["OPTIONS sip:agent@127.0.0.1 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:" + kamailioPort + ";branch=z9hG4bK-burst" + i,
+      "From: <sip:kamailio@127.0.0.1>;tag=burst" + i, "To: <sip:agent@127.0.0.1>", "Call-ID: burst-" + i, "CSeq: 1 OPTIONS",
+      "Max-Forwards: 70", "Content-Length: 0", "", ""].join("\\r\\n");
+    await new Promise((done) => s.send(text, agentPort, "127.0.0.1", done));
+  }
+  s.close();
+});`;
+
+t.test("SIP messages read in one poll are handled in order, a few per loop turn: a timer due meanwhile runs between them", async (t) => {
+  // 50 INVITEs arriving together (read in one poll), each parsed and its call started in that
+  // poll, held every call's frame clock ~25 ms (bench/agent.ts, voice calls at once).
+  const kamailioPort = await freePort();
+  const handled: string[] = [];
+  let timerAfter = -1;
+  const transport = await SipTransport.open({
+    bind: { host: "127.0.0.1", port: 0 },
+    kamailio: { host: "127.0.0.1", port: kamailioPort },
+    log: pino({ level: "silent" }),
+    onMessage: (msg) => {
+      if (handled.length === 0) setTimeout(() => (timerAfter = handled.length), 0);
+      handled.push(header(msg, "Call-ID")!);
+      const until = performance.now() + 1; // an INVITE's parsing and its call's start
+      while (performance.now() < until);
+    },
+  });
+  t.teardown(() => transport.close());
+  const count = 20;
+  // Sent by another process while this one's loop waits for it: all are read in one poll.
+  execFileSync(process.execPath, ["-e", BURST_SENDER, String(kamailioPort), String(transport.local.port), String(count)]);
+  for (let waited = 0; handled.length < count && waited < 3000; waited += 5) await sleep(5);
+  t.same(handled, Array.from({ length: count }, (_, i) => `burst-${i}`), "every message handled, in the order sent");
+  t.ok(timerAfter > 0 && timerAfter < 5, `the timer ran after ${timerAfter} of the ${count} messages`);
 });
 
 t.test("BYEs read together: each is answered at once, and the calls' teardowns are spread over later loop turns", async (t) => {

@@ -9,7 +9,7 @@ import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import { processClock } from "../../media-agent/src/pipeline/engines.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
-import { EspeakTts, PiperTts, TtsError } from "../../media-agent/src/pipeline/tts.js";
+import { EspeakTts, PiperTts, TtsError, type TtsEngine } from "../../media-agent/src/pipeline/tts.js";
 import { startPiperDouble } from "../../doubles/piper-double.js";
 import { freePort } from "../../build/ports.js";
 
@@ -75,13 +75,16 @@ function fromFirstSound(t: Test, clause: Int16Array, whole: Int16Array, what: st
 t.test("espeak-ng in the speech worker: the samples of its WAV resampled whole from the first sound on, also as it streams", async (t) => {
   const text = "The sun is out in Dusseldorf today. The temperature is twenty degrees, with a light wind.";
   const whole = readWav16k(execFileSync("espeak-ng", ["-v", "en-us", "-s", "165", "--stdout", text]));
-  const pieces: Int16Array[] = [];
-  const speech = await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(text, never, (samples) => pieces.push(samples));
+  const tts = new EspeakTts({ voice: "en-us", speed: 165 });
+  const speech = await tts.synthesize(text, never);
   fromFirstSound(t, speech.samples, whole, "espeak-ng");
   t.ok(whole.length - speech.samples.length >= 160, "espeak-ng's silence before \"The\" (13 ms) is not played");
-  t.same(concatSamples(pieces), speech.samples, "the pieces joined are the clause");
+  const pieces: Int16Array[] = [];
+  const streamed = await tts.synthesize(text, never, (samples) => pieces.push(samples));
+  t.same(concatSamples(pieces), speech.samples, "streamed, the pieces joined are the clause");
+  t.equal(streamed.samples, null, "and the clause is not handed over a second time, joined");
   t.ok(pieces.slice(0, -1).every((p) => p.length % 320 === 0), `whole 20 ms frames until the last piece (${pieces.length} pieces)`);
-  t.ok(speech.firstByteMs > 0 && speech.firstByteMs <= speech.synthesisMs, "first byte before the whole");
+  t.ok(streamed.firstByteMs > 0 && streamed.firstByteMs <= streamed.synthesisMs, "first byte before the whole");
 });
 
 t.test("Piper's whole WAV in the speech worker: its first frames come back before the rest is resampled, and the pieces are exactly the clause", async (t) => {
@@ -89,10 +92,13 @@ t.test("Piper's whole WAV in the speech worker: its first frames come back befor
   const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]); // 22050 Hz, as Piper's voices
   const pool = new SynthesisPool(1, (message) => new TtsError(message));
   t.teardown(() => pool.close());
-  const pieces: Int16Array[] = [];
-  const { samples } = await pool.run({ engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV" }, never, (piece) => pieces.push(piece));
+  const job = { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV" } as const;
+  const { samples } = await pool.run(job, never);
   fromFirstSound(t, samples, readWav16k(wav), "the WAV resampled whole");
+  const pieces: Int16Array[] = [];
+  const streamed = await pool.run(job, never, (piece) => pieces.push(piece));
   t.same(concatSamples(pieces), samples, "the pieces joined are the clause");
+  t.equal(streamed.samples, null, "and the clause is not handed over a second time, joined");
   t.ok(pieces.length > 3, `sent in pieces as it is decoded (${pieces.length} for ${(samples.length / 16000).toFixed(1)} s), not one message at the end`);
   t.ok(pieces[0].length < samples.length / 3 && pieces[0].length % 320 === 0, `the first piece is whole frames from the start (${pieces[0].length / 320} frames)`);
 });
@@ -106,12 +112,11 @@ t.test("a clause starts at its first sound: a WAV's leading silence is not playe
   const hiss = Int16Array.from({ length: 16000 * 0.3 }, (_, i) => (i % 2 ? 20 : -20)); // −64 dBFS
   const padded = concatSamples([silence(300), hiss, speech, silence(200), speech, silence(100)]);
   const pieces: Int16Array[] = [];
-  const run = (samples: Int16Array, onAudio?: (piece: Int16Array) => void) =>
-    pool.run({ engine: "wav", wav: new Uint8Array(writeWav(samples, 16000)).buffer, wavError: "no WAV" }, never, onAudio);
-  const { samples } = await run(padded, (piece) => pieces.push(piece));
-  t.same(samples, concatSamples([speech, silence(200), speech, silence(100)]), "600 ms of silence and hiss below −60 dBFS left out; the pause between the words and the silence after them kept");
+  const job = (samples: Int16Array) => ({ engine: "wav", wav: new Uint8Array(writeWav(samples, 16000)).buffer, wavError: "no WAV" }) as const;
+  await pool.run(job(padded), never, (piece) => pieces.push(piece));
+  t.same(concatSamples(pieces), concatSamples([speech, silence(200), speech, silence(100)]), "600 ms of silence and hiss below −60 dBFS left out; the pause between the words and the silence after them kept");
   t.ok(toFrames(pieces[0]).slice(0, 1).every((frame) => frame.some((x) => x > 328 || x < -328)), "the first frame sent is audible (−40 dBFS)");
-  const quiet = await run(silence(500));
+  const quiet = await pool.run(job(silence(500)), never);
   t.equal(quiet.samples.length, 0, "a WAV of silence: no audio, and the job ends without an error");
 });
 
@@ -132,7 +137,8 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
   } as const;
   for (const [name, job] of Object.entries(jobs)) {
     const pieces: Array<{ samples: Int16Array; opus?: Uint8Array[] }> = [];
-    const { samples } = await pool.run(job, never, (piece, opus) => pieces.push({ samples: piece, opus }));
+    await pool.run(job, never, (piece, opus) => pieces.push({ samples: piece, opus }));
+    const samples = concatSamples(pieces.map((p) => p.samples));
     t.ok(
       pieces.every((p) => p.opus?.length === Math.ceil(p.samples.length / FRAME_SAMPLES)),
       `${name}: every piece carries one payload per frame (${pieces.length} pieces, ${toFrames(samples).length} frames)`,
@@ -155,7 +161,9 @@ t.test("the speech worker encodes with the agent's Opus settings: its payloads a
   const byComplexity = new Map<number, Uint8Array[]>();
   for (const complexity of [5, 1]) {
     const payloads: Uint8Array[] = [];
-    const { samples } = await pool.run({ ...job, opus: { complexity } }, never, (_, opus) => payloads.push(...(opus ?? [])));
+    const pieces: Int16Array[] = [];
+    await pool.run({ ...job, opus: { complexity } }, never, (piece, opus) => (pieces.push(piece), payloads.push(...(opus ?? []))));
+    const samples = concatSamples(pieces);
     // The agent's own encoder with the same settings, over the same frames (the last one zero-padded, as the speaker frames it).
     const encoder = takeEncoder({ complexity });
     t.teardown(() => releaseEncoder(encoder));
@@ -178,7 +186,7 @@ t.test("an Opus call's reply goes out as the speech worker encoded it, none of i
   t.teardown(() => void (Encoder.prototype.encode = originalEncode));
   const tts = new EspeakTts({ voice: "en-us", speed: 165 });
   const asked: boolean[] = [];
-  const spy = { name: tts.name, synthesize: (...args: Parameters<EspeakTts["synthesize"]>) => (asked.push(args[3] === true), tts.synthesize(...args)) };
+  const spy = { name: tts.name, synthesize: ((...args: Parameters<EspeakTts["synthesize"]>) => (asked.push(args[3] === true), tts.synthesize(...args))) as TtsEngine["synthesize"] };
   for (const opus of [true, false]) {
     const speaker = new Speaker(spy, processClock, () => {}, opus);
     await speaker.say(text, 0, never);

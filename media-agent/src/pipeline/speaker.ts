@@ -6,7 +6,7 @@
  * agent's voice on or off) instead of being polled. A clause's own signal (its turn's) removes
  * it from the queue when the turn is interrupted.
  */
-import { FRAME_MS, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { FRAME_MS, type PcmFrame } from "../audio/frames.js";
 import { toFrames } from "../audio/wav.js";
 import { attachOpusPayload } from "../codecs/opus.js";
 import { heardText, type SpokenPiece } from "./barge-in.js";
@@ -111,8 +111,8 @@ export class Speaker {
     try {
       const speech = await this.tts.synthesize(text, signal, onAudio, this.opus);
       this.emit({ type: "tts-done", turn, clause: clause.id, firstByteMs: Math.round(speech.firstByteMs), synthesisMs: Math.round(speech.synthesisMs) });
-      if (!streamed) clause.frames = toFrames(speech.samples); // an engine that hands over the whole clause
-      clause.durationMs = (speech.samples.length / SAMPLE_RATE) * 1000;
+      if (!streamed && speech.samples) clause.frames = toFrames(speech.samples); // an engine that hands over the whole clause
+      clause.durationMs = clause.frames.length * FRAME_MS;
     } catch (err) {
       if (!signal.aborted) this.emit({ type: "tts-error", turn, clause: clause.id, error: String((err as Error).message) });
     } finally {

@@ -18,7 +18,7 @@
  */
 import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { callFileName, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { callFileName, concatSamples, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
 import { inLaterLoopTurn, ownLoopTurn } from "../loop-turns.js";
@@ -147,7 +147,7 @@ export class TraceObserver {
         audio,
       });
       // Turns of many calls can end in the same tick, and the frame clock must not wait for the disk.
-      this.writeWavBeside(audio, wav, t);
+      this.writeWavBeside(audio, () => wav, t);
     }
     this.traces.set(e.turn, t);
   }
@@ -205,22 +205,17 @@ export class TraceObserver {
     const frames = this.agentAudio.get(t.turn);
     this.agentAudio.delete(t.turn);
     if (!frames?.length) return;
-    const samples = new Int16Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      samples.set(f, at);
-      at += f.length;
-    }
     const file = `${callFileName(this.callId)}-turn-${t.turn}-agent.wav`;
     t.agentAudio = file;
-    this.writeWavBeside(file, writeWav(samples, SAMPLE_RATE), t);
+    // Joined in the write's own loop turn: many calls' turns end together.
+    this.writeWavBeside(file, () => writeWav(concatSamples(frames), SAMPLE_RATE), t);
   }
 
   /** A turn's WAV into the trace directory, once it is made; a failure is noted in the turn's record (if not yet written). */
-  private writeWavBeside(file: string, wav: Uint8Array, t: TurnTrace): void {
+  private writeWavBeside(file: string, wav: () => Uint8Array, t: TurnTrace): void {
     this.dirMade
       .then(ownLoopTurn)
-      .then(() => writeFile(join(this.traceDir, file), wav))
+      .then(() => writeFile(join(this.traceDir, file), wav()))
       .catch((err: unknown) => {
         t.audioError = err instanceof Error ? err.message : String(err);
       });

@@ -11,12 +11,16 @@ import { SynthesisPool, type OnAudio } from "./synthesis-pool.js";
 import { opusSettings } from "../codecs/opus.js";
 
 export interface Speech {
-  samples: Int16Array;
+  /** The clause's audio; null when the engine handed all of it to onAudio. */
+  samples: Int16Array | null;
   /** Request to the engine's first byte of audio (Piper: the response; espeak-ng: stdout), ms. */
   firstByteMs: number;
   /** Request to the whole WAV in hand, ms. */
   synthesisMs: number;
 }
+
+/** Speech asked for without onAudio: the whole clause in one. */
+export type WholeSpeech = Speech & { samples: Int16Array };
 
 export interface TtsEngine {
   readonly name: string;
@@ -27,6 +31,7 @@ export interface TtsEngine {
    * zero-padded), encoded off the event loop for an Opus call with this process's encoder
    * settings (codecs/opus.ts); an engine may not (then the call encodes them itself).
    */
+  synthesize(text: string, signal: AbortSignal): Promise<WholeSpeech>;
   synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus?: boolean): Promise<Speech>;
 }
 
@@ -68,6 +73,8 @@ export class PiperTts implements TtsEngine {
 
   constructor(private readonly cfg: PiperConfig) {}
 
+  synthesize(text: string, signal: AbortSignal): Promise<WholeSpeech>;
+  synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus?: boolean): Promise<Speech>;
   async synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus = false): Promise<Speech> {
     const started = performance.now();
     const api = this.cfg.api ?? "synthesize";
@@ -123,6 +130,8 @@ export class EspeakTts implements TtsEngine {
 
   constructor(private readonly cfg: EspeakConfig) {}
 
+  synthesize(text: string, signal: AbortSignal): Promise<WholeSpeech>;
+  synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus?: boolean): Promise<Speech>;
   async synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus = false): Promise<Speech> {
     const started = performance.now();
     const job = { engine: "espeak-ng", voice: this.cfg.voice, speed: this.cfg.speed, text, wavError: "espeak-ng wrote no usable WAV", opus: opus ? opusSettings() : undefined } as const;

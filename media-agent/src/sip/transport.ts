@@ -5,6 +5,7 @@
  */
 import { createSocket, type Socket } from "node:dgram";
 import type { Logger } from "pino";
+import { inLaterLoopTurn } from "../loop-turns.js";
 import { buildResponse, parseSipDatagram, serializeSipMessage, SipParseError, type SipMessage } from "./message.js";
 
 export interface SipPeer {
@@ -27,7 +28,13 @@ export class SipTransport {
 
   private constructor(private readonly opts: SipTransportOptions, socket: Socket) {
     this.socket = socket;
-    socket.on("message", (buf, rinfo) => this.receive(buf, { host: rinfo.address, port: rinfo.port }));
+    // Each datagram is handled in a later loop turn, a few per turn: 50 INVITEs that arrive in
+    // one poll, each parsed and its call started there, held every call's frame clock ~25 ms.
+    socket.on("message", (buf, rinfo) => {
+      inLaterLoopTurn(() => this.receive(buf, { host: rinfo.address, port: rinfo.port })).catch((err: unknown) =>
+        opts.log.error({ err }, "SIP message not handled"),
+      );
+    });
   }
 
   static async open(opts: SipTransportOptions): Promise<SipTransport> {
