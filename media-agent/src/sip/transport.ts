@@ -5,7 +5,7 @@
  */
 import { createSocket, type Socket } from "node:dgram";
 import type { Logger } from "pino";
-import { inLaterLoopTurn } from "../loop-turns.js";
+import { sipMessageTurn } from "../loop-turns.js";
 import { buildResponse, parseSipDatagram, serializeSipMessage, SipParseError, type SipMessage } from "./message.js";
 
 export interface SipPeer {
@@ -28,10 +28,11 @@ export class SipTransport {
 
   private constructor(private readonly opts: SipTransportOptions, socket: Socket) {
     this.socket = socket;
-    // Each datagram is handled in a later loop turn, a few per turn: 50 INVITEs that arrive in
-    // one poll, each parsed and its call started there, held every call's frame clock ~25 ms.
+    // Datagrams are handled as they are read for up to ~2 ms per loop turn, the rest in later
+    // turns: 50 INVITEs that arrive in one poll, each parsed and its call started there, held
+    // every call's frame clock ~25 ms; each one a turn later made every answer wait a turn.
     socket.on("message", (buf, rinfo) => {
-      inLaterLoopTurn(() => this.receive(buf, { host: rinfo.address, port: rinfo.port })).catch((err: unknown) =>
+      sipMessageTurn(() => this.receive(buf, { host: rinfo.address, port: rinfo.port })).catch((err: unknown) =>
         opts.log.error({ err }, "SIP message not handled"),
       );
     });
