@@ -26,7 +26,8 @@ const TURN_BUDGET_MS = 1;
 
 /**
  * Jobs run in order, for up to `budgetMs` per loop turn (at least one), the rest in later turns.
- * With `atOnce`, a job runs at once while none waits and this turn's budget is not spent.
+ * With `atOnce`, a job runs at once while none waits and the jobs run at once in this turn have
+ * taken less than `budgetMs`.
  */
 class TurnQueue {
   private readonly jobs: Array<() => void> = [];
@@ -112,10 +113,10 @@ export function sipMessageTurn(job: () => void): Promise<void> {
  * Resolves at once while none waits and fewer than four went on in this turn; else in a later
  * event-loop turn, after those asked for before it, so the timers run in between: each turn
  * releases a sixteenth of those waiting (at least four, less those gone on at once in it), and
- * their promise continuations finish before the next turn. For work that many calls start in the same poll of
- * the loop and that goes on in promise continuations, which a time budget around a synchronous
- * job (inLaterLoopTurn) would not see: the answer to an INVITE, an engine request (undici's fetch
- * to the STT or the LLM), a trace file's write.
+ * their promise continuations finish before the next turn. For work that many calls start in
+ * the same poll of the loop and that goes on in promise continuations, which a time budget
+ * around a synchronous job (inLaterLoopTurn) would not see: the answer to an INVITE, an engine
+ * request (undici's fetch to the STT or the LLM), a trace file's write.
  * Why: 50 voice calls set up at once, then their callers stopping in the same frame, held every
  * call's frame clock for 100–140 ms at a time (bench/agent.ts, voice calls at once): each call's
  * answer ~2 ms, each request ~1 ms, each file opened a fraction of one, all in one poll.

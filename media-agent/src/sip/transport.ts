@@ -28,9 +28,8 @@ export class SipTransport {
 
   private constructor(private readonly opts: SipTransportOptions, socket: Socket) {
     this.socket = socket;
-    // Datagrams are handled as they are read for up to ~2 ms per loop turn, the rest in later
-    // turns: 50 INVITEs that arrive in one poll, each parsed and its call started there, held
-    // every call's frame clock ~25 ms; each one a turn later made every answer wait a turn.
+    // Datagrams are handled as they are read for up to ~2 ms per loop turn, the rest in order in
+    // later turns (loop-turns.ts sipMessageTurn says why).
     socket.on("message", (buf, rinfo) => {
       sipMessageTurn(() => this.receive(buf, { host: rinfo.address, port: rinfo.port })).catch((err: unknown) =>
         opts.log.error({ err }, "SIP message not handled"),
