@@ -29,7 +29,8 @@ export class SipTransport {
   private constructor(private readonly opts: SipTransportOptions, socket: Socket) {
     this.socket = socket;
     // Datagrams are handled as they are read for up to ~2 ms per loop turn, the rest in order in
-    // later turns (loop-turns.ts sipMessageTurn says why).
+    // later turns (loop-turns.ts sipMessageTurn says why). Who sent one is still decided in
+    // receive, by its source address alone: waiting in the queue trusts nothing.
     socket.on("message", (buf, rinfo) => {
       sipMessageTurn(() => this.receive(buf, { host: rinfo.address, port: rinfo.port })).catch((err: unknown) =>
         opts.log.error({ err }, "SIP message not handled"),
