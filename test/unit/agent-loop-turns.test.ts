@@ -136,6 +136,24 @@ t.test("calls that end together: each call's last records are written after its 
   }
 });
 
+t.test("the trace directory is made once for all calls; removed while the agent runs, the next call makes it again", async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), "wa-trace-"));
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  const dir = join(parent, "traces");
+  const first = observer(dir, "call-a");
+  first.handle({ type: "closed", at: 1000 });
+  await first.written();
+  t.match(readTrace(dir, "call-a"), [{ turn: 0 }], "made for the first call");
+  rmSync(dir, { recursive: true });
+  const unlucky = observer(dir, "call-b");
+  unlucky.handle({ type: "closed", at: 1000 });
+  await t.rejects(unlucky.written(), { code: "ENOENT" }, "a call whose directory was removed under it: its write fails with the cause");
+  const next = observer(dir, "call-c");
+  next.handle({ type: "closed", at: 1000 });
+  await next.written();
+  t.match(readTrace(dir, "call-c"), [{ turn: 0 }], "the next call makes the directory again");
+});
+
 t.test("a record that cannot be written: written() rejects with the cause (nothing unhandled)", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "wa-trace-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -94,22 +94,26 @@ export class FrameRing {
   }
 }
 
-/** A SampleRun's room at first and after a long run: 2 s. */
+/** A SampleRun's room once something is appended, and again after a long run: 2 s. */
 const RUN_START_SAMPLES = SAMPLE_RATE * 2;
 /** What a SampleRun keeps of its room after `clear`: 10 s (a call need not hold its longest turn's room). */
 const RUN_KEEP_SAMPLES = SAMPLE_RATE * 10;
+const NO_ROOM = new Int16Array(0);
 
 /**
  * Samples appended frame by frame into one array of its own that grows by doubling (a turn's
  * audio while the caller speaks): one long-lived object instead of a kept frame per 20 ms.
+ * Its room is taken at the first append, not when it is made: every call makes one as it is
+ * answered, and 64 KB of fresh memory per call (~0.2 ms: page faults, and the external memory
+ * V8 counts toward its next collection) added up when many calls were answered together.
  */
 export class SampleRun {
-  private samples = new Int16Array(RUN_START_SAMPLES);
+  private samples = NO_ROOM;
   private used = 0;
 
   append(frame: Int16Array): void {
     if (this.used + frame.length > this.samples.length) {
-      const grown = new Int16Array(Math.max(this.samples.length * 2, this.used + frame.length));
+      const grown = new Int16Array(Math.max(RUN_START_SAMPLES, this.samples.length * 2, this.used + frame.length));
       grown.set(this.samples.subarray(0, this.used));
       this.samples = grown;
     }
@@ -124,7 +128,7 @@ export class SampleRun {
 
   clear(): void {
     this.used = 0;
-    if (this.samples.length > RUN_KEEP_SAMPLES) this.samples = new Int16Array(RUN_START_SAMPLES);
+    if (this.samples.length > RUN_KEEP_SAMPLES) this.samples = NO_ROOM;
   }
 }
 
