@@ -55,6 +55,11 @@ export interface CheckOptions {
    * check costs the engines nothing and takes no call's place on a GPU.
    */
   roundTrips?: boolean;
+  /**
+   * What `espeak-ng --version` prints (default: run here). The running agent has a speech
+   * worker run it (SynthesisPool.espeakVersion says why).
+   */
+  espeakVersion?: (timeoutMs: number) => Promise<string>;
   /** Per request. */
   timeoutMs?: number;
 }
@@ -103,12 +108,19 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
   return { value, ms: Math.round(performance.now() - started) };
 }
 
+const espeakVersionHere = async (timeoutMs: number) => (await execFileP("espeak-ng", ["--version"], { timeout: timeoutMs })).stdout;
+
 /** Text to speech; its audio (16 kHz) feeds the speech-to-text round trip. */
-async function checkTts(spec: VoiceProfileSpec, timeoutMs: number, roundTrips: boolean): Promise<{ row: Row; subject: string; url: string; audio16k: Int16Array | null }> {
+async function checkTts(
+  spec: VoiceProfileSpec,
+  timeoutMs: number,
+  roundTrips: boolean,
+  espeakVersion: (timeoutMs: number) => Promise<string>,
+): Promise<{ row: Row; subject: string; url: string; audio16k: Int16Array | null }> {
   if (spec.tts.engine === "espeak-ng") {
     const { voice, speed } = spec.tts;
     try {
-      const version = (await execFileP("espeak-ng", ["--version"], { timeout: timeoutMs })).stdout.match(/espeak ng text-to-speech: (\S+)/i)?.[1] ?? null;
+      const version = (await espeakVersion(timeoutMs)).match(/espeak ng text-to-speech: (\S+)/i)?.[1] ?? null;
       if (!roundTrips) return { subject: voice, url: "(built in)", audio16k: null, row: { version, ok: true, reason: "installed", latencyMs: null } };
       const { value, ms } = await timed(() => execFileP("espeak-ng", ["-v", voice, "-s", String(speed), "--stdout", CHECK_PHRASE], { encoding: "buffer", timeout: timeoutMs, maxBuffer: 16 << 20 }));
       // espeak-ng says so on stderr (and writes no audio) when it has no such voice.
@@ -224,8 +236,13 @@ async function checkWeather(spec: VoiceProfileSpec, timeoutMs: number): Promise<
 
 /** Every engine of one profile. */
 export async function checkProfile(profile: string, spec: VoiceProfileSpec, options: CheckOptions = {}): Promise<EngineCheck[]> {
-  const opts: Required<CheckOptions> = { installStt: options.installStt ?? false, roundTrips: options.roundTrips ?? true, timeoutMs: options.timeoutMs ?? 5000 };
-  const tts = await checkTts(spec, opts.timeoutMs, opts.roundTrips);
+  const opts: Required<CheckOptions> = {
+    installStt: options.installStt ?? false,
+    roundTrips: options.roundTrips ?? true,
+    espeakVersion: options.espeakVersion ?? espeakVersionHere,
+    timeoutMs: options.timeoutMs ?? 5000,
+  };
+  const tts = await checkTts(spec, opts.timeoutMs, opts.roundTrips, opts.espeakVersion);
   const [stt, llm] = await Promise.all([checkStt(spec, tts.audio16k, opts), checkLlm(spec, opts.timeoutMs, opts.roundTrips)]);
   const rows: EngineCheck[] = [
     { profile, engine: "stt", url: spec.stt.url, subject: spec.stt.model, ...stt },

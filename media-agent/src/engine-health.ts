@@ -1,6 +1,7 @@
 /**
  * The engine check at the agent's start and every AGENT_ENGINE_CHECK_S after (engine-check.ts,
- * without its round trips: versions, models, tool support, voices):
+ * without its round trips: versions, models, tool support, voices; espeak-ng's version asked of a
+ * speech worker, so that the check starts no process from the agent's own):
  * a ✗ is logged loudly (and its recovery), shown in /healthz and in the metrics
  * (wa_agent_engine_check_ok), and while a profile's speech-to-text or LLM check fails its calls
  * take the apology path at once (gated engines below) instead of sending each turn to an engine
@@ -12,6 +13,7 @@ import { engineCheckGauge } from "./metrics.js";
 import type { ChatModel, SpeechToText } from "./pipeline/engines.js";
 import { LlmError, type ChatMessage, type ChatPart } from "./pipeline/llm-client.js";
 import { SttError, type SttResult } from "./pipeline/stt-client.js";
+import { espeakVersionFromWorker } from "./pipeline/tts.js";
 import type { ToolSpec } from "./pipeline/tools.js";
 import type { VoiceProfileSpec } from "./pipeline/voice-profiles.js";
 
@@ -53,7 +55,7 @@ export class EngineHealth {
 
   /** One check of every profile; at most one at a time. */
   check(): Promise<void> {
-    this.running ??= checkEngines(this.profiles, { roundTrips: false, timeoutMs: 3000 })
+    this.running ??= checkEngines(this.profiles, { roundTrips: false, espeakVersion: espeakVersionFromWorker, timeoutMs: 3000 })
       .then((rows) => this.update(rows))
       .catch((err: Error) => this.log.error({ err: err.message }, "engine check could not run"))
       .finally(() => (this.running = null));

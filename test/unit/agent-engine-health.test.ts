@@ -13,6 +13,9 @@ import { parseVoiceProfiles } from "../../media-agent/src/pipeline/voice-profile
 import type { ChatModel, SpeechToText } from "../../media-agent/src/pipeline/engines.js";
 import { startOllamaDouble } from "../../doubles/ollama-double.js";
 import { startSttDouble } from "../../doubles/stt-double.js";
+import { checkEngines } from "../../media-agent/src/engine-check.js";
+import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
+import { startSpeechWorkers, TtsError } from "../../media-agent/src/pipeline/tts.js";
 
 function capture() {
   const lines: Array<{ level: number; msg: string }> = [];
@@ -79,4 +82,24 @@ t.test("an Ollama too old for tool streaming fails the check; speech to text is 
   await t.rejects(gatedStt(inner, () => "model x is not installed").transcribe(new Uint8Array(), new AbortController().signal), /speech-to-text failed its engine check: model x is not installed/);
   await gatedStt(inner, () => null).transcribe(new Uint8Array(), new AbortController().signal);
   t.equal(asked, 1);
+});
+
+t.test("espeak-ng is checked by a speech worker, not by a process started from the agent's own: its version is reported; missing, it fails naming the cause", async (t) => {
+  const { profiles } = await profilesFor(t, "0.12.6");
+  const health = new EngineHealth(profiles, capture().log, 0);
+  // The agent's speech workers find espeak-ng; this process, from now on, would not (workers
+  // keep the environment they were started with).
+  await startSpeechWorkers();
+  const path = process.env.PATH;
+  process.env.PATH = "/nonexistent";
+  await health.start().finally(() => (process.env.PATH = path));
+  t.match(health.rows().find((r) => r.engine === "tts"), { ok: true, url: "(built in)", subject: "en-us", version: /^\d+\.\d+/ }, "espeak-ng's version, as a speech worker's run of it printed it");
+
+  // A worker whose PATH has no espeak-ng.
+  process.env.PATH = "/nonexistent";
+  const pool = new SynthesisPool(1, (message) => new TtsError(message));
+  t.teardown(() => pool.close());
+  await pool.warmUp().finally(() => (process.env.PATH = path));
+  const rows = await checkEngines(profiles, { roundTrips: false, espeakVersion: (ms) => pool.espeakVersion(ms), timeoutMs: 3000 });
+  t.match(rows.find((r) => r.engine === "tts"), { ok: false, version: null, reason: /^espeak-ng: .*spawn espeak-ng ENOENT/ });
 });

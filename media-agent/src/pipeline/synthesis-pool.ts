@@ -22,13 +22,14 @@ export type SynthesisJob = (
   opus?: OpusSettings;
 };
 
-export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { type: "cancel"; id: number };
+export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { type: "cancel"; id: number } | { type: "espeak-version"; id: number; timeoutMs: number };
 
 export type WorkerReply =
   | { type: "ready" }
   | { type: "first-byte"; id: number; /** epoch ms (timeOrigin + now) */ at: number }
   | { type: "audio"; id: number; samples: Int16Array; /** one per 20 ms frame of samples, when the job asked */ opus?: Uint8Array[] }
   | { type: "done"; id: number }
+  | { type: "espeak-version"; id: number; output: string }
   | { type: "error"; id: number; message: string };
 
 /** A piece of a clause's audio: 16 kHz samples, and their Opus payloads when the job asked for them. */
@@ -64,9 +65,17 @@ interface PoolWorker {
   ready: Promise<void>;
 }
 
+/** A question to a worker that is no synthesis (espeakVersion). */
+interface Question {
+  answer: (output: string) => void;
+  fail: (err: Error) => void;
+  worker: PoolWorker;
+}
+
 export class SynthesisPool {
   private readonly workers: PoolWorker[] = [];
   private readonly pending = new Map<number, Pending>();
+  private readonly questions = new Map<number, Question>();
   private nextId = 1;
 
   /**
@@ -109,6 +118,23 @@ export class SynthesisPool {
       });
       if (worker.jobs++ === 0) keepAlive(worker.process, true);
       worker.process.send({ type: "run", id, job } satisfies WorkerRequest);
+    });
+  }
+
+  /**
+   * What `espeak-ng --version` prints, run by a worker: the agent's engine check asks every
+   * minute, and starting a process from the agent's own holds its event loop, and every call's
+   * RTP with it: 13 ms at the agent's start, 50–116 ms with 50 voice calls up (measured: their
+   * pacing p99 48–54 ms with a check every second, 6–9 ms with this). Rejects with the worker's
+   * error (espeak-ng missing: "spawn espeak-ng ENOENT"), or when the worker ends first.
+   */
+  espeakVersion(timeoutMs: number): Promise<string> {
+    const worker = this.leastBusy();
+    const id = this.nextId++;
+    return new Promise<string>((answer, fail) => {
+      this.questions.set(id, { answer, fail, worker });
+      if (worker.jobs++ === 0) keepAlive(worker.process, true);
+      worker.process.send({ type: "espeak-version", id, timeoutMs } satisfies WorkerRequest);
     });
   }
 
@@ -160,6 +186,7 @@ export class SynthesisPool {
       const err = this.makeError(`speech worker ${why}`);
       failed(err);
       for (const [id, job] of this.pending) if (job.worker === worker && this.settle(id)) job.fail(err);
+      for (const [id, question] of this.questions) if (question.worker === worker && this.settle(id)) question.fail(err);
     };
     child.on("error", (err) => lost(`failed: ${err.message}`));
     child.on("exit", (code, signal) => lost(`ended (${signal ?? `exit code ${code}`})`));
@@ -167,6 +194,13 @@ export class SynthesisPool {
   }
 
   private receive(reply: Exclude<WorkerReply, { type: "ready" }>): void {
+    const question = this.questions.get(reply.id);
+    if (question) {
+      this.settle(reply.id);
+      if (reply.type === "espeak-version") question.answer(reply.output);
+      else if (reply.type === "error") question.fail(this.makeError(reply.message));
+      return;
+    }
     const job = this.pending.get(reply.id);
     if (!job) return; // cancelled meanwhile
     if (reply.type === "first-byte") job.firstByteMs = reply.at - job.postedAt;
@@ -175,15 +209,16 @@ export class SynthesisPool {
       else job.parts.push(reply.samples);
     } else if (this.settle(reply.id)) {
       if (reply.type === "done") job.done({ samples: job.onAudio ? null : concatSamples(job.parts), firstByteMs: job.firstByteMs });
-      else job.fail(this.makeError(reply.message));
+      else if (reply.type === "error") job.fail(this.makeError(reply.message));
     }
   }
 
-  /** Takes the job off the books; false when it already was (answered, aborted, worker lost). */
+  /** Takes the job (or question) off the books; false when it already was (answered, aborted, worker lost). */
   private settle(id: number): boolean {
-    const job = this.pending.get(id);
+    const job = this.pending.get(id) ?? this.questions.get(id);
     if (!job) return false;
     this.pending.delete(id);
+    this.questions.delete(id);
     if (--job.worker.jobs === 0) keepAlive(job.worker.process, false);
     return true;
   }

@@ -7,7 +7,7 @@
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
  * 20 ms frames per message, so a caller can start playing before the clause is done.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { constants, setPriority } from "node:os";
 import type { Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
@@ -30,6 +30,11 @@ const running = new Map<number, AbortController>();
 
 process.on("message", (request: WorkerRequest) => {
   if (request.type === "cancel") return void running.get(request.id)?.abort();
+  if (request.type === "espeak-version") {
+    return void execFile("espeak-ng", ["--version"], { timeout: request.timeoutMs }, (err, output) =>
+      reply(err ? { type: "error", id: request.id, message: err.message } : { type: "espeak-version", id: request.id, output }),
+    );
+  }
   const abort = new AbortController();
   running.set(request.id, abort);
   const audio = new AudioOut(request.id, request.job.wavError, request.job.opus);

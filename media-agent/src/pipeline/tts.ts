@@ -46,6 +46,11 @@ export class TtsError extends Error {
  */
 const workers = new SynthesisPool(Math.min(2, availableParallelism()), (message) => new TtsError(message));
 
+/** `espeak-ng --version`'s output, from a speech worker (the running agent's engine check: SynthesisPool.espeakVersion says why). */
+export function espeakVersionFromWorker(timeoutMs: number): Promise<string> {
+  return workers.espeakVersion(timeoutMs);
+}
+
 /** At the agent's start, when it has voice profiles: resolves once the speech workers are ready for the first call. */
 export function startSpeechWorkers(): Promise<void> {
   return workers.warmUp();
