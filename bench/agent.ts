@@ -21,7 +21,9 @@
  * server would have its own).
  * Knobs while working on the agent: AGENT_BENCH_RUNS (which runs), AGENT_BENCH_CPU_PROF (V8 CPU
  * profiles of the agent), AGENT_BENCH_HEAP_PROF (what the agent's mark-compacts collect),
- * AGENT_BENCH_REALTIME (event loops ahead of other load),
+ * AGENT_BENCH_REALTIME (event loops ahead of other load), AGENT_BENCH_VOICE_TTS=piper (the voice
+ * profile speaks through a Piper double, espeak-ng inside, in a process of its own: Piper's path,
+ * where the speech workers ask the server),
  * AGENT_BENCH_NODE_FLAGS and AGENT_BENCH_AGENT_LOG (e.g. the agent's GC trace), see below.
  * Runs: the echo profile with G.711 (PCMU) and Opus, and a voice profile (Opus, espeak-ng,
  * engine doubles: the caller asks a question, the LLM double answers in three clauses), over
@@ -38,6 +40,7 @@ import { join } from "node:path";
 import { Encoder } from "@evan/opus";
 import { startOllamaDouble } from "../doubles/ollama-double.js";
 import { startSttDouble } from "../doubles/stt-double.js";
+import { spawnPiperDouble } from "./lib/piper-process.js";
 import { freePort, freePortRange } from "../build/ports.js";
 import { AGENT_NODE_FLAGS } from "../stack/daemons.js";
 import { DEFAULT_OPUS_COMPLEXITY } from "../media-agent/src/codecs/opus.js";
@@ -567,6 +570,12 @@ async function voiceSetup(dir: string): Promise<{ env: Record<string, string>; c
   const question = espeak(QUESTION);
   const stt = await startSttDouble(t, { phrases: [{ text: ` ${QUESTION}`, samples16k: question }] });
   const ollama = await startOllamaDouble(t, { script: () => ({ text: ANSWER }) });
+  let tts: Record<string, string> = { engine: "espeak-ng", voice: "en-us" };
+  if (process.env.AGENT_BENCH_VOICE_TTS === "piper") {
+    const piper = await spawnPiperDouble();
+    t.teardown(piper.stop);
+    tts = { engine: "piper", url: piper.url };
+  }
   const profiles = join(dir, "voice-profiles.json");
   writeFileSync(
     profiles,
@@ -577,7 +586,7 @@ async function voiceSetup(dir: string): Promise<{ env: Record<string, string>; c
         language: "en",
         stt: { url: stt.url },
         llm: { url: ollama.url, model: "llama3.2:3b" },
-        tts: { engine: "espeak-ng", voice: "en-us" },
+        tts,
       },
     }),
   );

@@ -11,10 +11,26 @@ import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
 import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { EspeakTts, PiperTts, TtsError, type TtsEngine } from "../../media-agent/src/pipeline/tts.js";
 import { startPiperDouble } from "../../doubles/piper-double.js";
+import { piperRequest } from "../../media-agent/src/pipeline/piper-request.js";
 import { freePort } from "../../build/ports.js";
+import { createServer, type ServerResponse } from "node:http";
 
 const TEXT = "It is fourteen degrees and raining in Düsseldorf.";
 const never = new AbortController().signal;
+
+/** A Piper server that answers every request with `answer` (default: 200 with these bytes as the WAV). */
+async function piperServer(t: Test, bytes: Uint8Array, answer = (res: ServerResponse) => res.writeHead(200, { "Content-Type": "audio/wav" }).end(bytes)): Promise<string> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => answer(res));
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => (server.closeAllConnections(), server.close(() => done()))));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+/** A speech worker's job: Piper's server at `baseUrl` asked for a clause. */
+const piperJob = (baseUrl: string, timeoutMs = 5000) => ({ engine: "piper", request: piperRequest({ baseUrl, timeoutMs }, "A clause."), wavError: `Piper at ${baseUrl} sent no usable WAV` }) as const;
 
 t.test("espeak-ng speaks the sentence as 16 kHz samples", async (t) => {
   const speech = await new EspeakTts({ voice: "en-us", speed: 160 }).synthesize(TEXT, never);
@@ -58,6 +74,19 @@ t.test("failures name their cause; abort stops a request", async (t) => {
   const pending = new EspeakTts({ voice: "en-us", speed: 160 }).synthesize("A long sentence that takes a while. ".repeat(20), abort.signal);
   abort.abort();
   await t.rejects(pending, { name: "AbortError" });
+
+  // A server that takes the request and never answers: the timeout names itself; an abort
+  // before then closes the worker's connection to it.
+  let closed = 0;
+  const silent = await piperServer(t, new Uint8Array(0), (res) => res.on("close", () => closed++));
+  await t.rejects(new PiperTts({ baseUrl: silent, timeoutMs: 300 }).synthesize("Hello.", never), { name: "TtsError", message: `Piper at ${silent}/synthesize: no answer within 300 ms` });
+  const stop = new AbortController();
+  const asked = new PiperTts({ baseUrl: silent, timeoutMs: 10_000 }).synthesize("Hello.", stop.signal);
+  await new Promise((done) => setTimeout(done, 200));
+  stop.abort();
+  await t.rejects(asked, { name: "AbortError" });
+  for (let waited = 0; closed < 2 && waited < 5000; waited += 20) await new Promise((done) => setTimeout(done, 20));
+  t.equal(closed, 2, "the worker dropped both requests: the timed-out one and the aborted one");
 });
 
 /** −60 dBFS: what the speech worker takes for silence at the start of a clause. */
@@ -87,12 +116,12 @@ t.test("espeak-ng in the speech worker: the samples of its WAV resampled whole f
   t.ok(streamed.firstByteMs > 0 && streamed.firstByteMs <= streamed.synthesisMs, "first byte before the whole");
 });
 
-t.test("Piper's whole WAV in the speech worker: its first frames come back before the rest is resampled, and the pieces are exactly the clause", async (t) => {
+t.test("Piper's whole WAV, asked for and decoded by the speech worker: its first frames come back before the rest is resampled, and the pieces are exactly the clause", async (t) => {
   const text = "It is sunny in Dusseldorf today. The temperature is twenty degrees, with a light wind from the west.";
   const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]); // 22050 Hz, as Piper's voices
   const pool = new SynthesisPool(1, (message) => new TtsError(message));
   t.teardown(() => pool.close());
-  const job = { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV" } as const;
+  const job = piperJob(await piperServer(t, wav));
   const { samples } = await pool.run(job, never);
   fromFirstSound(t, samples, readWav16k(wav), "the WAV resampled whole");
   const pieces: Int16Array[] = [];
@@ -112,11 +141,11 @@ t.test("a clause starts at its first sound: a WAV's leading silence is not playe
   const hiss = Int16Array.from({ length: 16000 * 0.3 }, (_, i) => (i % 2 ? 20 : -20)); // −64 dBFS
   const padded = concatSamples([silence(300), hiss, speech, silence(200), speech, silence(100)]);
   const pieces: Int16Array[] = [];
-  const job = (samples: Int16Array) => ({ engine: "wav", wav: new Uint8Array(writeWav(samples, 16000)).buffer, wavError: "no WAV" }) as const;
-  await pool.run(job(padded), never, (piece) => pieces.push(piece));
+  const job = async (samples: Int16Array) => piperJob(await piperServer(t, writeWav(samples, 16000)));
+  await pool.run(await job(padded), never, (piece) => pieces.push(piece));
   t.same(concatSamples(pieces), concatSamples([speech, silence(200), speech, silence(100)]), "600 ms of silence and hiss below −60 dBFS left out; the pause between the words and the silence after them kept");
   t.ok(toFrames(pieces[0]).slice(0, 1).every((frame) => frame.some((x) => x > 328 || x < -328)), "the first frame sent is audible (−40 dBFS)");
-  const quiet = await pool.run(job(silence(500)), never);
+  const quiet = await pool.run(await job(silence(500)), never);
   t.equal(quiet.samples.length, 0, "a WAV of silence: no audio, and the job ends without an error");
 });
 
@@ -133,7 +162,7 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
   const wav = execFileSync("espeak-ng", ["-v", "en-us", "--stdout", text]);
   const jobs = {
     "espeak-ng": { engine: "espeak-ng", voice: "en-us", speed: 165, text, wavError: "espeak-ng wrote no usable WAV", opus: { complexity: 5 } },
-    "Piper's WAV": { engine: "wav", wav: new Uint8Array(wav).buffer, wavError: "no WAV", opus: { complexity: 5 } },
+    "Piper's WAV": { ...piperJob(await piperServer(t, wav)), opus: { complexity: 5 } },
   } as const;
   for (const [name, job] of Object.entries(jobs)) {
     const pieces: Array<{ samples: Int16Array; opus?: Uint8Array[] }> = [];
@@ -210,11 +239,8 @@ t.test("an Opus call's reply goes out as the speech worker encoded it, none of i
 
 t.test("speech workers: a bad WAV is named; a worker that stops fails its jobs, and the next job gets a new one", async (t) => {
   const pool = new SynthesisPool(1, (message) => new TtsError(message));
-  const garbage = new TextEncoder().encode("<html>502 Bad Gateway</html>").buffer;
-  await t.rejects(pool.run({ engine: "wav", wav: garbage, wavError: "Piper at http://tts sent no usable WAV" }, never), {
-    name: "TtsError",
-    message: "Piper at http://tts sent no usable WAV: not a RIFF/WAVE file",
-  });
+  const proxy = await piperServer(t, new TextEncoder().encode("<html>502 Bad Gateway</html>"));
+  await t.rejects(pool.run(piperJob(proxy), never), { name: "TtsError", message: `Piper at ${proxy} sent no usable WAV: not a RIFF/WAVE file` });
   const long = { engine: "espeak-ng", voice: "en-us", speed: 160, text: "A long sentence that takes a while. ".repeat(20), wavError: "espeak-ng wrote no usable WAV" } as const;
   const pending = pool.run(long, never);
   await pool.close();

@@ -1,21 +1,20 @@
 /**
  * Speech synthesis off the event loop: a few worker processes (tts-worker.ts) that run
- * espeak-ng, decode and resample WAVs and encode an Opus call's frames, shared by every call
- * of the agent. The event loop only sends a job and receives 16 kHz audio (and its Opus
- * payloads), whole 20 ms frames at a time as they are decoded. A job is cancelled by its
- * AbortSignal: the promise rejects at once and the worker stops espeak-ng.
+ * espeak-ng or ask Piper's server, decode and resample the WAVs and encode an Opus call's
+ * frames, shared by every call of the agent. The event loop only sends a job and receives
+ * 16 kHz audio (and its Opus payloads), whole 20 ms frames at a time as they are decoded. A
+ * job is cancelled by its AbortSignal: the promise rejects at once and the worker stops
+ * espeak-ng or its request to Piper.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { concatSamples } from "../audio/frames.js";
 import type { OpusSettings } from "../codecs/opus.js";
+import type { PiperRequest } from "./piper-request.js";
 
-/** What a worker does for a job: run espeak-ng, or decode a WAV the main thread has (Piper). */
-export type SynthesisJob = (
-  | { engine: "espeak-ng"; voice: string; speed: number; text: string }
-  | { engine: "wav"; wav: ArrayBuffer }
-) & {
+/** What a worker does for a job: run espeak-ng, or ask Piper's server; and decode the WAV either sends. */
+export type SynthesisJob = ({ engine: "espeak-ng"; voice: string; speed: number; text: string } | { engine: "piper"; request: PiperRequest }) & {
   /** The start of the message when the bytes are no usable WAV, e.g. "espeak-ng wrote no usable WAV". */
   wavError: string;
   /** Also encode each 20 ms frame as Opus (for an Opus call), with the agent's settings, sent with the samples. */

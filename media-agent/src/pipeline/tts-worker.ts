@@ -1,6 +1,6 @@
 /**
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
- * its IPC channel) that runs espeak-ng, decodes WAVs, resamples them to 16 kHz, leaves out a
+ * its IPC channel) that runs espeak-ng or asks Piper's server, decodes their WAVs, resamples them to 16 kHz, leaves out a
  * clause's leading silence and, for an Opus call, encodes each frame (codecs/opus.ts says
  * why), off the event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
@@ -14,6 +14,7 @@ import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { toFrames, WavDecoder } from "../audio/wav.js";
 import { releaseEncoder, takeEncoder, type OpusSettings } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
+import { failureCause, PiperFailure, sendPiperRequest, type PiperRequest } from "./piper-request.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
 
 const send = process.send?.bind(process);
@@ -47,14 +48,7 @@ process.on("message", (request: WorkerRequest) => {
     audio.close();
   };
   if (request.job.engine === "espeak-ng") espeak(request.job, audio, abort.signal, finish);
-  else {
-    // A whole WAV (Piper's server answers with one): decoded in slices, so that its first
-    // frames are on their way to the caller while the rest is still being resampled (about
-    // 4 ms per second of 22050 Hz audio here: 10–20 ms for a clause).
-    const wav = Buffer.from(request.job.wav);
-    for (let at = 0; at < wav.length; at += WAV_SLICE_BYTES) audio.push(wav.subarray(at, at + WAV_SLICE_BYTES));
-    finish();
-  }
+  else void piper(request.job.request, audio, abort.signal, finish);
 });
 
 // The agent is gone: so is this worker, and the processes it runs.
@@ -68,6 +62,26 @@ function reply(message: WorkerReply): void {
 }
 
 reply({ type: "ready" });
+
+/**
+ * Piper's WAV, decoded as it arrives. Its server sends it whole once synthesised, in reads of up
+ * to 64 KB: each is decoded in slices, so that its first frames are on their way to the caller
+ * while the rest is still being resampled (about 4 ms per second of 22050 Hz audio here:
+ * 10–20 ms for a clause).
+ */
+async function piper(request: PiperRequest, audio: AudioOut, signal: AbortSignal, finish: (error?: string) => void): Promise<void> {
+  try {
+    const res = await sendPiperRequest(request, signal);
+    for await (const chunk of res.body ?? []) {
+      const bytes = Buffer.from(chunk as Uint8Array);
+      for (let at = 0; at < bytes.length; at += WAV_SLICE_BYTES) audio.push(bytes.subarray(at, at + WAV_SLICE_BYTES));
+    }
+    finish();
+  } catch (err) {
+    // Aborted: finish says nothing (the agent has moved on).
+    finish(err instanceof PiperFailure ? err.message : `Piper at ${request.baseUrl}${request.path}: ${failureCause(err, request.timeoutMs)}`);
+  }
+}
 
 /** espeak-ng writes a 22050 Hz WAV to stdout; it is decoded as it comes. */
 function espeak(job: Extract<SynthesisJob, { engine: "espeak-ng" }>, audio: AudioOut, signal: AbortSignal, finish: (error?: string) => void): void {

@@ -1,19 +1,21 @@
 /**
  * Text to speech, one sentence or clause per request, delivered as the agent's 16 kHz samples.
  * Two engines: Piper's HTTP server (`POST /synthesize`, piper1-gpl; older servers as the
- * profile's tts.api says: PiperApi), and espeak-ng, built in (a Debian package) and the default when no Piper is
+ * profile's tts.api says: piper-request.ts), and espeak-ng, built in (a Debian package) and the default when no Piper is
  * configured. Every failure names its cause; abort stops the request or the process.
- * Both leave the event loop to the calls' RTP: espeak-ng is started, and every WAV decoded and
- * resampled (and, for an Opus call, encoded), in the agent's speech workers (synthesis-pool.ts).
+ * Both leave the event loop to the calls' RTP: espeak-ng is started, Piper asked, and every WAV
+ * decoded and resampled (and, for an Opus call, encoded), in the agent's speech workers (synthesis-pool.ts).
  */
 import { availableParallelism } from "node:os";
 import { SynthesisPool, type OnAudio } from "./synthesis-pool.js";
 import { opusSettings } from "../codecs/opus.js";
+import { piperRequest, type PiperConfig } from "./piper-request.js";
+
 
 export interface Speech {
   /** The clause's audio; null when the engine handed all of it to onAudio. */
   samples: Int16Array | null;
-  /** Request to the engine's first byte of audio (Piper: the response; espeak-ng: stdout), ms. */
+  /** Request to the engine's first byte of audio (Piper: of the response's body; espeak-ng: stdout), ms. */
   firstByteMs: number;
   /** Request to the whole WAV in hand, ms. */
   synthesisMs: number;
@@ -56,23 +58,6 @@ export function startSpeechWorkers(): Promise<void> {
   return workers.warmUp();
 }
 
-/**
- * How the Piper server takes a request (voice profile `tts.api`): "synthesize" (piper1-gpl:
- * JSON on POST /synthesize), "json-root" (older piper1-gpl: the same JSON on POST /), "raw-text"
- * (rhasspy/piper: the text itself as the body of POST /; its voice is the one it was started
- * with). Never guessed: rhasspy/piper answers JSON on "/" with 200 and reads the JSON aloud.
- */
-export type PiperApi = "synthesize" | "json-root" | "raw-text";
-
-export interface PiperConfig {
-  baseUrl: string;
-  api?: PiperApi;
-  voice?: string;
-  speakerId?: number;
-  lengthScale?: number;
-  timeoutMs: number;
-}
-
 export class PiperTts implements TtsEngine {
   readonly name = "piper";
 
@@ -82,44 +67,10 @@ export class PiperTts implements TtsEngine {
   synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus?: boolean): Promise<Speech>;
   async synthesize(text: string, signal: AbortSignal, onAudio?: OnAudio, opus = false): Promise<Speech> {
     const started = performance.now();
-    const api = this.cfg.api ?? "synthesize";
-    const path = api === "synthesize" ? "/synthesize" : "/";
-    const res = await this.post(path, api, text, signal);
-    if (res.status === 404 && api === "synthesize") {
-      throw new TtsError(
-        `Piper at ${this.cfg.baseUrl} has no POST /synthesize (404): an older server. Set the profile's tts.api to "json-root" (piper1-gpl before /synthesize) or "raw-text" (rhasspy/piper)`,
-      );
-    }
-    if (!res.ok) throw new TtsError(`Piper at ${this.cfg.baseUrl}${path} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
-    const firstByteMs = performance.now() - started;
-    const wav = await res.arrayBuffer();
-    const job = { engine: "wav", wav, wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV`, opus: opus ? opusSettings() : undefined } as const;
-    const { samples } = await workers.run(job, signal, onAudio);
+    // The request, its WAV and its decoding are a speech worker's (piper-request.ts says why).
+    const job = { engine: "piper", request: piperRequest(this.cfg, text), wavError: `Piper at ${this.cfg.baseUrl} sent no usable WAV`, opus: opus ? opusSettings() : undefined } as const;
+    const { samples, firstByteMs } = await workers.run(job, signal, onAudio);
     return { samples, firstByteMs, synthesisMs: performance.now() - started };
-  }
-
-  private async post(path: string, api: PiperApi, text: string, signal: AbortSignal): Promise<Response> {
-    const body =
-      api === "raw-text"
-        ? text
-        : JSON.stringify({
-            text,
-            ...(this.cfg.voice ? { voice: this.cfg.voice } : {}),
-            ...(this.cfg.speakerId !== undefined ? { speaker_id: this.cfg.speakerId } : {}),
-            ...(this.cfg.lengthScale ? { length_scale: this.cfg.lengthScale } : {}),
-          });
-    try {
-      return await fetch(`${this.cfg.baseUrl}${path}`, {
-        method: "POST",
-        headers: { "Content-Type": api === "raw-text" ? "text/plain; charset=utf-8" : "application/json" },
-        body,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.cfg.timeoutMs)]),
-      });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      const cause = (err as Error).name === "TimeoutError" ? `no answer within ${this.cfg.timeoutMs} ms` : String((err as { cause?: unknown }).cause ?? err);
-      throw new TtsError(`Piper at ${this.cfg.baseUrl}${path}: ${cause}`);
-    }
   }
 }
 

@@ -41,7 +41,7 @@ const profileSchema = z.object({
     z.object({
       engine: z.literal("piper"),
       url,
-      // piper1-gpl: "synthesize"; an older piper1-gpl: "json-root"; rhasspy/piper: "raw-text" (tts.ts: PiperApi).
+      // piper1-gpl: "synthesize"; an older piper1-gpl: "json-root"; rhasspy/piper: "raw-text" (piper-request.ts: PiperApi).
       api: z.enum(["synthesize", "json-root", "raw-text"]).default("synthesize"),
       voice: z.string().optional(),
       timeoutMs: z.number().int().positive().default(4000),
