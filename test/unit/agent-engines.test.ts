@@ -3,6 +3,7 @@
  * (OpenAI-compatible multipart, verbose_json) and Ollama's streaming /api/chat.
  */
 import t from "tap";
+import type { Socket } from "node:net";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
 import { transcribe, SttError, type SttConfig } from "../../media-agent/src/pipeline/stt-client.js";
@@ -67,6 +68,30 @@ t.test("STT: a down server, a timeout and an abort each fail clearly", async (t)
   const pending = transcribe(audio, sttConfig(silent, 5000), abort.signal);
   abort.abort();
   await t.rejects(pending, { name: "AbortError" }, "an abort is not reported as an engine failure");
+});
+
+t.test("STT: a kept connection that the server drops as it is reused is asked again on a new one, once; a fresh connection dropped is an error", async (t) => {
+  const perSocket = new Map<Socket, number>();
+  let dropFresh = false;
+  const server = createServer((req, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    req.resume();
+    req.on("end", () => {
+      // The keep-alive race: the server closes the connection as the next request comes in on it.
+      if (n > 1 || dropFresh) return req.socket.destroy();
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ text: " Hello.", language: "en", duration: 1, segments: [] }));
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => (server.closeAllConnections(), server.close(() => done()))));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const audio = writeWav(new Int16Array(16000), 16000);
+  t.equal((await transcribe(audio, sttConfig(url), never)).text, " Hello.");
+  t.equal((await transcribe(audio, sttConfig(url), never)).text, " Hello.", "the second turn's request, dropped on the kept connection, answered on a new one");
+  t.same([...perSocket.values()], [2, 1], "two connections: the kept one got the second request and dropped it");
+  dropFresh = true;
+  await t.rejects(transcribe(audio, sttConfig(url), never), { name: "SttError", message: /socket hang up/ });
 });
 
 t.test("LLM: text streams in parts, the request has Ollama's fields, the done line's timings are read", async (t) => {
