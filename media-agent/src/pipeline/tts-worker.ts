@@ -1,8 +1,8 @@
 /**
  * A speech worker: a small Node process of the agent's (started by SynthesisPool, talking over
- * its IPC channel) that runs espeak-ng or asks Piper's server, decodes their WAVs, resamples them to 16 kHz, leaves out a
- * clause's leading silence and, for an Opus call, encodes each frame (codecs/opus.ts says
- * why), off the event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
+ * its IPC channel) that runs espeak-ng or asks Piper's server, decodes their WAVs, resamples
+ * them to 16 kHz, leaves out a clause's leading silence and, for an Opus call, encodes each
+ * frame (codecs/opus.ts says why), off the event loop that paces every call's RTP. A process, not a thread: starting espeak-ng forks the process that starts it, and forking the agent (hundreds of MB) holds its memory map —
  * and so any of its threads that touches new memory, the event loop included — for tens of ms.
  * Forking this small process costs the agent nothing. Audio goes back as it is decoded, whole
  * 20 ms frames per message, so a caller can start playing before the clause is done.

@@ -1,16 +1,16 @@
 /**
  * Text to speech, one sentence or clause per request, delivered as the agent's 16 kHz samples.
  * Two engines: Piper's HTTP server (`POST /synthesize`, piper1-gpl; older servers as the
- * profile's tts.api says: piper-request.ts), and espeak-ng, built in (a Debian package) and the default when no Piper is
- * configured. Every failure names its cause; abort stops the request or the process.
- * Both leave the event loop to the calls' RTP: espeak-ng is started, Piper asked, and every WAV
- * decoded and resampled (and, for an Opus call, encoded), in the agent's speech workers (synthesis-pool.ts).
+ * profile's tts.api says: piper-request.ts), and espeak-ng, built in (a Debian package) and the
+ * default when no Piper is configured. Every failure names its cause; abort stops the request
+ * or the process. Both leave the event loop to the calls' RTP: espeak-ng is started, Piper
+ * asked, and every WAV decoded and resampled (and, for an Opus call, encoded), in the agent's
+ * speech workers (synthesis-pool.ts).
  */
 import { availableParallelism } from "node:os";
 import { SynthesisPool, type OnAudio } from "./synthesis-pool.js";
 import { opusSettings } from "../codecs/opus.js";
 import { piperRequest, type PiperConfig } from "./piper-request.js";
-
 
 export interface Speech {
   /** The clause's audio; null when the engine handed all of it to onAudio. */
