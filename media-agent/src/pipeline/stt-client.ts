@@ -97,7 +97,7 @@ const NEVER = new AbortController().signal;
  * after 4 s, before the server's own keep-alive timeout (uvicorn's, under speaches: 5 s) can
  * close it under a request.
  */
-const keepAlive = { "http:": new HttpAgent({ keepAlive: true, timeout: 4000 }), "https:": new HttpsAgent({ keepAlive: true, timeout: 4000 }) };
+const kept = { http: new HttpAgent({ keepAlive: true, timeout: 4000 }), https: new HttpsAgent({ keepAlive: true, timeout: 4000 }) };
 
 class NoAnswer extends Error {}
 
@@ -125,9 +125,8 @@ function post(url: URL, contentType: string, body: Buffer, signal: AbortSignal, 
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
     }
+    const [request, agent] = url.protocol === "https:" ? [httpsRequest, kept.https] : [httpRequest, kept.http];
     const send = (retry: boolean): void => {
-      const request = url.protocol === "https:" ? httpsRequest : httpRequest;
-      const agent = url.protocol === "https:" ? keepAlive["https:"] : keepAlive["http:"];
       req = request(url, { method: "POST", agent, headers: { "content-type": contentType, "content-length": body.length } }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
