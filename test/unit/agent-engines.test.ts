@@ -146,6 +146,55 @@ t.test("LLM: down, no first token in time, a mid-stream error line and an abort"
   t.equal(got.length, 2, "nothing is read after the abort");
 });
 
+t.test("LLM: replies share a kept connection; an abort before or during the answer closes it at the server; a kept connection dropped as it is reused is asked again", async (t) => {
+  const sockets = new Set<Socket>();
+  const closed: string[] = [];
+  let requests = 0;
+  let mode: "answer" | "hold" | "part-then-hold" | "drop-reused" = "answer";
+  const part = (content: string, done: boolean) => `${JSON.stringify({ model: "m", message: { role: "assistant", content }, done, ...(done ? { done_reason: "stop" } : {}) })}\n`;
+  const url = await server(t, (req, res) => {
+    const reused = sockets.has(req.socket);
+    sockets.add(req.socket);
+    req.resume();
+    req.on("end", () => {
+      requests++;
+      res.on("close", () => closed.push(res.writableEnded ? "answered" : "cut"));
+      if (mode === "drop-reused" && reused) return req.socket.destroy();
+      if (mode === "hold") return;
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      if (mode === "part-then-hold") return void res.write(part("It is ", false));
+      res.end(part("Hello.", false) + part("", true));
+    });
+  });
+  const reply = (signal: AbortSignal = never) => collect(chatStream([{ role: "user", content: "x" }], [], llmConfig(url), signal));
+  t.match(await reply(), [{ type: "text", text: "Hello." }, { type: "done" }]);
+  t.match(await reply(), [{ type: "text", text: "Hello." }, { type: "done" }]);
+  t.equal(sockets.size, 1, "the second reply came on the first reply's connection");
+
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  for (const m of ["hold", "part-then-hold"] as const) {
+    mode = m;
+    const abort = new AbortController();
+    const asked = requests;
+    const before = closed.length;
+    const pending = reply(abort.signal);
+    await until(() => requests > asked);
+    abort.abort();
+    await t.rejects(pending, { name: "AbortError" }, `${m}: the abort ends the reply`);
+    await until(() => closed.length > before);
+    t.same(closed.slice(before), ["cut"], `${m}: the server sees its answer cut off`);
+  }
+
+  mode = "answer";
+  t.match(await reply(), [{ type: "text", text: "Hello." }, { type: "done" }], "a fresh connection after the aborted ones");
+  const connections = sockets.size;
+  mode = "drop-reused";
+  t.match(await reply(), [{ type: "text", text: "Hello." }, { type: "done" }], "dropped on the kept connection, answered on a new one");
+  t.equal(sockets.size, connections + 1);
+});
+
 t.test("LLM: a reply cut at num_predict (done_reason \"length\") is marked cut on its done part", async (t) => {
   const ollama = await startOllamaDouble(t, { script: [{ text: "It is sunny. Tomorrow it will be", cutAtNumPredict: true }] });
   const parts = await collect(chatStream([{ role: "user", content: "Weather?" }], [], llmConfig(ollama.url), never));

@@ -7,7 +7,7 @@
  */
 import { Ollama, type ChatRequest } from "ollama";
 import type { ToolSpec } from "./tools.js";
-import { ownLoopTurn } from "../loop-turns.js";
+import { engineFetch } from "./engine-http.js";
 
 export interface LlmConfig {
   baseUrl: string;
@@ -45,16 +45,13 @@ export class LlmError extends Error {
   override name = "LlmError";
 }
 
-/** A client whose requests also end with `signal` (the client's own abort only exists once the answer has begun). */
+/**
+ * A client whose requests also end with `signal` (the client's own abort only exists once the
+ * answer has begun). Its requests go through node:http (engine-http.ts): a streamed reply through
+ * fetch cost the event loop 66–91 ms per 50 replies, through node:http 20–57 ms (measured here).
+ */
 function client(cfg: LlmConfig, signal: AbortSignal): Ollama {
-  return new Ollama({
-    host: cfg.baseUrl,
-    // Many calls' turns may end in the same tick: their requests start spread over loop turns.
-    fetch: async (input, init) => {
-      await ownLoopTurn();
-      return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
-    },
-  });
+  return new Ollama({ host: cfg.baseUrl, fetch: engineFetch(signal) });
 }
 
 /** Ollama's own message is kept whole (it names the cause: a CUDA error, a missing model); the cap only protects the logs. */

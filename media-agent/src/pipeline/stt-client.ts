@@ -4,13 +4,12 @@
  * `verbose_json` so the transcript filter gets each segment's confidences. The multipart body
  * is one buffer built here: undici's FormData streams a Blob through web streams, which cost
  * the event loop ~1–2 ms per turn — turns of many calls can start in the same tick. It goes
- * through node:http for the same reason (`post`).
+ * through node:http for the same reason (`post`, engine-http.ts).
  */
 import { randomBytes } from "node:crypto";
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { ownLoopTurn } from "../loop-turns.js";
+import { sendEngineRequest } from "./engine-http.js";
 import type { SttSegment } from "./transcript-filter.js";
 
 export interface SttConfig {
@@ -92,27 +91,17 @@ export async function transcribe(wav: Uint8Array, cfg: SttConfig, signal: AbortS
 
 const NEVER = new AbortController().signal;
 
-/**
- * Connections kept open from turn to turn, as fetch's pool kept them; an idle one is let go
- * after 4 s, before the server's own keep-alive timeout (uvicorn's, under speaches: 5 s) can
- * close it under a request.
- */
-const kept = { http: new HttpAgent({ keepAlive: true, timeout: 4000 }), https: new HttpsAgent({ keepAlive: true, timeout: 4000 }) };
-
 class NoAnswer extends Error {}
 
 /**
- * One POST through node:http, not fetch: a turn's request through fetch (undici's WHATWG layer
- * and its web streams) cost the event loop 0.9–1.5 ms, through http.request 0.2–0.45 ms (50
- * requests of 64 KB with a small JSON answer, here), and many calls' turns end together.
+ * One POST (engine-http.ts): a turn's request through fetch cost the event loop 0.9–1.5 ms,
+ * through http.request 0.2–0.45 ms (50 requests of 64 KB with a small JSON answer, here).
  * Rejects with `signal`'s reason on abort, NoAnswer when the whole answer took over `timeoutMs`.
- * A kept connection that the server closed as it was reused is retried once on a new one
- * (Node's documented remedy for that race; a transcription can be asked for twice).
+ * A transcription can be asked for twice (a kept connection closed under it, engine-http.ts).
  */
 function post(url: URL, contentType: string, body: Buffer, signal: AbortSignal, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((done, fail) => {
     if (signal.aborted) return fail(signal.reason);
-    let req: ClientRequest;
     const stop = (err: unknown) => {
       settle();
       req.destroy();
@@ -125,9 +114,12 @@ function post(url: URL, contentType: string, body: Buffer, signal: AbortSignal, 
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
     }
-    const [request, agent] = url.protocol === "https:" ? [httpsRequest, kept.https] : [httpRequest, kept.http];
-    const send = (retry: boolean): void => {
-      req = request(url, { method: "POST", agent, headers: { "content-type": contentType, "content-length": body.length } }, (res) => {
+    const req = sendEngineRequest(
+      url,
+      "POST",
+      { "content-type": contentType, "content-length": body.length },
+      body,
+      (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
@@ -135,14 +127,8 @@ function post(url: URL, contentType: string, body: Buffer, signal: AbortSignal, 
           done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
         });
         res.on("error", (err) => (settle(), fail(err)));
-      });
-      req.on("error", (err: NodeJS.ErrnoException) => {
-        if (retry && req.reusedSocket && err.code === "ECONNRESET") return send(false);
-        settle();
-        fail(err);
-      });
-      req.end(body);
-    };
-    send(true);
+      },
+      (err) => (settle(), fail(err)),
+    );
   });
 }
