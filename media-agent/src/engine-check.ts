@@ -176,6 +176,9 @@ async function checkStt(spec: VoiceProfileSpec, audio16k: Int16Array | null, opt
       }
     } else if (models.status === 404) {
       note = "; the server lists no models (GET /v1/models: 404, not speaches), so the model could not be checked";
+    } else {
+      // A server that is loading, overloaded or behind a failing proxy: it would fail a call too.
+      return { version: null, ok: false, reason: `GET /v1/models answered ${models.status}: ${serverMessage(models)}`, latencyMs: null };
     }
   } catch (err) {
     return { version: null, ok: false, reason: failure(err, opts.timeoutMs), latencyMs: null };

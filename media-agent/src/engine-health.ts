@@ -17,6 +17,9 @@ import { espeakVersionFromWorker } from "./pipeline/tts.js";
 import type { ToolSpec } from "./pipeline/tools.js";
 import type { VoiceProfileSpec } from "./pipeline/voice-profiles.js";
 
+/** How long the agent's start waits for the first engine check. */
+const FIRST_CHECK_WAIT_MS = 5000;
+
 export class EngineHealth {
   private last: EngineCheck[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -28,14 +31,23 @@ export class EngineHealth {
     private readonly intervalS: number,
   ) {}
 
-  /** Runs the first check (not awaited by the agent's start) and schedules the next ones. */
-  start(): Promise<void> {
+  /**
+   * Runs the first check and schedules the next ones. Resolves when the first check has run (the
+   * agent's start awaits it), or after `waitMs` when it has not (logged): an engine that accepts
+   * connections and never answers costs each of its requests the check's 3 s, profile after
+   * profile, and the agent must not stay deaf to calls for that long.
+   */
+  async start(waitMs = FIRST_CHECK_WAIT_MS): Promise<void> {
     const first = this.check();
     if (this.intervalS > 0) {
       this.timer = setInterval(() => void this.check(), this.intervalS * 1000);
       this.timer.unref();
     }
-    return first;
+    let late: NodeJS.Timeout | undefined;
+    const waited = new Promise<boolean>((done) => (late = setTimeout(() => done(false), waitMs)));
+    const finished = await Promise.race([first.then(() => true), waited]);
+    clearTimeout(late);
+    if (!finished) this.log.warn({ waitedMs: waitMs }, `the first engine check has not finished after ${waitMs} ms: taking calls before its result, which follows in the log`);
   }
 
   stop(): void {
@@ -47,7 +59,7 @@ export class EngineHealth {
     return this.last;
   }
 
-  /** Why this profile's engine fails its check, or null (also null before the first check). */
+  /** Why this profile's engine fails its check, or null. */
   failure(profile: string, engine: EngineKind): string | null {
     const row = this.last.find((r) => r.profile === profile && r.engine === engine && !r.ok);
     return row ? row.reason : null;

@@ -16,6 +16,13 @@ import { startSttDouble } from "../../doubles/stt-double.js";
 import { checkEngines } from "../../media-agent/src/engine-check.js";
 import { SynthesisPool } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import { startSpeechWorkers, TtsError } from "../../media-agent/src/pipeline/tts.js";
+import { createServer } from "node:http";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MediaAgent } from "../../media-agent/src/agent.js";
+import { parseAgentConfig } from "../../media-agent/src/config.js";
+import { freePort, freePortRange } from "../../build/ports.js";
+import { tempDir } from "../support/temp-dir.js";
 
 function capture() {
   const lines: Array<{ level: number; msg: string }> = [];
@@ -102,4 +109,68 @@ t.test("espeak-ng is checked by a speech worker, not by a process started from t
   await pool.warmUp().finally(() => (process.env.PATH = path));
   const rows = await checkEngines(profiles, { roundTrips: false, espeakVersion: (ms) => pool.espeakVersion(ms), timeoutMs: 3000 });
   t.match(rows.find((r) => r.engine === "tts"), { ok: false, version: null, reason: /^espeak-ng: .*spawn espeak-ng ENOENT/ });
+});
+
+t.test("the agent takes calls only once its first engine check has run: an engine slow to fail it is reported before the agent listens", async (t) => {
+  // Every request answered 503 after 400 ms: the check fails, late.
+  const slow = createServer((_req, res) => void setTimeout(() => res.writeHead(503).end("loading"), 400));
+  await new Promise<void>((done) => slow.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => (slow.closeAllConnections(), slow.close(() => done()))));
+  const url = `http://127.0.0.1:${(slow.address() as { port: number }).port}`;
+  const dir = tempDir(t, "wa-first-check-");
+  const profiles = join(dir, "voice.json");
+  writeFileSync(profiles, JSON.stringify({ sales: { greeting: "Hi.", systemPrompt: "x", language: "en", stt: { url }, llm: { url, model: "m" }, tts: { engine: "espeak-ng" } } }));
+  const ports = await freePortRange(4);
+  const parsed = parseAgentConfig({
+    AGENT_SIP: `127.0.0.1:${await freePort()}`,
+    AGENT_KAMAILIO: `127.0.0.1:${await freePort()}`,
+    AGENT_RTP_PORTS: `${ports.min}-${ports.max}`,
+    AGENT_API: `127.0.0.1:${await freePort()}`,
+    AGENT_VOICE_PROFILES: profiles,
+    AGENT_DEFAULT_PROFILE: "sales",
+    AGENT_ENGINE_CHECK_S: "0",
+  });
+  if (!parsed.ok) throw new Error(parsed.errors.join("; "));
+  const { log, lines } = capture();
+  const agent = await MediaAgent.start(parsed.config, log);
+  t.teardown(() => agent.stop());
+  const messages = lines.map((l) => l.msg);
+  const listening = messages.indexOf("media agent listening");
+  const failed = messages.findIndex((m) => m.startsWith("ENGINE CHECK FAILED: stt of profile sales"));
+  t.ok(failed >= 0 && failed < listening, "the failed check is logged before the agent listens for calls");
+  t.ok(messages.some((m) => m.startsWith("ENGINE CHECK FAILED: llm of profile sales")));
+  const health = await agent.health();
+  t.same(health.checks.filter((c) => !c.ok).map((c) => c.engine).sort(), ["llm", "stt"], "/healthz names both from the first moment");
+});
+
+t.test("speech to text whose model list answers 503 fails the check naming the answer; one with no model list (404, not speaches) passes with a note", async (t) => {
+  const answers = { status: 503, body: JSON.stringify({ detail: "model is loading" }) };
+  const server = createServer((_req, res) => res.writeHead(answers.status, { "Content-Type": "application/json" }).end(answers.body));
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => (server.closeAllConnections(), server.close(() => done()))));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const { profiles } = await profilesFor(t, "0.12.6");
+  profiles.sales.stt.url = url;
+  const sttRow = async () => (await checkEngines(profiles, { roundTrips: false, espeakVersion: async () => "eSpeak NG text-to-speech: 1.51", timeoutMs: 2000 })).find((r) => r.engine === "stt");
+  t.match(await sttRow(), { ok: false, reason: "GET /v1/models answered 503: model is loading" });
+  answers.status = 404;
+  answers.body = JSON.stringify({ detail: "Not Found" });
+  t.match(await sttRow(), { ok: true, reason: /the server lists no models \(GET \/v1\/models: 404, not speaches\)/ });
+});
+
+t.test("the first check is waited for only so long: an engine that never answers leaves the agent's start a warning, not a wait of 3 s per request", async (t) => {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((done) => silent.listen(0, "127.0.0.1", done));
+  t.teardown(() => new Promise<void>((done) => (silent.closeAllConnections(), silent.close(() => done()))));
+  const { profiles } = await profilesFor(t, "0.12.6");
+  profiles.sales.llm.url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+  const { log, lines } = capture();
+  const health = new EngineHealth(profiles, log, 0);
+  const started = performance.now();
+  await health.start(300);
+  const waited = performance.now() - started;
+  t.ok(waited >= 290 && waited < 2000, `start returned after the wait (${Math.round(waited)} ms), before the check's 3 s timeout`);
+  t.ok(lines.some((l) => l.level === 40 && l.msg === "the first engine check has not finished after 300 ms: taking calls before its result, which follows in the log"));
+  await health.check();
+  t.match(health.failure("sales", "llm"), /no answer within 3000 ms/, "the result follows");
 });

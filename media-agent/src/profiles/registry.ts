@@ -53,7 +53,10 @@ export class ProfileRegistry {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }
       registry.warmLlms(log);
-      void registry.engines.start();
+      // The first check is awaited (each request at most 3 s): the first calls then meet the
+      // engines' known state (the apology at once for an engine that fails it), and the check's
+      // requests do not fall among the first calls' answers.
+      await registry.engines.start();
     }
     return registry;
   }
