@@ -145,6 +145,9 @@ async function checkTts(
       }
     } else if (voices.status === 404) {
       note = "; the server lists no voices (GET /voices: 404), so the voice could not be checked";
+    } else if (voices.status !== 200) {
+      // Loading, overloaded or behind a failing proxy, as for the STT's model list.
+      return { subject, url, audio16k: null, row: { version: null, ok: false, reason: `GET /voices answered ${voices.status}: ${serverMessage(voices)}`, latencyMs: null } };
     }
   } catch (err) {
     return { subject, url, audio16k: null, row: { version: null, ok: false, reason: failure(err, timeoutMs), latencyMs: null } };

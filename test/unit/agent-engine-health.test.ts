@@ -143,7 +143,7 @@ t.test("the agent takes calls only once its first engine check has run: an engin
   t.same(health.checks.filter((c) => !c.ok).map((c) => c.engine).sort(), ["llm", "stt"], "/healthz names both from the first moment");
 });
 
-t.test("speech to text whose model list answers 503 fails the check naming the answer; one with no model list (404, not speaches) passes with a note", async (t) => {
+t.test("speech to text whose model list, or Piper whose voice list, answers 503 or 502 fails the check naming the answer; one with no list (404) passes with a note", async (t) => {
   const answers = { status: 503, body: JSON.stringify({ detail: "model is loading" }) };
   const server = createServer((_req, res) => res.writeHead(answers.status, { "Content-Type": "application/json" }).end(answers.body));
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
@@ -156,6 +156,15 @@ t.test("speech to text whose model list answers 503 fails the check naming the a
   answers.status = 404;
   answers.body = JSON.stringify({ detail: "Not Found" });
   t.match(await sttRow(), { ok: true, reason: /the server lists no models \(GET \/v1\/models: 404, not speaches\)/ });
+
+  // Piper's voice list likewise.
+  profiles.sales.tts = { engine: "piper", url, api: "synthesize", voice: "en_US-lessac-medium", timeoutMs: 2000 };
+  const ttsRow = async () => (await checkEngines(profiles, { roundTrips: false, timeoutMs: 2000 })).find((r) => r.engine === "tts");
+  answers.status = 502;
+  answers.body = JSON.stringify({ error: "bad gateway" });
+  t.match(await ttsRow(), { ok: false, reason: "GET /voices answered 502: bad gateway" });
+  answers.status = 404;
+  t.match(await ttsRow(), { ok: true, reason: /the server lists no voices \(GET \/voices: 404\)/ });
 });
 
 t.test("the first check is waited for only so long: an engine that never answers leaves the agent's start a warning, not a wait of 3 s per request", async (t) => {
