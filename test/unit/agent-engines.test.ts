@@ -195,6 +195,13 @@ t.test("LLM: replies share a kept connection; an abort before or during the answ
   t.equal(sockets.size, connections + 1);
 });
 
+t.test("LLM: a first token later than the kept connections' 4 s idle limit still arrives (a model being loaded)", async (t) => {
+  const ollama = await startOllamaDouble(t, { script: [{ text: "Loaded now.", firstTokenDelayMs: 4600 }] });
+  const parts = await collect(chatStream([{ role: "user", content: "x" }], [], llmConfig(ollama.url, 8000), never));
+  t.equal(parts.filter((p) => p.type === "text").map((p) => (p as { text: string }).text).join(""), "Loaded now.");
+  t.equal(parts[parts.length - 1].type, "done");
+});
+
 t.test("LLM: a reply cut at num_predict (done_reason \"length\") is marked cut on its done part", async (t) => {
   const ollama = await startOllamaDouble(t, { script: [{ text: "It is sunny. Tomorrow it will be", cutAtNumPredict: true }] });
   const parts = await collect(chatStream([{ role: "user", content: "Weather?" }], [], llmConfig(ollama.url), never));
