@@ -161,6 +161,18 @@ t.test("WAV: 16-bit, 8-bit, float and extensible stereo read as mono; odd chunks
   t.equal(toFrames(new Int16Array(321)).length, 2, "the last frame is padded");
 });
 
+t.test("20 ms frames: the samples in order, the last frame zero-padded, none of them a view of the samples given (a speech worker's chunk is a view of an IPC read buffer)", async (t) => {
+  const samples = Int16Array.from({ length: 320 * 2 + 100 }, (_, i) => (i % 2000) - 1000);
+  const frames = toFrames(samples);
+  t.equal(frames.length, 3);
+  t.ok(frames.every((f) => f.length === 320));
+  t.same([...frames[0], ...frames[1], ...frames[2].subarray(0, 100)], [...samples], "in order");
+  t.ok(frames[2].subarray(100).every((x) => x === 0), "padded with silence");
+  samples.fill(7);
+  t.equal(frames[1][5], 320 + 5 - 1000, "the samples given, changed afterwards, do not change the frames");
+  t.same(toFrames(new Int16Array(0)), [], "no samples, no frames");
+});
+
 t.test("matching audio: the same speech after delay, gain and noise scores high; other speech, noise, silence low", async (t) => {
   const reference = speechLike(16000, 3, 1);
   const recorded = new Int16Array(16000 * 5);

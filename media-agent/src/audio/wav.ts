@@ -149,11 +149,13 @@ export function writeWav(samples: Int16Array, sampleRate: number): Buffer {
 
 /** 20 ms frames; the last one zero-padded. */
 export function toFrames(samples: Int16Array): PcmFrame[] {
+  // One copy for all the frames (the last one padded), each frame a view of it: a buffer per frame
+  // made an ArrayBuffer, its backing store and its tracking for the collector per 20 ms of the
+  // agent's speech, all of it kept until the clause is played and traced. A copy, not views of
+  // `samples`: a chunk from a speech worker is a view of the IPC read buffer it came in.
+  const copy = new Int16Array(Math.ceil(samples.length / FRAME_SAMPLES) * FRAME_SAMPLES);
+  copy.set(samples);
   const frames: PcmFrame[] = [];
-  for (let at = 0; at < samples.length; at += FRAME_SAMPLES) {
-    const frame = new Int16Array(FRAME_SAMPLES);
-    frame.set(samples.subarray(at, Math.min(at + FRAME_SAMPLES, samples.length)));
-    frames.push(frame);
-  }
+  for (let at = 0; at < copy.length; at += FRAME_SAMPLES) frames.push(copy.subarray(at, at + FRAME_SAMPLES));
   return frames;
 }
