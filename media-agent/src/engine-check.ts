@@ -12,6 +12,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Ollama } from "ollama";
+import { failureCause } from "./pipeline/engine-http.js";
 import { llmError } from "./pipeline/llm-client.js";
 import { transcribe } from "./pipeline/stt-client.js";
 import { PiperTts } from "./pipeline/tts.js";
@@ -89,13 +90,6 @@ async function getJson(url: string, timeoutMs: number, init: RequestInit = {}): 
   return { status: res.status, body, text };
 }
 
-/** What went wrong with a request, whole: the server's own message where it sent one. */
-function failure(err: unknown, timeoutMs: number): string {
-  const e = err as Error & { cause?: unknown };
-  if (e.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
-  return String(e.cause ?? e.message);
-}
-
 function serverMessage(r: { body: unknown; text: string }): string {
   const b = r.body as { error?: unknown; detail?: unknown; message?: unknown } | null;
   const m = b && (b.error ?? b.detail ?? b.message);
@@ -129,7 +123,7 @@ async function checkTts(
       const audio = readWav16k(value.stdout);
       return { subject: voice, url: "(built in)", audio16k: audio, row: { version, ok: true, reason: `${Math.round((audio.length / 16000) * 1000)} ms of speech`, latencyMs: ms } };
     } catch (err) {
-      return { subject: voice, url: "(built in)", audio16k: null, row: { version: null, ok: false, reason: `espeak-ng: ${failure(err, timeoutMs)}`, latencyMs: null } };
+      return { subject: voice, url: "(built in)", audio16k: null, row: { version: null, ok: false, reason: `espeak-ng: ${failureCause(err, timeoutMs)}`, latencyMs: null } };
     }
   }
   const { url, voice } = spec.tts;
@@ -150,7 +144,7 @@ async function checkTts(
       return { subject, url, audio16k: null, row: { version: null, ok: false, reason: `GET /voices answered ${voices.status}: ${serverMessage(voices)}`, latencyMs: null } };
     }
   } catch (err) {
-    return { subject, url, audio16k: null, row: { version: null, ok: false, reason: failure(err, timeoutMs), latencyMs: null } };
+    return { subject, url, audio16k: null, row: { version: null, ok: false, reason: failureCause(err, timeoutMs), latencyMs: null } };
   }
   if (!roundTrips) return { subject, url, audio16k: null, row: { version: null, ok: true, reason: `answers${note}`, latencyMs: null } };
   try {
@@ -184,7 +178,7 @@ async function checkStt(spec: VoiceProfileSpec, audio16k: Int16Array | null, opt
       return { version: null, ok: false, reason: `GET /v1/models answered ${models.status}: ${serverMessage(models)}`, latencyMs: null };
     }
   } catch (err) {
-    return { version: null, ok: false, reason: failure(err, opts.timeoutMs), latencyMs: null };
+    return { version: null, ok: false, reason: failureCause(err, opts.timeoutMs), latencyMs: null };
   }
   if (!opts.roundTrips) return { version: null, ok: true, reason: `model installed${note}`, latencyMs: null };
   if (!audio16k) return { version: null, ok: false, reason: `no speech to transcribe (the TTS check failed)${note}`, latencyMs: null };
@@ -216,7 +210,7 @@ async function checkLlm(spec: VoiceProfileSpec, timeoutMs: number, roundTrips: b
       return { version, ok: false, reason: `model ${model} does not support tools (its capabilities: ${capabilities.join(", ")}), and the profile offers ${spec.tools.join(", ")}`, latencyMs: null };
     }
   } catch (err) {
-    return { version, ok: false, reason: failure(err, timeoutMs), latencyMs: null };
+    return { version, ok: false, reason: failureCause(err, timeoutMs), latencyMs: null };
   }
   if (!roundTrips) return { version, ok: true, reason: "model present", latencyMs: null };
   try {
@@ -236,7 +230,7 @@ async function checkWeather(spec: VoiceProfileSpec, timeoutMs: number): Promise<
     if (value.status !== 200) return { version: null, ok: false, reason: `geocoding answered ${value.status}: ${serverMessage(value)}`, latencyMs: ms };
     return { version: null, ok: true, reason: "geocoding answers", latencyMs: ms };
   } catch (err) {
-    return { version: null, ok: false, reason: failure(err, timeoutMs), latencyMs: null };
+    return { version: null, ok: false, reason: failureCause(err, timeoutMs), latencyMs: null };
   }
 }
 

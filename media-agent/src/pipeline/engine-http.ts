@@ -109,3 +109,12 @@ function responseOf(res: IncomingMessage): Response {
   if (empty) res.resume();
   return new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage, headers });
 }
+
+/**
+ * Why an engine request failed, for its error message: the timeout, or fetch's own cause (the
+ * refused connection, the reset socket), else the error's message.
+ */
+export function failureCause(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { cause?: unknown };
+  return e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : String(e.cause ?? e.message);
+}

@@ -9,6 +9,8 @@
  * (rhasspy/piper: the text itself as the body of POST /; its voice is the one it was started
  * with). Never guessed: rhasspy/piper answers JSON on "/" with 200 and reads the JSON aloud.
  */
+import { failureCause } from "./engine-http.js";
+
 export type PiperApi = "synthesize" | "json-root" | "raw-text";
 
 export interface PiperConfig {
@@ -80,9 +82,4 @@ export async function sendPiperRequest(r: PiperRequest, signal: AbortSignal): Pr
   }
   if (!res.ok) throw new PiperFailure(`Piper at ${r.baseUrl}${r.path} answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
   return res;
-}
-
-/** Why a request or its body's reading failed: the timeout, or fetch's own cause. */
-export function failureCause(err: unknown, timeoutMs: number): string {
-  return (err as Error).name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : String((err as { cause?: unknown }).cause ?? err);
 }

@@ -14,7 +14,8 @@ import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { toFrames, WavDecoder } from "../audio/wav.js";
 import { releaseEncoder, takeEncoder, type OpusSettings } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
-import { failureCause, PiperFailure, sendPiperRequest, type PiperRequest } from "./piper-request.js";
+import { failureCause } from "./engine-http.js";
+import { PiperFailure, sendPiperRequest, type PiperRequest } from "./piper-request.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
 
 const send = process.send?.bind(process);
