@@ -4,7 +4,7 @@ import t, { type Test } from "tap";
 import { Decoder, Encoder } from "@evan/opus";
 import { concatSamples, FRAME_SAMPLES } from "../../media-agent/src/audio/frames.js";
 import { readWav16k, toFrames, writeWav } from "../../media-agent/src/audio/wav.js";
-import { OpusCodec, releaseEncoder, takeEncoder } from "../../media-agent/src/codecs/opus.js";
+import { OpusCodec, payloadAt, releaseEncoder, takeEncoder, type PackedPayloads } from "../../media-agent/src/codecs/opus.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import { processClock } from "../../media-agent/src/pipeline/engines.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
@@ -149,6 +149,11 @@ t.test("a clause starts at its first sound: a WAV's leading silence is not playe
   t.equal(quiet.samples.length, 0, "a WAV of silence: no audio, and the job ends without an error");
 });
 
+/** A piece's packed payloads, one per frame (copies: the piece is a view of the IPC read buffer). */
+function unpack(packed: PackedPayloads): Uint8Array[] {
+  return Array.from(packed.ends, (_, i) => payloadAt(packed, i).slice());
+}
+
 /** Decodes Opus payloads (16 kHz mono) into one stretch of samples. */
 function decodeAll(payloads: Uint8Array[]): Int16Array {
   const decoder = new Decoder({ channels: 1, sample_rate: 16000 });
@@ -166,7 +171,7 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
   } as const;
   for (const [name, job] of Object.entries(jobs)) {
     const pieces: Array<{ samples: Int16Array; opus?: Uint8Array[] }> = [];
-    await pool.run(job, never, (piece, opus) => pieces.push({ samples: piece, opus }));
+    await pool.run(job, never, (piece, opus) => pieces.push({ samples: piece, opus: opus && unpack(opus) }));
     const samples = concatSamples(pieces.map((p) => p.samples));
     t.ok(
       pieces.every((p) => p.opus?.length === Math.ceil(p.samples.length / FRAME_SAMPLES)),
@@ -177,7 +182,7 @@ t.test("for an Opus call the speech worker also encodes the clause: one payload 
     const match = bestCorrelation(samples, decoded, 16000, { maxLagMs: 200 });
     t.ok(match.score > 0.9, `${name}: the payloads decode to the clause (${match.score.toFixed(3)} at ${match.lagMs} ms)`);
   }
-  const plain: Array<Uint8Array[] | undefined> = [];
+  const plain: Array<PackedPayloads | undefined> = [];
   await pool.run({ ...jobs["espeak-ng"], opus: undefined }, never, (_, opus) => plain.push(opus));
   t.ok(plain.length > 0 && plain.every((opus) => opus === undefined), "a G.711 call's clause comes without payloads");
 });
@@ -191,7 +196,7 @@ t.test("the speech worker encodes with the agent's Opus settings: its payloads a
   for (const complexity of [5, 1]) {
     const payloads: Uint8Array[] = [];
     const pieces: Int16Array[] = [];
-    await pool.run({ ...job, opus: { complexity } }, never, (piece, opus) => (pieces.push(piece), payloads.push(...(opus ?? []))));
+    await pool.run({ ...job, opus: { complexity } }, never, (piece, opus) => (pieces.push(piece), payloads.push(...(opus ? unpack(opus) : []))));
     const samples = concatSamples(pieces);
     // The agent's own encoder with the same settings, over the same frames (the last one zero-padded, as the speaker frames it).
     const encoder = takeEncoder({ complexity });

@@ -9,9 +9,11 @@
 import t from "tap";
 import { z } from "zod";
 import type { TransferResult } from "../../media-agent/src/audio/call-audio.js";
-import type { PcmFrame } from "../../media-agent/src/audio/frames.js";
+import { FRAME_SAMPLES, type PcmFrame } from "../../media-agent/src/audio/frames.js";
+import { OpusCodec, packPayloads } from "../../media-agent/src/codecs/opus.js";
+import type { OnAudio } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import type { PipelineEvent } from "../../media-agent/src/pipeline/events.js";
-import type { ChatModel } from "../../media-agent/src/pipeline/engines.js";
+import type { ChatModel, TtsEngine } from "../../media-agent/src/pipeline/engines.js";
 import { Responder } from "../../media-agent/src/pipeline/responder.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import type { Tool } from "../../media-agent/src/pipeline/tools.js";
@@ -415,6 +417,59 @@ t.test("speaker alone: clauses play in the order they were queued, a slow first 
   const kinds = events.map((e) => e.type).filter((k) => k.startsWith("clause") || k === "playback-done");
   t.same(kinds.filter((k) => k === "playback-done"), ["playback-done"], "playback done is told once");
   t.equal(idleAt, (events.find((e) => e.type === "playback-done") as { at: number }).at, "whenIdle() resolves at playback done");
+});
+
+t.test("speaker alone: pieces handed over in a buffer the engine then reuses (a speech worker's IPC read buffer) play as they were, each frame with its Opus payload; a cut clause reports what was played", async (t) => {
+  const clock = new FakeClock();
+  // Two pieces of 3.5 and 2 frames, their samples 1, 2, 3 … and payload i the bytes [i, i + 1].
+  const sizes = [3.5 * FRAME_SAMPLES, 2 * FRAME_SAMPLES];
+  const scratch = new Int16Array(4 * FRAME_SAMPLES);
+  const scratchBytes = new Uint8Array(64);
+  let next = 1;
+  let nextPayload = 0;
+  const engine = {
+    name: "reusing-engine",
+    synthesize: (async (_text: string, _signal: AbortSignal, onAudio?: OnAudio) => {
+      for (const size of sizes) {
+        await clock.sleep(20);
+        const samples = scratch.subarray(0, size);
+        for (let i = 0; i < size; i++) samples[i] = next++;
+        const frames = Math.ceil(size / FRAME_SAMPLES);
+        const payloads = packPayloads(Array.from({ length: frames }, () => new Uint8Array([nextPayload, ++nextPayload])));
+        scratchBytes.set(payloads.bytes);
+        onAudio?.(samples, { bytes: scratchBytes.subarray(0, payloads.bytes.length), ends: payloads.ends });
+        scratch.fill(-1); // the engine's next read overwrites the buffer
+        scratchBytes.fill(255);
+      }
+      return { samples: null, firstByteMs: 20, synthesisMs: 40 };
+    }) as TtsEngine["synthesize"],
+  };
+  const played: Int16Array[][] = [];
+  const speaker = new Speaker(engine, clock, (e) => void (e.type === "clause-played" && played.push(e.audio)), true);
+  const codec = new OpusCodec();
+  t.teardown(() => codec.close());
+  const turn = new AbortController();
+  void speaker.say("Two pieces.", 1, turn.signal);
+  await clock.advance(100);
+  const frames: Int16Array[] = [];
+  const payloads: number[][] = [];
+  for (let frame = speaker.nextFrame(); frame; frame = speaker.nextFrame()) {
+    frames.push(frame.slice());
+    payloads.push([...codec.encode(frame)]);
+    if (frames.length === 5) turn.abort(); // cut in the second piece, after its first frame
+  }
+  const expected = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+  t.same([...frames[0]], expected(1, FRAME_SAMPLES), "the first frame as the engine made it");
+  t.same([...frames[3]], [...expected(3 * FRAME_SAMPLES + 1, FRAME_SAMPLES / 2), ...new Array(FRAME_SAMPLES / 2).fill(0)], "a piece's last part frame padded with silence");
+  t.same([...frames[4]], expected(3.5 * FRAME_SAMPLES + 1, FRAME_SAMPLES), "the second piece's first frame");
+  t.same(payloads, [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]], "each frame went out with its own payload, not one the engine wrote later");
+  t.equal(played.length, 1);
+  t.same(
+    played[0].map((p) => p.length),
+    [4 * FRAME_SAMPLES, FRAME_SAMPLES],
+    "the cut clause's played audio: the whole first piece and the one frame of the second",
+  );
+  t.same([...played[0][1]], [...frames[4]]);
 });
 
 t.test("speaker alone: the turn's interruption removes its queued clauses, others stay", async (t) => {

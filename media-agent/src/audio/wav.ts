@@ -150,9 +150,9 @@ export function writeWav(samples: Int16Array, sampleRate: number): Buffer {
 /** 20 ms frames; the last one zero-padded. */
 export function toFrames(samples: Int16Array): PcmFrame[] {
   // One copy for all the frames (the last one padded), each frame a view of it: a buffer per frame
-  // made an ArrayBuffer, its backing store and its tracking for the collector per 20 ms of the
-  // agent's speech, all of it kept until the clause is played and traced. A copy, not views of
-  // `samples`: a chunk from a speech worker is a view of the IPC read buffer it came in.
+  // made an ArrayBuffer, its backing store and its tracking for the collector per 20 ms of audio
+  // (a prompt is kept for the agent's life). A copy, not views of `samples`, which the caller
+  // may reuse.
   const copy = new Int16Array(Math.ceil(samples.length / FRAME_SAMPLES) * FRAME_SAMPLES);
   copy.set(samples);
   const frames: PcmFrame[] = [];

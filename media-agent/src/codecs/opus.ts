@@ -70,9 +70,36 @@ export function releaseEncoder(encoder: Encoder): void {
 }
 
 /**
+ * A piece of speech's Opus payloads, one per 20 ms frame, in one buffer: payload i is
+ * `bytes[ends[i − 1] … ends[i])` (from 0 for the first). One buffer, not one per frame: a
+ * payload per frame made an object and an ArrayBuffer per 20 ms of the agent's speech, sent
+ * over IPC and kept until played, for the collector to copy and track.
+ */
+export interface PackedPayloads {
+  bytes: Uint8Array;
+  ends: Uint32Array;
+}
+
+/** The payloads packed into one buffer (each copied). */
+export function packPayloads(payloads: Uint8Array[]): PackedPayloads {
+  const ends = new Uint32Array(payloads.length);
+  let size = 0;
+  payloads.forEach((p, i) => (ends[i] = size += p.length));
+  const bytes = new Uint8Array(size);
+  payloads.forEach((p, i) => bytes.set(p, i === 0 ? 0 : ends[i - 1]));
+  return { bytes, ends };
+}
+
+/** Frame i's payload: a view of the packed bytes. */
+export function payloadAt(packed: PackedPayloads, i: number): Uint8Array {
+  return packed.bytes.subarray(i === 0 ? 0 : packed.ends[i - 1], packed.ends[i]);
+}
+
+/**
  * Frames whose Opus payload a speech worker made along with their samples (attachOpusPayload):
  * the encode stage sends it instead of encoding the frame on the event loop. Weak: a frame and
- * its payload go together once the clause has been played and traced.
+ * its payload go together once sent. The speaker attaches a payload as it hands out the frame,
+ * so the entries here are the few frames of the current tick, not every queued frame.
  */
 const encodedBeforehand = new WeakMap<PcmFrame, Uint8Array>();
 

@@ -4,7 +4,6 @@
  * The stages only emit; the trace observer (trace-observer.ts) turns the events into records,
  * so no stage holds trace code.
  */
-import type { PcmFrame } from "../audio/frames.js";
 import type { ChatMessage, ToolCall } from "./llm-client.js";
 import type { SttSegment } from "./transcript-filter.js";
 
@@ -36,7 +35,7 @@ export type PipelineEvent =
   | { type: "clause-started"; turn: number; clause: number; at: number }
   | { type: "clause-audible"; turn: number; clause: number; at: number }
   /** A clause left the queue played (or cut: then only what was played); `audio`: the frames sent. */
-  | { type: "clause-played"; turn: number; clause: number; at: number; audio: PcmFrame[] }
+  | { type: "clause-played"; turn: number; clause: number; at: number; /** what was played of it, in pieces */ audio: Int16Array[] }
   /** Nothing left to play and playback not paused. */
   | { type: "playback-done"; at: number }
   /** The agent's voice starts or stops at the caller's ear (for barge-in). */

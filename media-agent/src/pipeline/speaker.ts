@@ -6,19 +6,35 @@
  * agent's voice on or off) instead of being polled. A clause's own signal (its turn's) removes
  * it from the queue when the turn is interrupted.
  */
-import { FRAME_MS, type PcmFrame } from "../audio/frames.js";
-import { toFrames } from "../audio/wav.js";
-import { attachOpusPayload } from "../codecs/opus.js";
+import { FRAME_MS, FRAME_SAMPLES, type PcmFrame } from "../audio/frames.js";
+import { attachOpusPayload, payloadAt, type PackedPayloads } from "../codecs/opus.js";
 import { heardText, type SpokenPiece } from "./barge-in.js";
 import type { Clock, TtsEngine } from "./engines.js";
 import type { PipelineEvent } from "./events.js";
 
+/**
+ * A piece of a clause's audio as the engine handed it over, copied and padded to whole frames.
+ * Its 20 ms frames are views made as they are played: made when the piece arrived, every frame
+ * (and its Opus payload) was an object kept until played, most of the agent's long-lived
+ * memory while 50 calls speak and much of what each scavenge copied.
+ */
+interface Piece {
+  samples: Int16Array;
+  frames: number;
+  /** One Opus payload per frame (an Opus call's, from the speech worker); null: the call encodes the frames itself. */
+  opus: PackedPayloads | null;
+}
+
 interface Clause extends SpokenPiece {
   id: number;
   turn: number;
-  /** Its audio so far: frames arrive while the engine still synthesises (streamed). */
-  frames: PcmFrame[];
+  /** Its audio so far: pieces arrive while the engine still synthesises (streamed). */
+  pieces: Piece[];
+  frames: number;
   played: number;
+  /** The piece the next frame to play is in, and that frame's index in it. */
+  piece: number;
+  frameInPiece: number;
   /** Synthesis is over (or failed): when played to the end, the next clause follows. */
   done: boolean;
   audible: boolean;
@@ -86,7 +102,7 @@ export class Speaker {
    */
   async say(text: string, turn: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || this.closed) return;
-    const clause: Clause = { id: this.clauses++, turn, text, frames: [], played: 0, durationMs: 0, done: false, audible: false, drop: () => this.remove(clause, signal) };
+    const clause: Clause = { id: this.clauses++, turn, text, pieces: [], frames: 0, played: 0, piece: 0, frameInPiece: 0, durationMs: 0, done: false, audible: false, drop: () => this.remove(clause, signal) };
     this.lastTurn = turn;
     const requestAt = this.clock.now();
     this.emit({ type: "tts-request", turn, clause: clause.id, at: requestAt, text, engine: this.tts.name });
@@ -96,23 +112,16 @@ export class Speaker {
     this.reply.push(clause);
     signal.addEventListener("abort", clause.drop, { once: true });
     let streamed = false;
-    // The engine's pieces are whole 20 ms frames but for the last: framed one by one, they give
-    // the frames the whole clause gives.
-    const onAudio = (samples: Int16Array, opus?: Uint8Array[]) => {
+    const onAudio = (samples: Int16Array, opus?: PackedPayloads) => {
       if (signal.aborted) return;
       if (!streamed) this.emit({ type: "tts-first-audio", turn, clause: clause.id, at: this.clock.now() });
       streamed = true;
-      const frames = toFrames(samples);
-      // Payloads that do not match the frames one to one are not used: the call encodes the frames itself.
-      if (opus?.length === frames.length) for (let i = 0; i < frames.length; i++) attachOpusPayload(frames[i], opus[i]);
-      for (const frame of frames) clause.frames.push(frame);
-      clause.durationMs = clause.frames.length * FRAME_MS;
+      addPiece(clause, samples, opus);
     };
     try {
       const speech = await this.tts.synthesize(text, signal, onAudio, this.opus);
       this.emit({ type: "tts-done", turn, clause: clause.id, firstByteMs: Math.round(speech.firstByteMs), synthesisMs: Math.round(speech.synthesisMs) });
-      if (!streamed && speech.samples) clause.frames = toFrames(speech.samples); // an engine that hands over the whole clause
-      clause.durationMs = clause.frames.length * FRAME_MS;
+      if (!streamed && speech.samples) addPiece(clause, speech.samples); // an engine that hands over the whole clause
     } catch (err) {
       if (!signal.aborted) this.emit({ type: "tts-error", turn, clause: clause.id, error: String((err as Error).message) });
     } finally {
@@ -123,13 +132,13 @@ export class Speaker {
   /** The next 20 ms of the agent's voice; null: silence (paused, nothing to play, or an underrun). */
   nextFrame(): PcmFrame | null {
     if (this.paused) return null;
-    while (this.queue.length && this.queue[0].done && this.queue[0].played >= this.queue[0].frames.length) {
+    while (this.queue.length && this.queue[0].done && this.queue[0].played >= this.queue[0].frames) {
       const clause = this.queue.shift()!;
       clause.drop();
-      this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: clause.frames });
+      this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: playedAudio(clause) });
     }
     const clause = this.queue[0];
-    if (!clause || clause.played >= clause.frames.length) {
+    if (!clause || clause.played >= clause.frames) {
       // Nothing to play yet. A clause that has begun and whose next frames are still being
       // synthesised is a moment's underrun, not the end of the agent's speech.
       if (!clause || clause.played === 0) this.setSpeaking(false);
@@ -138,7 +147,7 @@ export class Speaker {
     }
     this.setSpeaking(true);
     const now = (this.lastPacketAt = this.clock.now());
-    const frame = clause.frames[clause.played++];
+    const frame = takeFrame(clause);
     if (clause.played === 1) this.emit({ type: "clause-started", turn: clause.turn, clause: clause.id, at: now });
     if (!clause.audible && isAudible(frame)) {
       clause.audible = true;
@@ -182,7 +191,7 @@ export class Speaker {
     const i = this.queue.indexOf(clause);
     if (i < 0) return;
     this.queue.splice(i, 1);
-    if (clause.played > 0) this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: clause.frames.slice(0, clause.played) });
+    if (clause.played > 0) this.emit({ type: "clause-played", turn: clause.turn, clause: clause.id, at: this.clock.now(), audio: playedAudio(clause) });
   }
 
   private setSpeaking(speaking: boolean): void {
@@ -203,4 +212,42 @@ export class Speaker {
     this.idleWaiters = [];
     for (const done of waiters) done();
   }
+}
+
+/**
+ * The engine's pieces are whole 20 ms frames but for the last: padded one by one, they give the
+ * frames the whole clause gives. Copied: a speech worker's piece is a view of the IPC read
+ * buffer it came in. Payloads that do not match the frames one to one are not kept: the call
+ * encodes the frames itself.
+ */
+function addPiece(clause: Clause, samples: Int16Array, opus?: PackedPayloads): void {
+  const frames = Math.ceil(samples.length / FRAME_SAMPLES);
+  if (frames === 0) return;
+  const copy = new Int16Array(frames * FRAME_SAMPLES);
+  copy.set(samples);
+  const payloads = opus?.ends.length === frames ? { bytes: new Uint8Array(opus.bytes), ends: opus.ends.slice() } : null;
+  clause.pieces.push({ samples: copy, frames, opus: payloads });
+  clause.frames += frames;
+  clause.durationMs = clause.frames * FRAME_MS;
+}
+
+/** The clause's next frame (there is one), with its Opus payload attached for the encoder. */
+function takeFrame(clause: Clause): PcmFrame {
+  const piece = clause.pieces[clause.piece];
+  const i = clause.frameInPiece;
+  const frame = piece.samples.subarray(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES);
+  if (piece.opus) attachOpusPayload(frame, payloadAt(piece.opus, i));
+  clause.played++;
+  if (++clause.frameInPiece === piece.frames) {
+    clause.piece++;
+    clause.frameInPiece = 0;
+  }
+  return frame;
+}
+
+/** What has been played of the clause, as pieces of samples. */
+function playedAudio(clause: Clause): Int16Array[] {
+  const played = clause.pieces.slice(0, clause.piece).map((p) => p.samples);
+  if (clause.frameInPiece > 0) played.push(clause.pieces[clause.piece].samples.subarray(0, clause.frameInPiece * FRAME_SAMPLES));
+  return played;
 }

@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { concatSamples } from "../audio/frames.js";
-import type { OpusSettings } from "../codecs/opus.js";
+import type { OpusSettings, PackedPayloads } from "../codecs/opus.js";
 import type { PiperRequest } from "./piper-request.js";
 
 /** What a worker does for a job: run espeak-ng, or ask Piper's server; and decode the WAV either sends. */
@@ -26,13 +26,16 @@ export type WorkerRequest = { type: "run"; id: number; job: SynthesisJob } | { t
 export type WorkerReply =
   | { type: "ready" }
   | { type: "first-byte"; id: number; /** epoch ms (timeOrigin + now) */ at: number }
-  | { type: "audio"; id: number; samples: Int16Array; /** one per 20 ms frame of samples, when the job asked */ opus?: Uint8Array[] }
+  | { type: "audio"; id: number; samples: Int16Array; /** one per 20 ms frame of samples, when the job asked */ opus?: PackedPayloads }
   | { type: "done"; id: number }
   | { type: "espeak-version"; id: number; output: string }
   | { type: "error"; id: number; message: string };
 
-/** A piece of a clause's audio: 16 kHz samples, and their Opus payloads when the job asked for them. */
-export type OnAudio = (samples: Int16Array, opus?: Uint8Array[]) => void;
+/**
+ * A piece of a clause's audio: 16 kHz samples, and their Opus payloads when the job asked for
+ * them. Both may be views of the IPC channel's read buffer: whoever keeps them copies them.
+ */
+export type OnAudio = (samples: Int16Array, opus?: PackedPayloads) => void;
 
 export interface Synthesised {
   /**

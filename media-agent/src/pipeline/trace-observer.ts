@@ -21,7 +21,7 @@
  */
 import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { callFileName, concatSamples, SAMPLE_RATE, type PcmFrame } from "../audio/frames.js";
+import { callFileName, concatSamples, SAMPLE_RATE } from "../audio/frames.js";
 import { writeWav } from "../audio/wav.js";
 import type { PipelineEvent } from "./events.js";
 import { inLaterLoopTurn, ownLoopTurn } from "../loop-turns.js";
@@ -65,7 +65,7 @@ export class TraceObserver {
   private writeError: unknown = null;
   private readonly file: string;
   /** Per turn: the agent's frames as played, written as the turn's agent WAV with its record. */
-  private readonly agentAudio = new Map<number, PcmFrame[]>();
+  private readonly agentAudio = new Map<number, Int16Array[]>();
   /** The TTS entry of each clause being synthesised, and when it was asked for. */
   private readonly clauses = new Map<number, { entry: TtsEntry; requestAt: number }>();
 
@@ -128,7 +128,7 @@ export class TraceObserver {
       case "clause-played": {
         this.clauses.delete(e.clause);
         const played = this.agentAudio.get(e.turn) ?? [];
-        for (const frame of e.audio) played.push(frame);
+        for (const piece of e.audio) played.push(piece);
         this.agentAudio.set(e.turn, played);
         break;
       }
@@ -224,13 +224,13 @@ export class TraceObserver {
   }
 
   private writeAgentAudio(t: TurnTrace): void {
-    const frames = this.agentAudio.get(t.turn);
+    const pieces = this.agentAudio.get(t.turn);
     this.agentAudio.delete(t.turn);
-    if (!frames?.length) return;
+    if (!pieces?.length) return;
     const file = `${callFileName(this.callId)}-turn-${t.turn}-agent.wav`;
     t.agentAudio = file;
     // Joined in the write's own loop turn: many calls' turns end together.
-    this.writeWavBeside(file, () => writeWav(concatSamples(frames), SAMPLE_RATE), t);
+    this.writeWavBeside(file, () => writeWav(concatSamples(pieces), SAMPLE_RATE), t);
   }
 
   /** A turn's WAV into the trace directory, once it is made; a failure is noted in the turn's record (if not yet written). */

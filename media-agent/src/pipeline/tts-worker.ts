@@ -12,7 +12,7 @@ import { constants, setPriority } from "node:os";
 import type { Encoder } from "@evan/opus";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { toFrames, WavDecoder } from "../audio/wav.js";
-import { releaseEncoder, takeEncoder, type OpusSettings } from "../codecs/opus.js";
+import { packPayloads, releaseEncoder, takeEncoder, type OpusSettings, type PackedPayloads } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
 import { failureCause } from "./engine-http.js";
 import { PiperFailure, sendPiperRequest, type PiperRequest } from "./piper-request.js";
@@ -170,9 +170,9 @@ class AudioOut {
   }
 
   /** One payload per 20 ms frame, framed as the speaker frames the samples (the last one zero-padded). */
-  private encode(encoder: Encoder, samples: Int16Array): Uint8Array[] {
-    // Copied: the binding hands out a view of a buffer it reuses.
-    return toFrames(samples).map((frame) => new Uint8Array(encoder.encode(frame)));
+  private encode(encoder: Encoder, samples: Int16Array): PackedPayloads {
+    // Each copied at once: the binding hands out a view of a buffer it reuses.
+    return packPayloads(toFrames(samples).map((frame) => new Uint8Array(encoder.encode(frame))));
   }
 }
 
