@@ -192,10 +192,11 @@ t.test("latency: the first clause is heard while the rest of the reply is still 
   await play(c, [{ silenceMs: 5000 }, { say: 0, ms: 1200 }, { silenceMs: 6000 }]);
   const turn = (await end(c)).find((r) => r.stt)!;
   // 20 ms pause (turns.sttAfterMs) → STT 150 ms → the turn ends early (a finished sentence) → LLM 300 ms + 4 words → TTS first audio 60 ms, 40 ms of leading silence.
-  // The silence is counted in whole frames: 8 of them when the transcript came back 170 ms after the speech.
-  t.equal(turn.turnDecidedMs, 160, "the turn ended when the early transcript was back, before the 400 ms hangover");
-  t.equal(turn.llm[0].requestMs, 160);
-  t.ok(turn.firstAudibleOutMs! <= 160 + 300 + 4 * 40 + 60 + 40 + 20, `first audible packet ${turn.firstAudibleOutMs} ms after the end of speech`);
+  // The transcript comes back between two frames, 170 ms after the speech: the trace says 170, not
+  // the 160 of the 8 whole frames of silence that had arrived by then.
+  t.equal(turn.turnDecidedMs, 170, "the turn ended when the early transcript was back, before the 400 ms hangover");
+  t.equal(turn.llm[0].requestMs, 170);
+  t.ok(turn.firstAudibleOutMs! <= 170 + 300 + 4 * 40 + 60 + 40 + 20, `first audible packet ${turn.firstAudibleOutMs} ms after the end of speech`);
   t.ok(turn.firstAudibleOutMs! < turn.llm[0].requestMs + turn.llm[0].doneMs!, "heard before the LLM had finished");
   t.equal(turn.firstAudibleOutMs! - turn.firstPacketOutMs!, 40, "the clause's leading silence is not counted as audible");
   t.same(turn.events.slice(0, 5).map((e) => e.event).sort(), ["LLM request", "STT answer", "STT request", "caller speech ended", "turn decided"]);

@@ -106,6 +106,8 @@ export class VoicePipeline implements CallAudio {
   private reprompts = 0;
   /** The goodbye for a silent caller is on its way: no more reprompts. */
   private hangingUp = false;
+  /** When (clock) the caller's last frame arrived: a turn's silence is counted in frames up to it. */
+  private lastCallerFrameAt = 0;
 
   constructor(
     call: CallInfo,
@@ -136,11 +138,12 @@ export class VoicePipeline implements CallAudio {
   // ----- CallAudio
 
   onCallerFrame(frame: PcmFrame): void {
+    this.lastCallerFrameAt = this.clock.now();
     const { bargeIn, event } = this.turnTaking.push(frame);
     if (bargeIn && !this.paused) this.pause(bargeIn.onsetAgoMs);
     if (event?.type === "pause") {
       if (this.speechIsTurn) this.recogniser.onPause(event.id, event.audio, event.speechMs, (id) => this.stillInPause(id), () => this.endTurnEarly());
-    } else if (event) this.onTurn(event);
+    } else if (event) this.onTurn(event, this.lastCallerFrameAt);
     else if (this.turnTaking.inTurn) this.recogniser.callerWentOn(this.turnTaking.openPause);
     this.checkSilence();
   }
@@ -205,9 +208,10 @@ export class VoicePipeline implements CallAudio {
     }
   }
 
-  private onTurn(end: TurnEnd): void {
-    if (this.paused) void this.working(() => this.handleInterruption(end));
-    else if (this.speechIsTurn) void this.working(() => this.handleTurn(end));
+  /** decidedAt: the frame that ended the hangover arrived, or the early transcript came back (clock). */
+  private onTurn(end: TurnEnd, decidedAt: number): void {
+    if (this.paused) void this.working(() => this.handleInterruption(end, decidedAt));
+    else if (this.speechIsTurn) void this.working(() => this.handleTurn(end, decidedAt));
   }
 
   private stillInPause(pauseId: number): boolean {
@@ -217,7 +221,7 @@ export class VoicePipeline implements CallAudio {
   /** The early transcript is a complete sentence and the caller is still silent: the turn ends now. */
   private endTurnEarly(): void {
     const end = this.turnTaking.endTurnNow();
-    if (end) this.onTurn(end);
+    if (end) this.onTurn(end, this.clock.now());
   }
 
   /**
@@ -259,21 +263,21 @@ export class VoicePipeline implements CallAudio {
 
   // ----- turns
 
-  private async handleTurn(end: TurnEnd): Promise<void> {
+  private async handleTurn(end: TurnEnd, decidedAt: number): Promise<void> {
     // A new turn before the last reply began to play makes that reply obsolete.
     const signal = this.interrupt();
     const audio = this.recogniser.takeTurnAudio(end.audio);
-    const turn = this.newSpeechTurn(end, audio.wav);
+    const turn = this.newSpeechTurn(end, audio.wav, decidedAt);
     const recognised = await this.recogniser.recognise(turn.turn, audio, end.speechMs, signal);
     await this.answer(recognised, turn, signal);
   }
 
   /** Speech that paused the agent: a backchannel or noise lets the reply go on, anything else takes the turn. */
-  private async handleInterruption(end: TurnEnd): Promise<void> {
+  private async handleInterruption(end: TurnEnd, decidedAt: number): Promise<void> {
     const paused = this.paused!;
     const next = (this.interruptionAbort = new AbortController());
     const audio = this.recogniser.takeTurnAudio(end.audio);
-    const turn = this.newSpeechTurn(end, audio.wav);
+    const turn = this.newSpeechTurn(end, audio.wav, decidedAt);
     const recognised = await this.recogniser.recognise(turn.turn, audio, end.speechMs, next.signal);
     this.interruptionAbort = null;
     if (recognised.kind === "aborted" || this.closed) return this.endTurn(turn.turn, "", true);
@@ -417,12 +421,19 @@ export class VoicePipeline implements CallAudio {
     return turn;
   }
 
-  /** A turn of the caller's speech, decided end.silenceMs after it ended (the hangover, or less when the early transcript decided it). */
-  private newSpeechTurn(end: TurnEnd, wav: Buffer): SpeechTurn {
+  /**
+   * A turn of the caller's speech, decided at `decidedAt`: when the frame that ended the hangover
+   * arrived, or, when the early transcript decided it, between frames. Its speech ended
+   * end.silenceMs (whole frames of silence) before the last frame arrived. Counted back from the
+   * decision instead, a turn decided between frames had its end of speech placed up to a frame
+   * late, and its decision (and the filler's timer, which runs from the end of speech) as much
+   * too soon.
+   */
+  private newSpeechTurn(end: TurnEnd, wav: Buffer, decidedAt: number): SpeechTurn {
     const turn = this.turnIndex++;
-    const speechEndAt = this.clock.now() - end.silenceMs;
-    const date = new Date(this.clock.date().getTime() - end.silenceMs);
-    const speech = { speechMs: end.speechMs, decidedAfterMs: end.silenceMs, durationMs: (end.audio.length / SAMPLE_RATE) * 1000, wav };
+    const speechEndAt = this.lastCallerFrameAt - end.silenceMs;
+    const date = new Date(this.clock.date().getTime() - (this.clock.now() - speechEndAt));
+    const speech = { speechMs: end.speechMs, decidedAfterMs: Math.round(decidedAt - speechEndAt), durationMs: (end.audio.length / SAMPLE_RATE) * 1000, wav };
     this.events.emit({ type: "turn", turn, at: speechEndAt, date, speech });
     return { turn, speechEndAt };
   }
