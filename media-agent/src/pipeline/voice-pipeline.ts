@@ -235,7 +235,7 @@ export class VoicePipeline implements CallAudio {
       this.waitingSince = null;
       return;
     }
-    const now = this.clock.now();
+    const now = this.lastCallerFrameAt; // this frame's arrival, read once per frame in onCallerFrame
     if (this.waitingSince === null) this.waitingSince = now;
     else if (now - this.waitingSince >= this.profile.idle.repromptAfterMs) {
       this.waitingSince = null;
