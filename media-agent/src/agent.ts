@@ -4,6 +4,7 @@
  * once. Outbound (calls/outbound.ts): placeCall → INVITE through Kamailio → on 200 the agent
  * speaks first. Transfer (calls/transfer.ts): a leg to a person, joined to the caller. Calls end
  * on BYE (either side), CANCEL, RTP timeout or the maximum duration, each through Call.end.
+ * With voice profiles, a rehearsal call runs before the SIP listener opens (calls/rehearsal.ts).
  */
 import type { EngineCheck } from "./engine-check.js";
 import { EventEmitter } from "node:events";
@@ -12,6 +13,7 @@ import type { CallAudio, CallAudioFactory, CallControl, CallInfo } from "./audio
 import { Call, type CallDesk, type CallRecord, type CallTable } from "./calls/call.js";
 import { answerInvite } from "./calls/inbound.js";
 import { placeCall } from "./calls/outbound.js";
+import { rehearse } from "./calls/rehearsal.js";
 import { transferCall } from "./calls/transfer.js";
 import type { AgentConfig } from "./config.js";
 import { setOpusSettings } from "./codecs/opus.js";
@@ -71,6 +73,16 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     // Every Opus encoder of this process, and the speech workers' through their jobs, uses them.
     setOpusSettings({ complexity: config.AGENT_OPUS_COMPLEXITY });
     const profiles = await ProfileRegistry.load(config, log);
+    // Before the SIP listener opens: the first caller meets code that has run (calls/rehearsal.ts).
+    const rehearsed = profiles.rehearsalProfile();
+    if (rehearsed) await rehearse(config, log, rehearsed, (cfg, quiet, rehearsalHooks) => MediaAgent.open(cfg, quiet, profiles, rehearsalHooks));
+    const agent = await MediaAgent.open(config, log, profiles, hooks);
+    log.info({ sip: agent.transport.local, kamailio: config.AGENT_KAMAILIO, peers: config.AGENT_KAMAILIO_PEERS, codecs: config.AGENT_CODECS, opusComplexity: config.AGENT_OPUS_COMPLEXITY }, "media agent listening");
+    return agent;
+  }
+
+  /** Its SIP socket open on config.AGENT_SIP, serving config.AGENT_KAMAILIO (and its peers). */
+  private static async open(config: AgentConfig, log: Logger, profiles: ProfileRegistry, hooks: AgentHooks): Promise<MediaAgent> {
     let agent: MediaAgent | undefined;
     const transport = await SipTransport.open({
       bind: config.AGENT_SIP,
@@ -81,7 +93,6 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     });
     const ua = new UserAgent(transport, config.AGENT_KAMAILIO, log);
     agent = new MediaAgent(config, log, transport, ua, profiles, hooks);
-    log.info({ sip: transport.local, kamailio: config.AGENT_KAMAILIO, peers: config.AGENT_KAMAILIO_PEERS, codecs: config.AGENT_CODECS, opusComplexity: config.AGENT_OPUS_COMPLEXITY }, "media agent listening");
     return agent;
   }
 
@@ -137,11 +148,16 @@ export class MediaAgent extends EventEmitter<AgentEvents> implements CallDesk, C
     return true;
   }
 
-  async stop(): Promise<void> {
+  /** Hangs up its calls and closes its SIP socket (the rehearsal's agent ends so; stop ends the engine check too). */
+  async close(): Promise<void> {
     await Promise.all([...this.live.keys()].map((id) => this.hangUp(id, "agent shutting down")));
-    this.profiles.engines.stop();
     this.ua.close();
     this.transport.close();
+  }
+
+  async stop(): Promise<void> {
+    await this.close();
+    this.profiles.engines.stop();
   }
 
   // ----- CallDesk: what inbound, outbound and transfer calls use

@@ -98,6 +98,14 @@ export function countEndedCall(record: CallRecord): void {
   if (m.arrivalJitterMs !== null) rtpJitter.observe(m.arrivalJitterMs / 1000);
 }
 
+/**
+ * Every call figure back to nothing (not the engine check's, nor the process's): after the
+ * start-up rehearsal (calls/rehearsal.ts), whose calls are not calls the agent carried.
+ */
+export function resetCallMetrics(): void {
+  for (const metric of [calls, rtpPackets, rtpJitter, frameLateness, activeCalls, stageSeconds, bargeIns, transcripts, engineErrors]) metric.reset();
+}
+
 /** One call's pipeline events → the metrics above. */
 export function pipelineMetrics(): PipelineListener {
   /** Per turn: when the caller's speech ended (speech turns only). */

@@ -71,6 +71,12 @@ export class ProfileRegistry {
     return out;
   }
 
+  /** The voice profile the start-up rehearsal uses (calls/rehearsal.ts): the default one if it is a voice profile, else the first; null without voice profiles. */
+  rehearsalProfile(): { name: string; spec: VoiceProfileSpec } | null {
+    const name = this.config.AGENT_DEFAULT_PROFILE in this.voice ? this.config.AGENT_DEFAULT_PROFILE : Object.keys(this.voice)[0];
+    return name === undefined ? null : { name, spec: this.voice[name] };
+  }
+
   has(name: string): boolean {
     return name in this.config.AGENT_PROFILES || name in this.voice;
   }
