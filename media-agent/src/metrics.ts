@@ -104,6 +104,10 @@ export function countEndedCall(record: CallRecord): void {
  */
 export function resetCallMetrics(): void {
   for (const metric of [calls, rtpPackets, rtpJitter, frameLateness, activeCalls, stageSeconds, bargeIns, transcripts, engineErrors]) metric.reset();
+  // prom-client's reset leaves a histogram without labels with no series at all (a counter or
+  // gauge gets its zero back): their zeros, as a fresh agent shows them.
+  rtpJitter.zero({});
+  frameLateness.zero({});
 }
 
 /** One call's pipeline events → the metrics above. */

@@ -142,6 +142,9 @@ t.test("a voice agent rehearses a call per codec before it listens, and nothing 
   t.notMatch(metrics, /^wa_agent_calls_total\{/m, "no call counted in the metrics");
   t.notMatch(metrics, /^wa_agent_rtp_packets_total\{/m, "nor its packets");
   t.notMatch(metrics, /^wa_agent_turn_stage_seconds_count\{stage="stt"\}/m, "nor its turn's stages");
+  for (const zero of ["wa_agent_active_calls 0", "wa_agent_frame_lateness_seconds_count 0", "wa_agent_rtp_jitter_seconds_count 0"]) {
+    t.ok(metrics.split("\n").includes(zero), `an idle agent's zero series are there, as before any call: ${zero}`);
+  }
   t.same(readdirSync(tmp).filter((name) => name.startsWith("wa-agent-rehearsal-")), [], "its temporary trace directory is removed");
   t.same(existsSync(s.traceDir) ? readdirSync(s.traceDir) : [], [], "nothing in the agent's trace directory");
   t.notOk(s.stt.requests.some((r) => r.matched === QUESTION), "the STT never heard the rehearsal's question");
