@@ -44,10 +44,11 @@ import { voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.
 import type { MediaSession } from "../rtp/media-session.js";
 import { acceptAnswer, createOffer } from "../sdp/negotiate.js";
 import { parseSdp } from "../sdp/sdp.js";
-import { buildResponse, header, parseCSeq, parseNameAddr, parseSipDatagram, serializeSipMessage, type SipMessage } from "../sip/message.js";
+import { buildResponse, header, parseCSeq, parseNameAddr, parseSipDatagram, serializeSipMessage, type SipHeader, type SipMessage } from "../sip/message.js";
 import type { SipPeer } from "../sip/transport.js";
 import { randomToken } from "../sip/user-agent.js";
 import type { AgentHooks, MediaAgent } from "../agent.js";
+import { PROFILE_HEADER } from "./inbound.js";
 
 const GREETING = "Hello.";
 const QUESTION = "What time is it?";
@@ -95,13 +96,13 @@ async function rehearseCalls(config: AgentConfig, log: Logger, profile: { name: 
   let agent: MediaAgent | null = null;
   try {
     traceDir = await mkdtemp(join(tmpdir(), "wa-agent-rehearsal-"));
-    caller = await SipCaller.open();
+    const c = (caller = await SipCaller.open());
     const question = toFrames((await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(QUESTION, AbortSignal.timeout(CALL_LIMIT_MS))).samples);
-    agent = await openAgent(
+    const a = (agent = await openAgent(
       {
         ...config,
         AGENT_SIP: { host: "127.0.0.1", port: 0 },
-        AGENT_KAMAILIO: caller.address,
+        AGENT_KAMAILIO: c.address,
         AGENT_KAMAILIO_PEERS: [],
         AGENT_DEFAULT_PROFILE: profile.name,
         AGENT_ANSWER_DELAY_MS: 0,
@@ -109,9 +110,7 @@ async function rehearseCalls(config: AgentConfig, log: Logger, profile: { name: 
       },
       quiet,
       { audioFactory: rehearsalAudio(profile.spec, traceDir, calls) },
-    );
-    const a = agent;
-    const c = caller;
+    ));
     c.agent = a.sipAddress;
     // A refused call ends too (status "failed"): only an answered one reaches the last step.
     a.on("ended", (record) => record.status === "ended" && calls.get(record.callId)?.reach("ended"));
@@ -285,7 +284,7 @@ class SipCaller {
   }
 
   invite(callId: string, profile: string, sdp: string, signal: AbortSignal): Promise<SipMessage> {
-    return this.request("INVITE", 1, callId, null, signal, [`X-WA-Profile: ${profile}`, "Content-Type: application/sdp"], sdp);
+    return this.request("INVITE", 1, callId, null, signal, [{ name: PROFILE_HEADER, value: profile }, { name: "Content-Type", value: "application/sdp" }], sdp);
   }
 
   ack(callId: string, toTag: string): void {
@@ -300,7 +299,7 @@ class SipCaller {
     this.socket.close();
   }
 
-  private request(method: string, cseq: number, callId: string, toTag: string | null, signal: AbortSignal, headers: string[], body: string): Promise<SipMessage> {
+  private request(method: string, cseq: number, callId: string, toTag: string | null, signal: AbortSignal, headers: SipHeader[], body: string): Promise<SipMessage> {
     return new Promise((done, fail) => {
       const key = `${callId} ${method}`;
       const late = () => (this.answers.delete(key), fail(new Error(`no answer to the ${method} within ${CALL_LIMIT_MS} ms`)));
@@ -311,23 +310,27 @@ class SipCaller {
     });
   }
 
-  private text(method: string, cseq: number, callId: string, toTag: string | null, headers: string[], body: string): string {
+  private text(method: string, cseq: number, callId: string, toTag: string | null, headers: SipHeader[], body: string): string {
     const me = this.address;
     const agent = `${this.agent.host}:${this.agent.port}`;
-    return [
-      `${method} sip:rehearsal@${agent} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${me.host}:${me.port};branch=z9hG4bK${randomToken(8)};rport`,
-      "Max-Forwards: 70",
-      `From: <sip:rehearsal-caller@${me.host}>;tag=${callId}`,
-      `To: <sip:rehearsal@${agent}>${toTag ? `;tag=${toTag}` : ""}`,
-      `Call-ID: ${callId}`,
-      `CSeq: ${cseq} ${method}`,
-      `Contact: <sip:rehearsal-caller@${me.host}:${me.port}>`,
-      ...headers,
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      "",
+    return serializeSipMessage({
+      kind: "request",
+      method,
+      uri: `sip:rehearsal@${agent}`,
+      status: 0,
+      reason: "",
+      headers: [
+        { name: "Via", value: `SIP/2.0/UDP ${me.host}:${me.port};branch=z9hG4bK${randomToken(8)};rport` },
+        { name: "Max-Forwards", value: "70" },
+        { name: "From", value: `<sip:rehearsal-caller@${me.host}>;tag=${callId}` },
+        { name: "To", value: `<sip:rehearsal@${agent}>${toTag ? `;tag=${toTag}` : ""}` },
+        { name: "Call-ID", value: callId },
+        { name: "CSeq", value: `${cseq} ${method}` },
+        { name: "Contact", value: `<sip:rehearsal-caller@${me.host}:${me.port}>` },
+        ...headers,
+      ],
       body,
-    ].join("\r\n");
+    });
   }
 
   private send(text: string): void {
