@@ -4,7 +4,7 @@
  * espeak-ng and RTP, and leaves nothing behind (no call in its list, no call metrics, no trace,
  * no temp dir, no request to the engines, its RTP ports free for the first real call). A
  * rehearsal that fails is logged with the step it reached and the agent starts anyway. Its
- * private SIP socket answers nobody but the rehearsal caller.
+ * private SIP socket answers nobody but the rehearsal caller, and the caller hears nobody but it.
  */
 import t from "tap";
 import { createSocket } from "node:dgram";
@@ -19,7 +19,7 @@ import { rehearse } from "../../media-agent/src/calls/rehearsal.js";
 import { parseAgentConfig, type AgentConfig } from "../../media-agent/src/config.js";
 import { parseVoiceProfiles } from "../../media-agent/src/pipeline/voice-profiles.js";
 import { EspeakTts } from "../../media-agent/src/pipeline/tts.js";
-import { parseSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
+import { buildResponse, parseSipMessage, serializeSipMessage, type SipMessage } from "../../media-agent/src/sip/message.js";
 import { startOllamaDouble } from "../../doubles/ollama-double.js";
 import { startSttDouble } from "../../doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
@@ -171,7 +171,7 @@ t.test("a rehearsal that fails is logged with the step it reached, and the agent
   t.equal(answer.status, 200, "and its RTP pair is free for the first real call");
 });
 
-t.test("the rehearsal agent's SIP socket answers only the rehearsal caller: anyone else gets 403", async (t) => {
+t.test("the rehearsal agent's SIP socket answers only the rehearsal caller (anyone else gets 403), and the caller hears only the rehearsal agent", async (t) => {
   const s = await voiceAgentSettings(t, { AGENT_CODECS: "PCMU" });
   const stranger = createSocket("udp4");
   await new Promise<void>((done) => stranger.bind(0, "127.0.0.1", done));
@@ -180,10 +180,17 @@ t.test("the rehearsal agent's SIP socket answers only the rehearsal caller: anyo
   stranger.on("message", (buf) => strangerAnswers.push(parseSipMessage(buf.toString())));
   const spec = parseVoiceProfiles(JSON.stringify({ weather: { greeting: "Hi.", systemPrompt: "x", language: "en", stt: { url: s.stt.url }, llm: { url: s.ollama.url, model: "m" }, tts: { engine: "espeak-ng" } } }), "test").weather;
   let rehearsalAgent: MediaAgent | undefined;
+  let forgedAnswers = 0;
   const outcomes = await rehearse(s.config, s.log, { name: "weather", spec }, async (config: AgentConfig, log, hooks) => {
     // The agent the rehearsal would open, without voice profiles of its own (its hooks give the audio).
     rehearsalAgent = await MediaAgent.start({ ...config, AGENT_VOICE_PROFILES: undefined }, log, hooks);
     const { port } = rehearsalAgent.sipAddress;
+    // And to the rehearsal caller (its socket is the rehearsal agent's AGENT_KAMAILIO): a forged
+    // "486 Busy Here" for each rehearsal INVITE, sent as soon as the agent has it, before its 200.
+    rehearsalAgent.ua.on("invite", (invite) => {
+      stranger.send(serializeSipMessage(buildResponse(invite.request, 486, "Busy Here")), config.AGENT_KAMAILIO.port, "127.0.0.1");
+      forgedAnswers++;
+    });
     stranger.send(
       [`INVITE sip:rehearsal@127.0.0.1:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${(stranger.address()).port};branch=z9hG4bK-stranger`, "From: <sip:x@127.0.0.1>;tag=x", "To: <sip:rehearsal@127.0.0.1>", "Call-ID: stranger", "CSeq: 1 INVITE", "Content-Length: 0", "", ""].join("\r\n"),
       port,
@@ -191,7 +198,8 @@ t.test("the rehearsal agent's SIP socket answers only the rehearsal caller: anyo
     );
     return rehearsalAgent;
   });
-  t.match(outcomes, [{ codec: "PCMU", ok: true, reached: "ended" }], "the rehearsal itself went through");
+  t.equal(forgedAnswers, 1, "a forged answer went to the rehearsal caller");
+  t.match(outcomes, [{ codec: "PCMU", ok: true, reached: "ended" }], "the rehearsal itself went through: the caller heard only the rehearsal agent");
   t.match(strangerAnswers.map((m) => `${m.status} ${m.reason}`), ["403 Forbidden - Only Kamailio May Talk To The Agent"], "the stranger's INVITE is refused");
   t.equal(rehearsalAgent?.calls.has("stranger"), false, "and made no call");
 });

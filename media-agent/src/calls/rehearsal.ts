@@ -241,7 +241,8 @@ async function rehearseCall(agent: MediaAgent, caller: SipCaller, calls: Map<str
 /**
  * The rehearsal caller's SIP: a UDP socket on loopback that sends the INVITE, ACK and BYE of
  * its calls to the rehearsal agent and matches the final answers by Call-ID and CSeq. A request
- * from the agent (its BYE, were a call to end from its side) is answered 200.
+ * from the agent (its BYE, were a call to end from its side) is answered 200. It hears the
+ * rehearsal agent only.
  */
 class SipCaller {
   /** The rehearsal agent's SIP address, once it is open. */
@@ -249,7 +250,10 @@ class SipCaller {
   private readonly answers = new Map<string, (msg: SipMessage) => void>();
 
   private constructor(private readonly socket: Socket) {
-    socket.on("message", (buf) => {
+    socket.on("message", (buf, from) => {
+      // Only the rehearsal agent talks to this socket (source address): anyone else's datagram,
+      // an answer or a request, is dropped unanswered.
+      if (from.address !== this.agent.host || from.port !== this.agent.port) return;
       let msg: SipMessage;
       try {
         msg = parseSipDatagram(buf);
