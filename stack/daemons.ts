@@ -18,7 +18,7 @@ export const AGENT_MAIN = join(REPO_ROOT, "media-agent/src/main.ts");
 /**
  * V8 flags the media agent runs with (here, in bench/agent.ts and in
  * deploy/systemd/wa-media-agent.service), measured with a voice profile at 50 calls
- * (`npm run bench -- agent`, README "The media agent"):
+ * (`npm run bench -- agent`, bench/HISTORY.md, "The media agent"):
  * - `--single-threaded-gc`: the collector works on the event loop's thread only. An agent has a
  *   core to itself (one process per core), so V8's parallel helpers have no core to run on in
  *   parallel: the event loop waited for helpers that were waiting for its core. p99 pacing

@@ -9,7 +9,7 @@
  * Why: a fresh agent's first call runs code the process has not run before, unoptimised (the SIP
  * parser took 1.56 ms the first time against 7–9 µs once hot; the first INVITE 5–11 ms of
  * synchronous work, its answer's start 3.5–8.8 ms), and one call alone on a fresh agent held
- * every other call's 20 ms frame clock 15–28 ms (README "A fresh agent's first call"). After the
+ * every other call's 20 ms frame clock 15–28 ms (bench/HISTORY.md, "A fresh agent's first call"). After the
  * rehearsal the first caller meets code that has run.
  *
  * Whom it trusts: its agent is a second MediaAgent of this process whose SIP socket (127.0.0.1,

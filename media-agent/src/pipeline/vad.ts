@@ -1,7 +1,7 @@
 /**
  * Voice activity per 20 ms frame, and turns from it. The detector is libfvad (the WebRTC VAD,
  * as WASM from @echogarden/fvad-wasm): chosen over a plain energy gate because it keeps its
- * accuracy in noise at a few microseconds per frame (figures: `npm run bench:vad`, README).
+ * accuracy in noise at a few microseconds per frame (figures: `npm run bench -- vad`; README, "Voice pipeline" → "VAD choice").
  * Turns: speech starts after minSpeechMs of voiced frames (with pre-roll so the first syllable
  * is kept) and ends after hangoverMs of silence; a turn shorter than minSpeechMs is no turn.
  *
