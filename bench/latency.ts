@@ -46,7 +46,7 @@ import { seededRandom } from "../test/support/malformed-corpus.js";
 import { startBenchStack } from "./lib/bench-stack.js";
 import { ALL_LINES, ENGINE_DELAYS, LINES, PROFILE, promptFile, spawnLatencyEngines, type EngineReport, type Line, type TurnKind } from "./lib/latency-engines.js";
 import { MetaEdge, type MetaCall } from "./lib/meta-caller.js";
-import { benchArgs, percentile, printTable, writeResult } from "./lib/report.js";
+import { benchArgs, medianInterval, percentile, printTable, writeResult } from "./lib/report.js";
 import { AudibleArrivals, hasSpeechEnergy } from "./lib/speech-energy.js";
 import { BUSINESS } from "./native/stand.js";
 
@@ -497,7 +497,13 @@ const KINDS: TurnKind[] = ["no tools", "one tool round", "after barge-in"];
 const counted = results.filter((r) => !r.failed && r.latencyMs !== null);
 const latency = KINDS.map((kind) => {
   const ms = counted.filter((r) => r.kind === kind).map((r) => r.latencyMs!);
-  return { kind, turns: ms.length, p50: round(percentile(ms, 50)), p95: round(percentile(ms, 95)), p99: round(percentile(ms, 99)), min: round(Math.min(...ms)), max: round(Math.max(...ms)) };
+  const interval = medianInterval(ms);
+  return {
+    kind, turns: ms.length, p50: round(percentile(ms, 50)),
+    // Where this run says the median lies: how far its p50 may be from another run's with other draws.
+    p50Interval95: interval && interval.map(round),
+    p95: round(percentile(ms, 95)), p99: round(percentile(ms, 99)), min: round(Math.min(...ms)), max: round(Math.max(...ms)),
+  };
 });
 const bargeIns = results.filter((r) => r.kind === "after barge-in" && !r.failed && r.bargeInStopMs != null);
 const stops = bargeIns.map((r) => r.bargeInStopMs!);
@@ -514,8 +520,8 @@ const failed = results.filter((r) => r.failed);
 
 printTable(
   `latency at the caller: end of the caller's speech → first audible agent audio (ms; ${CALLS} concurrent call(s), engine doubles at documented delays)`,
-  ["turn", "turns", "p50", "p95", "p99", "min", "max"],
-  latency.map((l) => [l.kind, l.turns, cell(l.p50), cell(l.p95), cell(l.p99), cell(l.min), cell(l.max)]),
+  ["turn", "turns", "p50", "median, 95 % interval", "p95", "p99", "min", "max"],
+  latency.map((l) => [l.kind, l.turns, cell(l.p50), l.p50Interval95 ? `${l.p50Interval95[0]}–${l.p50Interval95[1]}` : "-", cell(l.p95), cell(l.p99), cell(l.min), cell(l.max)]),
 );
 printTable(
   "barge-in at the caller: the interruption's first speech → the agent's audio stops (ms)",

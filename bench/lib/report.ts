@@ -73,6 +73,29 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
+/**
+ * Where the median of what was sampled lies, with at least `confidence` (distribution-free: how
+ * many of n values fall below the true median is Binomial(n, ½), so the k-th smallest and k-th
+ * largest values bound it with 1 − 2·P(X < k)). Why: a benchmark's p50 over 30 turns moves by
+ * tens of ms from run to run with what each run drew, and a goal read off one run needs that
+ * spread beside it. null below 6 values, where no such interval reaches 95 %.
+ */
+export function medianInterval(values: number[], confidence = 0.95): [number, number] | null {
+  const n = values.length;
+  const tail = (1 - confidence) / 2;
+  let below = 0; // P(X ≤ j) so far
+  let pj = Math.pow(0.5, n); // P(X = j), from j = 0
+  let k = 0;
+  for (let j = 0; j < n && below + pj <= tail; j++) {
+    below += pj;
+    k = j + 1;
+    pj = (pj * (n - j)) / (j + 1);
+  }
+  if (k === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return [sorted[k - 1], sorted[n - k]];
+}
+
 /** CPU seconds (user + system) of a process and its threads, from /proc (Linux). */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
