@@ -53,6 +53,8 @@ import { PROFILE_HEADER } from "./inbound.js";
 const GREETING = "Hello.";
 const QUESTION = "What time is it?";
 const REPLY = "It is noon.";
+/** The rehearsal's voice, the caller's question and the agent's replies alike (stateless: one for all calls). */
+const ESPEAK = new EspeakTts({ voice: "en-us", speed: 165 });
 /** A rehearsal call not over by then is hung up and logged as failed: the agent's start waits no longer. */
 const CALL_LIMIT_MS = 10_000;
 
@@ -97,7 +99,7 @@ async function rehearseCalls(config: AgentConfig, log: Logger, profile: { name: 
   try {
     traceDir = await mkdtemp(join(tmpdir(), "wa-agent-rehearsal-"));
     const c = (caller = await SipCaller.open());
-    const question = toFrames((await new EspeakTts({ voice: "en-us", speed: 165 }).synthesize(QUESTION, AbortSignal.timeout(CALL_LIMIT_MS))).samples);
+    const question = toFrames((await ESPEAK.synthesize(QUESTION, AbortSignal.timeout(CALL_LIMIT_MS))).samples);
     const a = (agent = await openAgent(
       {
         ...config,
@@ -129,7 +131,7 @@ async function rehearseCalls(config: AgentConfig, log: Logger, profile: { name: 
 function rehearsalAudio(spec: VoiceProfileSpec, traceDir: string, calls: Map<string, RehearsalCall>): CallAudioFactory {
   return (info, control) => {
     const call = calls.get(info.callId);
-    const profile = { ...voiceProfile(spec, traceDir), greeting: GREETING, stt: cannedStt, llm: cannedLlm, tts: new EspeakTts({ voice: "en-us", speed: 165 }) };
+    const profile = { ...voiceProfile(spec, traceDir), greeting: GREETING, stt: cannedStt, llm: cannedLlm, tts: ESPEAK };
     return new VoicePipeline(info, control, profile, { vad: WebRtcVad.createLoaded(3) }, [pipelineMetrics(), (e) => call?.onAgentEvent(e)]);
   };
 }
