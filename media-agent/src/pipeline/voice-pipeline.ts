@@ -6,10 +6,11 @@
  *                 → recogniser (recogniser.ts: STT, transcript filter)
  *                 → responder (responder.ts: LLM, tools, chunker, filler)
  *                 → speaker (speaker.ts: TTS, the playback queue the media session drains)
- *   and the trace observer (trace-observer.ts), which turns the events into the turn trace.
+ *   and the trace observer (trace-observer.ts), which turns the events into the turn trace;
+ *   the idle watch (idle-watch.ts) counts a silent caller's silence into reprompts and the goodbye.
  *
- * This class is the conversation between them: who has the turn, the history, reprompts for a
- * silent caller, keys, transfer and the end of the call. Each turn's work runs under one
+ * This class is the conversation between them: who has the turn, the history, saying the
+ * reprompts, keys, transfer and the end of the call. Each turn's work runs under one
  * AbortController, the interruption signal: when the caller takes the turn (a new turn, a
  * barge-in that turns out to be words, a key) or the call ends, it is aborted and every stage
  * stops its own work for that turn (the STT and LLM requests, the tools, the synthesis, the
@@ -24,6 +25,7 @@ import { isBackchannel } from "./barge-in.js";
 import { processClock, type ChatModel, type Clock, type FrameClassifier, type SpeechToText, type TtsEngine } from "./engines.js";
 import { PipelineEvents, type PipelineListener } from "./events.js";
 import type { ChatMessage } from "./llm-client.js";
+import { IdleWatch, type IdleStep } from "./idle-watch.js";
 import { Recogniser, type Recognised } from "./recogniser.js";
 import { Responder } from "./responder.js";
 import { Speaker } from "./speaker.js";
@@ -100,12 +102,7 @@ export class VoicePipeline implements CallAudio {
   private closed = false;
   /** Turns, key actions and reprompts being worked on: the agent is not waiting for the caller. */
   private turnsInProgress = 0;
-  /** Since when (clock) the agent has been waiting for the caller; null: it is not. */
-  private waitingSince: number | null = null;
-  /** Reprompts since the caller last said something. */
-  private reprompts = 0;
-  /** The goodbye for a silent caller is on its way: no more reprompts. */
-  private hangingUp = false;
+  private readonly idle: IdleWatch;
   /** When (clock) the caller's last frame arrived: a turn's silence is counted in frames up to it. */
   private lastCallerFrameAt = 0;
 
@@ -124,6 +121,7 @@ export class VoicePipeline implements CallAudio {
     this.recogniser = new Recogniser(profile.stt, profile.transcriptFilter, clock, emit);
     this.responder = new Responder(profile.llm, profile, clock, emit);
     this.trace = new TraceObserver(profile.traceDir, call.callId, () => this.speaker.busy);
+    this.idle = new IdleWatch(profile.idle);
     this.events.on((e) => {
       if (e.type === "agent-speaking") this.turnTaking.agentSpeakingChanged(e.speaking);
     });
@@ -163,7 +161,7 @@ export class VoicePipeline implements CallAudio {
       this.stopReply(this.paused);
     }
     const signal = this.interrupt();
-    this.reprompts = 0;
+    this.idle.callerAnswered();
     void this.working(() => this.act(action, turn, signal, `DTMF ${digit}`));
   }
 
@@ -224,41 +222,27 @@ export class VoicePipeline implements CallAudio {
     if (end) this.onTurn(end, this.clock.now());
   }
 
-  /**
-   * Counted on the caller's frames (the frame clock), so a call whose caller sends nothing is
-   * left to the RTP timeout. Waiting means: nothing to play or being synthesised, no turn being
-   * worked on, the caller not in a turn.
-   */
+  /** The idle watch's frame: waiting means nothing to play or being synthesised, no turn being worked on, the caller not in a turn. */
   private checkSilence(): void {
-    const waiting = this.turnsInProgress === 0 && !this.speaker.busy && !this.paused && !this.turnTaking.inTurn && !this.hangingUp && !this.closed;
-    if (!waiting) {
-      this.waitingSince = null;
-      return;
-    }
-    const now = this.lastCallerFrameAt; // this frame's arrival, read once per frame in onCallerFrame
-    if (this.waitingSince === null) this.waitingSince = now;
-    else if (now - this.waitingSince >= this.profile.idle.repromptAfterMs) {
-      this.waitingSince = null;
-      void this.working(() => this.onCallerSilent());
-    }
+    const waiting = this.turnsInProgress === 0 && !this.speaker.busy && !this.paused && !this.turnTaking.inTurn && !this.closed;
+    const step = this.idle.frame(this.lastCallerFrameAt, waiting);
+    if (step) void this.working(() => this.onCallerSilent(step));
   }
 
-  /** A reprompt, or after idle.maxReprompts of them the goodbye and the BYE. */
-  private async onCallerSilent(): Promise<void> {
-    const { maxReprompts, reprompt } = this.profile.idle;
+  /** A reprompt, or the goodbye and, once it was played, the BYE. */
+  private async onCallerSilent(step: NonNullable<IdleStep>): Promise<void> {
     const signal = this.turnAbort.signal; // the caller speaking takes the turn and aborts this
-    if (this.reprompts < maxReprompts) {
-      this.reprompts++;
-      const turn = this.newTurn({ idle: `reprompt ${this.reprompts}` });
+    if (step.type === "reprompt") {
+      const { reprompt } = this.profile.idle;
+      const turn = this.newTurn({ idle: `reprompt ${step.count}` });
       this.history.push({ role: "assistant", content: reprompt });
       return this.sayAndEnd(reprompt, turn, signal);
     }
-    this.hangingUp = true;
     await this.sayAndEnd(this.profile.goodbye, this.newTurn({ idle: "goodbye" }), signal);
     await this.speaker.whenIdle();
     // The caller may still speak up during the goodbye: then the call goes on.
-    if (signal.aborted) this.hangingUp = false;
-    else if (!this.closed) this.control.hangUp(`caller silent after ${maxReprompts} reprompts: goodbye`);
+    if (signal.aborted) this.idle.goodbyeInterrupted();
+    else if (!this.closed) this.control.hangUp(`caller silent after ${this.profile.idle.maxReprompts} reprompts: goodbye`);
   }
 
   // ----- turns
@@ -309,7 +293,7 @@ export class VoicePipeline implements CallAudio {
     if (recognised.kind === "error") return this.sayAndEnd(this.profile.apology, turn, signal);
     const { verdict } = recognised;
     if (verdict.kind === "ignore") return this.endTurn(turn, "");
-    this.reprompts = 0; // the caller is there
+    this.idle.callerAnswered();
     if (verdict.kind === "ask-to-repeat") {
       this.failures++;
       if (this.failures < this.profile.maxRepeats) return this.sayAndEnd(this.profile.askToRepeat, turn, signal);
