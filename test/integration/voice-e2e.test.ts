@@ -2,10 +2,12 @@
  * A conversation end to end: baresip (the WhatsApp user, TLS + SRTP) → the Meta-edge peer →
  * Kamailio → rtpengine → the agent's voice pipeline, with engine doubles that speak the real
  * protocols: speech-to-text that recognises the audio it receives, an Ollama-compatible LLM
- * scripted to call get_weather, an Open-Meteo-compatible weather API, and espeak-ng speaking.
+ * scripted to call get_weather, an Open-Meteo-compatible weather API, and espeak-ng speaking
+ * (test/support/voice-call.ts). The conversation's other behaviours as a caller meets them
+ * (silence, filler, keys, backchannels, a failing tool) are voice-behaviours.test.ts.
  */
 import t from "tap";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../build/kamailio.js";
 import { listCalls } from "../../build/rtpengine-ng.js";
@@ -13,7 +15,7 @@ import { callerTrack, speak, wav16k } from "../../build/speech.js";
 import { startBaresip } from "../../build/baresip.js";
 import { freePort, freePortRange } from "../../build/ports.js";
 import { bestCorrelation } from "../../media-agent/src/audio/compare.js";
-import { EspeakTts, PiperTts } from "../../media-agent/src/pipeline/tts.js";
+import { PiperTts } from "../../media-agent/src/pipeline/tts.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
 import type { CallRecord } from "../../media-agent/src/calls/call.js";
 import { registry } from "../../media-agent/src/metrics.js";
@@ -22,11 +24,9 @@ import { REPO_ROOT } from "../../build/bundle.js";
 import { openBrowser } from "../support/browser.js";
 import { startPiperDouble } from "../../doubles/piper-double.js";
 import { startOllamaDouble } from "../../doubles/ollama-double.js";
-import { businessUri, setUpMediaCall, type MediaCallSetup } from "../support/media-call.js";
-import type { Teardown } from "../../build/teardown.js";
 import { startSttDouble } from "../../doubles/stt-double.js";
 import { tempDir } from "../support/temp-dir.js";
-import { BUSINESS } from "../support/wa-interconnect.js";
+import { GREETING, hangUpAfter, lastSoundMs, say, startVoiceCall } from "../support/voice-call.js";
 import { startWeatherDouble } from "../../doubles/weather-double.js";
 
 // Six calls, each with its own agent (and its speech workers) and engine doubles: over tap's
@@ -34,68 +34,13 @@ import { startWeatherDouble } from "../../doubles/weather-double.js";
 t.setTimeout(240_000);
 
 const QUESTION = "What is the weather in Dusseldorf?";
-const GREETING = "Hello, this is the weather line.";
 const ANSWER = "In Düsseldorf it is fourteen degrees with light rain.";
-const SPEED = 165;
 
 /** The question after the greeting, then silence. */
 function callerAudio(dir: string): { wav: string; question16k: Int16Array } {
   const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 12 }]);
   return { wav: track.wav, question16k: track.lines.get(QUESTION)! };
 }
-
-function profileJson(stt: string, ollama: string, weather: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    weather: {
-      greeting: GREETING,
-      systemPrompt: "You are the weather line. Answer in one short sentence.",
-      language: "en",
-      stt: { url: stt, model: "Systran/faster-whisper-small" },
-      llm: { url: ollama, model: "llama3.2:3b", timeoutMs: 2000 },
-      tts: { engine: "espeak-ng", voice: "en-us", speed: SPEED },
-      tools: ["get_weather", "end_call"],
-      weather: { geocodingUrl: weather, forecastUrl: weather },
-      ...extra,
-    },
-  });
-}
-
-interface Engines {
-  stt: { url: string };
-  ollama: { url: string };
-  weather: { url: string };
-}
-
-/** The stack with the weather profile (plus `extra`); baresip calls it, playing its track. */
-async function startVoiceCall(
-  t: Teardown,
-  dir: string,
-  p: { callerWav: string; engines: Engines; extra?: Record<string, unknown>; env?: Record<string, string> },
-): Promise<{ s: MediaCallSetup; record: CallRecord; traceDir: string }> {
-  const profiles = join(dir, "voice-profiles.json");
-  writeFileSync(profiles, profileJson(p.engines.stt.url, p.engines.ollama.url, p.engines.weather.url, p.extra));
-  const traceDir = join(dir, "traces");
-  const s = await setUpMediaCall(t, dir, {
-    callerWav: p.callerWav,
-    env: { WA_NUMBERS: `${BUSINESS}=weather`, ...p.env },
-    agentEnv: { AGENT_VOICE_PROFILES: profiles, AGENT_TRACE_DIR: traceDir },
-  });
-  const answered = s.nextAnswered();
-  s.baresip.dial(businessUri(s.w));
-  await s.baresip.waitForEvent("CALL_ESTABLISHED", 15_000);
-  return { s, record: await answered, traceDir };
-}
-
-/** The caller talks (its track plays) for talkMs, then hangs up; resolves once the agent ended the call. */
-async function hangUpAfter(s: MediaCallSetup, talkMs: number): Promise<void> {
-  await sleep(talkMs);
-  const ended = s.nextEnded();
-  s.baresip.hangup();
-  await ended;
-}
-
-const espeak = new EspeakTts({ voice: "en-us", speed: SPEED });
-const say = async (text: string) => (await espeak.synthesize(text, new AbortController().signal)).samples;
 
 t.test("greeting, a weather question answered through get_weather, the answer heard by the caller", async (t) => {
   const dir = tempDir(t, "wa-voice-");
@@ -221,18 +166,6 @@ t.test("end_call: the agent says goodbye, then hangs up with a BYE", async (t) =
   t.same(await listCalls(s.w.us.rtpengine.ng), []);
 });
 
-/** Where audio stops in a recording: the end of the last 20 ms frame above the noise floor in [fromMs, toMs). */
-function lastSoundMs(samples: Int16Array, fromMs: number, toMs: number): number {
-  let last = fromMs;
-  for (let ms = fromMs; ms < toMs; ms += 20) {
-    const frame = samples.subarray((ms * 16), (ms + 20) * 16);
-    let energy = 0;
-    for (const x of frame) energy += x * x;
-    if (frame.length && Math.sqrt(energy / frame.length) > 300) last = ms + 20;
-  }
-  return last;
-}
-
 t.test("barge-in during a long answer: the agent's audio stops at once, the next LLM request carries only what was heard", async (t) => {
   const dir = tempDir(t, "wa-voice-");
   const INTERRUPTION = "Stop please. What about Berlin?";
@@ -302,7 +235,7 @@ t.test("a noise burst with a hallucinated 'Thank you.' is dropped; unclear speec
   t.match(noise, { stt: { verdict: "ignore", dropped: [{ text: "Thank you.", reason: /known silence phrase/ }] }, spoken: "" });
   const unclear = trace.find((r) => r.stt?.verdict === "ask-to-repeat");
   t.match(unclear, { stt: { dropped: [{ reason: /no_speech_prob 0\.71 > 0\.6 with avg_logprob -1\.45/ }] }, spoken: ASK });
-  t.same(piper.requests.map((r) => [r.path, r.body.text]), [["/synthesize", GREETING], ["/synthesize", ASK]], "Piper spoke the greeting and the request to repeat, nothing else");
+  t.same(piper.requests.map((r) => [r.path, r.body.text]), [["/synthesize", "One moment."], ["/synthesize", GREETING], ["/synthesize", ASK]], "Piper spoke the filler (prepared at the agent's start), the greeting and the request to repeat, nothing else");
 
   const heard = wav16k(s.baresip.dumps().dec[0]);
   const ask = bestCorrelation((await new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 }).synthesize(ASK, new AbortController().signal)).samples, heard, 16000, { maxLagMs: 20_000 });

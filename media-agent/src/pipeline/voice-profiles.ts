@@ -151,12 +151,15 @@ export function systemPromptFor(template: string, call: { remoteNumber: string; 
   return template.replace(/\{caller\}/g, call.remoteNumber).replace(/\{callerKind\}/g, kind).replace(/\{business\}/g, call.businessNumber);
 }
 
-/** The running form of a profile for one call. */
-export function voiceProfile(spec: VoiceProfileSpec, traceDir: string): VoiceProfile {
-  const tts: TtsEngine =
-    spec.tts.engine === "piper"
-      ? new PiperTts({ baseUrl: spec.tts.url, api: spec.tts.api, voice: spec.tts.voice, timeoutMs: spec.tts.timeoutMs })
-      : new EspeakTts({ voice: spec.tts.voice, speed: spec.tts.speed });
+/** The profile's speech engine (stateless: the speech workers do the work). */
+export function ttsEngine(spec: VoiceProfileSpec): TtsEngine {
+  return spec.tts.engine === "piper"
+    ? new PiperTts({ baseUrl: spec.tts.url, api: spec.tts.api, voice: spec.tts.voice, timeoutMs: spec.tts.timeoutMs })
+    : new EspeakTts({ voice: spec.tts.voice, speed: spec.tts.speed });
+}
+
+/** The running form of a profile for one call; `tts` when the caller keeps the profile's engine (the agent: its prepared filler). */
+export function voiceProfile(spec: VoiceProfileSpec, traceDir: string, tts: TtsEngine = ttsEngine(spec)): VoiceProfile {
   const available: Record<string, () => Tool> = {
     get_weather: () => getWeatherTool(spec.weather),
     get_time: () => getTimeTool(spec.timezone),

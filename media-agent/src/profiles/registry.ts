@@ -17,13 +17,16 @@ import { startSpeechWorkers } from "../pipeline/tts.js";
 import { WebRtcVad } from "../pipeline/vad.js";
 import { VoicePipeline } from "../pipeline/voice-pipeline.js";
 import { pipelineMetrics } from "../metrics.js";
-import { llmConfig, loadVoiceProfiles, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
+import { llmConfig, loadVoiceProfiles, ttsEngine, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
+import { PreparedLines } from "../pipeline/prepared-lines.js";
 import { echoProfile } from "./echo.js";
 import { playRecordProfile } from "./play-record.js";
 
 export class ProfileRegistry {
   /** The voice profiles' engine check, run at start and every AGENT_ENGINE_CHECK_S. */
   readonly engines: EngineHealth;
+  /** Each voice profile's speech engine, with its filler kept in memory (prepared-lines.ts). */
+  private readonly speech = new Map<string, PreparedLines>();
 
   private constructor(
     private readonly config: AgentConfig,
@@ -32,6 +35,7 @@ export class ProfileRegistry {
     log: Logger,
   ) {
     this.engines = new EngineHealth(voice, log, config.AGENT_ENGINE_CHECK_S);
+    for (const [name, spec] of Object.entries(voice)) this.speech.set(name, new PreparedLines(ttsEngine(spec), [spec.filler]));
   }
 
   static async load(config: AgentConfig, log: Logger): Promise<ProfileRegistry> {
@@ -53,6 +57,7 @@ export class ProfileRegistry {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }
       registry.warmLlms(log);
+      registry.prepareFillers(log);
       // The first check is awaited (each request at most 3 s): the first calls then meet the
       // engines' known state (the apology at once for an engine that fails it), and the check's
       // requests do not fall among the first calls' answers.
@@ -85,7 +90,7 @@ export class ProfileRegistry {
   audioFor(info: CallInfo, control: CallControl): CallAudio {
     const voice = this.voice[info.profile];
     if (voice) {
-      const profile = voiceProfile(voice, this.config.AGENT_TRACE_DIR);
+      const profile = voiceProfile(voice, this.config.AGENT_TRACE_DIR, this.speech.get(info.profile));
       const name = info.profile;
       profile.stt = gatedStt(profile.stt, () => this.engines.failure(name, "stt"));
       profile.llm = gatedChat(profile.llm, () => this.engines.failure(name, "llm"));
@@ -98,6 +103,21 @@ export class ProfileRegistry {
       recordDir: this.config.AGENT_RECORD_DIR,
       hangUpAfterMs: this.config.AGENT_HANGUP_AFTER_PROMPT_MS ?? null,
     });
+  }
+
+  /**
+   * Synthesises each voice profile's filler, so the first slow answer's filler is on time too.
+   * An engine that is down at start is logged, not fatal: the filler is then synthesised when
+   * first needed, and kept from then on.
+   */
+  private prepareFillers(log: Logger): void {
+    for (const [name, lines] of this.speech) {
+      const started = performance.now();
+      lines.prepare(AbortSignal.timeout(30_000)).then(
+        () => log.info({ profile: name, tts: lines.name, ms: Math.round(performance.now() - started) }, "filler prepared"),
+        (err: Error) => log.warn({ profile: name, tts: lines.name, err: err.message }, "filler not prepared; it is synthesised when first needed"),
+      );
+    }
   }
 
   /**
