@@ -7,6 +7,7 @@
  * test/unit/agent-voice-stages.test.ts.
  */
 import t from "tap";
+import { sleep } from "../../build/kamailio.js";
 import { freePort } from "../../build/ports.js";
 import { callerTrack } from "../../build/speech.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
@@ -15,7 +16,6 @@ import { startSttDouble } from "../../doubles/stt-double.js";
 import { startWeatherDouble } from "../../doubles/weather-double.js";
 import { tempDir } from "../support/temp-dir.js";
 import { callerRecordings, find, firstSoundMs, GREETING, hangUpAfter, lastSoundMs, say, startVoiceCall } from "../support/voice-call.js";
-import { sleep } from "../../build/kamailio.js";
 
 // Five calls, each with its own agent and doubles, on a loaded 2-core machine.
 t.setTimeout(240_000);

@@ -5,7 +5,7 @@
  * later (espeak-ng 40–100 ms, Piper 100–200 ms on a GPU, more on a busy one). Prepared, its
  * first frame goes out on the next 20 ms tick. The line is the same in every call of the
  * profile, so it is synthesised once per profile (at the agent's start, or when first needed if
- * the engine was down then), with its Opus payloads, and costs ~50 KB a second of audio.
+ * the engine was down then), with its Opus payloads: ~35 KB per second of audio.
  */
 import type { PackedPayloads } from "../codecs/opus.js";
 import type { OnAudio } from "./synthesis-pool.js";
