@@ -181,6 +181,8 @@ export class TtsDouble implements TtsEngine {
   readonly requests: string[] = [];
   firstAudioMs = 60;
   restMs = 40;
+  /** Silent frames after each clause's words (espeak-ng ends a clause with ~0.33 s of silence). */
+  trailingFrames = 0;
   /** Per clause text: extra time before it is done (a slow clause). */
   readonly delays: Record<string, number> = {};
   private readonly texts: string[] = [];
@@ -191,7 +193,7 @@ export class TtsDouble implements TtsEngine {
     this.requests.push(text);
     const value = CLAUSE_BASE + this.texts.push(text) - 1;
     const words = text.split(/\s+/).filter(Boolean).length;
-    const samples = new Int16Array((2 + 5 * words) * FRAME_SAMPLES).fill(value, 2 * FRAME_SAMPLES);
+    const samples = new Int16Array((2 + 5 * words + this.trailingFrames) * FRAME_SAMPLES).fill(value, 2 * FRAME_SAMPLES, (2 + 5 * words) * FRAME_SAMPLES);
     const half = Math.floor(samples.length / FRAME_SAMPLES / 2) * FRAME_SAMPLES;
     await this.clock.sleep(this.firstAudioMs, signal);
     const slow = this.delays[text];

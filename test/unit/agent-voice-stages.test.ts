@@ -154,6 +154,19 @@ t.test("a silent caller: two reprompts 8 s apart once the agent is quiet, then t
   t.same(trace.map((r) => r.idle ?? null), [null, "reprompt 1", "reprompt 2", "goodbye"]);
 });
 
+t.test("the silence counts from the end of the agent's voice, not from the end of its clause's trailing silence", async (t) => {
+  const c = conversation(t, { profile: { idle: { repromptAfterMs: 2000, maxReprompts: 1 } } });
+  c.tts.trailingFrames = 15; // 300 ms of silence after the words of each clause from now on (the greeting is already synthesised)
+  await play(c, [{ silenceMs: 12_000 }]);
+  const said = heard(c);
+  t.same(said.map((x) => x.text), [GREETING, "Are you still there? How can I help you?", "Thank you for calling. Goodbye!"]);
+  for (let i = 1; i < said.length; i++) {
+    const gap = said[i].fromMs - said[i - 1].toMs;
+    // 2 s from the last word, then the TTS double's first audio (60 ms) and the clause's leading silence (40 ms).
+    t.ok(gap >= 2000 && gap <= 2140, `${said[i].text} after ${gap} ms of silence`);
+  }
+});
+
 t.test("a caller who answers a reprompt is reprompted afresh later; speaking during the goodbye keeps the call", async (t) => {
   const c = conversation(t, {
     utterances: [{ text: " What is the weather in Bonn?" }, { text: " Wait, I am here." }],

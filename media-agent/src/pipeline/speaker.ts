@@ -38,6 +38,8 @@ interface Clause extends SpokenPiece {
   /** Synthesis is over (or failed): when played to the end, the next clause follows. */
   done: boolean;
   audible: boolean;
+  /** Frames up to its last audible one (0: none yet): what plays after them is the clause's trailing silence. */
+  voiceFrames: number;
   /** Removes it from the queue when its turn is interrupted; unhooked once it has been played. */
   drop: () => void;
 }
@@ -86,6 +88,14 @@ export class Speaker {
     return this.queue.length > 0 || this.paused;
   }
 
+  /**
+   * Busy, but not with the trailing silence of the last clause (espeak-ng ends each with ~0.33
+   * s of it): for the caller, the agent's voice has stopped, and so their silence counts.
+   */
+  get voicePending(): boolean {
+    return this.paused || this.queue.some((c) => !c.done || c.played < c.voiceFrames);
+  }
+
   get isSpeaking(): boolean {
     return this.speaking;
   }
@@ -102,7 +112,7 @@ export class Speaker {
    */
   async say(text: string, turn: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || this.closed) return;
-    const clause: Clause = { id: this.clauses++, turn, text, pieces: [], frames: 0, played: 0, piece: 0, frameInPiece: 0, durationMs: 0, done: false, audible: false, drop: () => this.remove(clause, signal) };
+    const clause: Clause = { id: this.clauses++, turn, text, pieces: [], frames: 0, played: 0, piece: 0, frameInPiece: 0, durationMs: 0, done: false, audible: false, voiceFrames: 0, drop: () => this.remove(clause, signal) };
     this.lastTurn = turn;
     const requestAt = this.clock.now();
     this.emit({ type: "tts-request", turn, clause: clause.id, at: requestAt, text, engine: this.tts.name });
@@ -226,6 +236,12 @@ function addPiece(clause: Clause, samples: Int16Array, opus?: PackedPayloads): v
   const copy = new Int16Array(frames * FRAME_SAMPLES);
   copy.set(samples);
   const payloads = opus?.ends.length === frames ? { bytes: new Uint8Array(opus.bytes), ends: opus.ends.slice() } : null;
+  for (let f = frames - 1; f >= 0; f--) {
+    if (isAudible(copy.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES))) {
+      clause.voiceFrames = clause.frames + f + 1;
+      break;
+    }
+  }
   clause.pieces.push({ samples: copy, frames, opus: payloads });
   clause.frames += frames;
   clause.durationMs = clause.frames * FRAME_MS;

@@ -222,9 +222,13 @@ export class VoicePipeline implements CallAudio {
     if (end) this.onTurn(end, this.clock.now());
   }
 
-  /** The idle watch's frame: waiting means nothing to play or being synthesised, no turn being worked on, the caller not in a turn. */
+  /**
+   * The idle watch's frame: waiting means no voice left to play or being synthesised (a
+   * clause's trailing silence is silence to the caller too), no turn being worked on, the
+   * caller not in a turn.
+   */
   private checkSilence(): void {
-    const waiting = this.turnsInProgress === 0 && !this.speaker.busy && !this.paused && !this.turnTaking.inTurn && !this.closed;
+    const waiting = this.turnsInProgress === 0 && !this.speaker.voicePending && !this.paused && !this.turnTaking.inTurn && !this.closed;
     const step = this.idle.frame(this.lastCallerFrameAt, waiting);
     if (step) void this.working(() => this.onCallerSilent(step));
   }
