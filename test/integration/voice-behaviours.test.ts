@@ -93,8 +93,9 @@ t.test("a slow LLM: the filler leaves the agent 1.5 s after the caller stopped s
   t.match(turn?.tts[0], { text: FILLER, firstByteMs: 0 }, "the filler was in memory");
   t.ok(Math.abs(turn!.tts[0].requestMs - 1500) <= 5, `it was asked for ${turn?.tts[0].requestMs} ms after the end of speech`);
   t.ok(turn!.firstAudibleOutMs! <= 1520, `its first packet left the agent ${turn?.firstAudibleOutMs} ms after the end of speech`);
-  // The caller's part: both ways through rtpengine and the edge, and baresip's own buffers (~100 ms).
-  t.ok(fillerStart - questionEnd >= 1400 && fillerStart - questionEnd <= 1650, `the caller heard it ${fillerStart - questionEnd} ms after they stopped`);
+  // The caller's part: both ways through rtpengine and the edge, and baresip's own jitter buffer
+  // (3–10 frames, adapting): ~120 ms here on an idle machine, more under load.
+  t.ok(fillerStart - questionEnd >= 1400 && fillerStart - questionEnd <= 1800, `the caller heard it ${fillerStart - questionEnd} ms after they stopped`);
 });
 
 t.test("keys: an unmapped one is only traced; the mapped one brings the goodbye and a BYE, without the LLM", async (t) => {
