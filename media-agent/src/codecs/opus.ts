@@ -90,6 +90,11 @@ export function packPayloads(payloads: Uint8Array[]): PackedPayloads {
   return { bytes, ends };
 }
 
+/** A copy that owns its memory (a speech worker's payloads are views of its IPC buffer). */
+export function copyPayloads(packed: PackedPayloads): PackedPayloads {
+  return { bytes: packed.bytes.slice(), ends: packed.ends.slice() };
+}
+
 /** Frame i's payload: a view of the packed bytes. */
 export function payloadAt(packed: PackedPayloads, i: number): Uint8Array {
   return packed.bytes.subarray(i === 0 ? 0 : packed.ends[i - 1], packed.ends[i]);

@@ -7,7 +7,7 @@
  * profile, so it is synthesised once per profile (at the agent's start, or when first needed if
  * the engine was down then), with its Opus payloads: ~35 KB per second of audio.
  */
-import type { PackedPayloads } from "../codecs/opus.js";
+import { copyPayloads, type PackedPayloads } from "../codecs/opus.js";
 import type { OnAudio } from "./synthesis-pool.js";
 import type { Speech, TtsEngine, WholeSpeech } from "./tts.js";
 
@@ -52,7 +52,7 @@ export class PreparedLines implements TtsEngine {
     // Copied as they come: a speech worker's pieces are views of its IPC buffer.
     const pieces: Piece[] = [];
     const keep: OnAudio = (samples, payloads) => {
-      pieces.push({ samples: samples.slice(), opus: payloads ? { bytes: payloads.bytes.slice(), ends: payloads.ends.slice() } : null });
+      pieces.push({ samples: samples.slice(), opus: payloads ? copyPayloads(payloads) : null });
       onAudio(samples, payloads);
     };
     const speech = await this.engine.synthesize(text, signal, keep, opus);

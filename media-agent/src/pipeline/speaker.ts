@@ -7,7 +7,7 @@
  * it from the queue when the turn is interrupted.
  */
 import { FRAME_MS, FRAME_SAMPLES, type PcmFrame } from "../audio/frames.js";
-import { attachOpusPayload, payloadAt, type PackedPayloads } from "../codecs/opus.js";
+import { attachOpusPayload, copyPayloads, payloadAt, type PackedPayloads } from "../codecs/opus.js";
 import { heardText, type SpokenPiece } from "./barge-in.js";
 import type { Clock, TtsEngine } from "./engines.js";
 import type { PipelineEvent } from "./events.js";
@@ -235,7 +235,7 @@ function addPiece(clause: Clause, samples: Int16Array, opus?: PackedPayloads): v
   if (frames === 0) return;
   const copy = new Int16Array(frames * FRAME_SAMPLES);
   copy.set(samples);
-  const payloads = opus?.ends.length === frames ? { bytes: new Uint8Array(opus.bytes), ends: opus.ends.slice() } : null;
+  const payloads = opus?.ends.length === frames ? copyPayloads(opus) : null;
   for (let f = frames - 1; f >= 0; f--) {
     if (isAudible(copy.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES))) {
       clause.voiceFrames = clause.frames + f + 1;
