@@ -129,7 +129,20 @@ t.test("Piper's whole WAV, asked for and decoded by the speech worker: its first
   t.same(concatSamples(pieces), samples, "the pieces joined are the clause");
   t.equal(streamed.samples, null, "and the clause is not handed over a second time, joined");
   t.ok(pieces.length > 3, `sent in pieces as it is decoded (${pieces.length} for ${(samples.length / 16000).toFixed(1)} s), not one message at the end`);
-  t.ok(pieces[0].length < samples.length / 3 && pieces[0].length % 320 === 0, `the first piece is whole frames from the start (${pieces[0].length / 320} frames)`);
+  t.ok(pieces[0].length % 320 === 0 && pieces[0].length <= 3 * 320, `the first piece is the clause's first few frames (${pieces[0].length / 320}), on its way before the rest is decoded`);
+
+  // Cancelled while the worker is still decoding it: the worker stops, and its next clause
+  // (with the same Opus encoder back in its pool) comes out whole.
+  const stop = new AbortController();
+  let got = 0;
+  const cancelled = pool.run({ ...job, opus: { complexity: 5 } }, stop.signal, () => {
+    if (++got === 1) stop.abort();
+  });
+  await t.rejects(cancelled, { name: "AbortError" });
+  const payloads: Uint8Array[] = [];
+  await pool.run({ ...job, opus: { complexity: 5 } }, never, (_, opus) => opus && payloads.push(...unpack(opus)));
+  t.equal(payloads.length, Math.ceil(samples.length / 320), "the next clause: a payload for every frame");
+  t.ok(bestCorrelation(samples, decodeAll(payloads), 16000, { maxLagMs: 50 }).score > 0.9, "decoding to the whole clause");
 });
 
 t.test("a clause starts at its first sound: a WAV's leading silence is not played, its pauses and its end are; a silent WAV is no audio, not an error", async (t) => {

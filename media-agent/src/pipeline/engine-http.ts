@@ -1,7 +1,8 @@
 /**
- * Requests to the engines' HTTP servers (speech to text, the LLM) through node:http, not fetch:
- * undici's WHATWG layer costs the event loop ~1 ms more per request than http.request, and many
- * calls' turns end in the same tick (measured in stt-client.ts and llm-client.ts).
+ * Requests to the engines' HTTP servers (speech to text, the LLM; Piper from the speech
+ * workers) through node:http, not fetch: undici's WHATWG layer costs the event loop ~1 ms more
+ * per request than http.request, and many calls' turns end in the same tick (measured in
+ * stt-client.ts and llm-client.ts); in a speech worker it delayed a clause's first audio.
  *
  * Connections are kept open from turn to turn, as fetch's pool kept them; an idle one is let go
  * after 4 s, before a server's own keep-alive timeout (uvicorn's, under speaches: 5 s; Go's, under
@@ -49,6 +50,43 @@ export function sendEngineRequest(
   };
   send(true);
   return { destroy: () => req.destroy() };
+}
+
+/**
+ * One engine request that must be answered within `timeoutMs` and ends when `signal` aborts:
+ * `send` starts it (sendEngineRequest) and settles it through `done` / `fail`; the time running
+ * out rejects with `timedOut()`, an abort with the signal's reason, and either ends the request
+ * (and its connection).
+ */
+export function boundedRequest<T>(
+  signal: AbortSignal,
+  timeoutMs: number,
+  timedOut: () => Error,
+  send: (done: (value: T) => void, fail: (err: unknown) => void) => EngineRequest,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      return true;
+    };
+    const stop = (err: unknown) => {
+      if (!settle()) return;
+      request.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => stop(timedOut()), timeoutMs);
+    const onAbort = () => stop(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const request = send(
+      (value) => settle() && resolve(value),
+      (err) => settle() && reject(err),
+    );
+  });
 }
 
 /**

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ownLoopTurn } from "../loop-turns.js";
-import { sendEngineRequest } from "./engine-http.js";
+import { boundedRequest, sendEngineRequest } from "./engine-http.js";
 import type { SttSegment } from "./transcript-filter.js";
 
 export interface SttConfig {
@@ -100,35 +100,12 @@ class NoAnswer extends Error {}
  * A transcription can be asked for twice (a kept connection closed under it, engine-http.ts).
  */
 function post(url: URL, contentType: string, body: Buffer, signal: AbortSignal, timeoutMs: number): Promise<{ status: number; text: string }> {
-  return new Promise((done, fail) => {
-    if (signal.aborted) return fail(signal.reason);
-    const stop = (err: unknown) => {
-      settle();
-      req.destroy();
-      fail(err);
-    };
-    const timer = setTimeout(() => stop(new NoAnswer()), timeoutMs);
-    const onAbort = () => stop(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    function settle(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    }
-    const req = sendEngineRequest(
-      url,
-      "POST",
-      { "content-type": contentType, "content-length": body.length },
-      body,
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => {
-          settle();
-          done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
-        });
-        res.on("error", (err) => (settle(), fail(err)));
-      },
-      (err) => (settle(), fail(err)),
-    );
-  });
+  return boundedRequest(signal, timeoutMs, () => new NoAnswer(), (done, fail) =>
+    sendEngineRequest(url, "POST", { "content-type": contentType, "content-length": body.length }, body, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", fail);
+    }, fail),
+  );
 }

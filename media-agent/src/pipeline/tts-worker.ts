@@ -14,7 +14,6 @@ import { FRAME_SAMPLES, SAMPLE_RATE } from "../audio/frames.js";
 import { toFrames, WavDecoder } from "../audio/wav.js";
 import { packPayloads, releaseEncoder, takeEncoder, type OpusSettings, type PackedPayloads } from "../codecs/opus.js";
 import { SignalResampler } from "../codecs/resample.js";
-import { failureCause } from "./engine-http.js";
 import { PiperFailure, sendPiperRequest, type PiperRequest } from "./piper-request.js";
 import type { SynthesisJob, WorkerReply, WorkerRequest } from "./synthesis-pool.js";
 
@@ -27,6 +26,11 @@ setPriority(constants.priority.PRIORITY_BELOW_NORMAL);
 
 /** 8 KiB: ~190 ms of Piper's 22050 Hz audio per message to the agent. */
 const WAV_SLICE_BYTES = 8192;
+/**
+ * Until a clause's first audio has gone: 2 KiB, ~46 ms. The first frames leave ~0.8 ms after
+ * the WAV's first bytes (median, the latency benchmark) where a whole 8 KiB slice first took 2.7.
+ */
+const FIRST_SLICE_BYTES = 2048;
 
 const running = new Map<number, AbortController>();
 
@@ -39,14 +43,19 @@ process.on("message", (request: WorkerRequest) => {
   }
   const abort = new AbortController();
   running.set(request.id, abort);
-  const audio = new AudioOut(request.id, request.job.wavError, request.job.opus);
+  const audio = new AudioOut(request.id, request.job.wavError, request.job.opus, abort.signal);
+  let finished = false;
   const finish = (error?: string) => {
-    if (!running.delete(request.id)) return;
-    if (!abort.signal.aborted) {
-      if (error === undefined) error = audio.end();
-      reply(error === undefined ? { type: "done", id: request.id } : { type: "error", id: request.id, message: error });
-    }
-    audio.close();
+    if (finished) return;
+    finished = true;
+    // The bytes still to decode first; a cancel meanwhile stops them (AudioOut) and says nothing.
+    const over = (error?: string) => {
+      running.delete(request.id);
+      if (!abort.signal.aborted) reply(error === undefined ? { type: "done", id: request.id } : { type: "error", id: request.id, message: error });
+      audio.close();
+    };
+    if (error !== undefined || abort.signal.aborted) over(error);
+    else audio.whenDecoded(() => over(audio.end()));
   };
   if (request.job.engine === "espeak-ng") espeak(request.job, audio, abort.signal, finish);
   else void piper(request.job.request, audio, abort.signal, finish);
@@ -65,22 +74,18 @@ function reply(message: WorkerReply): void {
 reply({ type: "ready" });
 
 /**
- * Piper's WAV, decoded as it arrives. Its server sends it whole once synthesised, in reads of up
- * to 64 KB: each is decoded in slices, so that its first frames are on their way to the caller
- * while the rest is still being resampled (about 4 ms per second of 22050 Hz audio here:
- * 10–20 ms for a clause).
+ * Piper's WAV, decoded as it arrives (AudioOut: in slices, the first ones small, so that its
+ * first frames are on their way to the caller while the rest is still being resampled: about
+ * 4 ms per second of 22050 Hz audio here, 10–20 ms for a clause). Its server sends it whole
+ * once synthesised.
  */
 async function piper(request: PiperRequest, audio: AudioOut, signal: AbortSignal, finish: (error?: string) => void): Promise<void> {
   try {
-    const res = await sendPiperRequest(request, signal);
-    for await (const chunk of res.body ?? []) {
-      const bytes = Buffer.from(chunk as Uint8Array);
-      for (let at = 0; at < bytes.length; at += WAV_SLICE_BYTES) audio.push(bytes.subarray(at, at + WAV_SLICE_BYTES));
-    }
+    await sendPiperRequest(request, signal, (bytes) => audio.push(bytes));
     finish();
   } catch (err) {
     // Aborted: finish says nothing (the agent has moved on).
-    finish(err instanceof PiperFailure ? err.message : `Piper at ${request.baseUrl}${request.path}: ${failureCause(err, request.timeoutMs)}`);
+    finish(err instanceof PiperFailure ? err.message : `Piper at ${request.baseUrl}${request.path}: ${(err as Error).message}`);
   }
 }
 
@@ -103,6 +108,17 @@ class AudioOut {
   /** 16 kHz samples not yet sent: less than a frame between pushes. */
   private held = new Int16Array(0);
   private firstByte = true;
+  /** Some of the clause's audio has gone to the agent: later slices are larger. */
+  private started = false;
+  /**
+   * Bytes still to decode, a slice per event-loop turn: a WAV arrives in reads of up to 64 KB,
+   * 8–15 ms of resampling and encoding, and another clause's request or first bytes would
+   * otherwise wait behind all of it.
+   */
+  private readonly pending: Buffer[] = [];
+  private scheduled = false;
+  private decoded: (() => void) | null = null;
+  private closed = false;
   /** The first reason the bytes are no usable WAV; later bytes are ignored. */
   private wavError: string | null = null;
   /** The clause's own Opus encoder (an Opus call's clause), reset for it. */
@@ -113,12 +129,17 @@ class AudioOut {
     private readonly wavErrorPrefix: string,
     /** An Opus call's: the agent's encoder settings, so that its payloads are what the agent's own encoder would make. */
     opus: OpusSettings | undefined,
+    /** The job's: once aborted, nothing more is decoded or sent. */
+    private readonly signal: AbortSignal,
   ) {
     this.encoder = opus ? takeEncoder(opus) : null;
   }
 
   /** The job is over: its encoder goes back to the worker's pool. */
   close(): void {
+    this.pending.length = 0;
+    this.decoded = null;
+    this.closed = true;
     if (this.encoder) releaseEncoder(this.encoder);
     this.encoder = null;
   }
@@ -128,6 +149,42 @@ class AudioOut {
       this.firstByte = false;
       reply({ type: "first-byte", id: this.id, at: performance.timeOrigin + performance.now() });
     }
+    this.pending.push(bytes);
+    this.schedule();
+  }
+
+  /** `then` runs once every byte pushed so far is decoded, or at once when the job was aborted. */
+  whenDecoded(then: () => void): void {
+    this.decoded = then;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.decodeSlice());
+  }
+
+  private decodeSlice(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    if (this.signal.aborted) this.pending.length = 0; // nothing more is decoded; `then` still ends the job
+    if (this.pending.length === 0) {
+      const then = this.decoded;
+      this.decoded = null;
+      return then?.();
+    }
+    const size = this.started ? WAV_SLICE_BYTES : FIRST_SLICE_BYTES;
+    let slice = this.pending[0];
+    if (slice.length > size) {
+      this.pending[0] = slice.subarray(size);
+      slice = slice.subarray(0, size);
+    } else this.pending.shift();
+    this.decode(slice);
+    this.schedule();
+  }
+
+  private decode(bytes: Buffer): void {
     if (this.wavError !== null) return;
     try {
       const samples = this.decoder.push(bytes);
@@ -166,6 +223,7 @@ class AudioOut {
     this.held = all.slice(cut);
     if (cut === 0) return;
     const piece = all.subarray(0, cut);
+    this.started = true;
     reply({ type: "audio", id: this.id, samples: piece, ...(this.encoder ? { opus: this.encode(this.encoder, piece) } : {}) });
   }
 
