@@ -30,6 +30,10 @@
  * servers), whose scheduling on a shared box is not the stack's latency.
  *
  * --quick: one call, three turns (one of each kind). Full: 5 calls in parallel, 11 turns each.
+ * LATENCY_BENCH_ENGINES=median: every engine request takes its documented median instead of a
+ * draw (bench/results/latency-median.json): each turn then shows the stack's own share, and the
+ * p50 over drawn engines is computed from those shares (p50OverDrawnEngines), where a drawn run's
+ * p50 moves ±35 ms with its draws.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
@@ -44,7 +48,7 @@ import { DEFAULT_TURNS, TurnDetector, WebRtcVad } from "../media-agent/src/pipel
 import { readTrace, traceFileOf, type TraceRecord } from "../media-agent/src/pipeline/turn-trace.js";
 import { seededRandom } from "../test/support/malformed-corpus.js";
 import { startBenchStack } from "./lib/bench-stack.js";
-import { ALL_LINES, ENGINE_DELAYS, LINES, PROFILE, promptFile, spawnLatencyEngines, type EngineReport, type Line, type TurnKind } from "./lib/latency-engines.js";
+import { ALL_LINES, ENGINE_DELAYS, engineTiming, enginesAtMedian, LINES, p50OverDrawnEngines, PROFILE, promptFile, spawnLatencyEngines, type EngineReport, type Line, type TurnKind } from "./lib/latency-engines.js";
 import { MetaEdge, type MetaCall } from "./lib/meta-caller.js";
 import { benchArgs, medianInterval, percentile, printTable, writeResult } from "./lib/report.js";
 import { AudibleArrivals, hasSpeechEnergy } from "./lib/speech-energy.js";
@@ -69,6 +73,8 @@ const SCRIPT: Line[] = args.quick
   ? [LINES.week, LINES.stop, LINES.berlin]
   : [LINES.hear, LINES.berlin, LINES.who, LINES.dusseldorf, LINES.week, LINES.stop, LINES.what, LINES.berlin, LINES.thanks, LINES.dusseldorf, LINES.hear];
 const CALLS = args.quick ? 1 : 5;
+/** LATENCY_BENCH_ENGINES: the engines' delays drawn per request (default), or each at its documented median. */
+const TIMING = engineTiming(process.env.LATENCY_BENCH_ENGINES);
 /** Calls start this far apart, each at another line of the script, so that they do not move in step. */
 const CALL_STAGGER_MS = 700;
 
@@ -429,7 +435,7 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
     // The prompts and the engines are made while the stack builds the bundle and certificates.
     const ready = (async () => {
       const prepared = await preparePrompts(dir);
-      const engines = await spawnLatencyEngines(dir);
+      const engines = await spawnLatencyEngines(dir, TIMING);
       t.teardown(() => engines.stop());
       return { ...prepared, engines };
     })();
@@ -488,6 +494,26 @@ async function main(): Promise<{ results: TurnResult[]; seconds: number; benchLo
   }
 }
 
+/**
+ * At the medians: each turn's latency less the engines' fixed sum is what the stack added to it;
+ * from those, the p50 over drawn engines (p50OverDrawnEngines), with a 95 % interval from
+ * resampling the turns (1,000 times, seeded).
+ */
+function stackSharesAtMedians() {
+  const bootstrap = seededRandom(7);
+  return (["no tools", "one tool round"] as const).map((kind) => {
+    const shares = counted.filter((r) => r.kind === kind).map((r) => r.latencyMs! - enginesAtMedian(kind));
+    if (shares.length < 6) return { kind, turns: shares.length, p50: null, mean: null, p95: null, drawnP50: null, drawnP50Interval95: null };
+    const resampled = Array.from({ length: 1000 }, () => p50OverDrawnEngines(kind, shares.map(() => shares[Math.floor(bootstrap() * shares.length)])));
+    return {
+      kind, turns: shares.length,
+      p50: round(percentile(shares, 50)), mean: round(shares.reduce((a, b) => a + b, 0) / shares.length), p95: round(percentile(shares, 95)),
+      drawnP50: round(p50OverDrawnEngines(kind, shares)),
+      drawnP50Interval95: [round(percentile(resampled, 2.5)), round(percentile(resampled, 97.5))],
+    };
+  });
+}
+
 /** Whole ms; null where there was nothing to measure (printed as "-"). */
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
 const cell = (x: number | null) => x ?? "-";
@@ -519,7 +545,7 @@ const shares = KINDS.map((kind) => {
 const failed = results.filter((r) => r.failed);
 
 printTable(
-  `latency at the caller: end of the caller's speech → first audible agent audio (ms; ${CALLS} concurrent call(s), engine doubles at documented delays)`,
+  `latency at the caller: end of the caller's speech → first audible agent audio (ms; ${CALLS} concurrent call(s), engine doubles at documented delays, ${TIMING === "median" ? "each at its median" : "drawn per request"})`,
   ["turn", "turns", "p50", "median, 95 % interval", "p95", "p99", "min", "max"],
   latency.map((l) => [l.kind, l.turns, cell(l.p50), l.p50Interval95 ? `${l.p50Interval95[0]}–${l.p50Interval95[1]}` : "-", cell(l.p95), cell(l.p99), cell(l.min), cell(l.max)]),
 );
@@ -533,6 +559,14 @@ printTable(
   ["turn", "turns", "total", ...STAGES],
   shares.map((s) => [s.kind, s.turns, cell(s.meanTotalMs), ...STAGES.map((stage) => (s.turns ? `${s.stages[stage].meanMs} (${s.stages[stage].share}%)` : "-"))]),
 );
+const stackShares = TIMING === "median" ? stackSharesAtMedians() : [];
+if (TIMING === "median") {
+  printTable(
+    "the stack's own share at the engines' medians (a turn's latency less the engines' sum: no tools 525, one tool round 700 ms), and the p50 a drawn run would find, computed from these shares",
+    ["turn", "turns", "share p50", "share mean", "share p95", "p50 with engines drawn", "its 95 % interval (bootstrap over turns)"],
+    stackShares.map((s) => [s.kind, s.turns, cell(s.p50), cell(s.mean), cell(s.p95), cell(s.drawnP50), s.drawnP50Interval95 ? `${s.drawnP50Interval95[0]}–${s.drawnP50Interval95[1]}` : "-"]),
+  );
+}
 console.log(`\nlatency: ${results.length} turns in ${seconds.toFixed(0)} s, ${failed.length} failed; the caller (nice ${callerPriority}): ${callerCpuPct.toFixed(0)} % of a core, worst event-loop delay ${benchLoopMaxMs.toFixed(1)} ms`);
 for (const f of failed) console.log(`  failed: call ${f.call} '${f.prompt}': ${f.failed}`);
 // A run's engine delays are drawn from the documented ranges: how their means came out says whether its figures had fast or slow engines.
@@ -543,8 +577,9 @@ console.log(
 );
 // The early STT's cost to the STT server: requests at short pauses inside what the caller said.
 console.log(`latency: the STT double got ${stt.total} requests for ${stt.recognised} prompts recognised whole (${(stt.total / Math.max(1, stt.recognised)).toFixed(2)} per prompt; the others, early requests at pauses inside a prompt, were dropped)`);
-writeResult(args, "latency", {
+writeResult(args, TIMING === "median" ? "latency-median" : "latency", {
   calls: CALLS,
+  engineTiming: TIMING,
   turnsPerCall: SCRIPT.length,
   engineDelays: { ...ENGINE_DELAYS, tts: "Piper double (espeak-ng inside)" },
   turnOptions: DEFAULT_TURNS,
@@ -557,6 +592,7 @@ writeResult(args, "latency", {
   latency,
   bargeIn,
   shares,
+  ...(TIMING === "median" ? { stackShares } : {}),
   failed: failed.map((f) => ({ call: f.call, prompt: f.prompt, why: f.failed })),
   turns: results.map((r) => ({
     call: r.call, kind: r.kind, prompt: r.prompt,

@@ -30,6 +30,75 @@ import { startPiperDouble } from "../../doubles/piper-double.js";
 /** The documented engine delays (ms), drawn uniformly per request. */
 export const ENGINE_DELAYS = { sttMs: [100, 300], llmFirstClauseMs: [100, 250], ttsMs: [100, 200], llmWordMs: 20 } as const;
 
+/**
+ * How the doubles take their time (LATENCY_BENCH_ENGINES): "drawn" (the default), uniformly over
+ * each documented range per request; "median", every request at its range's middle, the
+ * documented median. At the medians a turn waits for the engines a fixed sum, so what the stack
+ * adds shows turn by turn, where in a drawn run the draws move the p50 by ±35 ms.
+ */
+export type EngineTiming = "drawn" | "median";
+
+export function engineTiming(value: string | undefined): EngineTiming {
+  if (value === undefined || value === "" || value === "drawn") return "drawn";
+  if (value === "median") return "median";
+  throw new Error(`LATENCY_BENCH_ENGINES=${value}: "drawn" (the default) or "median"`);
+}
+
+type Range = readonly [number, number];
+
+/** The engine delays a turn of this kind waits for, one after the other. */
+export function enginesOf(kind: TurnKind): Range[] {
+  const { sttMs, llmFirstClauseMs, ttsMs } = ENGINE_DELAYS;
+  return kind === "one tool round" ? [sttMs, llmFirstClauseMs, llmFirstClauseMs, ttsMs] : [sttMs, llmFirstClauseMs, ttsMs];
+}
+
+/** What the engines of a kind of turn take at their documented medians, one after the other. */
+export const enginesAtMedian = (kind: TurnKind) => enginesOf(kind).reduce((sum, [lo, hi]) => sum + (lo + hi) / 2, 0);
+
+/** The engines' sum for a kind of turn, drawn: its distribution function, at 0.1 ms. */
+const drawnSums = new Map<TurnKind, (ms: number) => number>();
+function drawnSumCdf(kind: TurnKind): (ms: number) => number {
+  const known = drawnSums.get(kind);
+  if (known) return known;
+  const step = 0.1;
+  let pmf = [1];
+  for (const [lo, hi] of enginesOf(kind)) {
+    const width = Math.round((hi - lo) / step);
+    const next = new Array<number>(pmf.length + width).fill(0);
+    for (let i = 0; i < pmf.length; i++) if (pmf[i]) for (let j = 0; j < width; j++) next[i + j] += pmf[i] / width;
+    pmf = next;
+  }
+  const base = enginesOf(kind).reduce((sum, [lo]) => sum + lo, 0);
+  const cdf = new Float64Array(pmf.length);
+  pmf.reduce((acc, p, i) => (cdf[i] = acc + p), 0);
+  const at = (ms: number) => {
+    const i = Math.floor((ms - base) / step);
+    return i < 0 ? 0 : i >= cdf.length ? 1 : cdf[i];
+  };
+  drawnSums.set(kind, at);
+  return at;
+}
+
+/**
+ * The p50 a drawn run would find over endlessly many turns, from turns measured at the medians:
+ * each such turn's own share (its latency less enginesAtMedian) added to the engines' sum as
+ * drawn (independent draws, uniform over each range), and the median of that mixture solved
+ * for. A drawn run's p50 estimates the same from its 30 turns' draws; this needs only the
+ * stack's shares, which vary by a few ms where the draws vary by a hundred.
+ */
+export function p50OverDrawnEngines(kind: TurnKind, shares: number[]): number {
+  const engines = drawnSumCdf(kind);
+  const below = (x: number) => shares.reduce((sum, share) => sum + engines(x - share), 0) / shares.length;
+  let lo = Math.min(...shares);
+  let hi = Math.max(...shares) + enginesOf(kind).reduce((sum, [, top]) => sum + top, 0);
+  while (hi - lo > 0.05) {
+    const mid = (lo + hi) / 2;
+    if (below(mid) < 0.5) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 export type TurnKind = "no tools" | "one tool round" | "after barge-in";
 
 export interface Line {
@@ -73,8 +142,9 @@ type Engine = "stt" | "llm" | "tts";
  */
 const sequences: Record<Engine, () => number> = { stt: seededRandom(1), llm: seededRandom(2), tts: seededRandom(3) };
 const drawn: Record<Engine, number[]> = { stt: [], llm: [], tts: [] };
+let timing: EngineTiming = "drawn";
 function draw(engine: Engine, [lo, hi]: readonly [number, number]): number {
-  const ms = lo + sequences[engine]() * (hi - lo);
+  const ms = timing === "median" ? (lo + hi) / 2 : lo + sequences[engine]() * (hi - lo);
   drawn[engine].push(ms);
   return ms;
 }
@@ -166,8 +236,8 @@ export interface LatencyEngines {
 }
 
 /** Starts the engines' process on the prompts in `dir`; resolves once the voice profile file is written. */
-export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
-  const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(import.meta.url), dir], { stdio: ["ignore", "pipe", "inherit"] });
+export function spawnLatencyEngines(dir: string, timing: EngineTiming): Promise<LatencyEngines> {
+  const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), fileURLToPath(import.meta.url), dir, timing], { stdio: ["ignore", "pipe", "inherit"] });
   const stop = () =>
     new Promise<void>((done) => {
       if (child.exitCode !== null || child.signalCode !== null) return done();
@@ -197,8 +267,9 @@ export function spawnLatencyEngines(dir: string): Promise<LatencyEngines> {
   });
 }
 
-// Run as the engines' process: `tsx bench/lib/latency-engines.ts <dir with the prompts>`.
+// Run as the engines' process: `tsx bench/lib/latency-engines.ts <dir with the prompts> <timing>`.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  timing = engineTiming(process.argv[3]);
   const { file, report } = await serveEngines(process.argv[2]);
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGUSR2", () => console.log(`report ${JSON.stringify(report())}`));
