@@ -25,13 +25,29 @@ function ephemeralLow(): number {
   }
 }
 
-/** A port that is free for both UDP and TCP on host right now. */
+/**
+ * Single ports this process has handed out, oldest first. A test picks several ports before any
+ * of its daemons binds one, and a port that is still free can be picked twice: Kamailio's TLS
+ * port, picked first, was bound by another part of the same test set-up before Kamailio
+ * started ("Address already in use", one CI run in many). So a port is handed out once; the
+ * oldest are forgotten past REMEMBERED_SINGLE (by then their tests are over).
+ */
+const handedOutPorts = new Set<number>();
+const REMEMBERED_SINGLE = 2000;
+
+/** A port that is free for both UDP and TCP on host right now, and not handed out by this process before. */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
   const to = Math.min(SINGLE_PORTS.to, ephemeralLow());
   for (let attempt = 0; attempt < 100; attempt++) {
     // A machine whose ephemeral range starts that low: whatever port the kernel gives.
     const port = to - SINGLE_PORTS.from >= 1000 ? SINGLE_PORTS.from + Math.floor(Math.random() * (to - SINGLE_PORTS.from)) : await kernelPort(host);
-    if ((await tcpFree(host, port)) && (await udpFree(host, port))) return port;
+    if (handedOutPorts.has(port)) continue;
+    if (!(await tcpFree(host, port)) || !(await udpFree(host, port))) continue;
+    // Checked again: another call may have handed it out while the probes ran.
+    if (handedOutPorts.has(port)) continue;
+    handedOutPorts.add(port);
+    if (handedOutPorts.size > REMEMBERED_SINGLE) handedOutPorts.delete(handedOutPorts.values().next().value!);
+    return port;
   }
   throw new Error(`no free UDP+TCP port on ${host}`);
 }
