@@ -32,6 +32,8 @@ export interface PiperDoubleOptions {
   voices?: string[];
   /** When the WAV leaves after the request came in (default: once synthesised). */
   delayMs?: EngineDelay;
+  /** Texts it fails on, as a crashing voice model does: 500 "synthesis failed". */
+  failFor?: (text: string) => boolean;
 }
 
 export const DEFAULT_PIPER_VOICES = ["en_US-lessac-medium", "de_DE-thorsten-medium"];
@@ -70,6 +72,7 @@ export async function startPiperDouble(t: Teardown, opts: PiperDoubleOptions = {
         return res.writeHead(404).end("not found");
       }
       if (!text) return res.writeHead(400).end("text is required");
+      if (opts.failFor?.(text)) return res.writeHead(500).end("synthesis failed");
       // espeak-ng writes 22050 Hz, Piper's usual voice rate. Not synchronous: requests of calls in parallel overlap.
       let wav: Buffer;
       try {

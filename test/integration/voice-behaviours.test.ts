@@ -2,7 +2,7 @@
  * The conversation's behaviours as a caller meets them, end to end (test/support/voice-call.ts:
  * baresip → the Meta-edge peer → Kamailio → rtpengine → the agent, engine doubles speaking the
  * real protocols): a caller who says nothing, a slow LLM, keys, a backchannel over the agent, a
- * tool that fails. What is checked is what baresip heard and when, what it was sent (a BYE), and
+ * tool that fails, a TTS that fails. What is checked is what baresip heard and when, what it was sent (a BYE), and
  * what reached the engines. The same behaviours in fake time, with every edge case, are
  * test/unit/agent-voice-stages.test.ts.
  */
@@ -12,6 +12,8 @@ import { freePort } from "../../build/ports.js";
 import { callerTrack } from "../../build/speech.js";
 import { readTrace } from "../../media-agent/src/pipeline/turn-trace.js";
 import { startOllamaDouble } from "../../doubles/ollama-double.js";
+import { startPiperDouble } from "../../doubles/piper-double.js";
+import { PiperTts } from "../../media-agent/src/pipeline/tts.js";
 import { startSttDouble } from "../../doubles/stt-double.js";
 import { startWeatherDouble } from "../../doubles/weather-double.js";
 import { tempDir } from "../support/temp-dir.js";
@@ -160,4 +162,43 @@ t.test("a tool that fails: the model is told why, and the caller hears its answe
   t.match(readTrace(traceDir, record.callId).find((r) => r.toolResults.length), { toolResults: [{ name: "get_weather", ok: false }], spoken: SORRY });
   const said = find(await say(SORRY), callerRecordings(s).heard);
   t.ok(said.score > 0.6, `the caller heard the model's answer (${said.score.toFixed(2)})`);
+});
+
+t.test("a TTS that fails on the replies: the caller hears the apology (kept in memory since the agent's start) each time, and after the second a BYE", async (t) => {
+  const dir = tempDir(t, "wa-behaviour-");
+  const SECOND = "Are you still there?";
+  const APOLOGY = "Sorry, the weather line has a technical problem.";
+  const REPLIES = ["It is sunny and warm in Dusseldorf.", "Yes, I am still here."];
+  const track = callerTrack(dir, [{ silenceS: 3.5 }, QUESTION, { silenceS: 6 }, SECOND, { silenceS: 12 }]);
+  const stt = await startSttDouble(t, {
+    phrases: [QUESTION, SECOND].map((line) => ({ text: ` ${line}`, samples16k: track.lines.get(line)! })),
+  });
+  const ollama = await startOllamaDouble(t, { script: REPLIES.map((text) => ({ text })) });
+  const weather = await startWeatherDouble(t);
+  const piper = await startPiperDouble(t, { failFor: (text) => REPLIES.includes(text) });
+  const { s, record, traceDir } = await startVoiceCall(t, dir, {
+    callerWav: track.wav,
+    engines: { stt, ollama, weather },
+    extra: { apology: APOLOGY, tts: { engine: "piper", url: piper.url, voice: "en_US-lessac-medium" } },
+  });
+  const ended = await s.nextEnded();
+  t.match(ended.endReason, /^local BYE: TTS failed on 2 replies in a row: Piper at http:\/\/127\.0\.0\.1:\d+\/synthesize answered 500: synthesis failed/, "the agent ended the call, saying why");
+  await s.baresip.waitForEvent("CALL_CLOSED");
+  const asked = piper.requests.map((r) => r.body.text);
+  t.equal(asked.filter((text) => text === APOLOGY).length, 1, "Piper synthesised the apology once, at the agent's start");
+  t.same(asked.filter((text) => REPLIES.includes(text as string)), REPLIES, "and was asked for both replies, which it failed");
+
+  const { heard } = callerRecordings(s);
+  const apology = (await new PiperTts({ baseUrl: piper.url, timeoutMs: 5000 }).synthesize(APOLOGY, new AbortController().signal)).samples;
+  const first = find(apology, heard);
+  const afterFirst = first.atMs + apology.length / 16;
+  const second = find(apology, heard.subarray(afterFirst * 16));
+  t.comment(`the apology heard at ${first.atMs} ms (${first.score.toFixed(2)}) and ${afterFirst + second.atMs} ms (${second.score.toFixed(2)})`);
+  t.ok(first.score > 0.6 && second.score > 0.6, "the caller heard the apology after each question, instead of silence");
+  const trace = readTrace(traceDir, record.callId);
+  t.same(
+    trace.filter((r) => r.ttsFailed).map((r) => r.spoken),
+    [APOLOGY, APOLOGY],
+    "the trace has each apology as a turn, with the TTS's error",
+  );
 });

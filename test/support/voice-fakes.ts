@@ -185,6 +185,8 @@ export class TtsDouble implements TtsEngine {
   trailingFrames = 0;
   /** Per clause text: extra time before it is done (a slow clause). */
   readonly delays: Record<string, number> = {};
+  /** Every request fails with this error after firstAudioMs (a TTS that went down). */
+  fail: string | null = null;
   private readonly texts: string[] = [];
 
   constructor(private readonly clock: FakeClock) {}
@@ -196,6 +198,7 @@ export class TtsDouble implements TtsEngine {
     const samples = new Int16Array((2 + 5 * words + this.trailingFrames) * FRAME_SAMPLES).fill(value, 2 * FRAME_SAMPLES, (2 + 5 * words) * FRAME_SAMPLES);
     const half = Math.floor(samples.length / FRAME_SAMPLES / 2) * FRAME_SAMPLES;
     await this.clock.sleep(this.firstAudioMs, signal);
+    if (this.fail !== null) throw new Error(this.fail);
     const slow = this.delays[text];
     if (slow !== undefined) await this.clock.sleep(slow, signal);
     else onAudio?.(samples.subarray(0, half));

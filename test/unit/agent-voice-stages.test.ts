@@ -14,6 +14,7 @@ import { OpusCodec, packPayloads } from "../../media-agent/src/codecs/opus.js";
 import type { OnAudio } from "../../media-agent/src/pipeline/synthesis-pool.js";
 import type { PipelineEvent } from "../../media-agent/src/pipeline/events.js";
 import type { ChatModel, TtsEngine } from "../../media-agent/src/pipeline/engines.js";
+import { PreparedLines } from "../../media-agent/src/pipeline/prepared-lines.js";
 import { Responder } from "../../media-agent/src/pipeline/responder.js";
 import { Speaker } from "../../media-agent/src/pipeline/speaker.js";
 import type { Tool } from "../../media-agent/src/pipeline/tools.js";
@@ -55,6 +56,8 @@ function conversation(
     transfer?: (c: Conversation) => Promise<TransferResult>;
     /** The caller as Meta named them (default a number). */
     remoteNumber?: string;
+    /** Lines the agent keeps in memory (prepared-lines.ts), prepared as the call starts. */
+    prepared?: string[];
   } = {},
 ): Conversation {
   const dir = tempDir(t, "wa-stages-");
@@ -77,7 +80,9 @@ function conversation(
   const llm = new LlmDouble(clock, opts.script ?? []);
   const tts = new TtsDouble(clock);
   const base = voiceProfile(spec, dir);
-  const profile = { ...base, stt, llm, tts, tools: [...base.tools, ...(opts.tools ?? [])] };
+  const speech = opts.prepared ? new PreparedLines(tts, opts.prepared) : tts;
+  if (speech instanceof PreparedLines) void speech.prepare(new AbortController().signal);
+  const profile = { ...base, stt, llm, tts: speech, tools: [...base.tools, ...(opts.tools ?? [])] };
   const c: Conversation = {
     clock,
     stt,
@@ -318,6 +323,49 @@ t.test("an LLM that fails, and an STT that fails: the caller hears the apology, 
   t.match(trace[1], { llm: [{ error: /answered 500: model crashed/ }], spoken: apology });
   t.match(trace[2], { stt: { verdict: "error", error: /answered 503: busy/ }, spoken: apology });
   t.equal(c.llm.requests.length, 1, "an STT failure does not reach the LLM");
+});
+
+t.test("a TTS that goes down: the caller hears the apology from memory instead of silence, and after a second failed reply in a row the BYE", async (t) => {
+  const apology = "Sorry, I have a technical problem right now. Please try again in a moment.";
+  const c = conversation(t, {
+    prepared: [apology],
+    utterances: [{ text: " What is the weather?" }, { text: " Hello?" }, { text: " Are you there?" }, { text: " Hello again?" }],
+    script: [{ text: "It is sunny. Twenty degrees." }, { text: "Hello, I am here." }, { text: "Yes, I am." }, { text: "I am here." }],
+  });
+  await play(c, [{ silenceMs: 5000 }]);
+  const down = "Piper at http://tts.invalid/synthesize: connect ECONNREFUSED";
+  c.tts.fail = down;
+  await play(c, [{ say: 0, ms: 800 }, { silenceMs: 4000 }]);
+  t.same(heard(c).slice(1).map((x) => x.text), [apology], "a reply the TTS could not speak: the apology, played from memory, and nothing of the reply");
+  t.same(c.hangUps, [], "and the call goes on");
+  c.tts.fail = null;
+  await play(c, [{ say: 1, ms: 800 }, { silenceMs: 4000 }]);
+  c.tts.fail = down;
+  await play(c, [{ say: 2, ms: 800 }, { silenceMs: 4000 }]);
+  t.same(heard(c).slice(1).map((x) => x.text), [apology, "Hello, I am here.", apology]);
+  t.same(c.hangUps, [], "a failed reply after one that was heard: the count starts afresh, the call goes on");
+  await play(c, [{ say: 3, ms: 800 }, { silenceMs: 4000 }]);
+  const said = heard(c);
+  t.same(said.slice(1).map((x) => x.text), [apology, "Hello, I am here.", apology, apology], "a second failed reply in a row: the apology again");
+  t.equal(c.hangUps.length, 1);
+  t.equal(c.hangUps[0].reason, `TTS failed on 2 replies in a row: ${down}`);
+  t.ok(c.hangUps[0].atMs >= said[4].toMs, `the BYE (${c.hangUps[0].atMs} ms) once the apology was played (${said[4].toMs} ms)`);
+  const trace = await end(c);
+  const apologies = trace.filter((r) => r.ttsFailed);
+  t.equal(apologies.length, 3, "each apology is a turn of its own in the trace");
+  t.match(apologies[0], { ttsFailed: down, spoken: apology });
+  t.match(trace.find((r) => r.turn === apologies[0].turn - 1), { tts: [{ error: down }] }, "the failed reply's record has the TTS's error");
+});
+
+t.test("a TTS down since the start, with no apology in memory: the call ends at once, the reason says why", async (t) => {
+  const c = conversation(t, { utterances: [{ text: " What is the weather?" }], script: [{ text: "It is sunny." }] });
+  await play(c, [{ silenceMs: 5000 }]);
+  c.tts.fail = "Piper at http://tts.invalid/synthesize: no answer within 4000 ms";
+  await play(c, [{ say: 0, ms: 800 }, { silenceMs: 2000 }]);
+  t.same(heard(c).slice(1), [], "nothing could be said");
+  t.equal(c.hangUps.length, 1);
+  t.equal(c.hangUps[0].reason, "TTS failed: Piper at http://tts.invalid/synthesize: no answer within 4000 ms; the apology could not be played either");
+  await end(c);
 });
 
 t.test("a tool that fails: the model is told and its words about it are spoken", async (t) => {

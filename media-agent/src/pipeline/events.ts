@@ -18,6 +18,8 @@ export type PipelineEvent =
       speech?: { speechMs: number; decidedAfterMs: number; durationMs: number; wav: Buffer };
       dtmf?: string;
       idle?: string;
+      /** The TTS could not speak a clause of the turn before: this turn is the apology. */
+      ttsFailed?: string;
     }
   | { type: "stt"; turn: number; requestAt: Date; responseMs: number; text: string; segments: SttSegment[]; dropped: unknown[]; verdict: string; error?: string }
   | { type: "llm-request"; turn: number; at: number; date: Date; messages: ChatMessage[]; tools: string[] }

@@ -158,6 +158,7 @@ export class TraceObserver {
     const t: TurnTrace = { turn: e.turn, startedAt: e.date.toISOString(), llm: [], toolResults: [], tts: [], t0: e.at };
     if (e.dtmf) t.dtmf = e.dtmf;
     if (e.idle) t.idle = e.idle;
+    if (e.ttsFailed) t.ttsFailed = e.ttsFailed;
     if (e.speech) {
       const { speechMs, decidedAfterMs, durationMs, wav } = e.speech;
       const audio = `${callFileName(this.callId)}-turn-${e.turn}.wav`;

@@ -24,6 +24,8 @@ export interface TurnTrace {
   dtmf?: string;
   /** The caller was silent: this turn is the agent's reprompt ("reprompt 1", …) or its goodbye. */
   idle?: string;
+  /** The TTS could not speak the turn before (its error): this turn is the apology. */
+  ttsFailed?: string;
   audio?: string;
   /** What the agent said for this turn as it was played (a cut reply: up to the cut), a WAV beside the trace. */
   agentAudio?: string;
@@ -72,6 +74,7 @@ export function turnEvents(t: TurnTrace): TraceEvent[] {
   if (t.speechEnd) at(0, "caller speech ended", t.speechMs !== undefined ? `${t.speechMs} ms of speech` : undefined);
   if (t.dtmf) at(0, "key pressed", t.dtmf);
   if (t.idle) at(0, "caller silent", t.idle);
+  if (t.ttsFailed) at(0, "TTS failed", t.ttsFailed);
   at(t.turnDecidedMs, "turn decided");
   if (t.stt && t.speechEnd) {
     const requestMs = Date.parse(t.stt.requestAt) - Date.parse(t.speechEnd);
@@ -112,6 +115,7 @@ export function traceRecord(t: TurnTrace): TraceRecord {
     turnDecidedMs: t.turnDecidedMs,
     dtmf: t.dtmf,
     idle: t.idle,
+    ttsFailed: t.ttsFailed,
     audio: t.audio,
     agentAudio: t.agentAudio,
     audioError: t.audioError,

@@ -105,6 +105,11 @@ export class VoicePipeline implements CallAudio {
   private readonly idle: IdleWatch;
   /** When (clock) the caller's last frame arrived: a turn's silence is counted in frames up to it. */
   private lastCallerFrameAt = 0;
+  /** Replies the TTS could not speak, in a row (a clause heard starts the count afresh). */
+  private speechFailures = 0;
+  /** The last turn whose speech failed, and the apology said for it. */
+  private failedTurn = -1;
+  private apologyTurn = -1;
 
   constructor(
     call: CallInfo,
@@ -124,6 +129,9 @@ export class VoicePipeline implements CallAudio {
     this.idle = new IdleWatch(profile.idle);
     this.events.on((e) => {
       if (e.type === "agent-speaking") this.turnTaking.agentSpeakingChanged(e.speaking);
+      // Handled once the speaker has finished with the failed clause.
+      else if (e.type === "tts-error") queueMicrotask(() => this.onSpeechFailed(e.turn, e.error));
+      else if (e.type === "clause-audible" && e.turn !== this.apologyTurn) this.speechFailures = 0;
     });
     this.events.on(this.trace.handle);
     for (const observer of observers) this.events.on(observer);
@@ -247,6 +255,29 @@ export class VoicePipeline implements CallAudio {
     // The caller may still speak up during the goodbye: then the call goes on.
     if (signal.aborted) this.idle.goodbyeInterrupted();
     else if (!this.closed) this.control.hangUp(`caller silent after ${this.profile.idle.maxReprompts} reprompts: goodbye`);
+  }
+
+  /**
+   * The TTS could not speak a clause (the trace has its error): the rest of that reply goes, and
+   * the caller hears the apology, which the agent keeps in memory (prepared-lines.ts), instead
+   * of silence. A second failed reply in a row, or an apology that cannot be played either (the
+   * TTS down since the agent's start), ends the call: nobody should wait on an agent that
+   * cannot talk.
+   */
+  private onSpeechFailed(turn: number, error: string): void {
+    if (this.closed || turn === this.failedTurn) return; // one apology per reply, however many of its clauses failed
+    if (turn === this.apologyTurn) return this.control.hangUp(`TTS failed: ${error}; the apology could not be played either`);
+    this.failedTurn = turn;
+    const failures = ++this.speechFailures;
+    const signal = this.interrupt();
+    void this.working(async () => {
+      const apology = (this.apologyTurn = this.newTurn({ ttsFailed: error }));
+      this.history.push({ role: "assistant", content: this.profile.apology });
+      await this.sayAndEnd(this.profile.apology, apology, signal);
+      if (failures < 2) return;
+      await this.speaker.whenIdle();
+      if (!this.closed && !signal.aborted) this.control.hangUp(`TTS failed on ${failures} replies in a row: ${error}`);
+    });
   }
 
   // ----- turns
@@ -403,7 +434,7 @@ export class VoicePipeline implements CallAudio {
 
   // ----- turn numbers (the trace observer keeps the records)
 
-  private newTurn(fields: { dtmf?: string; idle?: string } = {}): number {
+  private newTurn(fields: { dtmf?: string; idle?: string; ttsFailed?: string } = {}): number {
     const turn = this.turnIndex++;
     this.events.emit({ type: "turn", turn, at: this.clock.now(), date: this.clock.date(), ...fields });
     return turn;

@@ -25,7 +25,7 @@ import { playRecordProfile } from "./play-record.js";
 export class ProfileRegistry {
   /** The voice profiles' engine check, run at start and every AGENT_ENGINE_CHECK_S. */
   readonly engines: EngineHealth;
-  /** Each voice profile's speech engine, with its filler kept in memory (prepared-lines.ts). */
+  /** Each voice profile's speech engine, with its filler and apology kept in memory (prepared-lines.ts). */
   private readonly speech = new Map<string, PreparedLines>();
 
   private constructor(
@@ -35,7 +35,7 @@ export class ProfileRegistry {
     log: Logger,
   ) {
     this.engines = new EngineHealth(voice, log, config.AGENT_ENGINE_CHECK_S);
-    for (const [name, spec] of Object.entries(voice)) this.speech.set(name, new PreparedLines(ttsEngine(spec), [spec.filler]));
+    for (const [name, spec] of Object.entries(voice)) this.speech.set(name, new PreparedLines(ttsEngine(spec), [spec.filler, spec.apology]));
   }
 
   static async load(config: AgentConfig, log: Logger): Promise<ProfileRegistry> {
@@ -57,7 +57,7 @@ export class ProfileRegistry {
         throw new Error(`AGENT_DEFAULT_PROFILE: '${config.AGENT_DEFAULT_PROFILE}' is in neither AGENT_PROFILES nor AGENT_VOICE_PROFILES`);
       }
       registry.warmLlms(log);
-      registry.prepareFillers(log);
+      registry.prepareLines(log);
       // The first check is awaited (each request at most 3 s): the first calls then meet the
       // engines' known state (the apology at once for an engine that fails it), and the check's
       // requests do not fall among the first calls' answers.
@@ -106,16 +106,17 @@ export class ProfileRegistry {
   }
 
   /**
-   * Synthesises each voice profile's filler, so the first slow answer's filler is on time too.
-   * An engine that is down at start is logged, not fatal: the filler is then synthesised when
+   * Synthesises each voice profile's filler and apology: the first slow answer's filler is on
+   * time too, and a caller hears the apology even when the TTS fails later (voice-pipeline.ts).
+   * An engine that is down at start is logged, not fatal: the lines are then synthesised when
    * first needed, and kept from then on.
    */
-  private prepareFillers(log: Logger): void {
+  private prepareLines(log: Logger): void {
     for (const [name, lines] of this.speech) {
       const started = performance.now();
       lines.prepare(AbortSignal.timeout(30_000)).then(
-        () => log.info({ profile: name, tts: lines.name, ms: Math.round(performance.now() - started) }, "filler prepared"),
-        (err: Error) => log.warn({ profile: name, tts: lines.name, err: err.message }, "filler not prepared; it is synthesised when first needed"),
+        () => log.info({ profile: name, tts: lines.name, ms: Math.round(performance.now() - started) }, "filler and apology prepared"),
+        (err: Error) => log.warn({ profile: name, tts: lines.name, err: err.message }, "filler and apology not prepared; they are synthesised when first needed"),
       );
     }
   }
