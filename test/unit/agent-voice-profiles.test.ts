@@ -1,6 +1,6 @@
 /** AGENT_VOICE_PROFILES: defaults filled in, and every error names the profile and the field. */
 import t from "tap";
-import { parseVoiceProfiles, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
+import { parseVoiceProfiles, preparedLinesOf, voiceProfile } from "../../media-agent/src/pipeline/voice-profiles.js";
 
 const minimal = {
   greeting: "Hello.",
@@ -31,6 +31,13 @@ t.test("a minimal profile gets the documented defaults", async (t) => {
 t.test("only the tools a profile names are offered", async (t) => {
   const spec = parseVoiceProfiles(JSON.stringify({ line: { ...minimal, tools: ["get_time", "end_call"] } }), "p.json").line;
   t.same(voiceProfile(spec, "/tmp").tools.map((x) => x.spec.function.name), ["get_time", "end_call"]);
+});
+
+t.test("the lines kept in memory: the filler and the apology, and with a transfer target its announcement", async (t) => {
+  const plain = parseVoiceProfiles(JSON.stringify({ line: { ...minimal, filler: "Hm.", apology: "Sorry." } }), "p.json").line;
+  t.same(preparedLinesOf(plain), ["Hm.", "Sorry."]);
+  const withTransfer = parseVoiceProfiles(JSON.stringify({ line: { ...minimal, dtmf: { "0": "transfer" }, transfer: { target: "sip:desk@pbx.example.com" } } }), "p.json").line;
+  t.same(preparedLinesOf(withTransfer), ["One moment.", "Sorry, I have a technical problem right now. Please try again in a moment.", "Please hold, I am connecting you to a colleague."]);
 });
 
 t.test("errors name the file, the profile and the field", async (t) => {

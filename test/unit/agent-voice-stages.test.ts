@@ -357,6 +357,22 @@ t.test("a TTS that goes down: the caller hears the apology from memory instead o
   t.match(trace.find((r) => r.turn === apologies[0].turn - 1), { tts: [{ error: down }] }, "the failed reply's record has the TTS's error");
 });
 
+t.test("a TTS that went down, and a caller who presses the key for a person: the announcement from memory, and the transfer", async (t) => {
+  const announcement = "Please hold, I am connecting you to a colleague.";
+  const c = conversation(t, {
+    prepared: [announcement],
+    profile: { dtmf: { "0": "transfer" }, transfer: { target: "sip:desk@pbx.example.com", announcement } },
+    transfer: async () => ({ ok: true }),
+  });
+  await play(c, [{ silenceMs: 5000 }]);
+  c.tts.fail = "Piper at http://tts.invalid/synthesize: connect ECONNREFUSED";
+  await play(c, [{ silenceMs: 200 }, { silenceMs: 6000 }], { 5220: "0" });
+  t.same(heard(c).slice(1).map((x) => x.text), [announcement], "the announcement was heard, with the TTS down");
+  t.match(c.transfers, [{ target: "sip:desk@pbx.example.com" }], "and the caller was put through");
+  t.same(c.hangUps, []);
+  await end(c);
+});
+
 t.test("a TTS down since the start, with no apology in memory: the call ends at once, the reason says why", async (t) => {
   const c = conversation(t, { utterances: [{ text: " What is the weather?" }], script: [{ text: "It is sunny." }] });
   await play(c, [{ silenceMs: 5000 }]);

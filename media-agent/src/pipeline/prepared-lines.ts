@@ -1,11 +1,13 @@
 /**
- * A profile's filler and apology, synthesised once and then played from memory.
+ * A profile's filler, apology and transfer announcement (preparedLinesOf), synthesised once and
+ * then played from memory.
  *   - The filler is the one line whose moment is set: `fillerAfterMs` after the caller stopped
  *     speaking, the caller should hear it, and until then they hear dead air. Asked of the TTS at
  *     that moment, it came a synthesis later (espeak-ng 40–100 ms, Piper 100–200 ms on a GPU,
  *     more on a busy one). Prepared, its first frame goes out on the next 20 ms tick.
- *   - The apology is what the caller hears when the TTS itself fails (voice-pipeline.ts): from
- *     memory it is heard with the TTS down.
+ *   - The apology is what the caller hears when the TTS itself fails (voice-pipeline.ts), and
+ *     the announcement what they hear before a transfer: from memory, both are heard with the
+ *     TTS down.
  * The lines are the same in every call of the profile, so they are synthesised once per profile
  * (at the agent's start, or when first needed if the engine was down then), with their Opus
  * payloads: ~35 KB per second of audio.

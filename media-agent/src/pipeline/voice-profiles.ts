@@ -158,6 +158,16 @@ export function ttsEngine(spec: VoiceProfileSpec): TtsEngine {
     : new EspeakTts({ voice: spec.tts.voice, speed: spec.tts.speed });
 }
 
+/**
+ * The lines the agent keeps in memory for a profile (prepared-lines.ts): the filler, whose moment
+ * is set; the apology, which must be heard when the TTS fails; and, with a transfer target, the
+ * transfer's announcement, so that a caller who asks for a person (a key, the model, the
+ * fallback) still reaches one with the TTS down.
+ */
+export function preparedLinesOf(spec: VoiceProfileSpec): string[] {
+  return [spec.filler, spec.apology, ...(spec.transfer ? [spec.transfer.announcement] : [])];
+}
+
 /** The running form of a profile for one call; `tts` when the caller keeps the profile's engine (the agent: its prepared filler). */
 export function voiceProfile(spec: VoiceProfileSpec, traceDir: string, tts: TtsEngine = ttsEngine(spec)): VoiceProfile {
   const available: Record<string, () => Tool> = {

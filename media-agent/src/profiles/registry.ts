@@ -17,7 +17,7 @@ import { startSpeechWorkers } from "../pipeline/tts.js";
 import { WebRtcVad } from "../pipeline/vad.js";
 import { VoicePipeline } from "../pipeline/voice-pipeline.js";
 import { pipelineMetrics } from "../metrics.js";
-import { llmConfig, loadVoiceProfiles, ttsEngine, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
+import { llmConfig, loadVoiceProfiles, preparedLinesOf, ttsEngine, voiceProfile, type VoiceProfileSpec } from "../pipeline/voice-profiles.js";
 import { PreparedLines } from "../pipeline/prepared-lines.js";
 import { echoProfile } from "./echo.js";
 import { playRecordProfile } from "./play-record.js";
@@ -25,7 +25,7 @@ import { playRecordProfile } from "./play-record.js";
 export class ProfileRegistry {
   /** The voice profiles' engine check, run at start and every AGENT_ENGINE_CHECK_S. */
   readonly engines: EngineHealth;
-  /** Each voice profile's speech engine, with its filler and apology kept in memory (prepared-lines.ts). */
+  /** Each voice profile's speech engine, with its filler, apology and transfer announcement kept in memory (preparedLinesOf). */
   private readonly speech = new Map<string, PreparedLines>();
 
   private constructor(
@@ -35,7 +35,7 @@ export class ProfileRegistry {
     log: Logger,
   ) {
     this.engines = new EngineHealth(voice, log, config.AGENT_ENGINE_CHECK_S);
-    for (const [name, spec] of Object.entries(voice)) this.speech.set(name, new PreparedLines(ttsEngine(spec), [spec.filler, spec.apology]));
+    for (const [name, spec] of Object.entries(voice)) this.speech.set(name, new PreparedLines(ttsEngine(spec), preparedLinesOf(spec)));
   }
 
   static async load(config: AgentConfig, log: Logger): Promise<ProfileRegistry> {
@@ -106,17 +106,19 @@ export class ProfileRegistry {
   }
 
   /**
-   * Synthesises each voice profile's filler and apology: the first slow answer's filler is on
-   * time too, and a caller hears the apology even when the TTS fails later (voice-pipeline.ts).
+   * Synthesises each voice profile's lines kept in memory (preparedLinesOf): the first slow
+   * answer's filler is on time too, and a caller hears the apology, or is put through to a
+   * person, even when the TTS fails later (voice-pipeline.ts).
    * An engine that is down at start is logged, not fatal: the lines are then synthesised when
    * first needed, and kept from then on.
    */
   private prepareLines(log: Logger): void {
     for (const [name, lines] of this.speech) {
       const started = performance.now();
+      const kept = preparedLinesOf(this.voice[name]);
       lines.prepare(AbortSignal.timeout(30_000)).then(
-        () => log.info({ profile: name, tts: lines.name, ms: Math.round(performance.now() - started) }, "filler and apology prepared"),
-        (err: Error) => log.warn({ profile: name, tts: lines.name, err: err.message }, "filler and apology not prepared; they are synthesised when first needed"),
+        () => log.info({ profile: name, tts: lines.name, lines: kept, ms: Math.round(performance.now() - started) }, "lines prepared"),
+        (err: Error) => log.warn({ profile: name, tts: lines.name, lines: kept, err: err.message }, "lines not prepared; they are synthesised when first needed"),
       );
     }
   }
