@@ -143,7 +143,7 @@ type Engine = "stt" | "llm" | "tts";
 const sequences: Record<Engine, () => number> = { stt: seededRandom(1), llm: seededRandom(2), tts: seededRandom(3) };
 const drawn: Record<Engine, number[]> = { stt: [], llm: [], tts: [] };
 let timing: EngineTiming = "drawn";
-function draw(engine: Engine, [lo, hi]: readonly [number, number]): number {
+function draw(engine: Engine, [lo, hi]: Range): number {
   const ms = timing === "median" ? (lo + hi) / 2 : lo + sequences[engine]() * (hi - lo);
   drawn[engine].push(ms);
   return ms;

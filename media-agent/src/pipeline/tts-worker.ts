@@ -27,7 +27,7 @@ setPriority(constants.priority.PRIORITY_BELOW_NORMAL);
 /** 8 KiB: ~190 ms of Piper's 22050 Hz audio per message to the agent. */
 const WAV_SLICE_BYTES = 8192;
 /**
- * Until a clause's first audio has gone: 2 KiB, ~46 ms. The first frames leave ~0.8 ms after
+ * Until a clause's first sound: 2 KiB, ~46 ms. The first frames leave ~0.8 ms after
  * the WAV's first bytes (median, the latency benchmark) where a whole 8 KiB slice first took 2.7.
  */
 const FIRST_SLICE_BYTES = 2048;
@@ -108,8 +108,6 @@ class AudioOut {
   /** 16 kHz samples not yet sent: less than a frame between pushes. */
   private held = new Int16Array(0);
   private firstByte = true;
-  /** Some of the clause's audio has gone to the agent: later slices are larger. */
-  private started = false;
   /**
    * Bytes still to decode, a slice per event-loop turn: a WAV arrives in reads of up to 64 KB,
    * 8–15 ms of resampling and encoding, and another clause's request or first bytes would
@@ -174,7 +172,8 @@ class AudioOut {
       this.decoded = null;
       return then?.();
     }
-    const size = this.started ? WAV_SLICE_BYTES : FIRST_SLICE_BYTES;
+    // Small slices until the first sound: its first frames then go out after one small slice.
+    const size = this.leading ? FIRST_SLICE_BYTES : WAV_SLICE_BYTES;
     let slice = this.pending[0];
     if (slice.length > size) {
       this.pending[0] = slice.subarray(size);
@@ -223,7 +222,6 @@ class AudioOut {
     this.held = all.slice(cut);
     if (cut === 0) return;
     const piece = all.subarray(0, cut);
-    this.started = true;
     reply({ type: "audio", id: this.id, samples: piece, ...(this.encoder ? { opus: this.encode(this.encoder, piece) } : {}) });
   }
 
